@@ -1,0 +1,272 @@
+import type { Delimiters } from '../hl7/delimiters.js';
+import { encodingCharacters, readDelimiters } from '../hl7/delimiters.js';
+import { escapeValue } from '../hl7/escape.js';
+import type { Message } from '../hl7/message.js';
+import { parseMessage } from '../hl7/parse.js';
+import { hl7Timestamp, newControlId } from '../hl7/timestamp.js';
+
+/** MSA-1, HL7 table 0008. */
+export type AckCode = 'AA' | 'AE' | 'AR' | 'CA' | 'CE' | 'CR';
+
+/** The outcome the receiver reached, independent of the acknowledgement mode. */
+export type AckOutcome = 'accept' | 'error' | 'reject';
+
+/** HL7 table 0357 codes used in ERR-3. */
+export const HL7_ERROR = {
+  accepted: 0,
+  segmentSequenceError: 100,
+  requiredFieldMissing: 101,
+  dataTypeError: 102,
+  tableValueNotFound: 103,
+  valueTooLong: 104,
+  otherHl7Error: 199,
+  unsupportedMessageType: 200,
+  unsupportedEventCode: 201,
+  unsupportedProcessingId: 202,
+  unsupportedVersionId: 203,
+  unknownKeyIdentifier: 204,
+  duplicateKeyIdentifier: 205,
+  applicationRecordLocked: 206,
+  applicationInternalError: 207,
+} as const;
+
+const HL7_ERROR_TEXT: Record<number, string> = {
+  0: 'Message accepted',
+  100: 'Segment sequence error',
+  101: 'Required field missing',
+  102: 'Data type error',
+  103: 'Table value not found',
+  104: 'Value too long',
+  198: 'Non-conformant cardinality',
+  199: 'Other HL7 error',
+  200: 'Unsupported message type',
+  201: 'Unsupported event code',
+  202: 'Unsupported processing id',
+  203: 'Unsupported version id',
+  204: 'Unknown key identifier',
+  205: 'Duplicate key identifier',
+  206: 'Application record locked',
+  207: 'Application internal error',
+};
+
+export interface AckError {
+  /** Table 0357 code for ERR-3. */
+  code: number;
+  /** ERR-4, table 0516. */
+  severity?: 'E' | 'W' | 'I' | 'F';
+  /** Where: segment id, its occurrence, and field/repetition/component/subcomponent (ERR-2). */
+  location?: { segment: string; occurrence?: number; field?: number; repetition?: number; component?: number; subcomponent?: number };
+  /** ERR-7, technical detail. */
+  diagnostic?: string;
+  /** ERR-8 and MSA-3: what a person at the sending system should read. */
+  userMessage: string;
+}
+
+export type AckMode = 'original' | 'enhanced';
+
+/** Table 0155 values of MSH-15 / MSH-16. */
+export type AckCondition = 'AL' | 'NE' | 'ER' | 'SU' | '';
+
+export interface AckRequest {
+  mode: AckMode;
+  /** MSH-15 accept acknowledgement type (enhanced mode). */
+  accept: AckCondition;
+  /** MSH-16 application acknowledgement type (enhanced mode). */
+  application: AckCondition;
+}
+
+/** Both MSH-15 and MSH-16 empty means original mode; either valued means enhanced mode. */
+export function ackRequestOf(message: Message): AckRequest {
+  const accept = message.getText('MSH-15').trim().toUpperCase() as AckCondition;
+  const application = message.getText('MSH-16').trim().toUpperCase() as AckCondition;
+  return { mode: accept || application ? 'enhanced' : 'original', accept, application };
+}
+
+/** The MSA-1 code for an outcome in a mode: AA/AE/AR originally, CA/CE/CR as an accept ACK. */
+export function ackCodeFor(outcome: AckOutcome, mode: AckMode): AckCode {
+  const original = outcome === 'accept' ? 'AA' : outcome === 'error' ? 'AE' : 'AR';
+  return mode === 'original' ? original : (`C${original[1]}` as AckCode);
+}
+
+/** Whether an accept ACK should be sent at all under MSH-15 (always true in original mode). */
+export function shouldSendAcceptAck(request: AckRequest, outcome: AckOutcome): boolean {
+  if (request.mode === 'original') return true;
+  switch (request.accept) {
+    case 'NE':
+      return false;
+    case 'ER':
+      return outcome !== 'accept';
+    case 'SU':
+      return outcome === 'accept';
+    default:
+      // AL, or empty with MSH-16 valued: the accept ACK is expected.
+      return true;
+  }
+}
+
+export interface AckOptions {
+  code: AckCode;
+  errors?: AckError[];
+  /** MSA-3 text when there is no error (errors supply it otherwise). */
+  text?: string;
+  controlId?: string;
+  now?: Date;
+}
+
+/**
+ * Builds the ACK for a received message: routing swapped (MSH-3/4 <-> MSH-5/6), MSH-9
+ * `ACK^<trigger>^ACK`, a new MSH-10, MSH-11/12/18 copied, MSA-2 = the original MSH-10, and one
+ * ERR per error (ERR-2/3/4/7/8 from v2.5, ERR-1 before).
+ */
+export function buildAck(original: Message, options: AckOptions): Message {
+  return buildAckFromHeader(headerOf(original), options);
+}
+
+/** The parts of a received header an ACK needs. Values are kept encoded, as they came. */
+export interface ReceivedHeader {
+  delimiters: Delimiters;
+  sendingApplication: string;
+  sendingFacility: string;
+  receivingApplication: string;
+  receivingFacility: string;
+  /** MSH-9 encoded. */
+  messageType: string;
+  controlId: string;
+  processingId: string;
+  version: string;
+  charset: string;
+}
+
+function headerOf(m: Message): ReceivedHeader {
+  return {
+    delimiters: m.delimiters,
+    sendingApplication: m.getRaw('MSH-3'),
+    sendingFacility: m.getRaw('MSH-4'),
+    receivingApplication: m.getRaw('MSH-5'),
+    receivingFacility: m.getRaw('MSH-6'),
+    messageType: m.getRaw('MSH-9'),
+    controlId: m.getRaw('MSH-10'),
+    processingId: m.getRaw('MSH-11'),
+    version: m.getRaw('MSH-12'),
+    charset: m.getRaw('MSH-18'),
+  };
+}
+
+/**
+ * Reads what it can of an MSH that failed to parse, so even a rejected message gets an ACK
+ * that names it (MSA-2). Falls back to standard delimiters when MSH-1/2 are unusable.
+ */
+export function readHeaderLeniently(text: string): ReceivedHeader {
+  const line = text.split(/\r\n|\r|\n/, 1)[0] ?? '';
+  let d: Delimiters;
+  try {
+    d = readDelimiters(line);
+  } catch {
+    d = { field: '|', component: '^', repetition: '~', escape: '\\', subcomponent: '&' };
+  }
+  const fields = line.startsWith('MSH') && line[3] === d.field ? line.split(d.field) : [];
+  const f = (n: number) => (n >= 2 ? (fields[n - 1] ?? '') : '');
+  return {
+    delimiters: d,
+    sendingApplication: f(3),
+    sendingFacility: f(4),
+    receivingApplication: f(5),
+    receivingFacility: f(6),
+    messageType: f(9),
+    controlId: f(10),
+    processingId: f(11),
+    version: f(12),
+    charset: f(18),
+  };
+}
+
+export function buildAckFromHeader(h: ReceivedHeader, options: AckOptions): Message {
+  const d = h.delimiters;
+  const sep = d.field;
+  const esc = (v: string) => escapeValue(v, d);
+  const comp = (...parts: string[]) => trimTrailing(parts, '').join(d.component);
+  const typeParts = h.messageType.split(d.component);
+  const trigger = typeParts[1] ?? '';
+  const v25 = versionAtLeast(h.version, 2, 5);
+  const ackType = trigger ? (v25 || typeParts.length > 2 ? comp('ACK', trigger, 'ACK') : comp('ACK', trigger)) : 'ACK';
+  const msh = [
+    `MSH${sep}${encodingCharacters(d)}`,
+    h.receivingApplication,
+    h.receivingFacility,
+    h.sendingApplication,
+    h.sendingFacility,
+    hl7Timestamp(options.now),
+    '',
+    ackType,
+    options.controlId ?? newControlId(),
+    h.processingId || 'P',
+    h.version,
+  ];
+  if (h.charset) msh.push('', '', '', '', '', h.charset);
+  const errors = options.errors ?? [];
+  const msaText = errors.length ? errors.map((e) => e.userMessage).join('; ') : options.text ?? '';
+  const segments = [trimTrailing(msh, '').join(sep), trimTrailing(['MSA', options.code, h.controlId, esc(msaText)], '').join(sep)];
+  for (const e of errors) segments.push(errSegment(e, d, v25));
+  return parseMessage(segments.join('\r') + '\r');
+}
+
+function errSegment(e: AckError, d: Delimiters, v25: boolean): string {
+  const esc = (v: string) => escapeValue(v, d);
+  const c = d.component;
+  const sub = d.subcomponent ?? d.component;
+  const codeText = HL7_ERROR_TEXT[e.code] ?? 'Error';
+  const loc = e.location;
+  if (!v25) {
+    // ELD: segment ^ sequence ^ field position ^ code (CE, as subcomponents)
+    const eld = [loc?.segment ?? '', loc?.occurrence ?? '', loc?.field ?? '', [e.code, esc(codeText), 'HL70357'].join(sub)];
+    return ['ERR', trimTrailing(eld.map(String), '').join(c)].join(d.field);
+  }
+  const erl = loc
+    ? trimTrailing(
+        [loc.segment, loc.occurrence ?? 1, loc.field ?? '', loc.field !== undefined ? (loc.repetition ?? 1) : '', loc.component ?? '', loc.subcomponent ?? ''].map(String),
+        '',
+      ).join(c)
+    : '';
+  const fields = ['ERR', '', erl, [e.code, esc(codeText), 'HL70357'].join(c), e.severity ?? 'E', '', '', esc(e.diagnostic ?? ''), esc(e.userMessage)];
+  return trimTrailing(fields, '').join(d.field);
+}
+
+function trimTrailing<T>(values: T[], empty: T): T[] {
+  let end = values.length;
+  while (end > 1 && values[end - 1] === empty) end--;
+  return values.slice(0, end);
+}
+
+function versionAtLeast(version: string, major: number, minor: number): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(version);
+  if (!m) return true; // unknown versions get the current ERR layout
+  const [maj, min] = [Number(m[1]), Number(m[2])];
+  return maj > major || (maj === major && min >= minor);
+}
+
+/** What an ACK says, read back (for senders). */
+export interface AckSummary {
+  code: string;
+  /** MSA-2: the control id of the message acknowledged. */
+  acknowledgedControlId: string;
+  text: string;
+  /** ERR-8 (or ERR-1 text) of each ERR. */
+  errors: string[];
+}
+
+export function readAck(ack: Message): AckSummary {
+  const errors = ack.segmentsNamed('ERR').map((_, i) => {
+    const path = `ERR[${i + 1}]`;
+    return ack.getText(`${path}-8`) || ack.getText(`${path}-3.2`) || ack.getText(`${path}-1.4.2`) || ack.getRaw(`${path}-1`);
+  });
+  return {
+    code: ack.getText('MSA-1'),
+    acknowledgedControlId: ack.getText('MSA-2'),
+    text: ack.getText('MSA-3'),
+    errors,
+  };
+}
+
+export function isPositiveAck(code: string): boolean {
+  return code === 'AA' || code === 'CA';
+}

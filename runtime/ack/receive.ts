@@ -1,0 +1,56 @@
+import type { Hl7ParseErrorCode } from '../hl7/errors.js';
+import { Hl7ParseError } from '../hl7/errors.js';
+import type { Message } from '../hl7/message.js';
+import { parseMessage } from '../hl7/parse.js';
+import type { AckError, AckOutcome } from './ack.js';
+import { ackCodeFor, ackRequestOf, buildAck, buildAckFromHeader, HL7_ERROR, readHeaderLeniently, shouldSendAcceptAck } from './ack.js';
+
+/** Table 0357 code for each way a message can fail to parse. */
+const PARSE_ERROR_CODES: Record<Hl7ParseErrorCode, number> = {
+  EMPTY: HL7_ERROR.segmentSequenceError,
+  NO_MSH: HL7_ERROR.segmentSequenceError,
+  BAD_ENCODING_CHARACTERS: HL7_ERROR.otherHl7Error,
+  TRUNCATED: HL7_ERROR.requiredFieldMissing,
+  BINARY_CONTENT: HL7_ERROR.dataTypeError,
+  BAD_SEGMENT_NAME: HL7_ERROR.segmentSequenceError,
+  BAD_BATCH: HL7_ERROR.segmentSequenceError,
+};
+
+export type Received =
+  | { ok: true; message: Message }
+  | { ok: false; error: Hl7ParseError; reject: Buffer };
+
+/** Parses a received payload; when it cannot be read, also builds the AR that says why and where. */
+export function receive(payload: Buffer): Received {
+  try {
+    return { ok: true, message: parseMessage(payload) };
+  } catch (err) {
+    if (!(err instanceof Hl7ParseError)) throw err;
+    const header = readHeaderLeniently(payload.subarray(0, 64 * 1024).toString('latin1'));
+    const reject = buildAckFromHeader(header, { code: 'AR', errors: [parseErrorToAckError(err)] }).toBytes();
+    return { ok: false, error: err, reject };
+  }
+}
+
+export function parseErrorToAckError(err: Hl7ParseError): AckError {
+  const { segmentName, segmentIndex, field } = err.location;
+  const error: AckError = { code: PARSE_ERROR_CODES[err.code], userMessage: err.reason, diagnostic: `${err.code} at segment ${segmentIndex ?? '?'}` };
+  if (segmentName) error.location = { segment: segmentName, ...(field !== undefined ? { field } : {}) };
+  return error;
+}
+
+/** True for ACK messages, which are never acknowledged (that would loop). */
+export function isAckMessage(message: Message): boolean {
+  return message.getText('MSH-9.1') === 'ACK';
+}
+
+/**
+ * The acknowledgement to send for a message with this outcome, following MSH-15/16: original
+ * mode AA/AE/AR, enhanced mode CA/CE/CR, or nothing when MSH-15 says not to (or it is an ACK).
+ */
+export function acknowledge(message: Message, outcome: AckOutcome, errors: AckError[] = []): Buffer | undefined {
+  if (isAckMessage(message)) return undefined;
+  const request = ackRequestOf(message);
+  if (!shouldSendAcceptAck(request, outcome)) return undefined;
+  return buildAck(message, { code: ackCodeFor(outcome, request.mode), errors }).toBytes();
+}

@@ -1,0 +1,97 @@
+import { Hl7ParseError } from './errors.js';
+
+/**
+ * The separators a message declares in MSH-1 and MSH-2 (or FHS/BHS-1/2).
+ * Optional ones are absent when MSH-2 is shorter than four or five characters,
+ * which real senders do (e.g. `^~}`).
+ */
+export interface Delimiters {
+  field: string;
+  component: string;
+  repetition: string;
+  escape?: string;
+  subcomponent?: string;
+  /** v2.7+ truncation character, normally `#`. */
+  truncation?: string;
+}
+
+export const DEFAULT_DELIMITERS: Readonly<Delimiters> = Object.freeze({
+  field: '|',
+  component: '^',
+  repetition: '~',
+  escape: '\\',
+  subcomponent: '&',
+});
+
+/** MSH-2 text for a set of delimiters, in the standard order. */
+export function encodingCharacters(d: Delimiters): string {
+  return d.component + d.repetition + (d.escape ?? '') + (d.subcomponent ?? '') + (d.truncation ?? '');
+}
+
+const HEADER_NAMES = new Set(['MSH', 'FHS', 'BHS']);
+
+/**
+ * Reads the delimiters of a header segment (MSH, FHS or BHS).
+ * `segmentIndex` is only used to locate errors.
+ */
+export function readDelimiters(segment: string, segmentIndex = 1): Delimiters {
+  const name = segment.slice(0, 3);
+  if (!HEADER_NAMES.has(name)) {
+    throw new Hl7ParseError('NO_MSH', `expected an MSH header segment, found "${printable(segment.slice(0, 3))}"`, {
+      segmentIndex,
+    });
+  }
+  const where = { segmentIndex, segmentName: name };
+  if (segment.length < 4) {
+    throw new Hl7ParseError('TRUNCATED', `${name} segment ends before its field separator`, { ...where, field: 1 });
+  }
+  const field = segment[3]!;
+  if (isUnusableDelimiter(field)) {
+    throw new Hl7ParseError('BAD_ENCODING_CHARACTERS', `${name}-1 field separator ${describeChar(field)} is not usable`, {
+      ...where,
+      field: 1,
+    });
+  }
+  let end = segment.indexOf(field, 4);
+  if (end === -1) end = segment.length;
+  const chars = segment.slice(4, end);
+  if (chars.length < 2 || chars.length > 5) {
+    throw new Hl7ParseError(
+      chars.length < 2 ? 'TRUNCATED' : 'BAD_ENCODING_CHARACTERS',
+      `${name}-2 encoding characters "${printable(chars)}" must be 2 to 5 characters (component, repetition, escape, subcomponent, truncation)`,
+      { ...where, field: 2 },
+    );
+  }
+  const seen = new Set<string>([field]);
+  for (const c of chars) {
+    if (seen.has(c) || isUnusableDelimiter(c)) {
+      throw new Hl7ParseError(
+        'BAD_ENCODING_CHARACTERS',
+        `${name}-2 encoding characters "${printable(chars)}" repeat or contain ${describeChar(c)}; each separator must be a distinct punctuation character`,
+        { ...where, field: 2 },
+      );
+    }
+    seen.add(c);
+  }
+  const d: Delimiters = { field, component: chars[0]!, repetition: chars[1]! };
+  if (chars.length > 2) d.escape = chars[2]!;
+  if (chars.length > 3) d.subcomponent = chars[3]!;
+  if (chars.length > 4) d.truncation = chars[4]!;
+  return d;
+}
+
+function isUnusableDelimiter(c: string): boolean {
+  const code = c.charCodeAt(0);
+  return code < 0x21 || code === 0x7f;
+}
+
+function describeChar(c: string): string {
+  const code = c.charCodeAt(0);
+  return code < 0x21 || code >= 0x7f ? `0x${code.toString(16).padStart(2, '0')}` : `"${c}"`;
+}
+
+/** Text safe to put in an error message: control characters shown as hex. */
+export function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}

@@ -1,0 +1,16 @@
+export type { Charset, TextEncodingName } from './charset.js';
+export { decodeBytes, encodeText, encodingForDeclared } from './charset.js';
+export type { Delimiters } from './delimiters.js';
+export { DEFAULT_DELIMITERS, encodingCharacters, readDelimiters } from './delimiters.js';
+export type { Hl7Location, Hl7ParseErrorCode } from './errors.js';
+export { Hl7EditError, Hl7ParseError, Hl7PathError } from './errors.js';
+export { escapeValue, unescapeValue } from './escape.js';
+export type { FieldJson, MessageJson, SegmentJson } from './json.js';
+export { messageToJson } from './json.js';
+export type { Hl7Value, MessageType } from './message.js';
+export { HL7_NULL, Message } from './message.js';
+export type { BatchItem, ParseOptions } from './parse.js';
+export { Batch, parseBatch, parseMessage, splitLines } from './parse.js';
+export type { Hl7Path } from './path.js';
+export { formatPath, parsePath } from './path.js';
+export { Segment } from './segment.js';

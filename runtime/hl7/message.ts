@@ -1,0 +1,252 @@
+import type { Charset } from './charset.js';
+import { encodeText } from './charset.js';
+import type { Delimiters } from './delimiters.js';
+import { Hl7EditError } from './errors.js';
+import { escapeValue, unescapeValue } from './escape.js';
+import type { Hl7Path } from './path.js';
+import { formatPath, parsePath } from './path.js';
+import { Segment } from './segment.js';
+
+/** A decoded leaf value: text, or null for the HL7 null `""` ("delete the stored value"). */
+export type Hl7Value = string | null;
+
+export const HL7_NULL = '""';
+
+export interface MessageType {
+  /** MSH-9.1, e.g. ADT */
+  code: string;
+  /** MSH-9.2, e.g. A01 */
+  trigger: string;
+  /** MSH-9.3, e.g. ADT_A01 */
+  structure: string;
+}
+
+/** Where a path landed, with the levels filled in. */
+interface Located {
+  segment: Segment;
+  path: Hl7Path;
+}
+
+/**
+ * One HL7 v2 message. Values are addressed with HL7 paths (see path.ts); reads decode escape
+ * sequences, writes encode them. Everything not touched is written back byte for byte.
+ */
+export class Message {
+  constructor(
+    readonly delimiters: Delimiters,
+    readonly segments: Segment[],
+    readonly charset: Charset = { declared: '', encoding: 'utf-8' },
+  ) {}
+
+  get header(): Segment {
+    return this.segments[0]!;
+  }
+
+  get type(): MessageType {
+    return {
+      code: this.getText('MSH-9.1'),
+      trigger: this.getText('MSH-9.2'),
+      structure: this.getText('MSH-9.3'),
+    };
+  }
+
+  /** MSH-10 */
+  get controlId(): string {
+    return this.getText('MSH-10');
+  }
+
+  /** MSH-12.1 */
+  get version(): string {
+    return this.getText('MSH-12.1');
+  }
+
+  /** Segments with this name, in order (blank lines never match). */
+  segmentsNamed(name: string): Segment[] {
+    return this.segments.filter((s) => s.name === name);
+  }
+
+  /** The segment a path names, or undefined. `OBX[3]` is the third OBX. */
+  segment(path: string | Hl7Path): Segment | undefined {
+    const p = typeof path === 'string' ? parsePath(path) : path;
+    let wanted = p.segmentRepetition ?? 1;
+    for (const s of this.segments) {
+      if (s.name === p.segment && --wanted === 0) return s;
+    }
+    return undefined;
+  }
+
+  /**
+   * The value at a path. A leaf (no deeper delimiter in it) comes back decoded, `""` as null;
+   * an element that still has structure (e.g. `PID-3` holding `123^^^MR`) comes back encoded,
+   * because decoding it would make an escaped `\S\` indistinguishable from a component break.
+   */
+  get(path: string | Hl7Path): Hl7Value {
+    const p = typeof path === 'string' ? parsePath(path) : path;
+    const raw = this.getRaw(p);
+    if (raw === HL7_NULL) return null;
+    if (hasStructureBelow(raw, p, this.delimiters)) return raw;
+    return unescapeValue(raw, this.delimiters);
+  }
+
+  /** Like get, with null and missing both as ''. */
+  getText(path: string | Hl7Path): string {
+    return this.get(path) ?? '';
+  }
+
+  /** The encoded text at a path, exactly as in the message ('' when absent). */
+  getRaw(path: string | Hl7Path): string {
+    const p = typeof path === 'string' ? parsePath(path) : path;
+    const segment = this.segment(p);
+    if (!segment) return '';
+    if (p.field === undefined) return segment.toString();
+    return readWithin(segment.field(p.field), p, this.delimiters, segment.isHeader && p.field <= 2);
+  }
+
+  /** Every repetition of a field, decoded (e.g. all PID-3 identifiers). */
+  repetitions(path: string | Hl7Path): string[] {
+    const p = typeof path === 'string' ? parsePath(path) : path;
+    const segment = this.segment(p);
+    if (!segment || p.field === undefined) return [];
+    const text = segment.field(p.field);
+    return text === '' ? [] : text.split(this.delimiters.repetition);
+  }
+
+  /** Writes a value, escaping delimiters in it; null writes the HL7 null `""`. */
+  set(path: string | Hl7Path, value: Hl7Value): this {
+    return this.setRaw(path, value === null ? HL7_NULL : escapeValue(value, this.delimiters));
+  }
+
+  /** Writes already-encoded text (delimiters in it are structure, not data). */
+  setRaw(path: string | Hl7Path, encoded: string): this {
+    const p = typeof path === 'string' ? parsePath(path) : path;
+    const { segment } = this.locateForWrite(p);
+    const field = p.field!;
+    const current = segment.field(field);
+    segment.setField(field, writeWithin(current, p, encoded, this.delimiters));
+    return this;
+  }
+
+  /** Empties an element: a field, a repetition, a component or a subcomponent. */
+  clear(path: string | Hl7Path): this {
+    return this.setRaw(path, '');
+  }
+
+  /** Appends a segment; values are decoded text (null for `""`), values[0] being field 1. */
+  addSegment(name: string, values: readonly Hl7Value[] = []): Segment {
+    return this.insertSegment(this.segments.length, name, values);
+  }
+
+  /** Inserts a segment at a 0-based position in the segment list. */
+  insertSegment(index: number, name: string, values: readonly Hl7Value[] = []): Segment {
+    if (!/^[A-Z][A-Z0-9]{2}$/.test(name)) throw new Hl7EditError(`"${name}" is not a segment name`);
+    if (name === 'MSH' || name === 'FHS' || name === 'BHS') {
+      throw new Hl7EditError(`a message has one ${name}; edit it instead of adding another`);
+    }
+    if (index < 1 || index > this.segments.length) {
+      throw new Hl7EditError(`segments can be inserted after MSH, at positions 1 to ${this.segments.length}`);
+    }
+    const encoded = values.map((v) => (v === null ? HL7_NULL : escapeValue(v, this.delimiters)));
+    const segment = Segment.fromFields(name, encoded, this.delimiters);
+    this.segments.splice(index, 0, segment);
+    return segment;
+  }
+
+  /** Inserts a segment right after the one a path names (e.g. after `OBX[2]`). */
+  insertSegmentAfter(path: string, name: string, values: readonly Hl7Value[] = []): Segment {
+    const anchor = this.segment(path);
+    if (!anchor) throw new Hl7EditError(`no segment ${path} to insert after`);
+    return this.insertSegment(this.segments.indexOf(anchor) + 1, name, values);
+  }
+
+  /** Removes the segment a path names (e.g. `NTE[2]`); returns whether one was there. */
+  removeSegment(path: string): boolean {
+    const target = this.segment(path);
+    if (!target) return false;
+    if (target === this.header) throw new Hl7EditError('the MSH segment cannot be removed');
+    this.segments.splice(this.segments.indexOf(target), 1);
+    return true;
+  }
+
+  /** The message as text, segments ended by CR. */
+  toString(): string {
+    let out = '';
+    for (const s of this.segments) out += s.toString() + '\r';
+    return out;
+  }
+
+  /** The message as bytes in its character set (MSH-18). */
+  toBytes(): Buffer {
+    return encodeText(this.toString(), this.charset.encoding);
+  }
+
+  private locateForWrite(p: Hl7Path): Located {
+    if (p.field === undefined) {
+      throw new Hl7EditError(`${p.text} names a whole segment; name a field to write, such as ${p.segment}-1`);
+    }
+    const segment = this.segment(p);
+    if (!segment) {
+      throw new Hl7EditError(`the message has no ${formatPath({ segment: p.segment, segmentRepetition: p.segmentRepetition })} segment; add it first`);
+    }
+    return { segment, path: p };
+  }
+}
+
+function readWithin(fieldText: string, p: Hl7Path, d: Delimiters, isDelimiterField: boolean): string {
+  if (isDelimiterField || (p.repetition === undefined && p.component === undefined)) return fieldText;
+  const rep = nth(fieldText, d.repetition, p.repetition ?? 1);
+  if (p.component === undefined) return rep;
+  const component = nth(rep, d.component, p.component);
+  if (p.subcomponent === undefined || d.subcomponent === undefined) {
+    return p.subcomponent === undefined || p.subcomponent === 1 ? component : '';
+  }
+  return nth(component, d.subcomponent, p.subcomponent);
+}
+
+/** The n-th (1-based) piece of text split by sep, without splitting more than needed. */
+function nth(text: string, sep: string, n: number): string {
+  let start = 0;
+  for (let i = 1; i < n; i++) {
+    const next = text.indexOf(sep, start);
+    if (next === -1) return '';
+    start = next + 1;
+  }
+  const end = text.indexOf(sep, start);
+  return end === -1 ? text.slice(start) : text.slice(start, end);
+}
+
+function writeWithin(fieldText: string, p: Hl7Path, encoded: string, d: Delimiters): string {
+  if (p.repetition === undefined && p.component === undefined) return encoded;
+  const reps = fieldText === '' ? [''] : fieldText.split(d.repetition);
+  const r = (p.repetition ?? 1) - 1;
+  while (reps.length <= r) reps.push('');
+  if (p.component === undefined) {
+    reps[r] = encoded;
+  } else {
+    const comps = reps[r]!.split(d.component);
+    const c = p.component - 1;
+    while (comps.length <= c) comps.push('');
+    if (p.subcomponent === undefined) {
+      comps[c] = encoded;
+    } else {
+      if (d.subcomponent === undefined) {
+        throw new Hl7EditError(`cannot write ${p.text}: the message declares no subcomponent separator in MSH-2`);
+      }
+      const subs = comps[c]!.split(d.subcomponent);
+      const s = p.subcomponent - 1;
+      while (subs.length <= s) subs.push('');
+      subs[s] = encoded;
+      comps[c] = subs.join(d.subcomponent);
+    }
+    reps[r] = comps.join(d.component);
+  }
+  return reps.join(d.repetition);
+}
+
+function hasStructureBelow(raw: string, p: Hl7Path, d: Delimiters): boolean {
+  if (p.field === undefined) return true;
+  if (p.subcomponent !== undefined) return false;
+  if (d.subcomponent !== undefined && raw.includes(d.subcomponent)) return true;
+  if (p.component !== undefined) return false;
+  if (raw.includes(d.component)) return true;
+  return p.repetition === undefined && raw.includes(d.repetition);
+}

@@ -1,0 +1,272 @@
+import type { Charset } from './charset.js';
+import { decodeBytes, encodeText, encodingForDeclared } from './charset.js';
+import type { Delimiters } from './delimiters.js';
+import { printable, readDelimiters } from './delimiters.js';
+import { Hl7ParseError } from './errors.js';
+import { Message } from './message.js';
+import { Segment } from './segment.js';
+
+/** MSH-12 (version) is required in every HL7 version; a header that stops earlier was cut off. */
+const MIN_MSH_FIELDS = 12;
+
+export interface ParseOptions {
+  /** MSH-18 to assume when it is empty (default: UTF-8 with a Latin-1 fallback). */
+  defaultCharset?: string;
+}
+
+/** Parses one message from text or bytes (bytes are decoded per MSH-18). */
+export function parseMessage(input: string | Uint8Array, options: ParseOptions = {}): Message {
+  const { text, charset } = toText(input, options);
+  const lines = splitLines(text);
+  const first = firstContentLine(lines);
+  if (first === -1) throw new Hl7ParseError('EMPTY', 'the input holds no segments');
+  const name = lines[first]!.slice(0, 3);
+  if (name === 'FHS' || name === 'BHS') {
+    throw new Hl7ParseError('BAD_BATCH', `the input is a batch (starts with ${name}); read it with parseBatch`, {
+      segmentIndex: first + 1,
+      segmentName: name,
+    });
+  }
+  const message = buildMessage(lines, first, lines.length, charset, first);
+  return message;
+}
+
+/** One entry of a batch file, in file order, so it writes back exactly. */
+export type BatchItem = { kind: 'segment'; segment: Segment } | { kind: 'message'; message: Message };
+
+/**
+ * A batch file: `[FHS] { [BHS] { MSH … } [BTS] } [FTS]`, or plain concatenated messages.
+ * Header and trailer segments are kept; counts in BTS/FTS are reported, not enforced, since
+ * real files get them wrong.
+ */
+export class Batch {
+  constructor(
+    readonly items: BatchItem[],
+    readonly charset: Charset,
+  ) {}
+
+  get messages(): Message[] {
+    return this.items.flatMap((i) => (i.kind === 'message' ? [i.message] : []));
+  }
+
+  /** FHS, BHS, BTS and FTS segments, in order. */
+  get envelope(): Segment[] {
+    return this.items.flatMap((i) => (i.kind === 'segment' ? [i.segment] : []));
+  }
+
+  toString(): string {
+    let out = '';
+    for (const item of this.items) out += item.kind === 'segment' ? item.segment.toString() + '\r' : item.message.toString();
+    return out;
+  }
+
+  toBytes(): Buffer {
+    return encodeText(this.toString(), this.charset.encoding);
+  }
+}
+
+/** Parses a batch file, a single message, or several messages one after another. */
+export function parseBatch(input: string | Uint8Array, options: ParseOptions = {}): Batch {
+  const { text, charset } = toText(input, options);
+  const lines = splitLines(text);
+  if (firstContentLine(lines) === -1) throw new Hl7ParseError('EMPTY', 'the input holds no segments');
+  const items: BatchItem[] = [];
+  let envelopeDelimiters: Delimiters | undefined;
+  let inFile = false;
+  let fileClosed = false;
+  let inBatch = false;
+  let messageStart = -1;
+  const where = (i: number) => ({ segmentIndex: i + 1, segmentName: lines[i]!.slice(0, 3) });
+  const closeMessage = (end: number) => {
+    if (messageStart === -1) return;
+    items.push({ kind: 'message', message: buildMessage(lines, messageStart, end, charset, messageStart) });
+    messageStart = -1;
+  };
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    const name = line.slice(0, 3);
+    const envelope = (d: Delimiters) => {
+      closeMessage(i);
+      items.push({ kind: 'segment', segment: new Segment(name, line, d) });
+    };
+    switch (name) {
+      case 'FHS':
+        if (inFile || items.length > 0 || messageStart !== -1) {
+          throw new Hl7ParseError('BAD_BATCH', 'FHS may only start a file; found another FHS inside it', where(i));
+        }
+        envelopeDelimiters = readDelimiters(line, i + 1);
+        inFile = true;
+        envelope(envelopeDelimiters);
+        break;
+      case 'BHS':
+        if (inBatch) throw new Hl7ParseError('BAD_BATCH', 'BHS inside a batch that has no BTS yet', where(i));
+        if (fileClosed) throw new Hl7ParseError('BAD_BATCH', 'BHS after FTS', where(i));
+        envelopeDelimiters = readDelimiters(line, i + 1);
+        inBatch = true;
+        envelope(envelopeDelimiters);
+        break;
+      case 'BTS':
+        if (!inBatch && !envelopeDelimiters) throw new Hl7ParseError('BAD_BATCH', 'BTS without a BHS', where(i));
+        inBatch = false;
+        envelope(envelopeDelimiters ?? readDelimitersOfLastMessage(items, i));
+        break;
+      case 'FTS':
+        if (!inFile) throw new Hl7ParseError('BAD_BATCH', 'FTS without an FHS', where(i));
+        inFile = false;
+        fileClosed = true;
+        envelope(envelopeDelimiters!);
+        break;
+      case 'MSH':
+        closeMessage(i);
+        if (fileClosed) throw new Hl7ParseError('BAD_BATCH', 'message after FTS', where(i));
+        messageStart = i;
+        break;
+      default:
+        if (messageStart === -1 && isContent(line)) {
+          throw new Hl7ParseError('BAD_BATCH', `${printable(name)} segment outside a message: expected MSH first`, where(i));
+        }
+        if (messageStart === -1) {
+          // A blank line between envelope segments; keep it so the file writes back unchanged.
+          items.push({ kind: 'segment', segment: new Segment('', line, envelopeDelimiters ?? defaultish()) });
+        }
+    }
+  }
+  closeMessage(lines.length);
+  return new Batch(items, charset);
+}
+
+function readDelimitersOfLastMessage(items: BatchItem[], i: number): Delimiters {
+  for (let k = items.length - 1; k >= 0; k--) {
+    const item = items[k]!;
+    if (item.kind === 'message') return item.message.delimiters;
+  }
+  throw new Hl7ParseError('BAD_BATCH', 'BTS without a BHS', { segmentIndex: i + 1, segmentName: 'BTS' });
+}
+
+function defaultish(): Delimiters {
+  return { field: '|', component: '^', repetition: '~', escape: '\\', subcomponent: '&' };
+}
+
+function buildMessage(lines: string[], start: number, end: number, charset: Charset, offset: number): Message {
+  const header = lines[start]!;
+  if (!header.startsWith('MSH')) {
+    throw new Hl7ParseError('NO_MSH', `a message must start with MSH, found "${printable(header.slice(0, 3))}"`, {
+      segmentIndex: offset + 1,
+    });
+  }
+  const d = readDelimiters(header, offset + 1);
+  const segments: Segment[] = [];
+  for (let i = start; i < end; i++) {
+    const line = lines[i]!;
+    const index = i - offset + 1;
+    if (!isContent(line)) {
+      segments.push(new Segment('', line, d));
+      continue;
+    }
+    const name = line.slice(0, 3);
+    if (!isSegmentName(line) || (line.length > 3 && line[3] !== d.field)) {
+      throw new Hl7ParseError(
+        'BAD_SEGMENT_NAME',
+        `"${printable(line.slice(0, 12))}" does not start with a segment name and a field separator "${d.field}" (a line break inside a field, or two segments joined?)`,
+        { segmentIndex: index },
+      );
+    }
+    if (i > start && (name === 'MSH' || name === 'FHS' || name === 'BHS')) {
+      throw new Hl7ParseError('BAD_BATCH', `a second ${name} inside one message; read several messages with parseBatch`, {
+        segmentIndex: index,
+        segmentName: name,
+      });
+    }
+    segments.push(new Segment(name, line, d));
+  }
+  const msh = segments[0]!;
+  if (msh.fieldCount < MIN_MSH_FIELDS) {
+    throw new Hl7ParseError('TRUNCATED', `MSH ends at field ${msh.fieldCount}; MSH-9 to MSH-12 are required`, {
+      segmentIndex: 1,
+      segmentName: 'MSH',
+      field: msh.fieldCount + 1,
+    });
+  }
+  return new Message(d, segments, charset);
+}
+
+function isSegmentName(line: string): boolean {
+  const a = line.charCodeAt(0);
+  const b = line.charCodeAt(1);
+  const c = line.charCodeAt(2);
+  return a >= 65 && a <= 90 && isUpperOrDigit(b) && isUpperOrDigit(c);
+}
+
+function isUpperOrDigit(c: number): boolean {
+  return (c >= 65 && c <= 90) || (c >= 48 && c <= 57);
+}
+
+function isContent(line: string): boolean {
+  return line.trim() !== '';
+}
+
+function firstContentLine(lines: string[]): number {
+  return lines.findIndex(isContent);
+}
+
+// Control characters other than TAB never belong in HL7 text (CR/LF are segment ends).
+// eslint-disable-next-line no-control-regex
+const BINARY = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/;
+
+/**
+ * Splits text into segment lines. CR, LF and CRLF all end a segment; one final terminator
+ * is dropped (output always writes CR), further empty lines are kept as blank segments.
+ */
+export function splitLines(text: string): string[] {
+  const binary = BINARY.exec(text);
+  if (binary) throw binaryError(text, binary.index);
+  const lines = text.indexOf('\n') === -1 ? text.split('\r') : text.split(/\r\n|\r|\n/);
+  if (lines.length > 1 && lines[lines.length - 1] === '') lines.pop();
+  return lines;
+}
+
+function binaryError(text: string, at: number): Hl7ParseError {
+  const before = text.slice(0, at);
+  const segmentIndex = before.split(/\r\n|\r|\n/).length;
+  const lineStart = Math.max(before.lastIndexOf('\r'), before.lastIndexOf('\n')) + 1;
+  const line = before.slice(lineStart);
+  const segmentName = /^[A-Z][A-Z0-9]{2}/.test(line) ? line.slice(0, 3) : undefined;
+  const sep = segmentName ? line[3] : undefined;
+  let field: number | undefined;
+  if (segmentName && sep) {
+    const count = line.split(sep).length - 1;
+    field = segmentName === 'MSH' ? count + 1 : count;
+  }
+  const code = text.charCodeAt(at).toString(16).padStart(2, '0');
+  return new Hl7ParseError('BINARY_CONTENT', `control byte 0x${code} in the message text (binary data, or MLLP framing inside the payload?)`, {
+    segmentIndex,
+    ...(segmentName ? { segmentName } : {}),
+    ...(field !== undefined ? { field } : {}),
+  });
+}
+
+function toText(input: string | Uint8Array, options: ParseOptions): { text: string; charset: Charset } {
+  if (typeof input === 'string') {
+    const declared = declaredCharset(input);
+    return { text: input, charset: { declared, encoding: encodingForDeclared(declared) ?? 'utf-8' } };
+  }
+  const buf = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+  // Delimiters and MSH-18 are ASCII, so the header can be read before the character set is known.
+  const declared = declaredCharset(buf.toString('latin1', 0, Math.min(buf.length, 64 * 1024))) || options.defaultCharset || '';
+  return decodeBytes(buf, declared);
+}
+
+/** MSH-18's first repetition from the first MSH in the text, '' when absent. */
+function declaredCharset(text: string): string {
+  const start = text.startsWith('MSH') ? 0 : text.search(/(?:^|[\r\n])MSH/);
+  if (start === -1) return '';
+  const from = text[start] === 'M' ? start : start + 1;
+  const endMatch = /[\r\n]/.exec(text.slice(from));
+  const line = endMatch ? text.slice(from, from + endMatch.index) : text.slice(from);
+  if (line.length < 8) return '';
+  const sep = line[3]!;
+  const fields = line.split(sep); // fields[k] is MSH-(k+1) for k >= 1
+  const msh18 = fields[17] ?? '';
+  const rep = line[5];
+  return (rep ? msh18.split(rep)[0]! : msh18).trim();
+}

@@ -1,0 +1,94 @@
+import type { Delimiters } from './delimiters.js';
+import { Hl7EditError } from './errors.js';
+
+const HEADER_SEGMENTS = new Set(['MSH', 'FHS', 'BHS']);
+
+/**
+ * One segment, kept as its encoded text until a field is read. Field values stay encoded
+ * (escape sequences intact) so the segment writes back exactly as it was read; decoding
+ * happens when a value is asked for, encoding when one is written.
+ *
+ * `fields` uses HL7 numbering: fields[0] is the segment name, fields[n] is field n. In header
+ * segments (MSH, FHS, BHS) fields[1] is the field separator and fields[2] the encoding characters.
+ */
+export class Segment {
+  /** Encoded text without terminator; null once a field has been changed. */
+  private raw: string | null;
+  private parsed: string[] | null = null;
+
+  constructor(
+    readonly name: string,
+    raw: string,
+    private readonly delimiters: Delimiters,
+  ) {
+    this.raw = raw;
+  }
+
+  /** A segment built from encoded field values (fields[0] is field 1). */
+  static fromFields(name: string, encodedFields: readonly string[], delimiters: Delimiters): Segment {
+    const segment = new Segment(name, '', delimiters);
+    segment.parsed = [name, ...encodedFields];
+    segment.raw = null;
+    return segment;
+  }
+
+  get isHeader(): boolean {
+    return HEADER_SEGMENTS.has(this.name);
+  }
+
+  /** True for an empty line kept only so the message writes back as it came. */
+  get isBlank(): boolean {
+    return this.name === '';
+  }
+
+  /** All fields, HL7-numbered (see class comment). */
+  get fields(): readonly string[] {
+    return this.split();
+  }
+
+  /** Number of the last field present (trailing empty fields count: they were sent). */
+  get fieldCount(): number {
+    return this.split().length - 1;
+  }
+
+  /** The encoded text of field n ('' when absent). */
+  field(n: number): string {
+    return this.split()[n] ?? '';
+  }
+
+  setField(n: number, encoded: string): void {
+    if (this.isHeader && (n === 1 || n === 2)) {
+      throw new Hl7EditError(`${this.name}-${n} holds the message delimiters and cannot be set`);
+    }
+    if (n < 1) throw new Hl7EditError(`field numbers start at 1 (got ${n})`);
+    const fields = this.split();
+    while (fields.length <= n) fields.push('');
+    fields[n] = encoded;
+    this.raw = null;
+  }
+
+  toString(): string {
+    if (this.raw !== null) return this.raw;
+    const f = this.split();
+    if (this.isHeader) {
+      // The separator after the name is MSH-1 itself, so it is written once.
+      return f[0]! + f[1]! + f.slice(2).join(this.delimiters.field);
+    }
+    return f.join(this.delimiters.field);
+  }
+
+  private split(): string[] {
+    if (this.parsed) return this.parsed;
+    const raw = this.raw ?? '';
+    if (raw === '') {
+      this.parsed = [this.name];
+    } else if (this.isHeader) {
+      const sep = this.delimiters.field;
+      const parts = raw.slice(4).split(sep);
+      this.parsed = [this.name, sep, ...parts];
+    } else {
+      this.parsed = raw.split(this.delimiters.field);
+    }
+    return this.parsed;
+  }
+}

@@ -1,0 +1,27 @@
+/** HL7 DTM with seconds and the local UTC offset, e.g. 20261125114012+0100. */
+export function hl7Timestamp(date = new Date()): string {
+  const pad = (n: number, w = 2) => String(n).padStart(w, '0');
+  const offset = -date.getTimezoneOffset();
+  const sign = offset >= 0 ? '+' : '-';
+  const abs = Math.abs(offset);
+  return (
+    `${date.getFullYear()}${pad(date.getMonth() + 1)}${pad(date.getDate())}` +
+    `${pad(date.getHours())}${pad(date.getMinutes())}${pad(date.getSeconds())}` +
+    `${sign}${pad(Math.floor(abs / 60))}${pad(abs % 60)}`
+  );
+}
+
+let counter = 0;
+const processTag = Math.floor(Math.random() * 36 ** 3)
+  .toString(36)
+  .toUpperCase()
+  .padStart(3, '0');
+
+/**
+ * A new MSH-10 message control id: at most 20 characters (the ST length MSH-10 has in v2.5),
+ * ordered by time, unique within the process and very unlikely to collide across processes.
+ */
+export function newControlId(now = Date.now()): string {
+  counter = (counter + 1) % 36 ** 4;
+  return now.toString(36).toUpperCase() + processTag + counter.toString(36).toUpperCase().padStart(4, '0');
+}

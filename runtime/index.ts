@@ -1,0 +1,30 @@
+/**
+ * The runtime's public API: everything generated channels and the CLI may use.
+ * Nothing outside runtime/ is imported from here.
+ */
+export * from './hl7/index.js';
+export { hl7Timestamp, newControlId } from './hl7/timestamp.js';
+export type { AckCode, AckCondition, AckError, AckMode, AckOptions, AckOutcome, AckRequest, AckSummary, ReceivedHeader } from './ack/ack.js';
+export {
+  ackCodeFor,
+  ackRequestOf,
+  buildAck,
+  buildAckFromHeader,
+  HL7_ERROR,
+  isPositiveAck,
+  readAck,
+  readHeaderLeniently,
+  shouldSendAcceptAck,
+} from './ack/ack.js';
+export { DEFAULT_MAX_MESSAGE_BYTES, frame, MllpDecoder } from './mllp/framing.js';
+export type { FrameEvents } from './mllp/framing.js';
+export { MllpServer } from './mllp/server.js';
+export type { ConnectionInfo, MllpHandler, MllpServerOptions } from './mllp/server.js';
+export { MllpClient, MllpError } from './mllp/client.js';
+export type { AckReceived, MllpClientOptions } from './mllp/client.js';
+export type { ClientTlsOptions, ServerTlsOptions } from './mllp/tls.js';
+export { readPem } from './mllp/tls.js';
+export { createLogger, silentLogger } from './log.js';
+export type { Logger } from './log.js';
+export { acknowledge, isAckMessage, parseErrorToAckError, receive } from './ack/receive.js';
+export type { Received } from './ack/receive.js';

@@ -1,0 +1,225 @@
+import net from 'node:net';
+import tls from 'node:tls';
+import { readAck, readHeaderLeniently } from '../ack/ack.js';
+import type { AckSummary } from '../ack/ack.js';
+import type { Message } from '../hl7/message.js';
+import { parseMessage } from '../hl7/parse.js';
+import type { Logger } from '../log.js';
+import { silentLogger } from '../log.js';
+import { DEFAULT_MAX_MESSAGE_BYTES, frame, MllpDecoder } from './framing.js';
+import type { ClientTlsOptions } from './tls.js';
+
+export interface MllpClientOptions {
+  host: string;
+  port: number;
+  tls?: ClientTlsOptions;
+  /** How long to wait for the ACK of one message. Default 30 s. */
+  ackTimeoutMs?: number;
+  connectTimeoutMs?: number;
+  /** Connection attempts before a send fails, with exponential backoff between them. */
+  reconnect?: { attempts?: number; initialDelayMs?: number; maxDelayMs?: number };
+  maxMessageBytes?: number;
+  logger?: Logger;
+}
+
+export interface AckReceived extends AckSummary {
+  /** The ACK as parsed. */
+  message: Message;
+  raw: Buffer;
+}
+
+export class MllpError extends Error {
+  override readonly name = 'MllpError';
+  constructor(
+    readonly code: 'ACK_TIMEOUT' | 'CONNECTION_CLOSED' | 'CONNECT_FAILED' | 'BAD_ACK' | 'NO_CONTROL_ID' | 'CLIENT_CLOSED',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface Waiter {
+  controlId: string;
+  resolve(ack: AckReceived): void;
+  reject(err: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * Sends messages over one MLLP connection, one in flight at a time, and matches each ACK to
+ * its message by MSA-2. A dropped connection is re-opened on the next send.
+ */
+export class MllpClient {
+  private socket: net.Socket | null = null;
+  private connecting: Promise<net.Socket> | null = null;
+  private waiter: Waiter | null = null;
+  private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
+  private readonly log: Logger;
+
+  constructor(private readonly options: MllpClientOptions) {
+    this.log = options.logger ?? silentLogger;
+  }
+
+  get connected(): boolean {
+    return !!this.socket && !this.socket.destroyed;
+  }
+
+  /** Sends one message and resolves with its ACK; rejects on timeout or a lost connection. */
+  send(message: string | Uint8Array | Message): Promise<AckReceived> {
+    const run = this.queue.then(() => this.sendNow(message));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.queue;
+    const socket = this.socket;
+    this.socket = null;
+    if (socket && !socket.destroyed) {
+      await new Promise<void>((resolve) => {
+        socket.once('close', () => resolve());
+        socket.end();
+        setTimeout(() => socket.destroy(), 1000).unref();
+      });
+    }
+  }
+
+  private async sendNow(message: string | Uint8Array | Message): Promise<AckReceived> {
+    if (this.closed) throw new MllpError('CLIENT_CLOSED', 'the MLLP client is closed');
+    const bytes = typeof message === 'string' ? Buffer.from(message, 'utf8') : message instanceof Uint8Array ? message : message.toBytes();
+    const controlId =
+      typeof message === 'object' && !(message instanceof Uint8Array)
+        ? message.getRaw('MSH-10')
+        : readHeaderLeniently(Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.byteLength, 4096)).toString('latin1')).controlId;
+    if (!controlId) throw new MllpError('NO_CONTROL_ID', 'the message has no MSH-10 control id, so its ACK could not be matched');
+    const socket = await this.ensureConnected();
+    const timeoutMs = this.options.ackTimeoutMs ?? 30_000;
+    return new Promise<AckReceived>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiter = null;
+        this.log.warn({ controlId, timeoutMs }, 'no ACK in time; dropping the connection');
+        socket.destroy();
+        reject(new MllpError('ACK_TIMEOUT', `no ACK for message ${controlId} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiter = { controlId, resolve, reject, timer };
+      socket.write(frame(bytes));
+    });
+  }
+
+  private async ensureConnected(): Promise<net.Socket> {
+    if (this.socket && !this.socket.destroyed) return this.socket;
+    if (!this.connecting) {
+      this.connecting = this.connectWithRetry().finally(() => {
+        this.connecting = null;
+      });
+    }
+    return this.connecting;
+  }
+
+  private async connectWithRetry(): Promise<net.Socket> {
+    const r = this.options.reconnect ?? {};
+    const attempts = r.attempts ?? 5;
+    let delay = r.initialDelayMs ?? 200;
+    let lastError: Error | undefined;
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      try {
+        const socket = await this.connectOnce();
+        this.attach(socket);
+        this.socket = socket;
+        this.log.info({ host: this.options.host, port: this.options.port, attempt }, 'MLLP connection opened');
+        return socket;
+      } catch (err) {
+        lastError = err as Error;
+        this.log.warn({ host: this.options.host, port: this.options.port, attempt, err: lastError.message }, 'MLLP connect failed');
+        if (attempt < attempts) {
+          await new Promise((res) => setTimeout(res, delay));
+          delay = Math.min(delay * 2, r.maxDelayMs ?? 5000);
+        }
+      }
+    }
+    throw new MllpError('CONNECT_FAILED', `could not connect to ${this.options.host}:${this.options.port}: ${lastError?.message}`);
+  }
+
+  private connectOnce(): Promise<net.Socket> {
+    const { host, port } = this.options;
+    const t = this.options.tls;
+    return new Promise((resolve, reject) => {
+      const socket = t
+        ? tls.connect({
+            host,
+            port,
+            ca: t.ca,
+            cert: t.cert,
+            key: t.key,
+            servername: t.servername ?? (net.isIP(host) ? undefined : host),
+            rejectUnauthorized: !t.insecure,
+          })
+        : net.connect({ host, port });
+      const timer = setTimeout(() => {
+        socket.destroy(new Error(`connect timed out after ${this.options.connectTimeoutMs ?? 10_000} ms`));
+      }, this.options.connectTimeoutMs ?? 10_000);
+      const ready = t ? 'secureConnect' : 'connect';
+      socket.once(ready, () => {
+        clearTimeout(timer);
+        socket.off('error', onError);
+        resolve(socket);
+      });
+      const onError = (err: Error) => {
+        clearTimeout(timer);
+        reject(err);
+      };
+      socket.once('error', onError);
+    });
+  }
+
+  private attach(socket: net.Socket): void {
+    socket.setNoDelay(true);
+    const decoder = new MllpDecoder(
+      {
+        frame: (payload) => this.onFrame(payload),
+        discarded: (count) => this.log.warn({ bytes: count }, 'bytes outside an MLLP frame discarded'),
+        truncated: () => this.log.warn('MLLP frame cut off by a new start block'),
+        oversize: (_head, size) => this.log.warn({ bytes: size }, 'oversize ACK discarded'),
+      },
+      this.options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+    );
+    socket.on('data', (chunk: Buffer) => decoder.push(chunk));
+    socket.on('error', (err) => this.log.warn({ err: err.message }, 'MLLP connection error'));
+    socket.on('close', () => {
+      if (this.socket === socket) this.socket = null;
+      const w = this.waiter;
+      if (w) {
+        this.waiter = null;
+        clearTimeout(w.timer);
+        w.reject(new MllpError('CONNECTION_CLOSED', `connection closed before the ACK for message ${w.controlId}`));
+      }
+    });
+  }
+
+  private onFrame(payload: Buffer): void {
+    const w = this.waiter;
+    let ack: Message;
+    try {
+      ack = parseMessage(payload);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'unreadable reply discarded');
+      if (w) {
+        this.waiter = null;
+        clearTimeout(w.timer);
+        w.reject(new MllpError('BAD_ACK', `unreadable reply to message ${w.controlId}: ${(err as Error).message}`));
+      }
+      return;
+    }
+    const summary = readAck(ack);
+    if (!w || summary.acknowledgedControlId !== w.controlId) {
+      // A late ACK for an earlier message, or one meant for someone else: never match it to the wrong message.
+      this.log.warn({ msa2: summary.acknowledgedControlId, waitingFor: w?.controlId }, 'ACK does not match the message in flight; ignored');
+      return;
+    }
+    this.waiter = null;
+    clearTimeout(w.timer);
+    w.resolve({ ...summary, message: ack, raw: payload });
+  }
+}

@@ -1,0 +1,70 @@
+import { mkdir, open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { acknowledge, MllpServer, receive } from '../../../runtime/index.js';
+import type { Logger, ServerTlsOptions } from '../../../runtime/index.js';
+import type { CliIo } from '../io.js';
+
+export interface ListenArgs {
+  host: string;
+  port: number;
+  out?: string;
+  tls?: ServerTlsOptions;
+  maxMessageBytes?: number;
+  idleTimeoutMs?: number;
+  logger: Logger;
+}
+
+/**
+ * `hl7c listen`: an MLLP receiver that writes each message to `<out>/<MSH-10>.hl7` before it
+ * answers AA, and answers AR (with the reason) to what it cannot read. Handy as "the EHR" in
+ * tests and demos. Runs until SIGINT/SIGTERM.
+ */
+export async function listenCommand(args: ListenArgs, io: CliIo): Promise<number> {
+  if (args.out) await mkdir(args.out, { recursive: true });
+  const log = args.logger;
+  const server = new MllpServer({
+    host: args.host,
+    port: args.port,
+    tls: args.tls,
+    maxMessageBytes: args.maxMessageBytes,
+    idleTimeoutMs: args.idleTimeoutMs,
+    logger: log,
+    handler: async (payload) => {
+      const received = receive(payload);
+      if (!received.ok) {
+        log.warn({ code: received.error.code, location: received.error.location }, 'message rejected: cannot be parsed');
+        return received.reject;
+      }
+      const { message } = received;
+      if (args.out) await writeUnique(args.out, message.controlId, payload);
+      log.info({ controlId: message.controlId, type: message.getRaw('MSH-9') }, 'message received');
+      return acknowledge(message, 'accept');
+    },
+  });
+  const port = await server.listen();
+  io.stdout(`listening on port ${port}\n`);
+  const signal = await io.stopSignal;
+  log.info({ signal }, 'stopping');
+  await server.close();
+  return 0;
+}
+
+/** Writes `<id>.hl7`, or `<id>-2.hl7`… when a message with that id was already stored. */
+async function writeUnique(dir: string, controlId: string, bytes: Buffer): Promise<void> {
+  const base = (controlId || 'no-control-id').replace(/[^A-Za-z0-9._-]/g, '_');
+  for (let n = 1; ; n++) {
+    const path = join(dir, n === 1 ? `${base}.hl7` : `${base}-${n}.hl7`);
+    try {
+      const file = await open(path, 'wx');
+      try {
+        await file.writeFile(bytes);
+        await file.sync();
+      } finally {
+        await file.close();
+      }
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+}

@@ -1,0 +1,141 @@
+import { readFileSync } from 'node:fs';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { createLogger, Hl7ParseError, Hl7PathError } from '../../runtime/index.js';
+import type { ClientTlsOptions, ServerTlsOptions } from '../../runtime/index.js';
+import { getCommand } from './commands/get.js';
+import { listenCommand } from './commands/listen.js';
+import { parseCommand } from './commands/parse.js';
+import { sendCommand } from './commands/send.js';
+import type { CliIo } from './io.js';
+
+const VERSION = '0.1.0';
+
+function integer(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number');
+  return n;
+}
+
+function pem(path: string | undefined): Buffer | undefined {
+  return path === undefined ? undefined : readFileSync(path);
+}
+
+/**
+ * Builds the command table. Each action only turns options into a command's arguments; the
+ * command itself returns the exit code.
+ */
+export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
+  const program = new Command('hl7c')
+    .description('HL7 v2 interface engine: parse, inspect, send and receive HL7 v2 over MLLP')
+    .version(VERSION)
+    .option('--log-level <level>', 'log level for the JSON logs on stderr (silent, error, warn, info, debug)', 'warn')
+    .showHelpAfterError()
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
+
+  const run = (fn: () => Promise<number>) => async () => setExitCode(await fn());
+  const logger = () => createLogger({ level: program.opts().logLevel as string });
+
+  program
+    .command('parse')
+    .description('print a message (or every message of a batch) as JSON or re-encoded HL7')
+    .argument('<file>', 'file with an HL7 message or batch')
+    .addOption(new Option('--to <format>', 'output format').choices(['json', 'hl7']).default('json'))
+    .action((file: string, opts: { to: 'json' | 'hl7' }) => run(() => parseCommand({ file, to: opts.to }, io))());
+
+  program
+    .command('get')
+    .description('print the decoded value at each HL7 path (e.g. PID-3[2].4.1), one line each')
+    .argument('<file>', 'file with an HL7 message or batch')
+    .argument('<paths...>', 'HL7 paths')
+    .option('--json', 'print a JSON object of path to value')
+    .action((file: string, paths: string[], opts: { json?: boolean }) => run(() => getCommand({ file, paths, json: !!opts.json }, io))());
+
+  program
+    .command('send')
+    .description('send every message in the files over MLLP; prints "<MSA-1> <MSA-2>" per ACK, exits 1 unless all are AA/CA')
+    .requiredOption('--host <host>', 'receiver host')
+    .requiredOption('--port <port>', 'receiver port', integer)
+    .option('--tls', 'use TLS')
+    .option('--ca <file>', 'CA certificate (PEM) to verify the receiver')
+    .option('--cert <file>', 'client certificate (PEM) for mutual TLS')
+    .option('--key <file>', 'client key (PEM) for mutual TLS')
+    .option('--servername <name>', 'name to verify the receiver certificate against')
+    .option('--insecure', 'do not verify the receiver certificate (testing only)')
+    .option('--timeout <ms>', 'ACK timeout per message', integer, 30_000)
+    .argument('<files...>', 'files with HL7 messages or batches')
+    .action((files: string[], o: Record<string, string | number | boolean | undefined>) => {
+      const useTls = !!(o.tls || o.ca || o.cert || o.insecure);
+      const tls: ClientTlsOptions | undefined = useTls
+        ? { ca: pem(o.ca as string), cert: pem(o.cert as string), key: pem(o.key as string), servername: o.servername as string | undefined, insecure: !!o.insecure }
+        : undefined;
+      return run(() =>
+        sendCommand({ host: o.host as string, port: o.port as number, files, tls, timeoutMs: o.timeout as number, logger: logger() }, io),
+      )();
+    });
+
+  program
+    .command('listen')
+    .description('MLLP receiver: stores each message as <out>/<MSH-10>.hl7 and answers AA (AR when unreadable)')
+    .requiredOption('--port <port>', 'port to listen on (0 picks a free one)', integer)
+    .option('--host <host>', 'address to bind', '0.0.0.0')
+    .option('--out <dir>', 'directory for received messages')
+    .option('--tls-key <file>', 'server key (PEM); with --tls-cert enables TLS')
+    .option('--tls-cert <file>', 'server certificate (PEM)')
+    .option('--tls-ca <file>', 'CA (PEM) that client certificates must chain to')
+    .option('--require-client-cert', 'mutual TLS: refuse clients without a certificate signed by --tls-ca')
+    .option('--max-message-bytes <n>', 'largest message accepted', integer, 10 * 1024 * 1024)
+    .option('--idle-timeout <ms>', 'close connections idle this long (0: never)', integer, 0)
+    .action((o: Record<string, string | number | boolean | undefined>) => {
+      let tls: ServerTlsOptions | undefined;
+      if (o.tlsKey || o.tlsCert) {
+        if (!o.tlsKey || !o.tlsCert) throw new InvalidArgumentError('--tls-key and --tls-cert go together');
+        tls = { key: pem(o.tlsKey as string)!, cert: pem(o.tlsCert as string)!, ca: pem(o.tlsCa as string), requireClientCertificate: !!o.requireClientCert };
+      }
+      return run(() =>
+        listenCommand(
+          {
+            host: o.host as string,
+            port: o.port as number,
+            out: o.out as string | undefined,
+            tls,
+            maxMessageBytes: o.maxMessageBytes as number,
+            idleTimeoutMs: o.idleTimeout as number,
+            logger: createLogger({ level: (program.opts().logLevel as string) === 'warn' ? 'info' : (program.opts().logLevel as string) }),
+          },
+          io,
+        ),
+      )();
+    });
+
+  return program;
+}
+
+/** Runs the CLI; returns the exit code instead of exiting, so tests can call it. */
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  let exitCode = 0;
+  const program = buildProgram(io, (code) => {
+    exitCode = code;
+  });
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return exitCode;
+  } catch (err) {
+    if (err instanceof Error && 'exitCode' in err && typeof (err as { exitCode: unknown }).exitCode === 'number') {
+      // commander already printed usage or help
+      return (err as { exitCode: number }).exitCode;
+    }
+    io.stderr(`hl7c: ${describeError(err)}\n`);
+    return err instanceof Hl7ParseError || err instanceof Hl7PathError ? 1 : 2;
+  }
+}
+
+function describeError(err: unknown): string {
+  if (err instanceof Hl7ParseError) return `cannot read the message (${err.code}): ${err.message}`;
+  if (err instanceof Error) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return `no such file: ${(err as NodeJS.ErrnoException).path}`;
+    return err.message;
+  }
+  return String(err);
+}
