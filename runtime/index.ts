@@ -21,7 +21,7 @@ export type { FrameEvents } from './mllp/framing.js';
 export { MllpServer } from './mllp/server.js';
 export type { ConnectionInfo, MllpHandler, MllpServerOptions } from './mllp/server.js';
 export { MllpClient, MllpError } from './mllp/client.js';
-export type { AckReceived, MllpClientOptions } from './mllp/client.js';
+export type { MllpClientOptions, SendResult } from './mllp/client.js';
 export type { ClientTlsOptions, ServerTlsOptions } from './mllp/tls.js';
 export { readPem } from './mllp/tls.js';
 export { createLogger, silentLogger } from './log.js';

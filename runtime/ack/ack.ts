@@ -135,6 +135,8 @@ export interface ReceivedHeader {
   processingId: string;
   version: string;
   charset: string;
+  /** MSH-15 */
+  acceptAckType: string;
 }
 
 function headerOf(m: Message): ReceivedHeader {
@@ -149,6 +151,7 @@ function headerOf(m: Message): ReceivedHeader {
     processingId: m.getRaw('MSH-11'),
     version: m.getRaw('MSH-12'),
     charset: m.getRaw('MSH-18'),
+    acceptAckType: m.getRaw('MSH-15'),
   };
 }
 
@@ -177,6 +180,7 @@ export function readHeaderLeniently(text: string): ReceivedHeader {
     processingId: f(11),
     version: f(12),
     charset: f(18),
+    acceptAckType: f(15),
   };
 }
 

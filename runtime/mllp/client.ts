@@ -19,13 +19,28 @@ export interface MllpClientOptions {
   /** Connection attempts before a send fails, with exponential backoff between them. */
   reconnect?: { attempts?: number; initialDelayMs?: number; maxDelayMs?: number };
   maxMessageBytes?: number;
+  /**
+   * How long to wait for an ACK when MSH-15 is ER (an accept ACK only on error): silence past
+   * this means accepted. Default 1 s.
+   */
+  errorOnlyAckWaitMs?: number;
   logger?: Logger;
 }
 
-export interface AckReceived extends AckSummary {
-  /** The ACK as parsed. */
-  message: Message;
-  raw: Buffer;
+/**
+ * What came of a send. `acknowledged: false` means the message asked for no ACK in this case
+ * (enhanced mode, MSH-15 NE, or ER with no error reported) and none came: then `code` is ''
+ * and `text` says why.
+ */
+export interface SendResult extends AckSummary {
+  acknowledged: boolean;
+  /** The ACK as parsed, when one came. */
+  message?: Message;
+  raw?: Buffer;
+}
+
+function unacknowledged(controlId: string, why: string): SendResult {
+  return { acknowledged: false, code: '', acknowledgedControlId: controlId, text: why, errors: [] };
 }
 
 export class MllpError extends Error {
@@ -40,7 +55,8 @@ export class MllpError extends Error {
 
 interface Waiter {
   controlId: string;
-  resolve(ack: AckReceived): void;
+  socket: net.Socket;
+  resolve(result: SendResult): void;
   reject(err: Error): void;
   timer: NodeJS.Timeout;
 }
@@ -66,7 +82,7 @@ export class MllpClient {
   }
 
   /** Sends one message and resolves with its ACK; rejects on timeout or a lost connection. */
-  send(message: string | Uint8Array | Message): Promise<AckReceived> {
+  send(message: string | Uint8Array | Message): Promise<SendResult> {
     const run = this.queue.then(() => this.sendNow(message));
     this.queue = run.catch(() => undefined);
     return run;
@@ -86,24 +102,35 @@ export class MllpClient {
     }
   }
 
-  private async sendNow(message: string | Uint8Array | Message): Promise<AckReceived> {
+  private async sendNow(message: string | Uint8Array | Message): Promise<SendResult> {
     if (this.closed) throw new MllpError('CLIENT_CLOSED', 'the MLLP client is closed');
     const bytes = typeof message === 'string' ? Buffer.from(message, 'utf8') : message instanceof Uint8Array ? message : message.toBytes();
-    const controlId =
-      typeof message === 'object' && !(message instanceof Uint8Array)
-        ? message.getRaw('MSH-10')
-        : readHeaderLeniently(Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.byteLength, 4096)).toString('latin1')).controlId;
+    const header = readHeaderLeniently(Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.byteLength, 4096)).toString('latin1'));
+    const controlId = header.controlId;
     if (!controlId) throw new MllpError('NO_CONTROL_ID', 'the message has no MSH-10 control id, so its ACK could not be matched');
     const socket = await this.ensureConnected();
-    const timeoutMs = this.options.ackTimeoutMs ?? 30_000;
-    return new Promise<AckReceived>((resolve, reject) => {
+    const acceptAck = header.acceptAckType.trim().toUpperCase();
+    if (acceptAck === 'NE') {
+      socket.write(frame(bytes));
+      return unacknowledged(controlId, 'MSH-15 is NE: no accept ACK requested');
+    }
+    const errorOnly = acceptAck === 'ER';
+    const timeoutMs = errorOnly ? (this.options.errorOnlyAckWaitMs ?? 1000) : (this.options.ackTimeoutMs ?? 30_000);
+    return new Promise<SendResult>((resolve, reject) => {
       const timer = setTimeout(() => {
+        if (errorOnly) {
+          this.waiter = null;
+          resolve(unacknowledged(controlId, 'MSH-15 is ER and no error ACK came'));
+          return;
+        }
         this.waiter = null;
         this.log.warn({ controlId, timeoutMs }, 'no ACK in time; dropping the connection');
+        // A late ACK must not be read as the answer to the next message: start afresh.
+        if (this.socket === socket) this.socket = null;
         socket.destroy();
         reject(new MllpError('ACK_TIMEOUT', `no ACK for message ${controlId} within ${timeoutMs} ms`));
       }, timeoutMs);
-      this.waiter = { controlId, resolve, reject, timer };
+      this.waiter = { controlId, socket, resolve, reject, timer };
       socket.write(frame(bytes));
     });
   }
@@ -178,7 +205,7 @@ export class MllpClient {
     socket.setNoDelay(true);
     const decoder = new MllpDecoder(
       {
-        frame: (payload) => this.onFrame(payload),
+        frame: (payload) => this.onFrame(socket, payload),
         discarded: (count) => this.log.warn({ bytes: count }, 'bytes outside an MLLP frame discarded'),
         truncated: () => this.log.warn('MLLP frame cut off by a new start block'),
         oversize: (_head, size) => this.log.warn({ bytes: size }, 'oversize ACK discarded'),
@@ -190,7 +217,7 @@ export class MllpClient {
     socket.on('close', () => {
       if (this.socket === socket) this.socket = null;
       const w = this.waiter;
-      if (w) {
+      if (w && w.socket === socket) {
         this.waiter = null;
         clearTimeout(w.timer);
         w.reject(new MllpError('CONNECTION_CLOSED', `connection closed before the ACK for message ${w.controlId}`));
@@ -198,8 +225,8 @@ export class MllpClient {
     });
   }
 
-  private onFrame(payload: Buffer): void {
-    const w = this.waiter;
+  private onFrame(socket: net.Socket, payload: Buffer): void {
+    const w = this.waiter?.socket === socket ? this.waiter : null;
     let ack: Message;
     try {
       ack = parseMessage(payload);
@@ -220,6 +247,6 @@ export class MllpClient {
     }
     this.waiter = null;
     clearTimeout(w.timer);
-    w.resolve({ ...summary, message: ack, raw: payload });
+    w.resolve({ ...summary, message: ack, raw: payload, acknowledged: true });
   }
 }

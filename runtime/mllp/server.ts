@@ -91,15 +91,24 @@ export class MllpServer extends EventEmitter {
   }
 
   /**
-   * Stops accepting connections, lets every message already received finish and be answered,
-   * then closes the open connections.
+   * Stops accepting connections, lets every message already received finish and be answered
+   * (waiting at most drainTimeoutMs), then closes the open connections.
    */
-  async close(): Promise<void> {
+  async close(drainTimeoutMs = 30_000): Promise<void> {
     const server = this.server;
     if (!server) return;
     this.server = null;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+    const deadlineAt = Date.now() + drainTimeoutMs;
+    while (this.inFlight.size > 0 && Date.now() < deadlineAt) {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<void>((r) => (timer = setTimeout(r, deadlineAt - Date.now())));
+      await Promise.race([Promise.allSettled([...this.inFlight]), timeout]);
+      clearTimeout(timer);
+    }
+    if (this.inFlight.size > 0) {
+      this.log.warn({ unanswered: this.inFlight.size, drainTimeoutMs }, 'closing with messages still being handled; they were not acknowledged');
+    }
     for (const socket of this.sockets) socket.end();
     const deadline = setTimeout(() => {
       for (const socket of this.sockets) socket.destroy();

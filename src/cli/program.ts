@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createLogger, Hl7ParseError, Hl7PathError } from '../../runtime/index.js';
 import type { ClientTlsOptions, ServerTlsOptions } from '../../runtime/index.js';
+import { demoCommand } from './commands/demo.js';
 import { getCommand } from './commands/get.js';
 import { listenCommand } from './commands/listen.js';
 import { parseCommand } from './commands/parse.js';
@@ -106,6 +108,15 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
         ),
       )();
     });
+
+  program
+    .command('demo')
+    .description('send the example messages to an in-process MLLP receiver over a real socket and print the ACKs')
+    .argument('[files...]', 'files to send (default: examples/messages/*.hl7)')
+    .option('--out <dir>', 'where the receiver stores messages', '.hl7c/demo/received')
+    .action((files: string[], o: { out: string }) =>
+      run(() => demoCommand({ files, out: join(io.cwd, o.out), logger: logger() }, io))(),
+    );
 
   return program;
 }

@@ -20,6 +20,17 @@ export interface ListenArgs {
  * tests and demos. Runs until SIGINT/SIGTERM.
  */
 export async function listenCommand(args: ListenArgs, io: CliIo): Promise<number> {
+  const server = await startReceiver(args);
+  const port = server.port;
+  io.stdout(`listening on port ${port}\n`);
+  const signal = await io.stopSignal;
+  args.logger.info({ signal }, 'stopping');
+  await server.close();
+  return 0;
+}
+
+/** An MLLP receiver that stores each readable message (before answering) and ACKs per MSH-15/16. */
+export async function startReceiver(args: ListenArgs): Promise<MllpServer> {
   if (args.out) await mkdir(args.out, { recursive: true });
   const log = args.logger;
   const server = new MllpServer({
@@ -41,12 +52,8 @@ export async function listenCommand(args: ListenArgs, io: CliIo): Promise<number
       return acknowledge(message, 'accept');
     },
   });
-  const port = await server.listen();
-  io.stdout(`listening on port ${port}\n`);
-  const signal = await io.stopSignal;
-  log.info({ signal }, 'stopping');
-  await server.close();
-  return 0;
+  await server.listen();
+  return server;
 }
 
 /** Writes `<id>.hl7`, or `<id>-2.hl7`… when a message with that id was already stored. */

@@ -12,7 +12,10 @@ export interface SendArgs {
   logger: Logger;
 }
 
-/** `hl7c send`: every message of every file over MLLP; prints `<MSA-1> <MSA-2>` per ACK. */
+/**
+ * `hl7c send`: every message of every file over MLLP; prints `<MSA-1> <MSA-2>` per ACK, or
+ * `- <MSH-10>` for a message whose MSH-15 asked for no ACK and got none.
+ */
 export async function sendCommand(args: SendArgs, io: CliIo): Promise<number> {
   const client = new MllpClient({ host: args.host, port: args.port, tls: args.tls, ackTimeoutMs: args.timeoutMs, logger: args.logger });
   let failed = 0;
@@ -21,6 +24,11 @@ export async function sendCommand(args: SendArgs, io: CliIo): Promise<number> {
       for (const message of await readMessagesFile(file)) {
         try {
           const ack = await client.send(message);
+          if (!ack.acknowledged) {
+            // The message itself asked for no ACK (MSH-15 NE, or ER and nothing went wrong).
+            io.stdout(`- ${ack.acknowledgedControlId}\n`);
+            continue;
+          }
           io.stdout(`${ack.code} ${ack.acknowledgedControlId}\n`);
           if (!isPositiveAck(ack.code)) {
             failed++;

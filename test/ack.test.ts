@@ -1,0 +1,94 @@
+import { describe, expect, test } from 'vitest';
+import { acknowledge, buildAck, HL7_ERROR, parseMessage, readAck, receive } from '../runtime/index.js';
+import { corpusFile } from './corpus.js';
+
+const msg = (version: string, msh15 = '', msh16 = '') =>
+  parseMessage(`MSH|^~\\&|EPIC|HOSP|HL7C|APP|20261125120000||ADT^A01^ADT_A01|CTRL-42|P|${version}|||${msh15}|${msh16}\rPID|1||123^^^HOSP^MR\r`);
+
+describe('ACK messages', () => {
+  test('routing swapped, MSH-9 ACK^trigger^ACK, new MSH-10, MSH-11/12 copied, MSA-2 = original MSH-10', () => {
+    const ack = buildAck(msg('2.5.1'), { code: 'AA', controlId: 'ACK-1' });
+    expect(ack.get('MSH-3')).toBe('HL7C');
+    expect(ack.get('MSH-4')).toBe('APP');
+    expect(ack.get('MSH-5')).toBe('EPIC');
+    expect(ack.get('MSH-6')).toBe('HOSP');
+    expect(ack.get('MSH-7')).toMatch(/^\d{14}[+-]\d{4}$/);
+    expect(ack.getRaw('MSH-9')).toBe('ACK^A01^ACK');
+    expect(ack.controlId).toBe('ACK-1');
+    expect(ack.get('MSH-11')).toBe('P');
+    expect(ack.get('MSH-12')).toBe('2.5.1');
+    expect(ack.getRaw('MSA')).toBe('MSA|AA|CTRL-42');
+    expect(ack.segmentsNamed('ERR')).toHaveLength(0);
+  });
+
+  test('a new control id every time', () => {
+    const ids = new Set(Array.from({ length: 1000 }, () => buildAck(msg('2.5'), { code: 'AA' }).controlId));
+    expect(ids.size).toBe(1000);
+    for (const id of ids) expect(id.length).toBeLessThanOrEqual(20);
+  });
+
+  test('v2.5+: ERR-2 location, ERR-3 table 0357, ERR-4 severity, ERR-8 user message; MSA-3 too', () => {
+    const ack = buildAck(msg('2.5.1'), {
+      code: 'AE',
+      errors: [{ code: HL7_ERROR.requiredFieldMissing, location: { segment: 'PID', field: 3, component: 5 }, userMessage: 'PID-3 has no MR identifier' }],
+    });
+    expect(ack.get('MSA-1')).toBe('AE');
+    expect(ack.get('MSA-3')).toBe('PID-3 has no MR identifier');
+    expect(ack.getRaw('ERR-2')).toBe('PID^1^3^1^5');
+    expect(ack.getRaw('ERR-3')).toBe('101^Required field missing^HL70357');
+    expect(ack.get('ERR-4')).toBe('E');
+    expect(ack.get('ERR-8')).toBe('PID-3 has no MR identifier');
+    expect(ack.get('ERR-1')).toBe('');
+    expect(readAck(ack).errors).toEqual(['PID-3 has no MR identifier']);
+  });
+
+  test('before v2.5: ERR-1 segment^sequence^field^code', () => {
+    const ack = buildAck(msg('2.3'), { code: 'AR', errors: [{ code: 200, location: { segment: 'MSH', field: 9 }, userMessage: 'no' }] });
+    expect(ack.getRaw('ERR-1')).toBe('MSH^^9^200&Unsupported message type&HL70357');
+    expect(ack.get('ERR-2')).toBe('');
+    const noStructure = parseMessage('MSH|^~\\&|A|B|C|D|1||ADT^A01|X|P|2.3\r');
+    expect(buildAck(noStructure, { code: 'AA' }).getRaw('MSH-9')).toBe('ACK^A01');
+  });
+
+  test('MSH-9 mirrors the received shape for old messages', () => {
+    const v21 = parseMessage(corpusFile('adt/medplum-adt-v21-msh9-one-component.hl7'));
+    expect(buildAck(v21, { code: 'AA' }).getRaw('MSH-9')).toBe('ACK');
+  });
+
+  test('original mode answers AA/AE/AR', () => {
+    expect(readAck(parseMessage(acknowledge(msg('2.5'), 'accept')!)).code).toBe('AA');
+    expect(readAck(parseMessage(acknowledge(msg('2.5'), 'error')!)).code).toBe('AE');
+    expect(readAck(parseMessage(acknowledge(msg('2.5'), 'reject')!)).code).toBe('AR');
+  });
+
+  test.each([
+    ['AL', 'accept', 'CA'],
+    ['AL', 'error', 'CE'],
+    ['AL', 'reject', 'CR'],
+    ['ER', 'accept', undefined],
+    ['ER', 'reject', 'CR'],
+    ['SU', 'accept', 'CA'],
+    ['SU', 'error', undefined],
+    ['NE', 'accept', undefined],
+    ['', 'accept', 'CA'],
+  ] as const)('enhanced mode MSH-15=%s, outcome %s → %s', (msh15, outcome, code) => {
+    const ack = acknowledge(msg('2.5', msh15, 'AL'), outcome);
+    expect(ack === undefined ? undefined : readAck(parseMessage(ack)).code).toBe(code);
+  });
+
+  test('ACKs are never acknowledged', () => {
+    expect(acknowledge(parseMessage(corpusFile('edge/medplum-ack-aa-v261.hl7')), 'accept')).toBeUndefined();
+  });
+
+  test('an unreadable message still gets an AR naming it, with the reason and location', () => {
+    const received = receive(Buffer.from('MSH|^~\\&|EPIC|HOSP|HL7C|APP|20261125||ADT^A01|BAD-1|P|2.5.1\rPID|1||1\x0b2\r'));
+    expect(received.ok).toBe(false);
+    if (received.ok) return;
+    const ack = parseMessage(received.reject);
+    expect(ack.get('MSA-1')).toBe('AR');
+    expect(ack.get('MSA-2')).toBe('BAD-1');
+    expect(ack.getRaw('ERR-2')).toBe('PID^1^3^1');
+    expect(ack.get('ERR-3.1')).toBe('102');
+    expect(ack.get('ERR-8')).toMatch(/control byte 0x0b/);
+  });
+});

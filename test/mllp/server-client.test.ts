@@ -1,0 +1,240 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, test } from 'vitest';
+import { acknowledge, buildAck, MllpClient, MllpError, MllpServer, parseMessage, readAck, receive } from '../../runtime/index.js';
+import type { MllpHandler } from '../../runtime/index.js';
+import { frame, RawPeer, sampleMessage } from './helpers.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+const ackingHandler: MllpHandler = (payload) => {
+  const r = receive(payload);
+  return r.ok ? acknowledge(r.message, 'accept') : r.reject;
+};
+
+async function startServer(options: Partial<ConstructorParameters<typeof MllpServer>[0]> = {}) {
+  const server = new MllpServer({ host: '127.0.0.1', port: 0, handler: ackingHandler, ...options });
+  const port = await server.listen();
+  cleanups.push(() => server.close());
+  return { server, port };
+}
+
+async function peer(port: number) {
+  const p = await RawPeer.connect(port);
+  cleanups.push(() => p.end());
+  return p;
+}
+
+const ackOf = (b: Buffer) => readAck(parseMessage(b));
+
+describe('MLLP server over real sockets', () => {
+  test('a frame split across TCP segments is answered once', async () => {
+    const { port } = await startServer();
+    const p = await peer(port);
+    const data = frame(sampleMessage('SPLIT-1'));
+    await p.write(data.subarray(0, 1), data.subarray(1, 20), data.subarray(20, data.length - 1), data.subarray(data.length - 1));
+    const [ack] = await p.waitForFrames(1);
+    expect(ackOf(ack!)).toMatchObject({ code: 'AA', acknowledgedControlId: 'SPLIT-1' });
+  });
+
+  test('several frames in one TCP write are answered in order', async () => {
+    const { port } = await startServer();
+    const p = await peer(port);
+    const ids = Array.from({ length: 20 }, (_, i) => `MANY-${i}`);
+    await p.write(Buffer.concat(ids.map((id) => frame(sampleMessage(id)))));
+    const acks = await p.waitForFrames(20);
+    expect(acks.map((a) => ackOf(a).acknowledgedControlId)).toEqual(ids);
+  });
+
+  test('bytes outside frames are ignored; the connection goes on', async () => {
+    const { port } = await startServer();
+    const p = await peer(port);
+    await p.write(Buffer.from('GET / HTTP/1.0\r\n\r\n'), frame(sampleMessage('AFTER-NOISE')));
+    const [ack] = await p.waitForFrames(1);
+    expect(ackOf(ack!).acknowledgedControlId).toBe('AFTER-NOISE');
+  });
+
+  test('a message over the maximum size is answered AR with the reason, and later messages still work', async () => {
+    const { port } = await startServer({ maxMessageBytes: 4096 });
+    const p = await peer(port);
+    await p.write(frame(sampleMessage('HUGE-1', 'X'.repeat(100_000))), frame(sampleMessage('SMALL-2')));
+    const [first, second] = await p.waitForFrames(2);
+    const reject = parseMessage(first!);
+    expect(reject.get('MSA-1')).toBe('AR');
+    expect(reject.get('MSA-2')).toBe('HUGE-1');
+    expect(reject.get('ERR-8')).toMatch(/exceeds the receiver's limit of 4096 bytes/);
+    expect(ackOf(second!)).toMatchObject({ code: 'AA', acknowledgedControlId: 'SMALL-2' });
+  });
+
+  test('an unparseable message gets AR with the location', async () => {
+    const { port } = await startServer();
+    const p = await peer(port);
+    await p.write(frame('MSH|^~\\&|A|B|C|D|1||ADT^A01|BROKEN-1|P|2.5.1\rPID|1\rSCT^123\r'));
+    const reject = parseMessage((await p.waitForFrames(1))[0]!);
+    expect(reject.get('MSA-1')).toBe('AR');
+    expect(reject.get('MSA-2')).toBe('BROKEN-1');
+    expect(reject.get('ERR-8')).toMatch(/does not start with a segment name/);
+  });
+
+  test('an idle connection is closed after the idle timeout', async () => {
+    const { server, port } = await startServer({ idleTimeoutMs: 150 });
+    const p = await peer(port);
+    await p.write(frame(sampleMessage('IDLE-1')));
+    await p.waitForFrames(1);
+    await p.waitForClose(3000);
+    expect(server.connectionCount).toBe(0);
+  });
+
+  test('a handler that throws still answers (AE), never leaves the sender waiting', async () => {
+    const { port } = await startServer({
+      handler: () => {
+        throw new Error('boom');
+      },
+    });
+    const p = await peer(port);
+    await p.write(frame(sampleMessage('THROW-1')));
+    expect(ackOf((await p.waitForFrames(1))[0]!)).toMatchObject({ code: 'AE', acknowledgedControlId: 'THROW-1' });
+  });
+
+  test('close() lets a message being handled finish and answers it', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const { server, port } = await startServer({
+      handler: async (payload) => {
+        await gate;
+        return ackingHandler(payload, { id: 0, remoteAddress: '', remotePort: 0 });
+      },
+    });
+    const p = await peer(port);
+    await p.write(frame(sampleMessage('DRAIN-1')));
+    await new Promise((r) => setTimeout(r, 50));
+    const closing = server.close();
+    release();
+    await closing;
+    expect(ackOf(p.frames[0]!).acknowledgedControlId).toBe('DRAIN-1');
+  });
+});
+
+describe('MLLP client', () => {
+  test('sends and matches the ACK; one message in flight per connection', async () => {
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const { port } = await startServer({
+      handler: async (payload) => {
+        inFlight++;
+        maxInFlight = Math.max(maxInFlight, inFlight);
+        await new Promise((r) => setTimeout(r, 5));
+        inFlight--;
+        return ackingHandler(payload, { id: 0, remoteAddress: '', remotePort: 0 });
+      },
+    });
+    const client = new MllpClient({ host: '127.0.0.1', port });
+    cleanups.push(() => client.close());
+    const acks = await Promise.all(Array.from({ length: 10 }, (_, i) => client.send(sampleMessage(`C-${i}`))));
+    expect(acks.map((a) => a.acknowledgedControlId)).toEqual(Array.from({ length: 10 }, (_, i) => `C-${i}`));
+    expect(acks.every((a) => a.code === 'AA')).toBe(true);
+    expect(maxInFlight).toBe(1);
+  });
+
+  test('an ACK for another message (MSA-2 differs) is never taken as this one', async () => {
+    const { port } = await startServer({
+      handler: (payload) => {
+        const m = parseMessage(payload);
+        const stale = buildAck(m, { code: 'AA' });
+        stale.set('MSA-2', 'SOMEONE-ELSE');
+        const right = buildAck(m, { code: 'AE', text: 'the real answer' });
+        return Buffer.concat([frame(stale.toBytes()), frame(right.toBytes())]).subarray(1, -2);
+      },
+    });
+    const client = new MllpClient({ host: '127.0.0.1', port });
+    cleanups.push(() => client.close());
+    const ack = await client.send(sampleMessage('MATCH-1'));
+    expect(ack).toMatchObject({ code: 'AE', acknowledgedControlId: 'MATCH-1', text: 'the real answer' });
+  });
+
+  test('no ACK in time rejects with ACK_TIMEOUT; the next send reconnects', async () => {
+    let calls = 0;
+    const { port } = await startServer({
+      handler: (payload) => (++calls === 1 ? undefined : ackingHandler(payload, { id: 0, remoteAddress: '', remotePort: 0 })),
+    });
+    const client = new MllpClient({ host: '127.0.0.1', port, ackTimeoutMs: 200 });
+    cleanups.push(() => client.close());
+    await expect(client.send(sampleMessage('SLOW-1'))).rejects.toMatchObject({ code: 'ACK_TIMEOUT' });
+    expect((await client.send(sampleMessage('FAST-2'))).code).toBe('AA');
+  });
+
+  test('reconnects after the receiver restarts on the same port', async () => {
+    const first = new MllpServer({ host: '127.0.0.1', port: 0, handler: ackingHandler });
+    const port = await first.listen();
+    const client = new MllpClient({ host: '127.0.0.1', port, reconnect: { attempts: 20, initialDelayMs: 50, maxDelayMs: 200 } });
+    cleanups.push(() => client.close());
+    expect((await client.send(sampleMessage('R-1'))).code).toBe('AA');
+    await first.close();
+    const restarted = new MllpServer({ host: '127.0.0.1', port, handler: ackingHandler });
+    setTimeout(() => void restarted.listen(), 300);
+    cleanups.push(() => restarted.close());
+    expect((await client.send(sampleMessage('R-2'))).acknowledgedControlId).toBe('R-2');
+  });
+
+  test('a connection closed before the ACK rejects with CONNECTION_CLOSED', async () => {
+    let release!: () => void;
+    const stuck = new Promise<undefined>((r) => (release = () => r(undefined)));
+    const { server, port } = await startServer({ handler: () => stuck });
+    cleanups.push(() => release());
+    const client = new MllpClient({ host: '127.0.0.1', port });
+    cleanups.push(() => client.close());
+    const sending = client.send(sampleMessage('LOST-1'));
+    await new Promise((r) => setTimeout(r, 100));
+    // Drop every open connection from the server side.
+    (server as unknown as { sockets: Set<import('node:net').Socket> }).sockets.forEach((s) => s.destroy());
+    await expect(sending).rejects.toBeInstanceOf(MllpError);
+    await expect(sending).rejects.toMatchObject({ code: 'CONNECTION_CLOSED' });
+  });
+});
+
+describe('MLLP over TLS', () => {
+  const dir = join(import.meta.dirname, '../fixtures/tls');
+  const pem = (name: string) => readFileSync(join(dir, name));
+
+  test('server and client with a private CA', async () => {
+    const { port } = await startServer({ tls: { key: pem('server.key'), cert: pem('server.crt') } });
+    const client = new MllpClient({ host: '127.0.0.1', port, tls: { ca: pem('ca.crt'), servername: 'localhost' } });
+    cleanups.push(() => client.close());
+    expect((await client.send(sampleMessage('TLS-1'))).code).toBe('AA');
+  });
+
+  test('a client that does not trust the server certificate refuses to connect', async () => {
+    const { port } = await startServer({ tls: { key: pem('server.key'), cert: pem('server.crt') } });
+    const client = new MllpClient({ host: '127.0.0.1', port, tls: {}, reconnect: { attempts: 1 } });
+    cleanups.push(() => client.close());
+    await expect(client.send(sampleMessage('TLS-2'))).rejects.toMatchObject({ code: 'CONNECT_FAILED' });
+  });
+
+  test('mutual TLS: a client certificate from the CA is accepted and its CN seen; others are refused', async () => {
+    const seen: string[] = [];
+    const { port } = await startServer({
+      tls: { key: pem('server.key'), cert: pem('server.crt'), ca: pem('ca.crt'), requireClientCertificate: true },
+      handler: (payload, connection) => {
+        seen.push(connection.clientCertificateCn ?? '');
+        return ackingHandler(payload, connection);
+      },
+    });
+    const good = new MllpClient({ host: '127.0.0.1', port, tls: { ca: pem('ca.crt'), cert: pem('client.crt'), key: pem('client.key'), servername: 'localhost' } });
+    cleanups.push(() => good.close());
+    expect((await good.send(sampleMessage('MTLS-1'))).code).toBe('AA');
+    expect(seen).toEqual(['hospital-engine']);
+
+    for (const tls of [
+      { ca: pem('ca.crt'), servername: 'localhost' },
+      { ca: pem('ca.crt'), cert: pem('rogue.crt'), key: pem('rogue.key'), servername: 'localhost' },
+    ]) {
+      const bad = new MllpClient({ host: '127.0.0.1', port, tls, reconnect: { attempts: 1 }, ackTimeoutMs: 2000 });
+      cleanups.push(() => bad.close());
+      await expect(bad.send(sampleMessage('MTLS-X'))).rejects.toBeInstanceOf(MllpError);
+    }
+    expect(seen).toEqual(['hospital-engine']);
+  });
+});
