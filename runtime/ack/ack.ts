@@ -1,8 +1,9 @@
 import type { Delimiters } from '../hl7/delimiters.js';
 import { encodingCharacters, readDelimiters } from '../hl7/delimiters.js';
 import { escapeValue } from '../hl7/escape.js';
-import type { Message } from '../hl7/message.js';
-import { parseMessage } from '../hl7/parse.js';
+import { encodingForDeclared } from '../hl7/charset.js';
+import { Message } from '../hl7/message.js';
+import { Segment } from '../hl7/segment.js';
 import { hl7Timestamp, newControlId } from '../hl7/timestamp.js';
 
 /** MSA-1, HL7 table 0008. */
@@ -209,9 +210,15 @@ export function buildAckFromHeader(h: ReceivedHeader, options: AckOptions): Mess
   if (h.charset) msh.push('', '', '', '', '', h.charset);
   const errors = options.errors ?? [];
   const msaText = errors.length ? errors.map((e) => e.userMessage).join('; ') : options.text ?? '';
-  const segments = [trimTrailing(msh, '').join(sep), trimTrailing(['MSA', options.code, h.controlId, esc(msaText)], '').join(sep)];
-  for (const e of errors) segments.push(errSegment(e, d, v25));
-  return parseMessage(segments.join('\r') + '\r');
+  const lines = [trimTrailing(msh, '').join(sep), trimTrailing(['MSA', options.code, h.controlId, esc(msaText)], '').join(sep)];
+  for (const e of errors) lines.push(errSegment(e, d, v25));
+  // Built from known-good parts, so the segments are made directly rather than parsed again.
+  const encoding = encodingForDeclared(h.charset.split(d.repetition)[0]!.trim()) ?? 'utf-8';
+  return new Message(
+    d,
+    lines.map((line) => new Segment(line.slice(0, 3), line, d)),
+    { declared: h.charset, encoding },
+  );
 }
 
 function errSegment(e: AckError, d: Delimiters, v25: boolean): string {

@@ -209,20 +209,28 @@ function firstContentLine(lines: string[]): number {
   return lines.findIndex(isContent);
 }
 
-// Control characters other than TAB never belong in HL7 text (CR/LF are segment ends).
-// eslint-disable-next-line no-control-regex
-const BINARY = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/;
-
 /**
  * Splits text into segment lines. CR, LF and CRLF all end a segment; one final terminator
  * is dropped (output always writes CR), further empty lines are kept as blank segments.
  */
 export function splitLines(text: string): string[] {
-  const binary = BINARY.exec(text);
-  if (binary) throw binaryError(text, binary.index);
+  const binary = firstControlCharacter(text);
+  if (binary !== -1) throw binaryError(text, binary);
   const lines = text.indexOf('\n') === -1 ? text.split('\r') : text.split(/\r\n|\r|\n/);
   if (lines.length > 1 && lines[lines.length - 1] === '') lines.pop();
   return lines;
+}
+
+/**
+ * Index of the first control character other than TAB, CR and LF (which never belong in HL7
+ * text), or -1. A plain loop: several times faster than a regular expression on this hot path.
+ */
+function firstControlCharacter(text: string): number {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x20 ? c !== 0x0d && c !== 0x0a && c !== 0x09 : c === 0x7f) return i;
+  }
+  return -1;
 }
 
 function binaryError(text: string, at: number): Hl7ParseError {
@@ -252,8 +260,18 @@ function toText(input: string | Uint8Array, options: ParseOptions): { text: stri
   }
   const buf = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   // Delimiters and MSH-18 are ASCII, so the header can be read before the character set is known.
-  const declared = declaredCharset(buf.toString('latin1', 0, Math.min(buf.length, 64 * 1024))) || options.defaultCharset || '';
+  const declared = declaredCharset(headerText(buf)) || options.defaultCharset || '';
   return decodeBytes(buf, declared);
+}
+
+/** The first MSH line of the bytes (as Latin-1), or of the first 64 KiB when there is none. */
+function headerText(buf: Buffer): string {
+  const msh = buf[0] === 0x4d && buf[1] === 0x53 && buf[2] === 0x48 ? 0 : buf.indexOf('MSH');
+  if (msh === -1) return '';
+  let end = buf.indexOf(0x0d, msh);
+  const lf = buf.indexOf(0x0a, msh);
+  if (end === -1 || (lf !== -1 && lf < end)) end = lf;
+  return buf.toString('latin1', msh, end === -1 ? Math.min(buf.length, msh + 64 * 1024) : end);
 }
 
 /** MSH-18's first repetition from the first MSH in the text, '' when absent. */
@@ -261,8 +279,9 @@ function declaredCharset(text: string): string {
   const start = text.startsWith('MSH') ? 0 : text.search(/(?:^|[\r\n])MSH/);
   if (start === -1) return '';
   const from = text[start] === 'M' ? start : start + 1;
-  const endMatch = /[\r\n]/.exec(text.slice(from));
-  const line = endMatch ? text.slice(from, from + endMatch.index) : text.slice(from);
+  let end = from;
+  while (end < text.length && text[end] !== '\r' && text[end] !== '\n') end++;
+  const line = text.slice(from, end);
   if (line.length < 8) return '';
   const sep = line[3]!;
   const fields = line.split(sep); // fields[k] is MSH-(k+1) for k >= 1

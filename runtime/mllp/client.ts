@@ -39,6 +39,13 @@ export interface SendResult extends AckSummary {
   raw?: Buffer;
 }
 
+/** The first segment of a payload, as Latin-1 (enough to read MSH-10 and MSH-15). */
+function firstLine(bytes: Uint8Array): string {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const end = buf.indexOf(0x0d);
+  return buf.toString('latin1', 0, end === -1 ? Math.min(buf.length, 4096) : end);
+}
+
 function unacknowledged(controlId: string, why: string): SendResult {
   return { acknowledged: false, code: '', acknowledgedControlId: controlId, text: why, errors: [] };
 }
@@ -105,7 +112,7 @@ export class MllpClient {
   private async sendNow(message: string | Uint8Array | Message): Promise<SendResult> {
     if (this.closed) throw new MllpError('CLIENT_CLOSED', 'the MLLP client is closed');
     const bytes = typeof message === 'string' ? Buffer.from(message, 'utf8') : message instanceof Uint8Array ? message : message.toBytes();
-    const header = readHeaderLeniently(Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.byteLength, 4096)).toString('latin1'));
+    const header = readHeaderLeniently(firstLine(bytes));
     const controlId = header.controlId;
     if (!controlId) throw new MllpError('NO_CONTROL_ID', 'the message has no MSH-10 control id, so its ACK could not be matched');
     const socket = await this.ensureConnected();

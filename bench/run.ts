@@ -1,0 +1,118 @@
+/**
+ * `npm run bench`: parse speed and MLLP round trips, each beside a baseline measured in the same
+ * run, printed as tables and written to bench/RESULTS.md.
+ */
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ADT_A01, ORU_R01 } from './messages.js';
+import type { RoundTripRow, ServerKind } from './mllp.js';
+import { measureRoundTrips, startServerProcess } from './mllp.js';
+import { runParseBench } from './parse.js';
+
+const quick = process.argv.includes('--quick');
+const parseMs = quick ? 300 : 1500;
+const rtMs = quick ? 500 : 3000;
+
+const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+function table(headers: string[], rows: string[][]): string {
+  const lines = [`| ${headers.join(' | ')} |`, `| ${headers.map(() => '---').join(' | ')} |`];
+  for (const r of rows) lines.push(`| ${r.join(' | ')} |`);
+  return lines.join('\n');
+}
+
+const out: string[] = [];
+const say = (s = '') => {
+  process.stdout.write(s + '\n');
+  out.push(s);
+};
+
+say('# hl7c benchmark results');
+say();
+say(`Run ${new Date().toISOString().slice(0, 10)} on ${os.cpus()[0]?.model ?? 'unknown CPU'} × ${os.cpus().length}, Node ${process.version}. Produced by \`npm run bench\`${quick ? ' --quick' : ''}.`);
+say();
+
+// ---- parse
+const parseRows = runParseBench({ 'ADT^A01': ADT_A01, 'ORU^R01 (22 OBX)': ORU_R01 }, parseMs);
+say('## Parse (then read PID-3.1)');
+say();
+say(
+  table(
+    ['message', 'bytes', 'parser', 'msgs/s', 'MB/s', 'vs fastest peer'],
+    parseRows.map((r) => {
+      const peer = Math.max(...parseRows.filter((p) => p.message === r.message && p.parser.startsWith('@medplum')).map((p) => p.msgsPerSec));
+      return [r.message, String(r.bytes), r.parser, fmt(r.msgsPerSec), fmt(r.mbPerSec, 1), `${fmt(r.msgsPerSec / peer, 2)}×`];
+    }),
+  ),
+);
+say();
+
+// ---- MLLP round trips
+const combos: Array<[client: 'bare' | 'hl7c', server: ServerKind, label: string]> = [
+  ['bare', 'bare', 'bare socket client → bare socket server, fixed ACK (the limit)'],
+  ['hl7c', 'hl7c', 'hl7c client → hl7c server (parse, build ACK)'],
+  ['hl7c', 'bare', 'hl7c client → bare socket server'],
+  ['bare', 'hl7c', 'bare socket client → hl7c server'],
+  ['hl7c', 'medplum', 'hl7c client → @medplum/hl7 server'],
+];
+const payload = (id: number) => ADT_A01.replace(/^(MSH(?:\|[^|\r]*){8}\|)[^|\r]*/, `$1BENCH${id}`);
+const rtRows: Array<RoundTripRow & { label: string }> = [];
+for (const [client, server, label] of combos) {
+  const s = await startServerProcess(server);
+  try {
+    for (const connections of [1, 8]) {
+      const r = await measureRoundTrips(client, s.port, connections, payload, rtMs);
+      rtRows.push({ ...r, client, server, label });
+    }
+  } finally {
+    s.stop();
+  }
+}
+say('## MLLP round trips (send ADT^A01, wait for the ACK, send the next)');
+say();
+say('Servers run in a child process, clients in the benchmark process (one core each).');
+say();
+say(
+  table(
+    ['setup', 'connections', 'msgs/s', 'p50 ms', 'p99 ms', '% of limit'],
+    rtRows.map((r) => {
+      const limit = rtRows.find((l) => l.client === 'bare' && l.server === 'bare' && l.connections === r.connections)!;
+      return [r.label, String(r.connections), fmt(r.msgsPerSec), fmt(r.p50Ms, 3), fmt(r.p99Ms, 3), `${fmt((100 * r.msgsPerSec) / limit.msgsPerSec, 0)} %`];
+    }),
+  ),
+);
+say();
+
+// ---- targets
+const speedup = (message: string) => {
+  const ours = parseRows.find((r) => r.message === message && r.parser === 'hl7c (string)')!.msgsPerSec;
+  const peer = Math.max(...parseRows.filter((r) => r.message === message && r.parser.startsWith('@medplum')).map((r) => r.msgsPerSec));
+  return ours / peer;
+};
+const share = (connections: number) => {
+  const ours = rtRows.find((r) => r.client === 'hl7c' && r.server === 'hl7c' && r.connections === connections)!.msgsPerSec;
+  const limit = rtRows.find((r) => r.client === 'bare' && r.server === 'bare' && r.connections === connections)!.msgsPerSec;
+  return ours / limit;
+};
+say('## Targets');
+say();
+say(
+  table(
+    ['target', 'measured', 'met'],
+    [
+      ['parse ≥ 2× fastest peer, ADT^A01', `${fmt(speedup('ADT^A01'), 2)}×`, speedup('ADT^A01') >= 2 ? 'yes' : 'no'],
+      ['parse ≥ 2× fastest peer, ORU^R01', `${fmt(speedup('ORU^R01 (22 OBX)'), 2)}×`, speedup('ORU^R01 (22 OBX)') >= 2 ? 'yes' : 'no'],
+      ['MLLP round trip ≥ 80 % of limit, 1 connection', `${fmt(100 * share(1))} %`, share(1) >= 0.8 ? 'yes' : 'no'],
+      ['MLLP round trip ≥ 80 % of limit, 8 connections', `${fmt(100 * share(8))} %`, share(8) >= 0.8 ? 'yes' : 'no'],
+    ],
+  ),
+);
+
+if (!quick) {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const root = here.includes(join('dist', 'bench')) ? resolve(here, '../..') : resolve(here, '..');
+  writeFileSync(join(root, 'bench/RESULTS.md'), out.join('\n') + '\n');
+}
+process.exit(0);
