@@ -3,7 +3,12 @@ import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createLogger, Hl7ParseError, Hl7PathError } from '../../runtime/index.js';
 import type { ClientTlsOptions, ServerTlsOptions } from '../../runtime/index.js';
+import { buildCommand } from './commands/build.js';
 import { demoCommand } from './commands/demo.js';
+import { initCommand } from './commands/init.js';
+import { testCommand } from './commands/test.js';
+import { validateCommand } from './commands/validate.js';
+import { SCHEMA_PATH } from '../spec/schema.js';
 import { getCommand } from './commands/get.js';
 import { listenCommand } from './commands/listen.js';
 import { parseCommand } from './commands/parse.js';
@@ -108,6 +113,32 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
         ),
       )();
     });
+
+  program
+    .command('validate')
+    .description('check specs: file:line:col: severity code: message, with a hint; exit 1 on any error')
+    .argument('<specs...>', 'spec files (YAML)')
+    .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
+    .action((specs: string[], o: { format: 'text' | 'json' }) => run(() => validateCommand({ specs, format: o.format }, io))());
+
+  program
+    .command('build')
+    .description('generate one TypeScript channel module per spec (nothing is written if a spec has errors)')
+    .argument('<specs...>', 'spec files (YAML)')
+    .option('--out <dir>', 'output directory', '.hl7c/build')
+    .action((specs: string[], o: { out: string }) => run(() => buildCommand({ specs, out: o.out }, io))());
+
+  program
+    .command('test')
+    .description("run each spec's test cases against its compiled channel; prints pass/fail and 'N passed, N failed'")
+    .argument('<specs...>', 'spec files (YAML)')
+    .action((specs: string[]) => run(() => testCommand({ specs }, io))());
+
+  program
+    .command('init')
+    .description('scaffold a spec with a sample message and one passing test')
+    .argument('<dir>', 'directory to create it in')
+    .action((dir: string) => run(() => initCommand({ dir, schemaPath: SCHEMA_PATH }, io))());
 
   program
     .command('demo')

@@ -1,0 +1,62 @@
+import type { Message } from '../hl7/message.js';
+
+/**
+ * A declarative condition on a message, as written in a spec's `accept` rules:
+ * a path test, a message type test, or all/any/not of other conditions.
+ */
+export type Condition =
+  | { path: string; equals: string }
+  | { path: string; in: readonly string[] }
+  | { path: string; matches: string }
+  | { path: string; exists: boolean }
+  | { path: string; empty: boolean }
+  | { message_type: readonly string[] }
+  | { all: readonly Condition[] }
+  | { any: readonly Condition[] }
+  | { not: Condition };
+
+/** MSH-9 as CODE^TRIGGER (structure left out), the form specs use. */
+export function messageTypeOf(message: Message): string {
+  const { code, trigger } = message.type;
+  return trigger ? `${code}^${trigger}` : code;
+}
+
+/** `ADT^A01` matches `ADT^A01`; `ADT` matches any ADT trigger. */
+export function messageTypeMatches(message: Message, patterns: readonly string[]): boolean {
+  const type = messageTypeOf(message);
+  const code = message.type.code;
+  return patterns.some((p) => p === type || (!p.includes('^') && p === code));
+}
+
+const regexCache = new Map<string, RegExp>();
+
+export function evaluate(condition: Condition, message: Message): boolean {
+  if ('all' in condition) return condition.all.every((c) => evaluate(c, message));
+  if ('any' in condition) return condition.any.some((c) => evaluate(c, message));
+  if ('not' in condition) return !evaluate(condition.not, message);
+  if ('message_type' in condition) return messageTypeMatches(message, condition.message_type);
+  const value = message.get(condition.path);
+  const text = value ?? '';
+  if ('equals' in condition) return text === condition.equals;
+  if ('in' in condition) return condition.in.includes(text);
+  if ('matches' in condition) {
+    let re = regexCache.get(condition.matches);
+    if (!re) regexCache.set(condition.matches, (re = new RegExp(condition.matches)));
+    return re.test(text);
+  }
+  if ('exists' in condition) return (text !== '' || value === null) === condition.exists;
+  return (text === '') === condition.empty;
+}
+
+/** Describes a condition in words, for rejection reasons and generated comments. */
+export function describeCondition(condition: Condition): string {
+  if ('all' in condition) return condition.all.map(describeCondition).join(' and ');
+  if ('any' in condition) return `(${condition.any.map(describeCondition).join(' or ')})`;
+  if ('not' in condition) return `not ${describeCondition(condition.not)}`;
+  if ('message_type' in condition) return `message type is ${condition.message_type.join(', ')}`;
+  if ('equals' in condition) return `${condition.path} = "${condition.equals}"`;
+  if ('in' in condition) return `${condition.path} in (${condition.in.join(', ')})`;
+  if ('matches' in condition) return `${condition.path} matches /${condition.matches}/`;
+  if ('exists' in condition) return `${condition.path} ${condition.exists ? 'is valued' : 'is not valued'}`;
+  return `${condition.path} is ${condition.empty ? '' : 'not '}empty`;
+}

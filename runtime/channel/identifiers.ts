@@ -1,0 +1,94 @@
+import type { Message } from '../hl7/message.js';
+import { parsePath } from '../hl7/path.js';
+import { unescapeValue } from '../hl7/escape.js';
+
+/** An identifier as found: the ID and where it came from. */
+export interface FoundIdentifier {
+  id: string;
+  /** CX.4.1 / EI.2 namespace */
+  assigning_authority: string;
+  /** CX.5 */
+  type_code: string;
+  /** The path it was read from, e.g. PID-3[2]. */
+  source: string;
+}
+
+/** A required identifier that is missing or ambiguous, with where to look. */
+export interface IdentifierProblem {
+  identifier: string;
+  reason: string;
+  location: { segment: string; field: number };
+}
+
+export type IdentifierResult = { ok: true; value: FoundIdentifier | null } | { ok: false; problem: IdentifierProblem };
+
+export interface CxSelector {
+  /** The CX field, e.g. PID-3, MRG-1, PV1-19. */
+  field: string;
+  /** CX.4 namespace id (CX.4.1), compared exactly. */
+  assigning_authority?: string;
+  /** CX.5 identifier type code, e.g. MR. */
+  type_code?: string;
+}
+
+/**
+ * Picks the one repetition of a CX field whose assigning authority and type code match.
+ * Never guesses: more than one match is ambiguous, none is missing.
+ */
+export function selectCx(message: Message, name: string, selector: CxSelector): IdentifierResult {
+  const path = parsePath(selector.field);
+  const location = { segment: path.segment, field: path.field ?? 0 };
+  const d = message.delimiters;
+  const reps = message.repetitions(path);
+  const matches: FoundIdentifier[] = [];
+  reps.forEach((rep, i) => {
+    const comps = rep.split(d.component);
+    const id = unescapeValue(comps[0] ?? '', d);
+    const authority = unescapeValue((comps[3] ?? '').split(d.subcomponent ?? '&')[0] ?? '', d);
+    const type = unescapeValue(comps[4] ?? '', d);
+    if (id === '' || id === '""') return;
+    if (selector.assigning_authority !== undefined && authority !== selector.assigning_authority) return;
+    if (selector.type_code !== undefined && type !== selector.type_code) return;
+    matches.push({ id, assigning_authority: authority, type_code: type, source: `${path.segment}-${path.field}[${i + 1}]` });
+  });
+  const wanted = describeSelector(selector);
+  if (matches.length > 1) {
+    return { ok: false, problem: { identifier: name, reason: `${matches.length} repetitions of ${selector.field} match ${wanted}: ${matches.map((m) => m.source).join(', ')}`, location } };
+  }
+  if (matches.length === 0) {
+    return { ok: false, problem: { identifier: name, reason: `no repetition of ${selector.field} has ${wanted}`, location } };
+  }
+  return { ok: true, value: matches[0]! };
+}
+
+function describeSelector(s: CxSelector): string {
+  const parts = [];
+  if (s.assigning_authority !== undefined) parts.push(`assigning authority (CX.4) ${s.assigning_authority}`);
+  if (s.type_code !== undefined) parts.push(`type code (CX.5) ${s.type_code}`);
+  return parts.length ? parts.join(' and ') : 'an ID';
+}
+
+/**
+ * An EI identifier (order, document, appointment) from the first of the fields that is valued,
+ * in the order of precedence given, e.g. ORC-3, OBR-3 (filler) before ORC-2, OBR-2 (placer).
+ */
+export function selectEi(message: Message, name: string, fields: readonly string[]): IdentifierResult {
+  for (const field of fields) {
+    const id = message.getText(`${field}.1`);
+    if (id !== '' && message.get(`${field}.1`) !== null) {
+      return { ok: true, value: { id, assigning_authority: message.getText(`${field}.2`), type_code: '', source: field } };
+    }
+  }
+  const first = parsePath(fields[0]!);
+  return {
+    ok: false,
+    problem: { identifier: name, reason: `none of ${fields.join(', ')} is valued`, location: { segment: first.segment, field: first.field ?? 0 } },
+  };
+}
+
+/** Required identifiers turn a problem into an error; optional ones into null. */
+export function settle(result: IdentifierResult, required: boolean, problems: IdentifierProblem[]): FoundIdentifier | null {
+  if (result.ok) return result.value;
+  if (required) problems.push(result.problem);
+  return null;
+}

@@ -1,0 +1,83 @@
+import { readFile } from 'node:fs/promises';
+import { relative } from 'node:path';
+import { isScalar, LineCounter, parseDocument, visit } from 'yaml';
+import type { Diagnostic } from '../diagnostics/diagnostic.js';
+import type { PathKey } from './source-map.js';
+import { SourceMap } from './source-map.js';
+
+/** A spec as loaded: the data after `${ENV}` interpolation, and where each value came from. */
+export interface LoadedSpec {
+  /** Path as given (for diagnostics and generated headers). */
+  file: string;
+  text: string;
+  data: unknown;
+  /** The data before interpolation: generated code keeps `${ENV}` references in config values. */
+  raw: unknown;
+  sourceMap: SourceMap;
+}
+
+const ENV_REFERENCE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/**
+ * Reads a spec file. YAML syntax errors and unset environment variables (with no default)
+ * become diagnostics; `data` is undefined when the YAML cannot be read at all.
+ */
+export async function loadSpec(path: string, env: NodeJS.ProcessEnv, cwd: string): Promise<{ spec?: LoadedSpec; diagnostics: Diagnostic[] }> {
+  const file = relative(cwd, path) || path;
+  const text = await readFile(path, 'utf8');
+  return loadSpecText(file, text, env);
+}
+
+export function loadSpecText(file: string, text: string, env: NodeJS.ProcessEnv): { spec?: LoadedSpec; diagnostics: Diagnostic[] } {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const diagnostics: Diagnostic[] = [];
+  for (const error of doc.errors) {
+    const pos = error.linePos?.[0] ?? { line: 1, col: 1 };
+    diagnostics.push({
+      file,
+      line: pos.line,
+      column: pos.col,
+      severity: 'error',
+      code: error.code === 'DUPLICATE_KEY' ? 'yaml/duplicate-key' : 'yaml/syntax',
+      message: error.message.split('\n')[0]!,
+      hint: error.code === 'DUPLICATE_KEY' ? 'each key may appear once in a mapping; remove or rename one' : 'check indentation and quoting around this line',
+    });
+  }
+  if (diagnostics.length > 0) return { diagnostics };
+
+  const raw: unknown = doc.toJS();
+  // ${NAME} and ${NAME:-default} in any string value, so one spec serves dev, test and prod.
+  visit(doc, {
+    Scalar(_key, node) {
+      if (typeof node.value !== 'string' || !node.value.includes('${')) return;
+      const original = node.value;
+      const whole = /^\$\{[^}]+\}$/.test(original);
+      const value = original.replace(ENV_REFERENCE, (_m, name: string, fallback: string | undefined) => {
+        const set = env[name];
+        if (set !== undefined && set !== '') return set;
+        if (fallback !== undefined) return fallback;
+        const { line, col } = lineCounter.linePos(node.range?.[0] ?? 0);
+        diagnostics.push({
+          file,
+          line,
+          column: col,
+          severity: 'error',
+          code: 'spec/env-unset',
+          message: `environment variable ${name} is not set and has no default`,
+          hint: `set ${name}, or give a default: \${${name}:-value}`,
+        });
+        return '';
+      });
+      // A value that is only a reference takes the type it reads as (ports are numbers).
+      node.value = whole && /^-?\d+$/.test(value) ? Number(value) : whole && (value === 'true' || value === 'false') ? value === 'true' : value;
+    },
+  });
+  if (!isScalar(doc.contents) && doc.contents === null) {
+    diagnostics.push({ file, line: 1, column: 1, severity: 'error', code: 'yaml/empty', message: 'the spec is empty', hint: 'start from `hl7c init`' });
+    return { diagnostics };
+  }
+  return { spec: { file, text, data: doc.toJS(), raw, sourceMap: new SourceMap(doc, lineCounter) }, diagnostics };
+}
+
+export type { PathKey };

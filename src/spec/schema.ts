@@ -1,0 +1,139 @@
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Ajv } from 'ajv';
+import type { ErrorObject } from 'ajv';
+import type { Diagnostic } from '../diagnostics/diagnostic.js';
+import type { LoadedSpec } from './load.js';
+import type { PathKey } from './source-map.js';
+
+/** The package root, from src/spec (tests) or dist/src/spec (built). */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    try {
+      readFileSync(join(dir, 'schema/hl7c-spec.schema.json'));
+      return dir;
+    } catch {
+      dir = dirname(dir);
+    }
+  }
+  throw new Error('hl7c: schema/hl7c-spec.schema.json not found');
+}
+
+export const SCHEMA_PATH = join(packageRoot(), 'schema/hl7c-spec.schema.json');
+const schema = JSON.parse(readFileSync(SCHEMA_PATH, 'utf8')) as object;
+const ajv = new Ajv({ allErrors: true, strict: false, verbose: true });
+const validate = ajv.compile(schema);
+
+/** Checks a spec against the JSON Schema; each error points at the YAML node that is wrong. */
+export function schemaDiagnostics(spec: LoadedSpec): Diagnostic[] {
+  if (validate(spec.data)) return [];
+  const errors = pruneErrors(validate.errors ?? []);
+  return errors.map((e) => toDiagnostic(spec, e));
+}
+
+/**
+ * ajv reports every branch of a oneOf/anyOf; keep the errors that say the most: drop the
+ * "must match" summaries when a more specific error sits at or below the same place.
+ */
+function pruneErrors(errors: ErrorObject[]): ErrorObject[] {
+  const specific = errors.filter((e) => !['anyOf', 'oneOf', 'if'].includes(e.keyword));
+  const seen = new Set<string>();
+  return (specific.length ? specific : errors).filter((e) => {
+    const key = `${e.instancePath}|${e.keyword}|${JSON.stringify(e.params)}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+function pathOf(pointer: string): PathKey[] {
+  if (pointer === '') return [];
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((k) => k.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((k) => (/^\d+$/.test(k) ? Number(k) : k));
+}
+
+function toDiagnostic(spec: LoadedSpec, e: ErrorObject): Diagnostic {
+  const path = pathOf(e.instancePath);
+  const where = (pos: { line: number; column: number }) => ({ file: spec.file, line: pos.line, column: pos.column, severity: 'error' as const });
+  const at = path.length ? path.join('.') : 'the spec';
+  switch (e.keyword) {
+    case 'additionalProperties': {
+      const name = String((e.params as { additionalProperty: string }).additionalProperty);
+      const allowed = allowedKeys(e);
+      const close = allowed.find((k) => editDistance(k, name) <= 2);
+      return {
+        ...where(spec.sourceMap.keyAt([...path, name])),
+        code: 'schema/unknown-property',
+        message: `unknown property "${name}" in ${at}`,
+        hint: close ? `did you mean "${close}"?` : allowed.length ? `allowed here: ${allowed.join(', ')}` : 'remove it',
+      };
+    }
+    case 'required': {
+      const name = (e.params as { missingProperty: string }).missingProperty;
+      return {
+        ...where(path.length ? spec.sourceMap.keyAt(path) : { line: 1, column: 1 }),
+        code: 'schema/missing-property',
+        message: `${at} needs "${name}"`,
+        hint: `add ${name}: …`,
+      };
+    }
+    case 'enum':
+      return {
+        ...where(spec.sourceMap.valueAt(path)),
+        code: 'schema/invalid-value',
+        message: `${at} must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`,
+      };
+    case 'type':
+      return { ...where(spec.sourceMap.valueAt(path)), code: 'schema/wrong-type', message: `${at} must be ${(e.params as { type: string }).type}` };
+    case 'pattern':
+      return {
+        ...where(spec.sourceMap.valueAt(path)),
+        code: 'schema/invalid-format',
+        message: `${at} does not have the expected form (${(e.params as { pattern: string }).pattern})`,
+        hint: patternHint(path),
+      };
+    case 'minProperties':
+    case 'maxProperties':
+      return {
+        ...where(spec.sourceMap.valueAt(path)),
+        code: 'schema/wrong-shape',
+        message: `${at} ${e.keyword === 'maxProperties' ? 'must have only one kind' : 'is empty'}`,
+        hint: path[path.length - 1] === 'source' ? 'a source is exactly one of mllp, http, file' : undefined,
+      };
+    case 'propertyNames':
+      return { ...where(spec.sourceMap.valueAt(path)), code: 'schema/invalid-name', message: `a name in ${at} is not allowed: ${e.message ?? ''}`, hint: 'use lowercase letters, digits and _' };
+    default:
+      return { ...where(spec.sourceMap.valueAt(path)), code: `schema/${e.keyword}`, message: `${at} ${e.message ?? 'is invalid'}` };
+  }
+}
+
+function allowedKeys(e: ErrorObject): string[] {
+  const props = (e.parentSchema as { properties?: Record<string, unknown> } | undefined)?.properties;
+  return props ? Object.keys(props) : [];
+}
+
+function patternHint(path: PathKey[]): string | undefined {
+  const last = String(path[path.length - 1]);
+  if (last === 'channel') return 'lowercase letters, digits, - and _, starting with a letter';
+  if (last === 'url') return 'an http:// or https:// URL';
+  if (path.includes('message_type')) return 'CODE^TRIGGER, e.g. ADT^A01, or just the code, e.g. ADT';
+  if (last === 'each') return 'a segment name, e.g. OBX';
+  if (last === 'timezone') return 'an offset such as -05:00';
+  return undefined;
+}
+
+export function editDistance(a: string, b: string): number {
+  const dp = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) dp[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      dp[i]![j] = Math.min(dp[i - 1]![j]! + 1, dp[i]![j - 1]! + 1, dp[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+  }
+  return dp[a.length]![b.length]!;
+}

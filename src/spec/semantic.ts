@@ -1,0 +1,179 @@
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { Hl7PathError, parsePath } from '../../runtime/index.js';
+import type { Condition } from '../../runtime/index.js';
+import type { Diagnostic } from '../diagnostics/diagnostic.js';
+import { isZSegment, MESSAGE_SEGMENTS, SEGMENT_FIELD_COUNTS } from './hl7-tables.js';
+import type { LoadedSpec } from './load.js';
+import { editDistance } from './schema.js';
+import type { PathKey } from './source-map.js';
+import type { Mapping, Spec } from './types.js';
+
+const CX_DEFAULT_FIELD: Record<string, string> = { patient: 'PID-3', visit: 'PV1-19', account: 'PID-18', merge: 'MRG-1' };
+
+/** Checks the meaning of one schema-valid spec: paths, segments, fields, references. */
+export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagnostic[] {
+  const spec = loaded.data as Spec;
+  const out: Diagnostic[] = [];
+  const at = (path: PathKey[], severity: Diagnostic['severity'], code: string, message: string, hint?: string, columnOffset = 0) => {
+    const pos = loaded.sourceMap.valueAt(path);
+    out.push({ file: loaded.file, line: pos.line, column: pos.column + columnOffset, severity, code, message, ...(hint ? { hint } : {}) });
+  };
+
+  /** Validates one HL7 path; returns the segment it reads, if valid. */
+  const checkPath = (text: string, where: PathKey[]): string | undefined => {
+    let path;
+    try {
+      path = parsePath(text);
+    } catch (err) {
+      if (!(err instanceof Hl7PathError)) throw err;
+      at(where, 'error', 'hl7/path-syntax', `"${text}" is not an HL7 path: ${err.reason}`, 'write paths like PID-3, PID-3[2].4.1, OBX[3]-5', err.offset);
+      return undefined;
+    }
+    const known = SEGMENT_FIELD_COUNTS[path.segment];
+    if (known === undefined && !isZSegment(path.segment)) {
+      const close = Object.keys(SEGMENT_FIELD_COUNTS).find((s) => editDistance(s, path.segment) === 1);
+      at(where, 'error', 'hl7/unknown-segment', `${path.segment} is not a v2.5.1 segment hl7c knows`, close ? `did you mean ${close}?` : 'site-defined segments start with Z');
+      return undefined;
+    }
+    if (known !== undefined && path.field !== undefined && path.field > known) {
+      at(where, 'error', 'hl7/unknown-field', `${path.segment} has ${known} fields in v2.5.1; there is no ${path.segment}-${path.field}`);
+    }
+    return path.segment;
+  };
+
+  // Which message codes can get past the accept rules (a reject/filter rule on message_type).
+  const accepted = acceptedMessageCodes(spec);
+  const readSegments: Array<{ segment: string; where: PathKey[] }> = [];
+  const read = (text: string, where: PathKey[]) => {
+    const segment = checkPath(text, where);
+    if (segment) readSegments.push({ segment, where });
+  };
+
+  const walkCondition = (c: Condition, where: PathKey[]) => {
+    if ('path' in c) checkPath(c.path, [...where, 'path']);
+    if ('all' in c) c.all.forEach((x, i) => walkCondition(x, [...where, 'all', i]));
+    if ('any' in c) c.any.forEach((x, i) => walkCondition(x, [...where, 'any', i]));
+    if ('not' in c) walkCondition(c.not, [...where, 'not']);
+  };
+  spec.accept?.forEach((rule, i) => walkCondition(rule.if, ['accept', i, 'if']));
+
+  const identifiers = spec.identifiers ?? {};
+  for (const [name, rule] of Object.entries(identifiers)) {
+    const where: PathKey[] = ['identifiers', name];
+    if (rule.field) read(rule.field, [...where, 'field']);
+    const cx = CX_DEFAULT_FIELD[rule.kind];
+    if (cx && !rule.assigning_authority && !rule.type_code) {
+      at(where, 'warning', 'spec/ambiguous-identifier', `identifier ${name} can match any repetition of ${rule.field ?? cx}`, 'add assigning_authority (CX.4) and/or type_code (CX.5), e.g. type_code: MR');
+    }
+    if (!cx && (rule.assigning_authority || rule.type_code)) {
+      at(where, 'error', 'spec/not-a-cx-identifier', `a ${rule.kind} identifier is an EI, which has no CX.4/CX.5 to select by`, 'remove assigning_authority/type_code; use prefer: filler|placer');
+    }
+    if (cx && rule.prefer) at([...where, 'prefer'], 'error', 'spec/prefer-not-applicable', `prefer applies to order and appointment identifiers, not ${rule.kind}`);
+  }
+
+  const walkMapping = (m: Mapping, where: PathKey[]) => {
+    if (m.path) read(m.path, [...where, 'path']);
+    m.concat?.forEach((part, i) => typeof part === 'object' && read(part.path, [...where, 'concat', i, 'path']));
+    if (m.when) walkCondition(m.when, [...where, 'when']);
+    if (m.identifier) {
+      const name = m.identifier.split('.')[0]!;
+      if (!(name in identifiers)) {
+        at([...where, 'identifier'], 'error', 'spec/unknown-identifier', `no identifier named ${name}`, Object.keys(identifiers).length ? `defined: ${Object.keys(identifiers).join(', ')}` : 'define it under identifiers:');
+      }
+    }
+    const sources = ['path', 'identifier', 'value', 'concat', 'each'].filter((k) => (m as Record<string, unknown>)[k] !== undefined);
+    if (sources.length !== 1) {
+      at(where, 'error', 'spec/mapping-source', sources.length ? `a mapping takes one of path, identifier, value, concat, each; this one has ${sources.join(' and ')}` : 'a mapping needs a source: path, identifier, value, concat or each', 'e.g. { path: PID-5.1 }');
+    }
+    if (m.each) {
+      if (!m.fields) at(where, 'error', 'spec/each-without-fields', `each: ${m.each} needs fields: to map every ${m.each}`);
+      if (SEGMENT_FIELD_COUNTS[m.each] === undefined && !isZSegment(m.each)) at([...where, 'each'], 'error', 'hl7/unknown-segment', `${m.each} is not a v2.5.1 segment hl7c knows`);
+      else readSegments.push({ segment: m.each, where: [...where, 'each'] });
+    }
+    if (m.fields && !m.each) at([...where, 'fields'], 'error', 'spec/fields-without-each', 'fields: belongs with each:');
+    for (const [key, child] of Object.entries(m.fields ?? {})) walkMapping(child, [...where, 'fields', key]);
+  };
+  for (const [key, m] of Object.entries(spec.map ?? {})) walkMapping(m, ['map', key]);
+
+  if (accepted) {
+    const possible = new Set([...accepted].flatMap((code) => MESSAGE_SEGMENTS[code] ?? []));
+    const unknownCodes = [...accepted].some((c) => !MESSAGE_SEGMENTS[c]);
+    for (const { segment, where } of readSegments) {
+      if (!unknownCodes && !possible.has(segment) && !isZSegment(segment)) {
+        at(where, 'warning', 'spec/segment-not-in-message', `${segment} is not part of ${[...accepted].join('/')} messages, which are all this channel accepts`, 'check the segment, or the accept rules');
+      }
+    }
+  }
+
+  if (spec.source.http || spec.source.file) {
+    at(['source'], 'error', 'spec/unsupported-source', `the ${spec.source.http ? 'http' : 'file'} source is not supported by this version of hl7c yet`, 'use an mllp source');
+  }
+  if (!spec.destinations || Object.keys(spec.destinations).length === 0) {
+    at(['channel'], 'warning', 'spec/no-destination', `channel ${spec.channel} has no destinations: accepted messages go nowhere`, 'add destinations:');
+  }
+  for (const [name, d] of Object.entries(spec.destinations ?? {})) {
+    const kinds = ['http', 'mllp', 'file', 'channel'].filter((k) => (d as Record<string, unknown>)[k] !== undefined);
+    if (kinds.length !== 1) at(['destinations', name], 'error', 'spec/destination-kind', `destination ${name} must be exactly one of http, mllp, file, channel${kinds.length ? ` (has ${kinds.join(', ')})` : ''}`);
+  }
+  spec.tests?.forEach((t, i) => {
+    const input = t.input.trim();
+    if (!input.startsWith('MSH') && !existsSync(resolve(specDir, input))) {
+      at(['tests', i, 'input'], 'error', 'spec/test-input-missing', `test input ${input} is neither an inline message nor a file`, `paths are relative to ${dirname(loaded.file) || '.'}`);
+    }
+    for (const name of Object.keys(t.expect.identifiers ?? {})) {
+      if (!(name in identifiers)) at(['tests', i, 'expect', 'identifiers', name], 'error', 'spec/unknown-identifier', `no identifier named ${name}`);
+    }
+  });
+  return out;
+}
+
+/** The message codes that accept rules let through, or undefined when any may pass. */
+function acceptedMessageCodes(spec: Spec): Set<string> | undefined {
+  let codes: Set<string> | undefined;
+  for (const rule of spec.accept ?? []) {
+    const types = topLevelMessageTypes(rule.if);
+    if (!types) continue;
+    const these = new Set(types.map((t) => t.split('^')[0]!));
+    codes = codes ? new Set([...codes].filter((c) => these.has(c))) : these;
+  }
+  return codes;
+}
+
+function topLevelMessageTypes(c: Condition): readonly string[] | undefined {
+  if ('message_type' in c) return c.message_type;
+  if ('all' in c) for (const x of c.all) { const t = topLevelMessageTypes(x); if (t) return t; }
+  return undefined;
+}
+
+/** Checks across specs: channel names and listening ports are unique; channel destinations exist. */
+export function crossSpecDiagnostics(specs: LoadedSpec[]): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const names = new Map<string, LoadedSpec>();
+  const ports = new Map<number, LoadedSpec>();
+  for (const loaded of specs) {
+    const spec = loaded.data as Spec;
+    const first = names.get(spec.channel);
+    if (first) {
+      const pos = loaded.sourceMap.valueAt(['channel']);
+      out.push({ file: loaded.file, line: pos.line, column: pos.column, severity: 'error', code: 'spec/duplicate-channel', message: `channel ${spec.channel} is also defined in ${first.file}`, hint: 'channel names must be unique' });
+    } else names.set(spec.channel, loaded);
+    const port = spec.source.mllp?.port ?? spec.source.http?.port;
+    if (port !== undefined && port !== 0) {
+      const other = ports.get(port);
+      if (other) {
+        const pos = loaded.sourceMap.valueAt(['source', spec.source.mllp ? 'mllp' : 'http', 'port']);
+        out.push({ file: loaded.file, line: pos.line, column: pos.column, severity: 'error', code: 'spec/duplicate-port', message: `port ${port} is also used by ${(other.data as Spec).channel} (${other.file})`, hint: 'give each listening channel its own port' });
+      } else ports.set(port, loaded);
+    }
+  }
+  for (const loaded of specs) {
+    for (const [name, d] of Object.entries((loaded.data as Spec).destinations ?? {})) {
+      if (d.channel !== undefined && !names.has(d.channel)) {
+        const pos = loaded.sourceMap.valueAt(['destinations', name, 'channel']);
+        out.push({ file: loaded.file, line: pos.line, column: pos.column, severity: 'error', code: 'spec/unknown-channel', message: `destination ${name} hands messages to channel ${d.channel}, which no spec defines`, hint: `defined channels: ${[...names.keys()].join(', ')}` });
+      }
+    }
+  }
+  return out;
+}
