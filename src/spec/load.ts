@@ -33,7 +33,7 @@ export function loadSpecText(file: string, text: string, env: NodeJS.ProcessEnv)
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const diagnostics: Diagnostic[] = [];
   for (const error of doc.errors) {
-    const pos = error.linePos?.[0] ?? { line: 1, col: 1 };
+    const pos = lineCounter.linePos(error.pos[0]);
     diagnostics.push({
       file,
       line: pos.line,

@@ -15,8 +15,12 @@ const CX_DEFAULT_FIELD: Record<string, string> = { patient: 'PID-3', visit: 'PV1
 export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagnostic[] {
   const spec = loaded.data as Spec;
   const out: Diagnostic[] = [];
+  const lines = loaded.text.split('\n');
   const at = (path: PathKey[], severity: Diagnostic['severity'], code: string, message: string, hint?: string, columnOffset = 0) => {
     const pos = loaded.sourceMap.valueAt(path);
+    // An offset into a value counts from its first character, after any opening quote.
+    const opening = lines[pos.line - 1]?.[pos.column - 1];
+    if (columnOffset > 0 && (opening === '"' || opening === "'")) columnOffset++;
     out.push({ file: loaded.file, line: pos.line, column: pos.column + columnOffset, severity, code, message, ...(hint ? { hint } : {}) });
   };
 

@@ -1,0 +1,129 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { validateSpecs } from '../../src/spec/validate.js';
+
+const BASE = `channel: base
+source:
+  mllp:
+    port: 2600
+accept:
+  - rule: adt
+    if: { message_type: [ADT^A01] }
+    otherwise: reject
+identifiers:
+  patient:
+    kind: patient
+    type_code: MR
+    required: true
+map:
+  mrn: { identifier: patient }
+  family: { path: PID-5.1 }
+destinations:
+  hook:
+    http:
+      url: http://127.0.0.1:9/x
+`;
+
+/**
+ * Each broken spec: how it is made from BASE, the diagnostic code expected, and the text the
+ * diagnostic must point at (its first occurrence after the edit, plus an optional column shift).
+ */
+const CASES: Array<{ name: string; edit: (s: string) => string; code: string; at: string; shift?: number; severity?: 'warning' }> = [
+  { name: 'unknown top-level key', edit: (s) => s.replace('channel: base', 'channel: base\nchanel: typo'), code: 'schema/unknown-property', at: 'chanel:' },
+  { name: 'missing channel', edit: (s) => s.replace('channel: base\n', ''), code: 'schema/missing-property', at: 'source:' },
+  { name: 'channel name with spaces', edit: (s) => s.replace('channel: base', 'channel: Bad Name'), code: 'schema/invalid-format', at: 'Bad Name' },
+  { name: 'port is not a number', edit: (s) => s.replace('port: 2600', 'port: abc'), code: 'schema/wrong-type', at: 'abc' },
+  { name: 'port out of range', edit: (s) => s.replace('port: 2600', 'port: 70000'), code: 'schema/maximum', at: '70000' },
+  { name: 'two kinds of source', edit: (s) => s.replace('source:\n', 'source:\n  file: { dir: in }\n'), code: 'schema/wrong-shape', at: 'file: { dir' },
+  { name: 'unknown ack mode', edit: (s) => s.replace('port: 2600', 'port: 2600\n    ack_mode: sometimes'), code: 'schema/invalid-value', at: 'sometimes' },
+  { name: 'otherwise not filter/reject', edit: (s) => s.replace('otherwise: reject', 'otherwise: drop'), code: 'schema/invalid-value', at: 'drop' },
+  { name: 'accept rule without otherwise', edit: (s) => s.replace('    otherwise: reject\n', ''), code: 'schema/missing-property', at: 'rule: adt' },
+  { name: 'message type in the wrong form', edit: (s) => s.replace('[ADT^A01]', '[adt-a01]'), code: 'schema/invalid-format', at: 'adt-a01' },
+  { name: 'unknown condition operator', edit: (s) => s.replace('if: { message_type: [ADT^A01] }', 'if: { path: MSH-11, equal: P }'), code: 'schema/unknown-property', at: 'equal:' },
+  { name: 'unknown identifier kind', edit: (s) => s.replace('kind: patient', 'kind: person'), code: 'schema/invalid-value', at: 'person' },
+  { name: 'misspelled identifier property', edit: (s) => s.replace('type_code: MR', 'typecode: MR'), code: 'schema/unknown-property', at: 'typecode' },
+  { name: 'path without a dash', edit: (s) => s.replace('PID-5.1', 'PID5.1'), code: 'hl7/path-syntax', at: 'PID5.1', shift: 3 },
+  { name: 'unknown segment', edit: (s) => s.replace('PID-5.1', 'PXD-5.1'), code: 'hl7/unknown-segment', at: 'PXD-5.1' },
+  { name: 'field past the segment end', edit: (s) => s.replace('PID-5.1', 'PID-45'), code: 'hl7/unknown-field', at: 'PID-45' },
+  { name: 'segment no accepted message has', edit: (s) => s.replace('PID-5.1', 'TXA-12'), code: 'spec/segment-not-in-message', at: 'TXA-12', severity: 'warning' },
+  { name: 'unknown identifier in a mapping', edit: (s) => s.replace('{ identifier: patient }', '{ identifier: visit }'), code: 'spec/unknown-identifier', at: 'visit' },
+  { name: 'identifier that can match any repetition', edit: (s) => s.replace('    type_code: MR\n', ''), code: 'spec/ambiguous-identifier', at: 'kind: patient', severity: 'warning' },
+  { name: 'order identifier selected by CX.5', edit: (s) => s.replace('kind: patient', 'kind: order'), code: 'spec/not-a-cx-identifier', at: 'kind: order' },
+  { name: 'prefer on a patient identifier', edit: (s) => s.replace('required: true', 'required: true\n    prefer: filler'), code: 'spec/prefer-not-applicable', at: 'filler' },
+  { name: 'mapping with two sources', edit: (s) => s.replace('{ path: PID-5.1 }', '{ path: PID-5.1, value: x }'), code: 'spec/mapping-source', at: '{ path: PID-5.1, value' },
+  { name: 'mapping with no source', edit: (s) => s.replace('{ path: PID-5.1 }', '{ transform: [trim] }'), code: 'spec/mapping-source', at: '{ transform' },
+  { name: 'each without fields', edit: (s) => s.replace('{ path: PID-5.1 }', '{ each: NK1 }'), code: 'spec/each-without-fields', at: '{ each: NK1' },
+  { name: 'each over a lowercase segment', edit: (s) => s.replace('{ path: PID-5.1 }', '{ each: nk1, fields: { n: { path: NK1-2 } } }'), code: 'schema/invalid-format', at: 'nk1' },
+  { name: 'unknown transform', edit: (s) => s.replace('{ path: PID-5.1 }', '{ path: PID-5.1, transform: [titlecase] }'), code: 'schema/invalid-value', at: 'titlecase' },
+  { name: 'destination url not http', edit: (s) => s.replace('http://127.0.0.1:9/x', 'ftp://127.0.0.1/x'), code: 'schema/invalid-format', at: 'ftp://' },
+  { name: 'destination of two kinds', edit: (s) => s.replace('  hook:\n', '  hook:\n    file: { dir: out }\n'), code: 'spec/destination-kind', at: 'file: { dir: out }' },
+  { name: 'destination to an undefined channel', edit: (s) => s.replace('  hook:\n    http:\n      url: http://127.0.0.1:9/x\n', '  hook:\n    channel: nowhere\n'), code: 'spec/unknown-channel', at: 'nowhere' },
+  { name: 'unset environment variable', edit: (s) => s.replace('http://127.0.0.1:9/x', '${HL7C_TEST_UNSET_URL}'), code: 'spec/env-unset', at: '${HL7C_TEST_UNSET_URL}' },
+  { name: 'YAML syntax error', edit: (s) => s.replace('  mllp:\n    port: 2600', '  mllp:\n    port: [2600'), code: 'yaml/syntax', at: 'accept:' },
+  { name: 'duplicate key', edit: (s) => s.replace('channel: base', 'channel: base\nchannel: again'), code: 'yaml/duplicate-key', at: 'channel: again' },
+  { name: 'test input that does not exist', edit: (s) => `${s}tests:\n  - name: t\n    input: messages/missing.hl7\n    expect: { ack: AA }\n`, code: 'spec/test-input-missing', at: 'messages/missing.hl7' },
+  { name: 'test expecting an undefined identifier', edit: (s) => `${s}tests:\n  - name: t\n    input: "MSH|^~\\\\&|A|B|C|D|1||ADT^A01|1|P|2.5"\n    expect: { identifiers: { visit: V1 } }\n`, code: 'spec/unknown-identifier', at: 'V1' },
+  { name: 'http source not supported yet', edit: (s) => s.replace('  mllp:\n    port: 2600', '  http:\n    port: 2600\n    path: /in'), code: 'spec/unsupported-source', at: 'http:\n    port' },
+  { name: 'timezone not an offset', edit: (s) => s.replace('channel: base', 'channel: base\ntimezone: EST'), code: 'schema/invalid-format', at: 'EST' },
+  { name: 'fields without each', edit: (s) => s.replace('{ path: PID-5.1 }', '{ path: PID-5.1, fields: { a: { path: PID-1 } } }'), code: 'spec/fields-without-each', at: '{ a: {' },
+];
+
+function positionOf(text: string, needle: string): { line: number; column: number } {
+  const index = text.indexOf(needle);
+  if (index === -1) throw new Error(`needle ${needle} not in spec`);
+  const before = text.slice(0, index).split('\n');
+  return { line: before.length, column: before[before.length - 1]!.length + 1 };
+}
+
+describe('catalogue of broken specs', () => {
+  test('the base spec is valid and clean', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hl7c-spec-'));
+    writeFileSync(join(dir, 'base.yaml'), BASE);
+    const result = await validateSpecs([join(dir, 'base.yaml')], { cwd: dir, env: {} });
+    expect(result.diagnostics).toEqual([]);
+  });
+
+  test('has at least 30 cases', () => expect(CASES.length).toBeGreaterThanOrEqual(30));
+
+  test.each(CASES.map((c) => [c.name, c] as const))('%s', async (_, c) => {
+    const dir = mkdtempSync(join(tmpdir(), 'hl7c-spec-'));
+    const text = c.edit(BASE);
+    expect(text).not.toBe(BASE);
+    writeFileSync(join(dir, 'broken.yaml'), text);
+    const result = await validateSpecs([join(dir, 'broken.yaml')], { cwd: dir, env: {} });
+    const expected = positionOf(text, c.at);
+    const found = result.diagnostics.find((d) => d.code === c.code);
+    expect(found, JSON.stringify(result.diagnostics, null, 1)).toBeDefined();
+    expect(found!.file).toBe('broken.yaml');
+    expect({ line: found!.line, column: found!.column }).toEqual({ line: expected.line, column: expected.column + (c.shift ?? 0) });
+    expect(found!.severity).toBe(c.severity ?? 'error');
+    expect(found!.message.length).toBeGreaterThan(10);
+    expect(result.ok).toBe((c.severity ?? 'error') === 'warning');
+  });
+
+  test('a misspelled property gets a "did you mean" hint', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hl7c-spec-'));
+    writeFileSync(join(dir, 'typo.yaml'), BASE.replace('type_code: MR', 'typecode: MR'));
+    const result = await validateSpecs([join(dir, 'typo.yaml')], { cwd: dir, env: {} });
+    expect(result.diagnostics[0]!.hint).toBe('did you mean "type_code"?');
+  });
+
+  test('duplicate channel names and ports across specs', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hl7c-spec-'));
+    writeFileSync(join(dir, 'a.yaml'), BASE);
+    writeFileSync(join(dir, 'b.yaml'), BASE);
+    const result = await validateSpecs([join(dir, 'a.yaml'), join(dir, 'b.yaml')], { cwd: dir, env: {} });
+    expect(result.diagnostics.map((d) => `${d.file}:${d.line}:${d.column} ${d.code}`)).toEqual(['b.yaml:1:10 spec/duplicate-channel', 'b.yaml:4:11 spec/duplicate-port']);
+  });
+
+  test('environment values and defaults are interpolated; a reference alone takes its type', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hl7c-spec-'));
+    writeFileSync(join(dir, 'env.yaml'), BASE.replace('port: 2600', 'port: ${HL7C_PORT:-2700}'));
+    const withDefault = await validateSpecs([join(dir, 'env.yaml')], { cwd: dir, env: {} });
+    expect((withDefault.specs[0]!.data as { source: { mllp: { port: number } } }).source.mllp.port).toBe(2700);
+    const set = await validateSpecs([join(dir, 'env.yaml')], { cwd: dir, env: { HL7C_PORT: '2801' } });
+    expect((set.specs[0]!.data as { source: { mllp: { port: number } } }).source.mllp.port).toBe(2801);
+  });
+});
