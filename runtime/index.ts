@@ -34,3 +34,4 @@ export * from './channel/transforms.js';
 export { Scope } from './channel/scope.js';
 export * from './channel/channel.js';
 export { interpolate } from './channel/env.js';
+export * from './channel/builder.js';

@@ -14,6 +14,24 @@ export interface MllpSourceConfig {
   max_message_bytes?: number;
 }
 
+export interface HttpSourceConfig {
+  kind: 'http';
+  host: string;
+  port: number;
+  path: string;
+  /** Bearer token the app must send; empty means none required. */
+  auth_token: string;
+}
+
+export interface FileSourceConfig {
+  kind: 'file';
+  dir: string;
+  done_dir: string;
+  error_dir: string;
+}
+
+export type SourceConfig = MllpSourceConfig | HttpSourceConfig | FileSourceConfig;
+
 export interface HttpDestinationConfig {
   kind: 'http';
   url: string;
@@ -25,6 +43,10 @@ export interface MllpDestinationConfig {
   kind: 'mllp';
   host: string;
   port: number;
+  /** What an AE from the far side means: try again later, or give up (dead letter / stop). */
+  on_ae: 'retry' | 'fail';
+  /** What an AR means; AR is "do not resend as is", so fail is the usual choice. */
+  on_ar: 'retry' | 'fail';
 }
 export interface FileDestinationConfig {
   kind: 'file';
@@ -37,6 +59,8 @@ export interface ChannelDestinationConfig {
 }
 
 export interface DestinationConfig {
+  /** Only messages that meet this condition go to the destination. */
+  when?: import('./conditions.js').Condition;
   target: HttpDestinationConfig | MllpDestinationConfig | FileDestinationConfig | ChannelDestinationConfig;
   retry: { attempts: number; backoff_ms: number; max_backoff_ms: number };
   on_failure: 'dead_letter' | 'stop_queue';
@@ -57,11 +81,20 @@ export interface ChannelDefinition {
   name: string;
   /** The spec it was compiled from, relative to where the build ran. */
   spec: string;
-  source: MllpSourceConfig;
+  source: SourceConfig;
+  /** What destinations receive: mapped JSON, or the HL7 message. */
+  output: 'json' | 'hl7';
   destinations: Record<string, DestinationConfig>;
+  /** JSON -> HL7 (http sources): the outgoing message built from the posted JSON. */
+  build?(input: unknown): Message;
   accept(message: Message): AcceptDecision;
   identify(message: Message): Identification;
-  map(message: Message, identifiers: Identification['identifiers']): unknown;
+  /** HL7 -> HL7 edits, applied before routing. */
+  transform?(message: Message): void;
+  /** HL7 -> JSON. */
+  map?(message: Message, identifiers: Identification['identifiers']): unknown;
+  /** The destinations this message goes to. */
+  route(message: Message): string[];
 }
 
 export function defineChannel(definition: ChannelDefinition): ChannelDefinition {
@@ -80,22 +113,51 @@ export interface ChannelResult {
   /** The ACK to send back, if any (MSH-15 may ask for none). */
   ack?: Buffer;
   ackCode?: string;
+  /** For http sources: the answer to the app. */
+  response?: { status: number; body: Record<string, unknown> };
 }
 
 /**
- * Runs one received payload through a channel's stages: parse, accept, identify, map. Filtered
- * messages are acknowledged AA and recorded as filtered; rejected ones AR with the rule's reason;
- * a missing or ambiguous required identifier is AE naming the field. Nothing is thrown for a
- * bad message: every outcome is a result.
+ * Runs one received payload through a channel's stages: (build,) parse, accept, identify,
+ * (transform,) map, route. Filtered messages are acknowledged AA and recorded as filtered;
+ * rejected ones AR with the rule's reason; a missing or ambiguous required identifier is AE
+ * naming the field. Nothing is thrown for a bad message: every outcome is a result.
  */
 export function runChannel(channel: ChannelDefinition, payload: Buffer): ChannelResult {
+  if (channel.source.kind === 'http') return withResponse(runJson(channel, payload));
   const received = receive(payload);
   if (!received.ok) {
-    return { status: 'rejected', reason: received.error.message, identifiers: {}, outputs: {}, ack: received.reject, ackCode: 'AR' };
+    return { status: 'rejected', reason: received.error.message, identifiers: {}, outputs: {}, ...(channel.source.kind === 'mllp' ? { ack: received.reject, ackCode: 'AR' } : {}) };
   }
-  const message = received.message;
-  const answer = (outcome: AckOutcome, errors: AckError[] = []) => ackFor(channel, message, outcome, errors);
+  return runMessage(channel, received.message);
+}
 
+function runJson(channel: ChannelDefinition, payload: Buffer): ChannelResult {
+  let input: unknown;
+  try {
+    input = JSON.parse(payload.toString('utf8'));
+  } catch (err) {
+    return { status: 'rejected', reason: `the body is not JSON: ${(err as Error).message}`, identifiers: {}, outputs: {} };
+  }
+  let message: Message;
+  try {
+    message = channel.build!(input);
+  } catch (err) {
+    return { status: 'error', reason: `could not build the message: ${(err as Error).message}`, identifiers: {}, outputs: {} };
+  }
+  return runMessage(channel, message);
+}
+
+function withResponse(result: ChannelResult): ChannelResult {
+  const status = result.status === 'accepted' || result.status === 'filtered' ? 200 : result.status === 'rejected' ? 400 : 422;
+  const body: Record<string, unknown> = { status: result.status };
+  if (result.message) body.control_id = result.message.controlId;
+  if (result.reason) body.reason = result.reason;
+  return { ...result, response: { status, body } };
+}
+
+function runMessage(channel: ChannelDefinition, message: Message): ChannelResult {
+  const answer = (outcome: AckOutcome, errors: AckError[] = []) => (channel.source.kind === 'mllp' ? ackFor(channel, message, outcome, errors) : {});
   const decision = channel.accept(message);
   if (decision.outcome === 'reject') {
     const reason = `${decision.reason} (rule ${decision.rule})`;
@@ -114,20 +176,23 @@ export function runChannel(channel: ChannelDefinition, payload: Buffer): Channel
     return { status: 'error', reason: errors.map((e) => e.userMessage).join('; '), message, identifiers, outputs: {}, ...answer('error', errors) };
   }
   let output: unknown;
+  let routed: string[];
   try {
-    output = channel.map(message, identifiers);
+    channel.transform?.(message);
+    output = channel.output === 'json' ? channel.map!(message, identifiers) : message.toString();
+    routed = channel.route(message);
   } catch (err) {
     const reason = `mapping failed: ${(err as Error).message}`;
     return { status: 'error', reason, message, identifiers, outputs: {}, ...answer('error', [{ code: HL7_ERROR.applicationInternalError, userMessage: reason }]) };
   }
-  const outputs = Object.fromEntries(Object.keys(channel.destinations).map((name) => [name, output]));
+  const outputs = Object.fromEntries(routed.map((name) => [name, output]));
   return { status: 'accepted', message, identifiers, outputs, ...answer('accept') };
 }
 
 function ackFor(channel: ChannelDefinition, message: Message, outcome: AckOutcome, errors: AckError[]): { ack?: Buffer; ackCode?: string } {
   if (isAckMessage(message)) return {};
   const request = ackRequestOf(message);
-  const setting = channel.source.ack_mode;
+  const setting = (channel.source as MllpSourceConfig).ack_mode;
   const mode = setting === 'as_requested' ? request.mode : setting;
   if (mode === 'enhanced' && !shouldSendAcceptAck({ ...request, mode }, outcome)) return {};
   const code = ackCodeFor(outcome, mode);

@@ -1,4 +1,5 @@
-import type { Message } from '../hl7/message.js';
+import type { Hl7Value } from '../hl7/message.js';
+import { Message } from '../hl7/message.js';
 
 /**
  * A declarative condition on a message, as written in a spec's `accept` rules:
@@ -30,12 +31,18 @@ export function messageTypeMatches(message: Message, patterns: readonly string[]
 
 const regexCache = new Map<string, RegExp>();
 
-export function evaluate(condition: Condition, message: Message): boolean {
-  if ('all' in condition) return condition.all.every((c) => evaluate(c, message));
-  if ('any' in condition) return condition.any.some((c) => evaluate(c, message));
-  if ('not' in condition) return !evaluate(condition.not, message);
-  if ('message_type' in condition) return messageTypeMatches(message, condition.message_type);
-  const value = message.get(condition.path);
+/** What a condition reads from: a message, or a scope inside an `each` (paths relative to it). */
+export interface ConditionSource {
+  readonly message?: Message;
+  get(path: string): Hl7Value;
+}
+
+export function evaluate(condition: Condition, source: Message | ConditionSource): boolean {
+  if ('all' in condition) return condition.all.every((c) => evaluate(c, source));
+  if ('any' in condition) return condition.any.some((c) => evaluate(c, source));
+  if ('not' in condition) return !evaluate(condition.not, source);
+  if ('message_type' in condition) return messageTypeMatches(source instanceof Message ? source : source.message!, condition.message_type);
+  const value = source.get(condition.path);
   const text = value ?? '';
   if ('equals' in condition) return text === condition.equals;
   if ('in' in condition) return condition.in.includes(text);

@@ -13,6 +13,8 @@ export class Scope {
     private readonly bound: ReadonlyMap<string, number>,
     /** Segment list positions this scope covers: [start, end). */
     private readonly range: readonly [number, number],
+    /** Inside `each: PID-3`: the repetition being read. */
+    private readonly boundField?: { segment: string; field: number; repetition: number },
   ) {}
 
   static of(message: Message): Scope {
@@ -41,11 +43,22 @@ export class Scope {
     });
   }
 
+  /** Runs fn for each repetition of a field (e.g. every PID-3 identifier), in a scope bound to it. */
+  eachRepetition<T>(fieldPath: string, fn: (scope: Scope, index: number) => T): T[] {
+    const p = this.resolve(fieldPath);
+    const count = this.message.repetitions(p).length;
+    return Array.from({ length: count }, (_, k) =>
+      fn(new Scope(this.message, this.bound, this.range, { segment: p.segment, field: p.field!, repetition: k + 1 }), k),
+    );
+  }
+
   private resolve(text: string): Hl7Path {
-    const p = parsePath(text);
+    let p = parsePath(text);
     const occurrence = this.bound.get(p.segment);
-    if (occurrence === undefined || p.segmentRepetition !== undefined) return p;
-    return { ...p, segmentRepetition: occurrence };
+    if (occurrence !== undefined && p.segmentRepetition === undefined) p = { ...p, segmentRepetition: occurrence };
+    const f = this.boundField;
+    if (f && p.segment === f.segment && p.field === f.field && p.repetition === undefined) p = { ...p, repetition: f.repetition };
+    return p;
   }
 }
 

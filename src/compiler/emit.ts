@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { IndentationText, Project, QuoteKind } from 'ts-morph';
 import type { Condition } from '../../runtime/index.js';
 import { describeCondition } from '../../runtime/index.js';
 import type { LoadedSpec } from '../spec/load.js';
-import type { Destination, IdentifierRule, Mapping, Spec } from '../spec/types.js';
+import type { BuildSegment, BuildValue, Destination, IdentifierRule, Mapping, Spec } from '../spec/types.js';
 
 export const HL7C_VERSION = '0.1.0';
 export const RUNTIME_IMPORT = 'hl7c/runtime';
@@ -21,7 +23,7 @@ const q = (v: unknown) => JSON.stringify(v);
  * (accept, identify, map), each line pointing back at the spec, and a default export that
  * describes the channel. Deterministic: same spec text, same bytes.
  */
-export function emitChannel(loaded: LoadedSpec): EmittedChannel {
+export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChannel {
   const spec = loaded.data as Spec;
   const raw = loaded.raw as Spec;
   const line = (...path: Array<string | number>) => loaded.sourceMap.valueAt(path).line;
@@ -61,7 +63,7 @@ export function emitChannel(loaded: LoadedSpec): EmittedChannel {
       const here = [...path, key];
       const set = `${use('setJsonPath')}(${target}, ${q(key)}, ${mappingExpr(m, scopeVar, here, depth)});`;
       lines.push(`// ${key} (${ref(...here)})`);
-      lines.push(m.when ? `if (${conditionExpr(m.when, use)}) ${set}` : set);
+      lines.push(m.when ? `if (${conditionExpr(m.when, use, scopeVar)}) ${set}` : set);
     }
     return lines;
   };
@@ -74,32 +76,96 @@ export function emitChannel(loaded: LoadedSpec): EmittedChannel {
     } else if (m.concat !== undefined) {
       expr = `[${m.concat.map((p) => (typeof p === 'string' ? q(p) : `${scopeVar}.get(${q(p.path)}) ?? ""`)).join(', ')}].join("")`;
     } else if (m.each !== undefined) {
-      const item = `${m.each.toLowerCase()}${depth}`;
+      const overField = m.each.includes('-');
+      const item = `${m.each.replace('-', '_').toLowerCase()}${overField ? '_rep' : ''}${depth}`;
       const inner = emitFields(m.fields ?? {}, 'item', item, [...path, 'fields'], depth + 1);
-      return `${scopeVar}.each(${q(m.each)}, (${item}) => {\nconst item: Record<string, unknown> = {};\n${inner.join('\n')}\nreturn item;\n})`;
+      return `${scopeVar}.${overField ? 'eachRepetition' : 'each'}(${q(m.each)}, (${item}) => {\nconst item: Record<string, unknown> = {};\n${inner.join('\n')}\nreturn item;\n})`;
     } else expr = q(m.value ?? null);
     for (const t of m.transform ?? []) {
       expr = `${use('applyTransform')}(${expr}, ${q(t)}${t === 'datetime' && timezone ? `, { defaultOffset: ${q(timezone)} }` : ''})`;
     }
-    if (m.lookup) expr = `${use('lookupValue')}(${expr}, ${q(m.lookup)})`;
+    if (m.lookup) expr = `${use('lookupValue')}(${expr}, ${q('file' in m.lookup && typeof m.lookup.file === 'string' ? readCsvTable(resolve(loaded.dir ?? '.', m.lookup.file)) : m.lookup)})`;
     if (m.default !== undefined) expr = `${use('withDefault')}(${expr}, ${q(m.default)})`;
     return expr;
   };
   mapBody.push(...emitFields(spec.map ?? {}, 'out', 'scope', ['map'], 1));
   mapBody.push('return out;');
 
+  // ---- build (JSON -> HL7)
+  const buildBody: string[] = [];
+  if (spec.build) {
+    const b = spec.build;
+    const header: Record<string, string> = { type: b.message_type, version: b.version };
+    for (const key of ['sending_application', 'sending_facility', 'receiving_application', 'receiving_facility', 'processing_id', 'accept_ack_type', 'application_ack_type'] as const) {
+      if (b[key] !== undefined) header[key] = b[key]!;
+    }
+    buildBody.push(`const builder = new ${use('MessageBuilder')}(${q(header)});`);
+    let counter = 0;
+    const emitBuild = (segments: BuildSegment[], itemVar: string, indexVar: string | undefined, path: Array<string | number>): string[] => {
+      const lines: string[] = [];
+      segments.forEach((seg, i) => {
+        const here = [...path, i];
+        if (seg.segment) {
+          const v = `${seg.segment.toLowerCase()}${++counter}`;
+          lines.push(`// ${seg.segment} (${ref(...here)})`, `const ${v} = builder.addSegment(${q(seg.segment)});`);
+          for (const [field, value] of Object.entries(seg.fields ?? {})) lines.push(`${v}.set(${q(field)}, ${buildValueExpr(value, itemVar, indexVar, use)});`);
+        } else {
+          const item = `item${++counter}`;
+          const index = `i${counter}`;
+          const source = seg.each ? `${use('jsonItems')}(input, ${itemVar}, ${q(seg.each)})` : `${use('textLines')}(input, ${itemVar}, ${q(seg.each_line)})`;
+          lines.push(`// each ${seg.each ? 'item of' : 'line of'} ${seg.each ?? seg.each_line} (${ref(...here)})`);
+          lines.push(`${source}.forEach((${item}, ${index}) => {`, ...emitBuild(seg.segments ?? [], item, index, [...here, 'segments']), '});');
+        }
+      });
+      return lines;
+    };
+    buildBody.push(...emitBuild(b.segments, 'input', undefined, ['build', 'segments']));
+    buildBody.push('return builder.message;');
+  }
+
+  // ---- transform (HL7 -> HL7)
+  const transformBody: string[] = [];
+  (spec.transform ?? []).forEach((step, i) => {
+    transformBody.push(`// ${ref('transform', i)}`);
+    if ('set' in step) transformBody.push(`message.set(${q(step.set.path)}, ${q(step.set.value)});`);
+    else if ('copy' in step) transformBody.push(`message.set(${q(step.copy.to)}, message.get(${q(step.copy.from)}));`);
+    else if ('clear' in step) transformBody.push(`message.clear(${q(step.clear)});`);
+    else transformBody.push(`while (message.removeSegment(${q(step.delete_segments)})) { /* every ${step.delete_segments} */ }`);
+  });
+
+  // ---- route
+  const destinationNames = Object.keys(spec.destinations ?? {});
+  const routeBody = [
+    'const to: string[] = [];',
+    ...destinationNames.map((name) => {
+      const d = spec.destinations![name]!;
+      return d.when ? `if (${conditionExpr(d.when, use)}) to.push(${q(name)}); // ${ref('destinations', name, 'when')}` : `to.push(${q(name)});`;
+    }),
+    'return to;',
+  ];
+
   // ---- channel description (config values keep their ${ENV} references)
-  const mllp = spec.source.mllp!;
-  const rawMllp = raw.source.mllp!;
-  const source = `{ kind: "mllp", host: ${configString(rawMllp.host ?? '0.0.0.0', use)}, port: ${configNumber(rawMllp.port, use)}, ack_mode: ${q(mllp.ack_mode ?? 'as_requested')}${mllp.max_message_bytes ? `, max_message_bytes: ${mllp.max_message_bytes}` : ''} }`;
-  const destinations = Object.keys(spec.destinations ?? {})
-    .map((name) => `${q(name)}: ${destinationExpr(raw.destinations![name]!, use)}`)
-    .join(',\n');
+  const source = sourceExpr(spec, raw, use);
+  const destinations = destinationNames.map((name) => `${q(name)}: ${destinationExpr(raw.destinations![name]!, use)}`).join(',\n');
+  const output = spec.map ? 'json' : 'hl7';
 
   const project = new Project({ useInMemoryFileSystem: true, manipulationSettings: { indentationText: IndentationText.TwoSpaces, quoteKind: QuoteKind.Double } });
   const file = project.createSourceFile(`${spec.channel}.ts`, '', { overwrite: true });
   file.addImportDeclaration({ moduleSpecifier: RUNTIME_IMPORT, namedImports: [...uses].sort() });
   file.addImportDeclaration({ moduleSpecifier: RUNTIME_IMPORT, isTypeOnly: true, namedImports: ['AcceptDecision', 'Identification', 'IdentifierProblem', 'Message'] });
+  const stages: string[] = [];
+  if (spec.build) {
+    stages.push('build');
+    file.addFunction({
+      isExported: true,
+      name: 'build',
+      docs: [`The HL7 message built from the JSON the app posts (${ref('build')}). MSH-10 and MSH-7 are new for every message.`],
+      parameters: [{ name: 'input', type: 'unknown' }],
+      returnType: 'Message',
+      statements: buildBody,
+    });
+  }
+  stages.push('accept');
   file.addFunction({
     isExported: true,
     name: 'accept',
@@ -108,6 +174,7 @@ export function emitChannel(loaded: LoadedSpec): EmittedChannel {
     returnType: 'AcceptDecision',
     statements: acceptBody,
   });
+  stages.push('identify');
   file.addFunction({
     isExported: true,
     name: 'identify',
@@ -116,20 +183,43 @@ export function emitChannel(loaded: LoadedSpec): EmittedChannel {
     returnType: 'Identification',
     statements: identifyBody,
   });
+  if (spec.transform?.length) {
+    stages.push('transform');
+    file.addFunction({
+      isExported: true,
+      name: 'transform',
+      docs: [`HL7 to HL7 edits (${ref('transform')}).`],
+      parameters: [{ name: 'message', type: 'Message' }],
+      returnType: 'void',
+      statements: transformBody,
+    });
+  }
+  if (spec.map) {
+    stages.push('map');
+    file.addFunction({
+      isExported: true,
+      name: 'map',
+      docs: [`The JSON every destination receives (${ref('map')}).`],
+      parameters: [
+        { name: 'message', type: 'Message' },
+        { name: usesIdentifiers(spec.map) ? 'ids' : '_ids', type: 'Identification["identifiers"]' },
+      ],
+      returnType: 'Record<string, unknown>',
+      statements: mapBody,
+    });
+  }
+  stages.push('route');
   file.addFunction({
     isExported: true,
-    name: 'map',
-    docs: [`The JSON every destination receives (${spec.map ? ref('map') : 'no mapping'}).`],
-    parameters: [
-      { name: 'message', type: 'Message' },
-      { name: usesIdentifiers(spec.map ?? {}) ? 'ids' : '_ids', type: 'Identification["identifiers"]' },
-    ],
-    returnType: 'Record<string, unknown>',
-    statements: mapBody,
+    name: 'route',
+    docs: [`The destinations a message goes to (${destinationNames.length ? ref('destinations') : 'none defined'}).`],
+    parameters: [{ name: destinationNames.some((n) => spec.destinations![n]!.when) ? 'message' : '_message', type: 'Message' }],
+    returnType: 'string[]',
+    statements: routeBody,
   });
   file.addExportAssignment({
     isExportEquals: false,
-    expression: `defineChannel({\nname: ${q(spec.channel)},\nspec: ${q(loaded.file)},\nsource: ${source},\ndestinations: {\n${destinations}\n},\naccept,\nidentify,\nmap,\n})`,
+    expression: `defineChannel({\nname: ${q(spec.channel)},\nspec: ${q(loaded.file)},\nsource: ${source},\noutput: ${q(output)},\ndestinations: {\n${destinations}\n},\n${stages.join(',\n')},\n})`,
   });
   file.formatText({ indentSize: 2, convertTabsToSpaces: true, ensureNewLineAtEndOfFile: true });
   const header = [
@@ -140,8 +230,55 @@ export function emitChannel(loaded: LoadedSpec): EmittedChannel {
   return { fileName: `${spec.channel}.ts`, code: header + file.getFullText() };
 }
 
-function conditionExpr(c: Condition, use: (name: string) => string): string {
-  return `${use('evaluate')}(${JSON.stringify(c)}, message)`;
+function sourceExpr(spec: Spec, raw: Spec, use: (n: string) => string): string {
+  if (spec.source.http) {
+    const h = raw.source.http!;
+    return `{ kind: "http", host: ${configString(h.host ?? '0.0.0.0', use)}, port: ${configNumber(h.port, use)}, path: ${q(spec.source.http.path)}, auth_token: ${configString(h.auth_token ?? '', use)} }`;
+  }
+  if (spec.source.file) {
+    const f = raw.source.file!;
+    return `{ kind: "file", dir: ${configString(f.dir, use)}, done_dir: ${configString(f.done_dir ?? `${f.dir}/done`, use)}, error_dir: ${configString(f.error_dir ?? `${f.dir}/error`, use)} }`;
+  }
+  const mllp = spec.source.mllp!;
+  const m = raw.source.mllp!;
+  return `{ kind: "mllp", host: ${configString(m.host ?? '0.0.0.0', use)}, port: ${configNumber(m.port, use)}, ack_mode: ${q(mllp.ack_mode ?? 'as_requested')}${mllp.max_message_bytes ? `, max_message_bytes: ${mllp.max_message_bytes}` : ''} }`;
+}
+
+function buildValueExpr(value: BuildValue, itemVar: string, indexVar: string | undefined, use: (n: string) => string): string {
+  if (typeof value !== 'object') return q(String(value));
+  let expr: string;
+  if (value.json !== undefined) expr = `${use('readJson')}(input, ${itemVar}, ${q(value.json)})`;
+  else if (value.index) expr = indexVar ? `${indexVar} + 1` : '1';
+  else if (value.now) expr = `${use('hl7Timestamp')}()`;
+  else expr = q(value.value ?? null);
+  for (const t of value.transform ?? []) {
+    expr =
+      t === 'hl7_datetime'
+        ? `${use('isoToHl7DateTime')}(${expr})`
+        : t === 'hl7_date'
+          ? `${use('isoToHl7DateTime')}(${expr})?.slice(0, 8)`
+          : `${use('applyTransform')}(${use('asHl7Value')}(${expr}), ${q(t)})`;
+  }
+  if (value.lookup) expr = `${use('lookupValue')}(${use('asHl7Value')}(${expr}), ${q(value.lookup)})`;
+  if (value.default !== undefined) expr = `${use('withDefault')}(${use('asHl7Value')}(${expr}), ${q(value.default)})`;
+  return expr;
+}
+
+/** A two-column CSV (header row, then code,value) as a lookup table, inlined at build time. */
+function readCsvTable(path: string): Record<string, string> {
+  const rows = readFileSync(path, 'utf8').split(/\r?\n/).filter((l) => l.trim() !== '');
+  const unquote = (v: string) => v.trim().replace(/^"(.*)"$/, '$1').replace(/""/g, '"');
+  const table: Record<string, string> = {};
+  for (const row of rows.slice(1)) {
+    const comma = row.indexOf(',');
+    if (comma === -1) continue;
+    table[unquote(row.slice(0, comma))] = unquote(row.slice(comma + 1));
+  }
+  return table;
+}
+
+function conditionExpr(c: Condition, use: (name: string) => string, source = 'message'): string {
+  return `${use('evaluate')}(${JSON.stringify(c)}, ${source})`;
 }
 
 function describeIdentifier(rule: IdentifierRule): string {
@@ -199,9 +336,9 @@ function destinationExpr(d: Destination, use: (n: string) => string): string {
   if (d.http) {
     const headers = Object.entries(d.http.headers ?? {}).map(([k, v]) => `${q(k)}: ${configString(v, use)}`);
     target = `{ kind: "http", url: ${configString(d.http.url, use)}, method: ${q(d.http.method ?? 'POST')}, headers: { ${headers.join(', ')} }, timeout_ms: ${d.http.timeout_ms ?? 10_000} }`;
-  } else if (d.mllp) target = `{ kind: "mllp", host: ${configString(d.mllp.host, use)}, port: ${configNumber(d.mllp.port, use)} }`;
+  } else if (d.mllp) target = `{ kind: "mllp", host: ${configString(d.mllp.host, use)}, port: ${configNumber(d.mllp.port, use)}, on_ae: ${q(d.mllp.on_ae ?? 'retry')}, on_ar: ${q(d.mllp.on_ar ?? 'fail')} }`;
   else if (d.file) target = `{ kind: "file", dir: ${configString(d.file.dir, use)}, file_name: ${q(d.file.file_name ?? '{control_id}.json')} }`;
   else target = `{ kind: "channel", channel: ${q(d.channel)} }`;
   const r = d.retry ?? {};
-  return `{ target: ${target}, retry: { attempts: ${r.attempts ?? 5}, backoff_ms: ${r.backoff_ms ?? 1000}, max_backoff_ms: ${r.max_backoff_ms ?? 60_000} }, on_failure: ${q(d.on_failure ?? 'dead_letter')} }`;
+  return `{ ${d.when ? `when: ${JSON.stringify(d.when)}, ` : ''}target: ${target}, retry: { attempts: ${r.attempts ?? 5}, backoff_ms: ${r.backoff_ms ?? 1000}, max_backoff_ms: ${r.max_backoff_ms ?? 60_000} }, on_failure: ${q(d.on_failure ?? 'dead_letter')} }`;
 }

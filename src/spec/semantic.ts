@@ -7,7 +7,7 @@ import { isZSegment, MESSAGE_SEGMENTS, SEGMENT_FIELD_COUNTS } from './hl7-tables
 import type { LoadedSpec } from './load.js';
 import { editDistance } from './schema.js';
 import type { PathKey } from './source-map.js';
-import type { Mapping, Spec } from './types.js';
+import type { BuildSegment, Mapping, Spec } from './types.js';
 
 const CX_DEFAULT_FIELD: Record<string, string> = { patient: 'PID-3', visit: 'PV1-19', account: 'PID-18', merge: 'MRG-1' };
 
@@ -92,8 +92,12 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
     }
     if (m.each) {
       if (!m.fields) at(where, 'error', 'spec/each-without-fields', `each: ${m.each} needs fields: to map every ${m.each}`);
-      if (SEGMENT_FIELD_COUNTS[m.each] === undefined && !isZSegment(m.each)) at([...where, 'each'], 'error', 'hl7/unknown-segment', `${m.each} is not a v2.5.1 segment hl7c knows`);
+      if (m.each.includes('-')) read(m.each, [...where, 'each']);
+      else if (SEGMENT_FIELD_COUNTS[m.each] === undefined && !isZSegment(m.each)) at([...where, 'each'], 'error', 'hl7/unknown-segment', `${m.each} is not a v2.5.1 segment hl7c knows`);
       else readSegments.push({ segment: m.each, where: [...where, 'each'] });
+    }
+    if (m.lookup && 'file' in m.lookup && typeof m.lookup.file === 'string' && !existsSync(resolve(specDir, m.lookup.file))) {
+      at([...where, 'lookup', 'file'], 'error', 'spec/lookup-file-missing', `lookup table ${m.lookup.file} does not exist`, 'a CSV with a header row and two columns: code,value; paths are relative to the spec');
     }
     if (m.fields && !m.each) at([...where, 'fields'], 'error', 'spec/fields-without-each', 'fields: belongs with each:');
     for (const [key, child] of Object.entries(m.fields ?? {})) walkMapping(child, [...where, 'fields', key]);
@@ -110,18 +114,38 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
     }
   }
 
-  if (spec.source.http || spec.source.file) {
-    at(['source'], 'error', 'spec/unsupported-source', `the ${spec.source.http ? 'http' : 'file'} source is not supported by this version of hl7c yet`, 'use an mllp source');
+  if (spec.source.http && !spec.build) {
+    at(['source', 'http'], 'error', 'spec/build-required', 'an http source receives JSON from the app; it needs build: to turn it into an HL7 message', 'add build: with message_type, version and segments');
   }
+  if (spec.build && !spec.source.http) {
+    at(['build'], 'error', 'spec/build-needs-http-source', 'build: makes HL7 from posted JSON, so it needs an http source', 'use source: { http: { port, path } }');
+  }
+  if (spec.build && spec.map) {
+    at(['map'], 'error', 'spec/map-with-build', 'a channel that builds HL7 from JSON sends that HL7 on; map: (HL7 to JSON) does not apply', 'remove map:, or split into two channels');
+  }
+  spec.build?.segments.forEach((seg, i) => walkBuild(seg, ['build', 'segments', i]));
+  spec.transform?.forEach((step, i) => {
+    const where: PathKey[] = ['transform', i];
+    if ('set' in step) checkPath(step.set.path, [...where, 'set', 'path']);
+    if ('copy' in step) {
+      checkPath(step.copy.from, [...where, 'copy', 'from']);
+      checkPath(step.copy.to, [...where, 'copy', 'to']);
+    }
+    if ('clear' in step) checkPath(step.clear, [...where, 'clear']);
+  });
   if (!spec.destinations || Object.keys(spec.destinations).length === 0) {
     at(['channel'], 'warning', 'spec/no-destination', `channel ${spec.channel} has no destinations: accepted messages go nowhere`, 'add destinations:');
   }
   for (const [name, d] of Object.entries(spec.destinations ?? {})) {
+    if (d.when) walkCondition(d.when, ['destinations', name, 'when']);
     const kinds = ['http', 'mllp', 'file', 'channel'].filter((k) => (d as Record<string, unknown>)[k] !== undefined);
     if (kinds.length !== 1) at(['destinations', name], 'error', 'spec/destination-kind', `destination ${name} must be exactly one of http, mllp, file, channel${kinds.length ? ` (has ${kinds.join(', ')})` : ''}`);
   }
   spec.tests?.forEach((t, i) => {
-    const input = t.input.trim();
+    const input = typeof t.input === 'string' ? t.input.trim() : 'MSH';
+    if (typeof t.input === 'object' && !spec.source.http) {
+      at(['tests', i, 'input'], 'error', 'spec/test-input-kind', 'a JSON input only fits an http source; this channel receives HL7', 'give an HL7 message inline or a .hl7 file');
+    }
     if (!input.startsWith('MSH') && !existsSync(resolve(specDir, input))) {
       at(['tests', i, 'input'], 'error', 'spec/test-input-missing', `test input ${input} is neither an inline message nor a file`, `paths are relative to ${dirname(loaded.file) || '.'}`);
     }
@@ -130,6 +154,32 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
     }
   });
   return out;
+
+  function walkBuild(seg: BuildSegment, where: PathKey[]): void {
+    const groups = [seg.segment && 'segment', seg.each && 'each', seg.each_line && 'each_line'].filter(Boolean);
+    if (groups.length !== 1) {
+      at(where, 'error', 'spec/build-segment', 'each entry of build.segments is a segment: (with fields:) or an each:/each_line: (with segments:)', 'e.g. { segment: PID, fields: { PID-3.1: { json: patient.mrn } } }');
+      return;
+    }
+    if (seg.segment) {
+      if (SEGMENT_FIELD_COUNTS[seg.segment] === undefined && !isZSegment(seg.segment)) {
+        at([...where, 'segment'], 'error', 'hl7/unknown-segment', `${seg.segment} is not a v2.5.1 segment hl7c knows`);
+      }
+      if (seg.segment === 'MSH') at([...where, 'segment'], 'error', 'spec/build-msh', 'MSH is written from build: message_type, version and the application/facility keys');
+      for (const key of Object.keys(seg.fields ?? {})) {
+        const segment = checkPath(key, [...where, 'fields', key]);
+        if (segment && segment !== seg.segment) {
+          const pos = loaded.sourceMap.keyAt([...where, 'fields', key]);
+          out.push({ file: loaded.file, line: pos.line, column: pos.column, severity: 'error', code: 'spec/field-of-other-segment', message: `${key} is not a field of ${seg.segment}`, hint: `write ${seg.segment}-n` });
+        }
+      }
+      if (seg.segments) at([...where, 'segments'], 'error', 'spec/build-segment', 'segments: belongs with each: or each_line:');
+    } else if (!seg.segments?.length) {
+      at(where, 'error', 'spec/build-segment', `${seg.each ? 'each' : 'each_line'}: needs segments: to add for every item`);
+    } else {
+      seg.segments.forEach((child, i) => walkBuild(child, [...where, 'segments', i]));
+    }
+  }
 }
 
 /** The message codes that accept rules let through, or undefined when any may pass. */

@@ -7,15 +7,58 @@ export interface Spec {
   timezone?: string;
   source: {
     mllp?: { host?: string; port: number; ack_mode?: 'original' | 'enhanced' | 'as_requested'; max_message_bytes?: number; tls?: Record<string, unknown> };
-    http?: { port: number; path: string; auth_token?: string };
+    http?: { host?: string; port: number; path: string; auth_token?: string };
     file?: { dir: string; done_dir?: string; error_dir?: string };
   };
   accept?: AcceptRule[];
   identifiers?: Record<string, IdentifierRule>;
   map?: Record<string, Mapping>;
+  build?: BuildSpec;
+  transform?: TransformStep[];
   destinations?: Record<string, Destination>;
   tests?: TestCase[];
 }
+
+export interface BuildSpec {
+  message_type: string;
+  version: string;
+  sending_application?: string;
+  sending_facility?: string;
+  receiving_application?: string;
+  receiving_facility?: string;
+  processing_id?: string;
+  accept_ack_type?: string;
+  application_ack_type?: string;
+  segments: BuildSegment[];
+}
+
+export interface BuildSegment {
+  segment?: string;
+  fields?: Record<string, BuildValue>;
+  each?: string;
+  each_line?: string;
+  segments?: BuildSegment[];
+}
+
+export type BuildValue =
+  | string
+  | number
+  | boolean
+  | {
+      json?: string;
+      value?: string | number | boolean | null;
+      index?: true;
+      now?: true;
+      transform?: Array<'trim' | 'upper' | 'lower' | 'hl7_date' | 'hl7_datetime'>;
+      lookup?: Record<string, string>;
+      default?: string | number | boolean | null;
+    };
+
+export type TransformStep =
+  | { set: { path: string; value: string | null } }
+  | { copy: { from: string; to: string } }
+  | { clear: string }
+  | { delete_segments: string };
 
 export interface AcceptRule {
   rule: string;
@@ -41,28 +84,31 @@ export interface Mapping {
   each?: string;
   fields?: Record<string, Mapping>;
   transform?: Array<'trim' | 'upper' | 'lower' | 'date' | 'datetime' | 'number'>;
-  lookup?: Record<string, string>;
+  lookup?: Record<string, string> | { file: string };
   default?: string | number | boolean | null;
   when?: Condition;
 }
 
 export interface Destination {
   http?: { url: string; method?: string; headers?: Record<string, string>; timeout_ms?: number };
-  mllp?: { host: string; port: number };
+  mllp?: { host: string; port: number; on_ae?: 'retry' | 'fail'; on_ar?: 'retry' | 'fail' };
   file?: { dir: string; file_name?: string };
   channel?: string;
   retry?: { attempts?: number; backoff_ms?: number; max_backoff_ms?: number };
   on_failure?: 'dead_letter' | 'stop_queue';
+  when?: Condition;
 }
 
 export interface TestCase {
   name: string;
-  input: string;
+  input: string | Record<string, unknown>;
   expect: {
     ack?: 'AA' | 'AE' | 'AR' | 'CA' | 'CE' | 'CR' | 'none';
     status?: 'accepted' | 'filtered' | 'rejected' | 'error';
     reason?: string;
     identifiers?: Record<string, string | null>;
     output?: Record<string, unknown>;
+    hl7?: Record<string, string | null>;
+    response_status?: number;
   };
 }

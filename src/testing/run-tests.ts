@@ -11,8 +11,9 @@ export interface CaseResult {
   mismatches: string[];
 }
 
-/** Reads a test input: inline segments (one per line) or a file relative to the spec. */
-export async function testInput(input: string, specDir: string): Promise<Buffer> {
+/** Reads a test input: inline segments (one per line), inline JSON, or a file relative to the spec. */
+export async function testInput(input: string | Record<string, unknown>, specDir: string): Promise<Buffer> {
+  if (typeof input === 'object') return Buffer.from(JSON.stringify(input), 'utf8');
   const trimmed = input.trim();
   if (trimmed.startsWith('MSH')) return Buffer.from(trimmed.split(/\r?\n/).map((l) => l.trim()).join('\r') + '\r', 'utf8');
   return readFile(resolve(specDir, trimmed));
@@ -30,6 +31,13 @@ export async function runCase(channel: ChannelDefinition, testCase: TestCase, sp
   for (const [name, expected] of Object.entries(e.identifiers ?? {})) {
     const got = result.identifiers[name]?.id ?? null;
     if (got !== expected) mismatches.push(`identifiers.${name}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(got)}`);
+  }
+  if (e.response_status !== undefined && e.response_status !== result.response?.status) {
+    mismatches.push(`response status: expected ${e.response_status}, got ${result.response?.status ?? 'none'}${result.reason ? ` (${result.reason})` : ''}`);
+  }
+  for (const [path, expected] of Object.entries(e.hl7 ?? {})) {
+    const got = result.message ? result.message.get(path) : undefined;
+    if (got !== expected) mismatches.push(`${path}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(got ?? null)}`);
   }
   if (e.output !== undefined) {
     for (const [destination, output] of Object.entries(outputsOrNone(result))) {

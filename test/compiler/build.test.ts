@@ -8,14 +8,14 @@ import { loadChannel } from '../../src/compiler/load-channel.js';
 import { runChannel } from '../../runtime/index.js';
 import { cli, REPO } from '../cli/helpers.js';
 
-const EXAMPLES = ['examples/adt-to-webhook.yaml', 'examples/siu-appointments.yaml'];
+const EXAMPLES = ['examples/adt-to-webhook.yaml', 'examples/siu-appointments.yaml', 'examples/results-to-ehr.yaml', 'examples/notes-to-ehr.yaml'];
 const GOLDEN = join(REPO, 'test/golden');
 
 describe('hl7c build', () => {
   test('output matches the golden files (set HL7C_UPDATE_GOLDEN=1 to accept a deliberate change)', async () => {
     const result = await buildSpecs(EXAMPLES, { cwd: REPO, env: {} });
     expect(result.ok).toBe(true);
-    expect(result.files.map((f) => f.fileName)).toEqual(['adt-to-webhook.ts', 'siu-appointments.ts']);
+    expect(result.files.map((f) => f.fileName)).toEqual(['adt-to-webhook.ts', 'siu-appointments.ts', 'results-to-ehr.ts', 'notes-to-ehr.ts']);
     for (const file of result.files) {
       const golden = join(GOLDEN, file.fileName);
       if (process.env.HL7C_UPDATE_GOLDEN) writeFileSync(golden, file.code);
@@ -39,7 +39,8 @@ describe('hl7c build', () => {
       expect(new Set(imports)).toEqual(new Set(['hl7c/runtime']));
       expect(f.code).toMatch(/export function accept\(/);
       expect(f.code).toMatch(/export function identify\(/);
-      expect(f.code).toMatch(/export function map\(/);
+      expect(f.code).toMatch(/export function route\(/);
+      expect(f.code).toMatch(f.fileName.includes('to-ehr') ? /export function build\(/ : /export function map\(/);
     }
   });
 
@@ -73,7 +74,7 @@ describe('hl7c build', () => {
     expect(result.status).toBe('accepted');
     expect(result.identifiers.patient).toMatchObject({ id: 'E1234567', source: 'PID-3[1]' });
     expect(result.outputs.patient_webhook).toMatchObject({ patient: { mrn: 'E1234567', sex: 'female' } });
-    expect(channel.source.port).toBe(2575);
+    expect(channel.source).toMatchObject({ kind: 'mllp', port: 2575 });
   });
 
   test('an ambiguous required identifier is an AE naming both repetitions', async () => {
@@ -99,6 +100,83 @@ describe('hl7c build', () => {
   });
 });
 
+describe('mapping features', () => {
+  const ORU = [
+    'MSH|^~\\&|LAB|GH|HL7C|APP|20261125||ORU^R01^ORU_R01|ORU-1|P|2.5.1',
+    'PID|1||E1^^^EPI^MR',
+    'ORC|RE|PL-1|FL-1',
+    'OBR|1|PL-1|FL-1|CBC',
+    'OBX|1|NM|HGB||13.2|g/dL',
+    'NTE|1||hemolyzed sample',
+    'NTE|2||repeat advised',
+    'OBX|2|NM|WBC||6.1|10*3/uL',
+    'OBX|3|ST|COMMENT||see note',
+    'NTE|1||called to ward',
+  ].join('\r') + '\r';
+
+  async function compile(yaml: string) {
+    const dir = mkdtempSync(join(tmpdir(), 'hl7c-map-'));
+    writeFileSync(join(dir, 'c.yaml'), yaml);
+    const result = await buildSpecs([join(dir, 'c.yaml')], { cwd: dir, env: {} });
+    expect(result.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+    return loadChannel(result.files[0]!.code, result.files[0]!.fileName);
+  }
+
+  test('each OBX with its NTEs; order identifier by precedence; routing by condition', async () => {
+    const channel = await compile(`channel: oru-in
+source: { mllp: { port: 0 } }
+identifiers:
+  order: { kind: order, prefer: filler, required: true }
+map:
+  results:
+    each: OBX
+    fields:
+      code: { path: OBX-3 }
+      value: { path: OBX-5 }
+      numeric: { path: OBX-5, transform: [number], when: { path: OBX-2, equals: NM } }
+      notes:
+        each: NTE
+        fields: { text: { path: NTE-3 } }
+  order_id: { identifier: order }
+destinations:
+  all: { file: { dir: out } }
+  numeric_only:
+    file: { dir: out2 }
+    when: { path: OBX-2, equals: ST }
+`);
+    const result = runChannel(channel, Buffer.from(ORU));
+    expect(result.status).toBe('accepted');
+    expect(result.outputs.all).toEqual({
+      results: [
+        { code: 'HGB', value: '13.2', numeric: 13.2, notes: [{ text: 'hemolyzed sample' }, { text: 'repeat advised' }] },
+        { code: 'WBC', value: '6.1', numeric: 6.1, notes: [] },
+        { code: 'COMMENT', value: 'see note', notes: [{ text: 'called to ward' }] },
+      ],
+      order_id: 'FL-1',
+    });
+    expect(Object.keys(result.outputs)).toEqual(['all']);
+  });
+
+  test('HL7 to HL7: set, copy, clear, delete segments; the output is the edited message', async () => {
+    const channel = await compile(`channel: relay
+source: { mllp: { port: 0 } }
+transform:
+  - set: { path: MSH-5, value: DOWNSTREAM }
+  - copy: { from: PID-3.1, to: PID-2.1 }
+  - clear: OBX[1]-6
+  - delete_segments: NTE
+destinations:
+  next: { mllp: { host: 127.0.0.1, port: 1 } }
+`);
+    const result = runChannel(channel, Buffer.from(ORU));
+    const out = result.outputs.next as string;
+    expect(out).toContain('MSH|^~\\&|LAB|GH|DOWNSTREAM|');
+    expect(out).toContain('PID|1|E1|E1^^^EPI^MR');
+    expect(out).toContain('OBX|1|NM|HGB||13.2|\r');
+    expect(out).not.toContain('NTE|');
+  });
+});
+
 describe('hl7c validate / test / init', () => {
   test('validate: clean examples exit 0; --format json gives the findings as data', async () => {
     expect((await cli('validate', ...EXAMPLES.map((e) => join(REPO, e)))).code).toBe(0);
@@ -113,13 +191,14 @@ describe('hl7c validate / test / init', () => {
   test('test: examples pass, with the closing line', async () => {
     const r = await cli('test', ...EXAMPLES.map((e) => join(REPO, e)));
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^8 passed, 0 failed$/m);
+    expect(r.stdout).toMatch(/^12 passed, 0 failed$/m);
   });
 
   test('test: a failing case shows what differs and exits 1', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hl7c-test-'));
     const spec = readFileSync(join(REPO, 'examples/adt-to-webhook.yaml'), 'utf8')
       .replace(/input: messages\//g, `input: ${join(REPO, 'examples/messages')}/`)
+      .replace('file: tables/', `file: ${join(REPO, 'examples/tables')}/`)
       .replace('identifiers: { patient: E1234567 }', 'identifiers: { patient: "900123456" }');
     writeFileSync(join(dir, 'adt.yaml'), spec);
     const r = await cli('test', join(dir, 'adt.yaml'));

@@ -65,7 +65,11 @@ const CASES: Array<{ name: string; edit: (s: string) => string; code: string; at
   { name: 'duplicate key', edit: (s) => s.replace('channel: base', 'channel: base\nchannel: again'), code: 'yaml/duplicate-key', at: 'channel: again' },
   { name: 'test input that does not exist', edit: (s) => `${s}tests:\n  - name: t\n    input: messages/missing.hl7\n    expect: { ack: AA }\n`, code: 'spec/test-input-missing', at: 'messages/missing.hl7' },
   { name: 'test expecting an undefined identifier', edit: (s) => `${s}tests:\n  - name: t\n    input: "MSH|^~\\\\&|A|B|C|D|1||ADT^A01|1|P|2.5"\n    expect: { identifiers: { visit: V1 } }\n`, code: 'spec/unknown-identifier', at: 'V1' },
-  { name: 'http source not supported yet', edit: (s) => s.replace('  mllp:\n    port: 2600', '  http:\n    port: 2600\n    path: /in'), code: 'spec/unsupported-source', at: 'http:\n    port' },
+  { name: 'http source without build', edit: (s) => s.replace('  mllp:\n    port: 2600', '  http:\n    port: 2600\n    path: /in'), code: 'spec/build-required', at: 'port: 2600\n    path' },
+  { name: 'build without an http source', edit: (s) => `${s}build:\n  message_type: ORU^R01\n  version: 2.5.1\n  segments:\n    - segment: PID\n`, code: 'spec/build-needs-http-source', at: 'message_type: ORU' },
+  { name: 'build field of another segment', edit: (s) => `${s.replace('  mllp:\n    port: 2600', '  http:\n    port: 2600\n    path: /in').replace(/map:\n(.*\n){2}/, '')}build:\n  message_type: ORU^R01\n  version: 2.5.1\n  segments:\n    - segment: PID\n      fields:\n        OBX-5: { json: x }\n`, code: 'spec/field-of-other-segment', at: 'OBX-5: { json' },
+  { name: 'build entry that is neither segment nor each', edit: (s) => `${s.replace('  mllp:\n    port: 2600', '  http:\n    port: 2600\n    path: /in').replace(/map:\n(.*\n){2}/, '')}build:\n  message_type: ORU^R01\n  version: 2.5.1\n  segments:\n    - fields: { PID-1: "1" }\n`, code: 'spec/build-segment', at: 'fields: { PID-1' },
+  { name: 'lookup table file missing', edit: (s) => s.replace('{ path: PID-5.1 }', '{ path: PID-8, lookup: { file: tables/sex.csv } }'), code: 'spec/lookup-file-missing', at: 'tables/sex.csv' },
   { name: 'timezone not an offset', edit: (s) => s.replace('channel: base', 'channel: base\ntimezone: EST'), code: 'schema/invalid-format', at: 'EST' },
   { name: 'fields without each', edit: (s) => s.replace('{ path: PID-5.1 }', '{ path: PID-5.1, fields: { a: { path: PID-1 } } }'), code: 'spec/fields-without-each', at: '{ a: {' },
 ];

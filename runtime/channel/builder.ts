@@ -1,0 +1,131 @@
+import { DEFAULT_DELIMITERS, encodingCharacters } from '../hl7/delimiters.js';
+import type { Hl7Value } from '../hl7/message.js';
+import { Message } from '../hl7/message.js';
+import type { Hl7Path } from '../hl7/path.js';
+import { parsePath } from '../hl7/path.js';
+import { Segment } from '../hl7/segment.js';
+import { hl7Timestamp, newControlId } from '../hl7/timestamp.js';
+
+export interface NewMessageHeader {
+  /** MSH-9, e.g. ORU^R01^ORU_R01 */
+  type: string;
+  /** MSH-12 */
+  version: string;
+  sending_application?: string;
+  sending_facility?: string;
+  receiving_application?: string;
+  receiving_facility?: string;
+  /** MSH-11, default P */
+  processing_id?: string;
+  /** MSH-15 / MSH-16; empty for original mode. */
+  accept_ack_type?: string;
+  application_ack_type?: string;
+  /** MSH-18; default UNICODE UTF-8 */
+  charset?: string;
+}
+
+/**
+ * Builds an outgoing message: MSH with a new MSH-10 and the current time in MSH-7, then
+ * segments added in order. Values are escaped on write; a JSON null writes the HL7 null `""`,
+ * an absent value leaves the field empty.
+ */
+export class MessageBuilder {
+  readonly message: Message;
+
+  constructor(header: NewMessageHeader, now = new Date()) {
+    const d = { ...DEFAULT_DELIMITERS };
+    const msh = Segment.fromFields('MSH', [d.field, encodingCharacters(d)], d);
+    this.message = new Message(d, [msh], { declared: header.charset ?? 'UNICODE UTF-8', encoding: 'utf-8' });
+    const m = this.message;
+    m.set('MSH-3', header.sending_application ?? '');
+    m.set('MSH-4', header.sending_facility ?? '');
+    m.set('MSH-5', header.receiving_application ?? '');
+    m.set('MSH-6', header.receiving_facility ?? '');
+    m.set('MSH-7', hl7Timestamp(now));
+    m.setRaw('MSH-9', header.type);
+    m.set('MSH-10', newControlId(now.getTime()));
+    m.set('MSH-11', header.processing_id ?? 'P');
+    m.set('MSH-12', header.version);
+    if (header.accept_ack_type) m.set('MSH-15', header.accept_ack_type);
+    if (header.application_ack_type) m.set('MSH-16', header.application_ack_type);
+    m.set('MSH-18', header.charset ?? 'UNICODE UTF-8');
+  }
+
+  /** Appends a segment and returns a writer bound to it. */
+  addSegment(name: string): SegmentWriter {
+    this.message.addSegment(name);
+    return new SegmentWriter(this.message, name, this.message.segmentsNamed(name).length);
+  }
+
+  /** Writes into MSH. */
+  get header(): SegmentWriter {
+    return new SegmentWriter(this.message, 'MSH', 1);
+  }
+}
+
+export class SegmentWriter {
+  constructor(
+    private readonly message: Message,
+    private readonly name: string,
+    private readonly occurrence: number,
+  ) {}
+
+  /** `path` names this segment's field, e.g. OBX-5 or OBX-3.2; undefined leaves it empty. */
+  set(path: string, value: unknown): this {
+    if (value === undefined) return this;
+    const p = parsePath(path);
+    if (p.segment !== this.name) throw new Error(`${path} is not a field of ${this.name}`);
+    const bound: Hl7Path = { ...p, segmentRepetition: this.occurrence };
+    this.message.set(bound, toHl7Value(value));
+    return this;
+  }
+}
+
+function toHl7Value(value: unknown): Hl7Value {
+  if (value === null) return null;
+  if (typeof value === 'boolean') return value ? 'Y' : 'N';
+  if (typeof value === 'object') return JSON.stringify(value);
+  return String(value);
+}
+
+/** Reads `a.b[0].c` from JSON; `$.` starts from the root instead of the current item. */
+export function readJson(root: unknown, item: unknown, path: string): unknown {
+  if (path === '.') return item;
+  let node = path.startsWith('$.') ? root : item;
+  const keys = (path.startsWith('$.') ? path.slice(2) : path).split('.').flatMap((k) => k.split(/\[(\d+)\]/).filter(Boolean));
+  for (const key of keys) {
+    if (node === null || typeof node !== 'object') return undefined;
+    node = (node as Record<string, unknown>)[key];
+  }
+  return node;
+}
+
+/** The items of a JSON array at a path (none when absent). */
+export function jsonItems(root: unknown, item: unknown, path: string): unknown[] {
+  const value = readJson(root, item, path);
+  return Array.isArray(value) ? value : value === undefined || value === null ? [] : [value];
+}
+
+/** Lines of a text value, for one segment per line (e.g. OBX TX note lines). */
+export function textLines(root: unknown, item: unknown, path: string): string[] {
+  const value = readJson(root, item, path);
+  return typeof value === 'string' ? value.split(/\r\n|\r|\n/) : [];
+}
+
+/** ISO 8601 date/time to HL7 DTM (YYYYMMDDHHMMSS+ZZZZ), keeping the offset given. */
+export function isoToHl7DateTime(value: unknown): string | null | undefined {
+  if (value === undefined || value === null) return value;
+  const m = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$/.exec(String(value).trim());
+  if (!m) return null;
+  const [, y, mo, d, h, mi, s, tz] = m;
+  let out = `${y}${mo}${d}${h ? `${h}${mi}${s ?? ''}` : ''}`;
+  if (h && tz) out += tz === 'Z' ? '+0000' : tz.replace(':', '');
+  return out;
+}
+
+/** A JSON value as an HL7 leaf for transforms and lookups: numbers and booleans as text. */
+export function asHl7Value(value: unknown): Hl7Value {
+  if (value === undefined || value === null) return value === null ? null : '';
+  if (typeof value === 'boolean') return value ? 'Y' : 'N';
+  return typeof value === 'object' ? JSON.stringify(value) : String(value);
+}
