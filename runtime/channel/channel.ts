@@ -64,6 +64,8 @@ export interface DestinationConfig {
   target: HttpDestinationConfig | MllpDestinationConfig | FileDestinationConfig | ChannelDestinationConfig;
   retry: { attempts: number; backoff_ms: number; max_backoff_ms: number };
   on_failure: 'dead_letter' | 'stop_queue';
+  /** Deliveries at once; 1 keeps FIFO order. */
+  max_in_flight?: number;
 }
 
 export type AcceptDecision =

@@ -6,6 +6,8 @@ import type { ClientTlsOptions, ServerTlsOptions } from '../../runtime/index.js'
 import { buildCommand } from './commands/build.js';
 import { demoCommand } from './commands/demo.js';
 import { initCommand } from './commands/init.js';
+import { messagesCommand, pruneCommand, replayCommand, showCommand } from './commands/messages.js';
+import { serveCommand } from './commands/serve.js';
 import { testCommand } from './commands/test.js';
 import { validateCommand } from './commands/validate.js';
 import { SCHEMA_PATH } from '../spec/schema.js';
@@ -139,6 +141,60 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .description('scaffold a spec with a sample message and one passing test')
     .argument('<dir>', 'directory to create it in')
     .action((dir: string) => run(() => initCommand({ dir, schemaPath: SCHEMA_PATH }, io))());
+
+  program
+    .command('serve')
+    .description('run the channels: store before ACK, destination queues with retry, hot reload of the specs')
+    .argument('<specs...>', 'spec files, or directories of them')
+    .option('--store <path>', 'SQLite store', '.hl7c/store.db')
+    .option('--admin-port <port>', 'serve /health and /metrics on this port', integer)
+    .option('--no-watch', 'do not reload when a spec changes')
+    .action((specs: string[], o: { store: string; adminPort?: number; watch: boolean }) =>
+      run(() =>
+        serveCommand(
+          { specs, store: o.store, adminPort: o.adminPort, watch: o.watch, logger: createLogger({ level: (program.opts().logLevel as string) === 'warn' ? 'info' : (program.opts().logLevel as string) }) },
+          io,
+        ),
+      )(),
+    );
+
+  const messages = program
+    .command('messages')
+    .description('list stored messages (patient identifiers masked unless --show-phi)')
+    .option('--store <path>', 'SQLite store', '.hl7c/store.db')
+    .option('--channel <name>', 'only this channel')
+    .option('--status <status>', 'accepted, filtered, rejected, error, or a delivery state: queued, sent, dead, stopped')
+    .option('--since <when>', 'e.g. 24h, 7d, or an ISO date')
+    .option('--show-phi', 'show identifiers and message content')
+    .option('--json', 'JSON output')
+    .action((o: { store: string; channel?: string; status?: string; since?: string; showPhi?: boolean; json?: boolean }) =>
+      run(() => messagesCommand({ store: o.store, channel: o.channel, status: o.status, since: o.since, showPhi: !!o.showPhi, json: !!o.json }, io))(),
+    );
+  messages
+    .command('show')
+    .description("one message's whole history")
+    .argument('<id>', 'message id', integer)
+    .option('--show-phi', 'print the message content')
+    // --store belongs to `messages`, so it is read from there, wherever it is written.
+    .action((id: number, o: { showPhi?: boolean }) => run(() => showCommand({ store: messages.opts().store as string, id, showPhi: !!(o.showPhi || messages.opts().showPhi) }, io))());
+
+  program
+    .command('replay')
+    .description('send stored messages again through the current spec version (a running serve delivers them)')
+    .argument('[ids...]', 'message ids')
+    .option('--store <path>', 'SQLite store', '.hl7c/store.db')
+    .option('--channel <name>', 'with --status: every such message of this channel')
+    .option('--status <status>', 'dead, stopped, error or rejected')
+    .action((ids: string[], o: { store: string; channel?: string; status?: string }) =>
+      run(() => replayCommand({ store: o.store, ids: ids.map((i) => integer(i)), channel: o.channel, status: o.status }, io))(),
+    );
+
+  program
+    .command('prune')
+    .description('remove the content of old messages, keeping their counts and history')
+    .requiredOption('--older-than <age>', 'e.g. 30d')
+    .option('--store <path>', 'SQLite store', '.hl7c/store.db')
+    .action((o: { store: string; olderThan: string }) => run(() => pruneCommand({ store: o.store, olderThan: o.olderThan }, io))());
 
   program
     .command('demo')

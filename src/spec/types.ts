@@ -96,6 +96,7 @@ export interface Destination {
   channel?: string;
   retry?: { attempts?: number; backoff_ms?: number; max_backoff_ms?: number };
   on_failure?: 'dead_letter' | 'stop_queue';
+  max_in_flight?: number;
   when?: Condition;
 }
 

@@ -1,0 +1,59 @@
+import http from 'node:http';
+import { Gauge, Registry } from 'prom-client';
+import type { SqliteStore } from '../store/sqlite-store.js';
+
+/**
+ * The admin endpoint: GET /health (JSON) and GET /metrics (Prometheus), so errors piling up on
+ * a connection show on a dashboard instead of going unnoticed.
+ */
+export async function startAdminServer(store: SqliteStore, port: number, host = '127.0.0.1', channels: () => Record<string, number> = () => ({})): Promise<{ port: number; close(): Promise<void> }> {
+  const registry = new Registry();
+  new Gauge({
+    name: 'hl7c_messages',
+    help: 'Stored messages by channel and status',
+    labelNames: ['channel', 'status'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const row of store.counts()) this.set({ channel: row.channel, status: row.status }, row.count);
+    },
+  });
+  new Gauge({
+    name: 'hl7c_deliveries',
+    help: 'Destination queue entries by channel, destination and state',
+    labelNames: ['channel', 'destination', 'state'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const rows = store.db.prepare('SELECT channel, destination, state, COUNT(*) AS count FROM deliveries GROUP BY channel, destination, state').all() as Array<{ channel: string; destination: string; state: string; count: number }>;
+      for (const r of rows) this.set({ channel: r.channel, destination: r.destination, state: r.state }, r.count);
+    },
+  });
+  const server = http.createServer((req, res) => {
+    if (req.url === '/health') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ status: 'ok', channels: channels(), messages: store.counts() }));
+      return;
+    }
+    if (req.url === '/metrics') {
+      registry
+        .metrics()
+        .then((text) => {
+          res.writeHead(200, { 'content-type': registry.contentType });
+          res.end(text);
+        })
+        .catch((err: Error) => {
+          res.writeHead(500);
+          res.end(err.message);
+        });
+      return;
+    }
+    res.writeHead(404);
+    res.end();
+  });
+  await new Promise<void>((resolve) => server.listen(port, host, () => resolve()));
+  return {
+    port: (server.address() as { port: number }).port,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}

@@ -1,0 +1,334 @@
+import { mkdir, readdir, readFile, rename } from 'node:fs/promises';
+import http from 'node:http';
+import { basename, join } from 'node:path';
+import { timingSafeEqual } from 'node:crypto';
+import { buildAckFromHeader, HL7_ERROR, readHeaderLeniently } from '../ack/ack.js';
+import type { ChannelDefinition, ChannelResult, DestinationConfig, SourceConfig } from '../channel/channel.js';
+import { runChannel } from '../channel/channel.js';
+import { encodeText } from '../hl7/charset.js';
+import { parseBatch } from '../hl7/parse.js';
+import type { Logger } from '../log.js';
+import { MllpServer } from '../mllp/server.js';
+import type { SqliteStore } from '../store/sqlite-store.js';
+import type { Delivery } from '../store/types.js';
+import type { AttemptOutcome, DeliveryContext } from './senders.js';
+import { createSender } from './senders.js';
+import { DestinationWorker } from './worker.js';
+
+/** A compiled channel and the spec version it came from. */
+export interface LoadedChannel {
+  definition: ChannelDefinition;
+  specPath: string;
+  /** Hash of the spec text; stored with every message. */
+  specVersion: string;
+}
+
+interface Listener {
+  /** Where it actually listens (the real port when the spec says 0). */
+  key: string;
+  /** What the spec asked for; a reload moves the listener only when this changes. */
+  configured: string;
+  close(): Promise<void>;
+}
+
+interface Runner {
+  current: LoadedChannel;
+  listener: Listener;
+}
+
+const MAX_HTTP_BODY = 10 * 1024 * 1024;
+
+/**
+ * Runs channels: their sources, store-before-ACK, and a worker per destination queue. A new set
+ * of channels is applied without dropping connections: the version a message starts on is the
+ * one it finishes on, an unchanged port keeps its listener and its open connections, a changed
+ * port moves the listener, and a removed channel's queues drain before their workers stop.
+ */
+export class ChannelHost {
+  private readonly runners = new Map<string, Runner>();
+  private readonly workers = new Map<string, DestinationWorker>();
+  private drainTimer: NodeJS.Timeout | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly store: SqliteStore,
+    private readonly log: Logger,
+  ) {}
+
+  /** Ports the channels listen on (useful when specs ask for port 0). */
+  ports(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [name, runner] of this.runners) {
+      const port = Number(runner.listener.key.split(':').pop());
+      out[name] = port;
+    }
+    return out;
+  }
+
+  async start(): Promise<void> {
+    const requeued = this.store.requeueInFlight();
+    if (requeued > 0) this.log.warn({ requeued }, 'deliveries interrupted by the last stop are queued again (at-least-once)');
+    // Queues left by channels that are not loaded any more still drain.
+    for (const q of this.store.openQueues()) this.log.info(q, 'queued deliveries found');
+  }
+
+  /** Applies a set of channels: starts new ones, swaps changed ones, retires removed ones. */
+  async apply(channels: LoadedChannel[]): Promise<void> {
+    const wanted = new Map(channels.map((c) => [c.definition.name, c]));
+    for (const loaded of channels) {
+      const name = loaded.definition.name;
+      const runner = this.runners.get(name);
+      this.store.setChannel(name, loaded.specPath, loaded.specVersion, Date.now());
+      if (!runner) {
+        const fresh: Runner = { current: loaded, listener: { key: '', configured: '', close: async () => undefined } };
+        fresh.listener = await this.listen(fresh);
+        this.runners.set(name, fresh);
+        this.log.info({ channel: name, version: loaded.specVersion, listener: fresh.listener.key }, 'channel started');
+      } else {
+        const before = runner.current;
+        runner.current = loaded;
+        const key = listenerKey(loaded.definition.source);
+        if (key !== runner.listener.configured) {
+          const old = runner.listener;
+          runner.listener = await this.listen(runner);
+          await old.close();
+          this.log.info({ channel: name, from: old.key, to: runner.listener.key }, 'channel listener moved');
+        }
+        if (before.specVersion !== loaded.specVersion) this.log.info({ channel: name, version: loaded.specVersion }, 'channel updated');
+      }
+      for (const [destination, config] of Object.entries(loaded.definition.destinations)) this.ensureWorker(name, destination, config);
+    }
+    for (const [name, runner] of this.runners) {
+      if (wanted.has(name)) continue;
+      this.runners.delete(name);
+      await runner.listener.close();
+      this.log.info({ channel: name }, 'channel removed; its queues drain before their workers stop');
+    }
+    this.scheduleDrainCheck();
+  }
+
+  /** Runs a payload through a channel and stores it; the result carries the ACK to send. */
+  async process(channel: string, payload: Buffer, source: string): Promise<ChannelResult & { id?: number }> {
+    const runner = this.runners.get(channel);
+    if (!runner) throw new Error(`channel ${channel} is not running`);
+    return this.handle(runner.current, payload, source);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.drainTimer) clearInterval(this.drainTimer);
+    await Promise.all([...this.runners.values()].map((r) => r.listener.close()));
+    this.runners.clear();
+    await Promise.all([...this.workers.values()].map((w) => w.stop()));
+    this.workers.clear();
+  }
+
+  private async handle(version: LoadedChannel, payload: Buffer, source: string): Promise<ChannelResult & { id?: number }> {
+    const definition = version.definition;
+    let result: ChannelResult;
+    try {
+      result = runChannel(definition, payload);
+    } catch (err) {
+      // A bug in generated or runtime code: the message is still stored and answered.
+      this.log.error({ channel: definition.name, err: (err as Error).message }, 'channel failed on a message');
+      result = { status: 'error', reason: `internal error: ${(err as Error).message}`, identifiers: {}, outputs: {}, ...errorAnswer(definition, payload, 'internal error in the receiving application') };
+    }
+    const message = result.message;
+    const deliveries = Object.entries(result.outputs).map(([destination, output]) => ({
+      destination,
+      payload: typeof output === 'string' ? encodeText(output, message?.charset.encoding ?? 'utf-8') : Buffer.from(JSON.stringify(output), 'utf8'),
+    }));
+    let id: number;
+    try {
+      id = await this.store.record({
+        channel: definition.name,
+        spec_version: version.specVersion,
+        source,
+        received_at: Date.now(),
+        control_id: message?.controlId ?? (readHeaderLeniently(payload.subarray(0, 4096).toString('latin1')).controlId || null),
+        message_type: message ? message.getRaw('MSH-9') : null,
+        raw: payload,
+        status: result.status,
+        reason: result.reason ?? null,
+        identifiers: Object.keys(result.identifiers).length ? result.identifiers : null,
+        ack_code: result.ackCode ?? (result.response ? String(result.response.status) : null),
+        ack: result.ack ?? null,
+        deliveries,
+      });
+    } catch (err) {
+      // Not stored means not acknowledged: the sender keeps the message and tries again.
+      this.log.error({ channel: definition.name, err: (err as Error).message }, 'could not store a message; answering with an error');
+      return { ...result, ...errorAnswer(definition, payload, 'the message could not be stored; send it again') };
+    }
+    for (const d of deliveries) this.workers.get(workerKey(definition.name, d.destination))?.wake();
+    const log = { channel: definition.name, id, controlId: message?.controlId, type: message?.getRaw('MSH-9'), status: result.status, ack: result.ackCode };
+    if (result.status === 'accepted' || result.status === 'filtered') this.log.info(log, 'message stored');
+    else this.log.warn({ ...log, reason: result.reason }, 'message stored and not accepted');
+    return { ...result, id };
+  }
+
+  private ensureWorker(channel: string, destination: string, config: DestinationConfig): void {
+    const key = workerKey(channel, destination);
+    const existing = this.workers.get(key);
+    const log = this.log.child({ channel, destination });
+    if (existing) {
+      existing.update(config, createSender(channel, destination, config, log));
+      return;
+    }
+    const worker = new DestinationWorker(this.store, channel, destination, config, createSender(channel, destination, config, log), (d) => this.deliveryContext(d), log, config.max_in_flight ?? 1);
+    this.workers.set(key, worker);
+    worker.start();
+  }
+
+  private deliveryContext(delivery: Delivery): DeliveryContext {
+    const row = this.store.db.prepare('SELECT control_id FROM messages WHERE id = ?').get(delivery.message_id) as { control_id: string | null } | undefined;
+    return {
+      controlId: row?.control_id ?? null,
+      handToChannel: async (target, payload, from): Promise<AttemptOutcome> => {
+        const runner = this.runners.get(target);
+        if (!runner) return { ok: false, retry: true, error: `channel ${target} is not running` };
+        const result = await this.handle(runner.current, payload, `channel:${from}`);
+        return result.id !== undefined ? { ok: true, detail: `stored as message ${result.id} in ${target} (${result.status})` } : { ok: false, retry: true, error: result.reason ?? 'not stored' };
+      },
+    };
+  }
+
+  /** Workers of removed channels stop once their queues are empty. */
+  private scheduleDrainCheck(): void {
+    if (this.drainTimer || this.closed) return;
+    this.drainTimer = setInterval(() => {
+      for (const [key, worker] of this.workers) {
+        if (this.runners.has(worker.channel)) continue;
+        if (worker.idle) {
+          this.workers.delete(key);
+          void worker.stop();
+          this.log.info({ channel: worker.channel, destination: worker.destination }, 'queue drained; worker stopped');
+        }
+      }
+    }, 500);
+    this.drainTimer.unref();
+  }
+
+  private async listen(runner: Runner): Promise<Listener> {
+    const source = runner.current.definition.source;
+    const name = () => runner.current.definition.name;
+    if (source.kind === 'mllp') {
+      const server = new MllpServer({
+        host: source.host,
+        port: source.port,
+        maxMessageBytes: source.max_message_bytes,
+        logger: this.log.child({ channel: name() }),
+        // Read the version when the message arrives: it finishes on that version.
+        handler: async (payload, connection) => (await this.handle(runner.current, payload, `mllp:${connection.remoteAddress}:${connection.remotePort}`)).ack,
+      });
+      const port = await server.listen();
+      return { key: `mllp:${source.host}:${port}`, configured: listenerKey(source), close: () => server.close() };
+    }
+    if (source.kind === 'http') return this.listenHttp(runner, source);
+    return this.watchDirectory(runner, source);
+  }
+
+  private async listenHttp(runner: Runner, source: Extract<SourceConfig, { kind: 'http' }>): Promise<Listener> {
+    const server = http.createServer((req, res) => {
+      const reply = (status: number, body: Record<string, unknown>) => {
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(body));
+      };
+      const current = runner.current.definition.source;
+      if (current.kind !== 'http' || req.method !== 'POST' || req.url?.split('?')[0] !== current.path) return reply(404, { error: 'not found' });
+      if (current.auth_token && !bearerMatches(req.headers.authorization, current.auth_token)) return reply(401, { error: 'missing or wrong bearer token' });
+      const chunks: Buffer[] = [];
+      let size = 0;
+      req.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > MAX_HTTP_BODY) {
+          reply(413, { error: `body larger than ${MAX_HTTP_BODY} bytes` });
+          req.destroy();
+        } else chunks.push(c);
+      });
+      req.on('end', () => {
+        if (size > MAX_HTTP_BODY) return;
+        this.handle(runner.current, Buffer.concat(chunks), `http:${req.socket.remoteAddress}`)
+          .then((r) => reply(r.response?.status ?? 500, r.response?.body ?? { status: r.status, reason: r.reason }))
+          .catch((err: Error) => reply(500, { error: err.message }));
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(source.port, source.host, () => resolve());
+    });
+    const port = (server.address() as { port: number }).port;
+    return {
+      key: `http:${source.host}:${port}`,
+      configured: listenerKey(source),
+      close: () => new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      }),
+    };
+  }
+
+  private async watchDirectory(runner: Runner, source: Extract<SourceConfig, { kind: 'file' }>): Promise<Listener> {
+    await mkdir(source.dir, { recursive: true });
+    let stopped = false;
+    let busy: Promise<void> = Promise.resolve();
+    const scan = async () => {
+      const names = (await readdir(source.dir).catch(() => [] as string[])).filter((n) => n.endsWith('.hl7')).sort();
+      for (const name of names) {
+        if (stopped) return;
+        const path = join(source.dir, name);
+        const bytes = await readFile(path).catch(() => undefined);
+        if (!bytes) continue;
+        let ok = true;
+        let messages: Buffer[];
+        try {
+          messages = parseBatch(bytes).messages.map((m) => m.toBytes());
+        } catch {
+          messages = [bytes];
+        }
+        for (const m of messages) {
+          const r = await this.handle(runner.current, m, `file:${name}`);
+          if (r.status === 'rejected' || r.status === 'error' || r.id === undefined) ok = false;
+        }
+        // Moved only after every message in it is stored.
+        const target = ok ? source.done_dir : source.error_dir;
+        await mkdir(target, { recursive: true });
+        await rename(path, join(target, basename(path)));
+      }
+    };
+    const timer = setInterval(() => {
+      busy = busy.then(scan).catch((err: Error) => this.log.error({ err: err.message, dir: source.dir }, 'file source scan failed'));
+    }, 500);
+    return {
+      key: `file:${source.dir}:0`,
+      configured: listenerKey(source),
+      close: async () => {
+        stopped = true;
+        clearInterval(timer);
+        await busy;
+      },
+    };
+  }
+}
+
+function workerKey(channel: string, destination: string): string {
+  return `${channel}\u0000${destination}`;
+}
+
+function listenerKey(source: SourceConfig): string {
+  if (source.kind === 'file') return `file:${source.dir}:0`;
+  return `${source.kind}:${source.host}:${source.port}`;
+}
+
+function bearerMatches(header: string | undefined, token: string): boolean {
+  const given = Buffer.from(header?.startsWith('Bearer ') ? header.slice(7) : '');
+  const wanted = Buffer.from(token);
+  return given.length === wanted.length && timingSafeEqual(given, wanted);
+}
+
+function errorAnswer(definition: ChannelDefinition, payload: Buffer, userMessage: string): Pick<ChannelResult, 'ack' | 'ackCode' | 'response'> {
+  if (definition.source.kind === 'http') return { response: { status: 503, body: { status: 'error', reason: userMessage } } };
+  if (definition.source.kind !== 'mllp') return {};
+  const header = readHeaderLeniently(payload.subarray(0, 4096).toString('latin1'));
+  return { ack: buildAckFromHeader(header, { code: 'AE', errors: [{ code: HL7_ERROR.applicationInternalError, userMessage }] }).toBytes(), ackCode: 'AE' };
+}

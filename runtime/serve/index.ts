@@ -1,0 +1,11 @@
+/**
+ * The serving side of the runtime (store, queues, host), kept apart from `hl7c/runtime` so that
+ * channel code and message parsing never load the database driver.
+ */
+export { SqliteStore } from '../store/sqlite-store.js';
+export type { SqliteStoreOptions } from '../store/sqlite-store.js';
+export type * from '../store/types.js';
+export { ChannelHost } from './host.js';
+export type { LoadedChannel } from './host.js';
+export { DestinationWorker, backoffDelay } from './worker.js';
+export { startAdminServer } from './admin.js';

@@ -1,0 +1,69 @@
+import type { MessageStatus } from '../channel/channel.js';
+
+/** A message's life as stored: what came in, what was decided, what was answered. */
+export interface StoredMessage {
+  id: number;
+  channel: string;
+  spec_version: string;
+  source: string;
+  received_at: number;
+  control_id: string | null;
+  message_type: string | null;
+  raw: Buffer | null;
+  status: MessageStatus;
+  reason: string | null;
+  identifiers: Record<string, unknown> | null;
+  ack_code: string | null;
+  ack: Buffer | null;
+  pruned: boolean;
+}
+
+export type DeliveryState = 'queued' | 'sending' | 'sent' | 'dead' | 'stopped' | 'replayed';
+
+export interface Delivery {
+  id: number;
+  message_id: number;
+  channel: string;
+  destination: string;
+  state: DeliveryState;
+  attempts: number;
+  next_attempt_at: number;
+  payload: Buffer | null;
+  last_error: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface StoredEvent {
+  id: number;
+  message_id: number;
+  delivery_id: number | null;
+  at: number;
+  kind: string;
+  detail: string | null;
+}
+
+/** What is written, in one transaction, before a message is acknowledged. */
+export interface NewMessage {
+  channel: string;
+  spec_version: string;
+  source: string;
+  received_at: number;
+  control_id: string | null;
+  message_type: string | null;
+  raw: Buffer;
+  status: MessageStatus;
+  reason: string | null;
+  identifiers: Record<string, unknown> | null;
+  ack_code: string | null;
+  ack: Buffer | null;
+  /** One queue entry per destination the message goes to. */
+  deliveries: Array<{ destination: string; payload: Buffer }>;
+}
+
+export interface MessageFilter {
+  channel?: string;
+  status?: string;
+  since?: number;
+  limit?: number;
+}

@@ -1,0 +1,24 @@
+import type { Logger } from '../../../runtime/index.js';
+import { startServing } from '../../serve/serve.js';
+import type { CliIo } from '../io.js';
+
+export interface ServeArgs {
+  specs: string[];
+  store: string;
+  adminPort?: number;
+  watch: boolean;
+  logger: Logger;
+}
+
+/** `hl7c serve`: runs the channels until SIGINT/SIGTERM, then stops cleanly. */
+export async function serveCommand(args: ServeArgs, io: CliIo): Promise<number> {
+  const serving = await startServing({ specs: args.specs, storePath: args.store, adminPort: args.adminPort, cwd: io.cwd, logger: args.logger, watch: args.watch });
+  for (const [channel, port] of Object.entries(serving.ports())) io.stdout(`channel ${channel} on port ${port}\n`);
+  if (serving.adminPort !== undefined) io.stdout(`admin on port ${serving.adminPort} (/health, /metrics)\n`);
+  io.stdout(`serving; store ${args.store}\n`);
+  const signal = await io.stopSignal;
+  args.logger.info({ signal }, 'stopping: no new messages; finishing the ones in flight');
+  await serving.close();
+  args.logger.info('stopped');
+  return 0;
+}

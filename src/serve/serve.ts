@@ -1,0 +1,123 @@
+import { createHash } from 'node:crypto';
+import { readdirSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { watch } from 'chokidar';
+import type { Logger } from '../../runtime/index.js';
+import { ChannelHost, SqliteStore, startAdminServer } from '../../runtime/serve/index.js';
+import type { LoadedChannel } from '../../runtime/serve/index.js';
+import { buildSpecs } from '../compiler/build.js';
+import { loadChannel } from '../compiler/load-channel.js';
+import type { Diagnostic } from '../diagnostics/diagnostic.js';
+import { formatDiagnostic } from '../diagnostics/diagnostic.js';
+
+export interface ServeOptions {
+  /** Spec files, or directories whose *.yaml files are specs. */
+  specs: string[];
+  storePath: string;
+  adminPort?: number;
+  cwd: string;
+  env?: NodeJS.ProcessEnv;
+  logger: Logger;
+  /** Recompile and swap channels when a spec changes (default true). */
+  watch?: boolean;
+  /** Quiet time after a file event before recompiling. */
+  settleMs?: number;
+}
+
+export interface Serving {
+  host: ChannelHost;
+  store: SqliteStore;
+  adminPort?: number;
+  /** Channel name to the port it listens on. */
+  ports(): Record<string, number>;
+  /** Recompiles now; resolves with the diagnostics (and whether the new version was applied). */
+  reload(): Promise<{ applied: boolean; diagnostics: Diagnostic[] }>;
+  close(): Promise<void>;
+}
+
+/** Expands directories to the specs in them. */
+export function specFiles(paths: string[], cwd: string): string[] {
+  return paths.flatMap((p) => {
+    const absolute = resolve(cwd, p);
+    if (!statSync(absolute, { throwIfNoEntry: false })?.isDirectory()) return [absolute];
+    return readdirSync(absolute)
+      .filter((f) => /\.ya?ml$/.test(f))
+      .sort()
+      .map((f) => join(absolute, f));
+  });
+}
+
+async function compile(options: ServeOptions): Promise<{ channels?: LoadedChannel[]; diagnostics: Diagnostic[] }> {
+  const files = specFiles(options.specs, options.cwd);
+  const result = await buildSpecs(files, { cwd: options.cwd, env: options.env ?? process.env });
+  if (!result.ok) return { diagnostics: result.diagnostics };
+  const channels = result.specs.map((spec, i) => {
+    const file = result.files[i]!;
+    return {
+      definition: loadChannel(file.code, file.fileName),
+      specPath: resolve(options.cwd, spec.file),
+      specVersion: createHash('sha256').update(spec.text).digest('hex').slice(0, 16),
+    };
+  });
+  return { channels, diagnostics: result.diagnostics };
+}
+
+/**
+ * `hl7c serve`: compiles every spec, opens the store, starts the channels, and (by default)
+ * watches the specs: a change that validates takes over between two messages; one that does
+ * not is logged with file:line:col and the running version stays.
+ */
+export async function startServing(options: ServeOptions): Promise<Serving> {
+  const log = options.logger;
+  const first = await compile(options);
+  for (const d of first.diagnostics) log[d.severity === 'error' ? 'error' : 'warn']({ code: d.code }, formatDiagnostic(d));
+  if (!first.channels) throw new Error('the specs have errors; nothing was started');
+  const store = new SqliteStore(resolve(options.cwd, options.storePath));
+  const host = new ChannelHost(store, log);
+  await host.start();
+  await host.apply(first.channels);
+  const admin = options.adminPort !== undefined ? await startAdminServer(store, options.adminPort, '127.0.0.1', () => host.ports()) : undefined;
+
+  let chain: Promise<unknown> = Promise.resolve();
+  const reload = () => {
+    const run = chain.then(async () => {
+      const next = await compile(options);
+      if (!next.channels) {
+        for (const d of next.diagnostics.filter((x) => x.severity === 'error')) log.error({ code: d.code }, `spec change rejected, the running version stays: ${formatDiagnostic(d)}`);
+        return { applied: false, diagnostics: next.diagnostics };
+      }
+      await host.apply(next.channels);
+      return { applied: true, diagnostics: next.diagnostics };
+    });
+    chain = run.catch(() => undefined);
+    return run;
+  };
+
+  let watcher: ReturnType<typeof watch> | undefined;
+  if (options.watch !== false) {
+    watcher = watch(options.specs.map((p) => resolve(options.cwd, p)), { ignoreInitial: true, depth: 1, awaitWriteFinish: false });
+    let timer: NodeJS.Timeout | undefined;
+    watcher.on('all', (event, path) => {
+      if (!/\.(ya?ml|csv)$/.test(path)) return;
+      log.info({ event, path }, 'spec change seen');
+      clearTimeout(timer);
+      timer = setTimeout(() => void reload().catch((err: Error) => log.error({ err: err.message }, 'reload failed')), options.settleMs ?? 150);
+    });
+    await new Promise<void>((r) => watcher!.once('ready', () => r()));
+  }
+
+  return {
+    host,
+    store,
+    adminPort: admin?.port,
+    ports: () => host.ports(),
+    reload,
+    async close() {
+      await watcher?.close();
+      await chain;
+      await host.close();
+      await admin?.close();
+      store.close();
+    },
+  };
+}
