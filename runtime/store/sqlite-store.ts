@@ -228,10 +228,18 @@ export class SqliteStore {
       this.db
         .prepare('UPDATE messages SET spec_version = ?, status = ?, reason = ?, identifiers = ?, ack_code = COALESCE(ack_code, ?) WHERE id = ?')
         .run(outcome.spec_version, outcome.status, outcome.reason, outcome.identifiers ? JSON.stringify(outcome.identifiers) : null, outcome.ack_code, id);
+      // A stopped entry holds its queue: it is sent again in its place, so order is kept.
+      const stopped = this.db.prepare("SELECT id, destination FROM deliveries WHERE message_id = ? AND state = 'stopped'").all(id) as Array<{ id: number; destination: string }>;
       this.db.prepare("UPDATE deliveries SET state = 'replayed', updated_at = ? WHERE message_id = ? AND state IN ('dead', 'stopped', 'queued')").run(now, id);
       const channel = (this.db.prepare('SELECT channel FROM messages WHERE id = ?').get(id) as { channel: string }).channel;
       this.db.prepare('INSERT INTO events (message_id, delivery_id, at, kind, detail) VALUES (?, NULL, ?, ?, ?)').run(id, now, `replayed: ${outcome.status}`, outcome.reason);
       for (const d of outcome.deliveries) {
+        const held = stopped.find((s) => s.destination === d.destination);
+        if (held) {
+          this.db.prepare("UPDATE deliveries SET state = 'queued', attempts = 0, next_attempt_at = ?, payload = ?, last_error = NULL, updated_at = ? WHERE id = ?").run(now, d.payload, now, held.id);
+          this.db.prepare('INSERT INTO events (message_id, delivery_id, at, kind, detail) VALUES (?, ?, ?, ?, ?)').run(id, held.id, now, 'queued again in place', d.destination);
+          continue;
+        }
         const deliveryId = Number(
           this.db
             .prepare("INSERT INTO deliveries (message_id, channel, destination, state, attempts, next_attempt_at, payload, created_at, updated_at) VALUES (?, ?, ?, 'queued', 0, ?, ?, ?, ?)")

@@ -31,7 +31,7 @@ export async function replayMessages(store: SqliteStore, ids: number[], env: Nod
     const result = await buildSpecs([spec.spec_path], { cwd: dirname(spec.spec_path), env });
     if (!result.ok) throw new Error(`the spec of channel ${name} (${spec.spec_path}) has errors; fix them before replaying`);
     const version = createHash('sha256').update(readFileSync(spec.spec_path, 'utf8')).digest('hex').slice(0, 16);
-    const entry = { definition: loadChannel(result.files[0]!.code, result.files[0]!.fileName), version };
+    const entry = { definition: loadChannel(result.files[0]!.code, result.files[0]!.fileName, env), version };
     compiled.set(name, entry);
     return entry;
   };

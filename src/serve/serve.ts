@@ -47,6 +47,16 @@ export function specFiles(paths: string[], cwd: string): string[] {
   });
 }
 
+/** Paths, sizes and modification times of the specs: changes when any spec does. */
+function fingerprint(options: ServeOptions): string {
+  return specFiles(options.specs, options.cwd)
+    .map((f) => {
+      const st = statSync(f, { throwIfNoEntry: false });
+      return `${f}:${st?.size ?? -1}:${st?.mtimeMs ?? -1}`;
+    })
+    .join('|');
+}
+
 async function compile(options: ServeOptions): Promise<{ channels?: LoadedChannel[]; diagnostics: Diagnostic[] }> {
   const files = specFiles(options.specs, options.cwd);
   const result = await buildSpecs(files, { cwd: options.cwd, env: options.env ?? process.env });
@@ -54,7 +64,7 @@ async function compile(options: ServeOptions): Promise<{ channels?: LoadedChanne
   const channels = result.specs.map((spec, i) => {
     const file = result.files[i]!;
     return {
-      definition: loadChannel(file.code, file.fileName),
+      definition: loadChannel(file.code, file.fileName, options.env ?? process.env),
       specPath: resolve(options.cwd, spec.file),
       specVersion: createHash('sha256').update(spec.text).digest('hex').slice(0, 16),
     };
@@ -79,8 +89,10 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
   const admin = options.adminPort !== undefined ? await startAdminServer(store, options.adminPort, '127.0.0.1', () => host.ports()) : undefined;
 
   let chain: Promise<unknown> = Promise.resolve();
+  let seen = fingerprint(options);
   const reload = () => {
     const run = chain.then(async () => {
+      seen = fingerprint(options);
       const next = await compile(options);
       if (!next.channels) {
         for (const d of next.diagnostics.filter((x) => x.severity === 'error')) log.error({ code: d.code }, `spec change rejected, the running version stays: ${formatDiagnostic(d)}`);
@@ -105,6 +117,18 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
     });
     await new Promise<void>((r) => watcher!.once('ready', () => r()));
   }
+  // File events can be coalesced or dropped (two saves within the watcher's throttle window);
+  // a cheap stat of the specs catches any change the events missed.
+  const safetyNet =
+    options.watch !== false
+      ? setInterval(() => {
+          if (fingerprint(options) !== seen) {
+            seen = fingerprint(options);
+            void reload().catch((err: Error) => log.error({ err: err.message }, 'reload failed'));
+          }
+        }, 500)
+      : undefined;
+  safetyNet?.unref();
 
   return {
     host,
@@ -113,6 +137,7 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
     ports: () => host.ports(),
     reload,
     async close() {
+      clearInterval(safetyNet);
       await watcher?.close();
       await chain;
       await host.close();

@@ -38,8 +38,8 @@ export function runBin(args: string[], options: { timeoutMs?: number } = {}): Pr
 }
 
 /** Starts a long-running `hl7c` command and waits for a line on stdout matching `ready`. */
-export async function startBin(args: string[], ready: RegExp): Promise<{ child: ChildProcessWithoutNullStreams; match: RegExpMatchArray; output: () => string }> {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO });
+export async function startBin(args: string[], ready: RegExp, env: NodeJS.ProcessEnv = process.env): Promise<{ child: ChildProcessWithoutNullStreams; match: RegExpMatchArray; output: () => string }> {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO, env });
   let stdout = '';
   let stderr = '';
   child.stderr.on('data', (c) => (stderr += c));
@@ -60,7 +60,7 @@ export async function startBin(args: string[], ready: RegExp): Promise<{ child: 
 
 export function stop(child: ChildProcessWithoutNullStreams, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
   return new Promise((res) => {
-    if (child.exitCode !== null) return res(child.exitCode);
+    if (child.exitCode !== null || child.signalCode !== null) return res(child.exitCode);
     child.once('exit', (code) => res(code));
     child.kill(signal);
   });

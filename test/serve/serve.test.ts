@@ -1,0 +1,147 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, test } from 'vitest';
+import { MllpClient, parseMessage } from '../../runtime/index.js';
+import { startServing } from '../../src/serve/serve.js';
+import type { Serving } from '../../src/serve/serve.js';
+import { cli } from '../cli/helpers.js';
+import { adtMessage, adtSpec, memoryLogger, startWebhook, waitFor } from './helpers.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function serve(spec: string, env: NodeJS.ProcessEnv, extra: { watch?: boolean } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'hl7c-serve-'));
+  writeFileSync(join(dir, 'adt.yaml'), spec);
+  const { logger, lines } = memoryLogger();
+  const serving = await startServing({ specs: [join(dir, 'adt.yaml')], storePath: join(dir, 'store.db'), cwd: dir, env, logger, watch: extra.watch ?? false, settleMs: 50 });
+  cleanups.push(() => serving.close());
+  const client = new MllpClient({ host: '127.0.0.1', port: serving.ports()['adt-in']!, logger });
+  cleanups.push(() => client.close());
+  return { dir, serving, client, lines, store: join(dir, 'store.db') };
+}
+
+const deliveriesOf = (serving: Serving, state: string) =>
+  (serving.store.db.prepare('SELECT COUNT(*) AS n FROM deliveries WHERE state = ?').get(state) as { n: number }).n;
+
+describe('hl7c serve', () => {
+  test('MLLP in → mapped JSON to the HTTP destination, with an idempotency key; ACK AA after the store', async () => {
+    const hook = await startWebhook();
+    cleanups.push(() => hook.close());
+    const { client, serving } = await serve(adtSpec(), { TEST_WEBHOOK_URL: hook.url });
+    const ack = await client.send(adtMessage('MSG-1'));
+    expect(ack.code).toBe('AA');
+    // The ACK came after the commit: the message and its queue entry are in the store now.
+    const stored = serving.store.listMessages();
+    expect(stored).toHaveLength(1);
+    expect(stored[0]!.raw!.toString()).toBe(adtMessage('MSG-1'));
+    await waitFor(() => hook.received.length === 1, 5000, 'delivery');
+    expect(hook.received[0]!.body).toEqual({ message_id: 'MSG-1', mrn: 'E100', family: 'Doe' });
+    expect(hook.received[0]!.headers['idempotency-key']).toBe(`adt-in:${stored[0]!.id}:webhook`);
+    await waitFor(() => deliveriesOf(serving, 'sent') === 1, 5000, 'sent state');
+  });
+
+  test('a destination down for a while: retried with backoff, delivered once it is up', async () => {
+    const hook = await startWebhook();
+    cleanups.push(() => hook.close());
+    hook.status = 503;
+    const { client, serving } = await serve(adtSpec({ attempts: 50, backoffMs: 30 }), { TEST_WEBHOOK_URL: hook.url });
+    expect((await client.send(adtMessage('RETRY-1'))).code).toBe('AA');
+    await waitFor(() => (serving.store.db.prepare('SELECT attempts FROM deliveries').get() as { attempts: number }).attempts >= 3, 5000, 'three attempts');
+    hook.status = 200;
+    await waitFor(() => hook.received.length === 1, 10_000, 'delivery after recovery');
+    const { deliveries, events } = serving.store.getMessage(1)!;
+    expect(deliveries[0]!.state).toBe('sent');
+    expect(events.filter((e) => e.kind.startsWith('attempt')).length).toBeGreaterThanOrEqual(4);
+    expect(events.some((e) => e.detail?.includes('HTTP 503; next try in'))).toBe(true);
+  });
+
+  test('down for good: dead-lettered, listed by hl7c messages, then delivered by hl7c replay', async () => {
+    const hook = await startWebhook();
+    cleanups.push(() => hook.close());
+    hook.status = 0;
+    const { client, serving, store } = await serve(adtSpec({ attempts: 3, backoffMs: 10 }), { TEST_WEBHOOK_URL: hook.url });
+    expect((await client.send(adtMessage('DEAD-1'))).code).toBe('AA');
+    await waitFor(() => deliveriesOf(serving, 'dead') === 1, 10_000, 'dead letter');
+    const listed = await cli('messages', '--store', store, '--status', 'dead');
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toMatch(/^1 .*adt-in {2}DEAD-1 .*webhook:dead/m);
+    expect(listed.stdout).not.toContain('E100');
+    hook.status = 200;
+    process.env.TEST_WEBHOOK_URL = hook.url;
+    cleanups.push(() => {
+      delete process.env.TEST_WEBHOOK_URL;
+    });
+    const replayed = await cli('replay', '1', '--store', store);
+    expect(replayed.code).toBe(0);
+    expect(replayed.stdout).toContain('queued for webhook');
+    await waitFor(() => hook.received.length === 1, 10_000, 'delivery after replay');
+    const shown = await cli('messages', 'show', '1', '--store', store);
+    expect(shown.stdout).toMatch(/webhook {2}replayed/);
+    expect(shown.stdout).toMatch(/webhook {2}sent/);
+    expect(shown.stdout).toContain('replayed: accepted');
+  });
+
+  test('stop_queue: after the last attempt the queue holds, nothing behind it is sent, until replay', async () => {
+    const hook = await startWebhook();
+    cleanups.push(() => hook.close());
+    hook.status = 400;
+    const { client, serving } = await serve(adtSpec({ attempts: 2, backoffMs: 10, onFailure: 'stop_queue' }), { TEST_WEBHOOK_URL: hook.url });
+    expect((await client.send(adtMessage('STOP-1'))).code).toBe('AA');
+    await waitFor(() => deliveriesOf(serving, 'stopped') === 1, 5000, 'stopped queue');
+    hook.status = 200;
+    expect((await client.send(adtMessage('STOP-2'))).code).toBe('AA');
+    await new Promise((r) => setTimeout(r, 600));
+    expect(hook.received).toHaveLength(0);
+    expect(deliveriesOf(serving, 'queued')).toBe(1);
+    process.env.TEST_WEBHOOK_URL = hook.url;
+    cleanups.push(() => {
+      delete process.env.TEST_WEBHOOK_URL;
+    });
+    expect((await cli('replay', '1', '--store', serving.store.path)).code).toBe(0);
+    await waitFor(() => hook.received.length === 2, 5000, 'both delivered after replay');
+    expect(hook.received.map((r) => r.body.message_id)).toEqual(['STOP-1', 'STOP-2']);
+  });
+
+  test('rejected and erroring messages are stored, NACKed with the reason, and listed', async () => {
+    const hook = await startWebhook();
+    cleanups.push(() => hook.close());
+    const { client, store } = await serve(adtSpec(), { TEST_WEBHOOK_URL: hook.url });
+    const orm = 'MSH|^~\\&|EPIC|GH|HL7C|APP|20261125||ORM^O01|ORM-1|P|2.5.1\rPID|1||E100^^^EPI^MR\r';
+    const rejected = await client.send(orm);
+    expect(rejected.code).toBe('AR');
+    expect(rejected.text).toContain('ADT only');
+    const noMrn = await client.send('MSH|^~\\&|EPIC|GH|HL7C|APP|20261125||ADT^A04|NOMRN-1|P|2.5.1\rPID|1||123^^^SSA^SS\r');
+    expect(noMrn.code).toBe('AE');
+    expect(parseMessage(noMrn.raw!).getRaw('ERR-2')).toBe('PID^1^3^1');
+    const unreadable = await client.send('MSH|^~\\&|EPIC|GH|HL7C|APP|20261125||ADT^A04|BAD-1|P|2.5.1\rPID|1\rSC T\r');
+    expect(unreadable.code).toBe('AR');
+    const list = await cli('messages', '--store', store, '--json');
+    const rows = JSON.parse(list.stdout) as Array<{ control_id: string; status: string; reason: string }>;
+    expect(rows.map((r) => [r.control_id, r.status])).toEqual([
+      ['ORM-1', 'rejected'],
+      ['NOMRN-1', 'error'],
+      ['BAD-1', 'rejected'],
+    ]);
+    expect(rows[1]!.reason).toContain('no repetition of PID-3 has assigning authority (CX.4) EPI');
+    expect((await cli('messages', '--store', store, '--status', 'error')).stdout).toContain('NOMRN-1');
+  });
+
+  test('prune removes content and keeps counts', async () => {
+    const hook = await startWebhook();
+    cleanups.push(() => hook.close());
+    const { client, serving, store } = await serve(adtSpec(), { TEST_WEBHOOK_URL: hook.url });
+    await client.send(adtMessage('OLD-1'));
+    await waitFor(() => deliveriesOf(serving, 'sent') === 1, 5000, 'sent');
+    await new Promise((r) => setTimeout(r, 20));
+    const pruned = await cli('prune', '--older-than', '0m', '--store', store);
+    expect(pruned.stdout).toContain('1 message(s) pruned');
+    const { message } = serving.store.getMessage(1)!;
+    expect(message.raw).toBeNull();
+    expect(message.pruned).toBe(true);
+    expect(serving.store.counts()).toEqual([{ channel: 'adt-in', status: 'accepted', count: 1 }]);
+  });
+});
