@@ -14,7 +14,7 @@ export interface RoundTripRow {
   p99Ms: number;
 }
 
-export type ServerKind = 'bare' | 'hl7c' | 'medplum';
+export type ServerKind = 'bare' | 'hl7c' | 'medplum' | 'serve-disk' | 'serve-process';
 
 /** Starts a benchmark server in a child process; resolves with its port and a stop function. */
 export async function startServerProcess(kind: ServerKind): Promise<{ port: number; stop: () => void; child: ChildProcess }> {

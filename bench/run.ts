@@ -10,6 +10,7 @@ import { ADT_A01, ORU_R01 } from './messages.js';
 import type { RoundTripRow, ServerKind } from './mllp.js';
 import { measureRoundTrips, startServerProcess } from './mllp.js';
 import { runParseBench } from './parse.js';
+import { startDurableServer } from './durable.js';
 
 const quick = process.argv.includes('--quick');
 const parseMs = quick ? 300 : 1500;
@@ -70,6 +71,20 @@ for (const [client, server, label] of combos) {
     s.stop();
   }
 }
+// ---- durable round trips: hl7c serve with the SQLite store
+for (const durability of ['disk', 'process'] as const) {
+  const durable = await startDurableServer(durability);
+  try {
+    for (const connections of [1, 8]) {
+      const r = await measureRoundTrips('hl7c', durable.port, connections, payload, rtMs);
+      const label = `hl7c client → hl7c serve --durability ${durability} (SQLite, stored before ACK, file destination)`;
+      rtRows.push({ ...r, client: 'hl7c', server: `serve-${durability}` as ServerKind, label });
+    }
+  } finally {
+    durable.stop();
+  }
+}
+
 say('## MLLP round trips (send ADT^A01, wait for the ACK, send the next)');
 say();
 say('Servers run in a child process, clients in the benchmark process (one core each).');
@@ -91,8 +106,8 @@ const speedup = (message: string) => {
   const peer = Math.max(...parseRows.filter((r) => r.message === message && r.parser.startsWith('@medplum')).map((r) => r.msgsPerSec));
   return ours / peer;
 };
-const share = (connections: number) => {
-  const ours = rtRows.find((r) => r.client === 'hl7c' && r.server === 'hl7c' && r.connections === connections)!.msgsPerSec;
+const share = (connections: number, server: string = 'hl7c') => {
+  const ours = rtRows.find((r) => r.client === 'hl7c' && r.server === server && r.connections === connections)!.msgsPerSec;
   const limit = rtRows.find((r) => r.client === 'bare' && r.server === 'bare' && r.connections === connections)!.msgsPerSec;
   return ours / limit;
 };
@@ -106,6 +121,10 @@ say(
       ['parse ≥ 2× fastest peer, ORU^R01', `${fmt(speedup('ORU^R01 (22 OBX)'), 2)}×`, speedup('ORU^R01 (22 OBX)') >= 2 ? 'yes' : 'no'],
       ['MLLP round trip ≥ 80 % of limit, 1 connection', `${fmt(100 * share(1))} %`, share(1) >= 0.8 ? 'yes' : 'no'],
       ['MLLP round trip ≥ 80 % of limit, 8 connections', `${fmt(100 * share(8))} %`, share(8) >= 0.8 ? 'yes' : 'no'],
+      ...(['disk', 'process'] as const).flatMap((d) => [
+        [`durable round trip (--durability ${d}) ≥ 50 % of limit, 1 connection`, `${fmt(100 * share(1, `serve-${d}`))} %`, share(1, `serve-${d}`) >= 0.5 ? 'yes' : 'no'],
+        [`durable round trip (--durability ${d}) ≥ 70 % of limit, 8 connections`, `${fmt(100 * share(8, `serve-${d}`))} %`, share(8, `serve-${d}`) >= 0.7 ? 'yes' : 'no'],
+      ]),
     ],
   ),
 );

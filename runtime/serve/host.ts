@@ -181,9 +181,8 @@ export class ChannelHost {
   }
 
   private deliveryContext(delivery: Delivery): DeliveryContext {
-    const row = this.store.db.prepare('SELECT control_id FROM messages WHERE id = ?').get(delivery.message_id) as { control_id: string | null } | undefined;
     return {
-      controlId: row?.control_id ?? null,
+      controlId: this.store.controlIdOf(delivery.message_id),
       handToChannel: async (target, payload, from): Promise<AttemptOutcome> => {
         const runner = this.runners.get(target);
         if (!runner) return { ok: false, retry: true, error: `channel ${target} is not running` };

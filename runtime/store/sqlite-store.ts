@@ -79,8 +79,23 @@ export interface SqliteStoreOptions {
  */
 export class SqliteStore {
   readonly db: Database.Database;
+  /**
+   * A second connection for queue bookkeeping (sending/sent marks). Losing one of those in a
+   * power cut only means a message is sent again (at-least-once), so its commits skip the fsync;
+   * the next received-message commit, which does fsync the WAL, makes them durable too.
+   */
+  private readonly bookkeeping: Database.Database;
   private pending: Pending[] = [];
   private flushScheduled = false;
+  private readonly statements = new Map<string, Database.Statement>();
+
+  /** Prepared once per connection: preparing is a large part of a small query's cost. */
+  private statement(sql: string, connection: Database.Database = this.db): Database.Statement {
+    const key = `${connection === this.db ? 'db' : 'bk'}:${sql}`;
+    let stmt = this.statements.get(key);
+    if (!stmt) this.statements.set(key, (stmt = connection.prepare(sql)));
+    return stmt;
+  }
 
   constructor(
     readonly path: string,
@@ -92,6 +107,9 @@ export class SqliteStore {
     this.db.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
+    this.bookkeeping = path === ':memory:' ? this.db : new Database(path);
+    this.bookkeeping.pragma('synchronous = NORMAL');
+    this.bookkeeping.pragma('busy_timeout = 5000');
   }
 
   /** Stores a received message and its queue entries; resolves once committed. */
@@ -106,15 +124,15 @@ export class SqliteStore {
   }
 
   private insertAll = (batch: Pending[]): number[] => {
-    const insertMessage = this.db.prepare(
+    const insertMessage = this.statement(
       `INSERT INTO messages (channel, spec_version, source, received_at, control_id, message_type, raw, status, reason, identifiers, ack_code, ack)
        VALUES (@channel, @spec_version, @source, @received_at, @control_id, @message_type, @raw, @status, @reason, @identifiers, @ack_code, @ack)`,
     );
-    const insertDelivery = this.db.prepare(
+    const insertDelivery = this.statement(
       `INSERT INTO deliveries (message_id, channel, destination, state, attempts, next_attempt_at, payload, created_at, updated_at)
        VALUES (?, ?, ?, 'queued', 0, ?, ?, ?, ?)`,
     );
-    const insertEvent = this.db.prepare('INSERT INTO events (message_id, delivery_id, at, kind, detail) VALUES (?, ?, ?, ?, ?)');
+    const insertEvent = this.statement('INSERT INTO events (message_id, delivery_id, at, kind, detail) VALUES (?, ?, ?, ?, ?)');
     const tx = this.db.transaction((items: Pending[]) =>
       items.map(({ entry }) => {
         const id = Number(
@@ -146,27 +164,22 @@ export class SqliteStore {
 
   /** Work for a destination queue: the oldest entry not yet sent, in FIFO order. */
   nextDeliveries(channel: string, destination: string, limit: number): Delivery[] {
-    return this.db
-      .prepare(
-        `SELECT * FROM deliveries WHERE channel = ? AND destination = ? AND state IN ('queued', 'sending', 'stopped')
-         ORDER BY id LIMIT ?`,
-      )
-      .all(channel, destination, limit) as Delivery[];
+    return this.statement(
+      `SELECT * FROM deliveries WHERE channel = ? AND destination = ? AND state IN ('queued', 'sending', 'stopped')
+       ORDER BY id LIMIT ?`,
+      this.bookkeeping,
+    ).all(channel, destination, limit) as Delivery[];
   }
 
   markSending(id: number, now: number): void {
-    this.db.prepare("UPDATE deliveries SET state = 'sending', attempts = attempts + 1, updated_at = ? WHERE id = ?").run(now, id);
+    this.statement("UPDATE deliveries SET state = 'sending', attempts = attempts + 1, updated_at = ? WHERE id = ?", this.bookkeeping).run(now, id);
   }
 
   /** Records an attempt's outcome and the state it leaves the entry in. */
   finishAttempt(delivery: Delivery, outcome: { state: DeliveryState; error?: string; nextAttemptAt?: number; detail: string }, now: number): void {
-    const tx = this.db.transaction(() => {
-      this.db
-        .prepare('UPDATE deliveries SET state = ?, last_error = ?, next_attempt_at = ?, updated_at = ? WHERE id = ?')
-        .run(outcome.state, outcome.error ?? null, outcome.nextAttemptAt ?? delivery.next_attempt_at, now, delivery.id);
-      this.db
-        .prepare('INSERT INTO events (message_id, delivery_id, at, kind, detail) VALUES (?, ?, ?, ?, ?)')
-        .run(delivery.message_id, delivery.id, now, `attempt ${delivery.attempts}: ${outcome.state}`, outcome.detail);
+    const tx = this.bookkeeping.transaction(() => {
+      this.statement('UPDATE deliveries SET state = ?, last_error = ?, next_attempt_at = ?, updated_at = ? WHERE id = ?', this.bookkeeping).run(outcome.state, outcome.error ?? null, outcome.nextAttemptAt ?? delivery.next_attempt_at, now, delivery.id);
+      this.statement('INSERT INTO events (message_id, delivery_id, at, kind, detail) VALUES (?, ?, ?, ?, ?)', this.bookkeeping).run(delivery.message_id, delivery.id, now, `attempt ${delivery.attempts}: ${outcome.state}`, outcome.detail);
     });
     tx();
   }
@@ -277,8 +290,15 @@ export class SqliteStore {
     return this.db.prepare('SELECT name, spec_path, spec_version FROM channels').all() as Array<{ name: string; spec_path: string; spec_version: string }>;
   }
 
+  /** MSH-10 of a stored message (for file names and logs). */
+  controlIdOf(messageId: number): string | null {
+    const row = this.statement('SELECT control_id FROM messages WHERE id = ?', this.bookkeeping).get(messageId) as { control_id: string | null } | undefined;
+    return row?.control_id ?? null;
+  }
+
   close(): void {
     this.flush();
+    if (this.bookkeeping !== this.db) this.bookkeeping.close();
     this.db.close();
   }
 }

@@ -147,12 +147,13 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .description('run the channels: store before ACK, destination queues with retry, hot reload of the specs')
     .argument('<specs...>', 'spec files, or directories of them')
     .option('--store <path>', 'SQLite store', '.hl7c/store.db')
+    .addOption(new Option('--durability <level>', 'disk: fsync before every ACK (survives power loss); process: survives a crash of hl7c, not of the machine').choices(['disk', 'process']).default('disk'))
     .option('--admin-port <port>', 'serve /health and /metrics on this port', integer)
     .option('--no-watch', 'do not reload when a spec changes')
-    .action((specs: string[], o: { store: string; adminPort?: number; watch: boolean }) =>
+    .action((specs: string[], o: { store: string; durability: 'disk' | 'process'; adminPort?: number; watch: boolean }) =>
       run(() =>
         serveCommand(
-          { specs, store: o.store, adminPort: o.adminPort, watch: o.watch, logger: createLogger({ level: (program.opts().logLevel as string) === 'warn' ? 'info' : (program.opts().logLevel as string) }) },
+          { specs, store: o.store, durability: o.durability, adminPort: o.adminPort, watch: o.watch, logger: createLogger({ level: (program.opts().logLevel as string) === 'warn' ? 'info' : (program.opts().logLevel as string) }) },
           io,
         ),
       )(),
@@ -198,12 +199,9 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
 
   program
     .command('demo')
-    .description('send the example messages to an in-process MLLP receiver over a real socket and print the ACKs')
-    .argument('[files...]', 'files to send (default: examples/messages/*.hl7)')
-    .option('--out <dir>', 'where the receiver stores messages', '.hl7c/demo/received')
-    .action((files: string[], o: { out: string }) =>
-      run(() => demoCommand({ files, out: join(io.cwd, o.out), logger: logger() }, io))(),
-    );
+    .description('the main job end to end: serve examples/ with the embedded store, push the example messages, show the deliveries')
+    .option('--out <dir>', 'where the demo keeps its store and outputs', '.hl7c/demo')
+    .action((o: { out: string }) => run(() => demoCommand({ out: join(io.cwd, o.out), logger: logger() }, io))());
 
   return program;
 }

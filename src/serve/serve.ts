@@ -14,6 +14,12 @@ export interface ServeOptions {
   /** Spec files, or directories whose *.yaml files are specs. */
   specs: string[];
   storePath: string;
+  /**
+   * disk (default): each group commit is fsynced, so an ACKed message survives a power cut.
+   * process: commits reach the OS but are not fsynced one by one; an ACKed message survives a
+   * crash or SIGKILL of hl7c, not of the machine.
+   */
+  durability?: 'disk' | 'process';
   adminPort?: number;
   cwd: string;
   env?: NodeJS.ProcessEnv;
@@ -82,7 +88,7 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
   const first = await compile(options);
   for (const d of first.diagnostics) log[d.severity === 'error' ? 'error' : 'warn']({ code: d.code }, formatDiagnostic(d));
   if (!first.channels) throw new Error('the specs have errors; nothing was started');
-  const store = new SqliteStore(resolve(options.cwd, options.storePath));
+  const store = new SqliteStore(resolve(options.cwd, options.storePath), { synchronous: options.durability === 'process' ? 'NORMAL' : 'FULL' });
   const host = new ChannelHost(store, log);
   await host.start();
   await host.apply(first.channels);

@@ -1,0 +1,48 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const SPEC = `channel: bench-in
+source:
+  mllp:
+    host: 127.0.0.1
+    port: 0
+identifiers:
+  patient: { kind: patient, type_code: MR }
+map:
+  message_id: { path: MSH-10 }
+  event: { path: MSH-9.2 }
+  family: { path: PID-5.1 }
+destinations:
+  files:
+    file:
+      dir: \${BENCH_OUT}
+      file_name: "{message_id}.json"
+`;
+
+/**
+ * Starts `hl7c serve` (SQLite store, store-before-ACK, one file destination) in a child process
+ * for the durable round-trip benchmark.
+ */
+export async function startDurableServer(durability: 'disk' | 'process'): Promise<{ port: number; stop: () => void }> {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const root = here.includes(join('dist', 'bench')) ? resolve(here, '../..') : resolve(here, '..');
+  const dir = mkdtempSync(join(tmpdir(), 'hl7c-bench-'));
+  writeFileSync(join(dir, 'bench.yaml'), SPEC);
+  const child = spawn(process.execPath, [join(root, 'bin/hl7c.js'), '--log-level', 'error', 'serve', join(dir, 'bench.yaml'), '--store', join(dir, 'store.db'), '--durability', durability, '--no-watch'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, BENCH_OUT: join(dir, 'out'), HL7C_LOG_LEVEL: 'error' },
+  });
+  const port = await new Promise<number>((res, rej) => {
+    let out = '';
+    child.stdout!.on('data', (c) => {
+      out += c;
+      const m = /channel bench-in on port (\d+)/.exec(out);
+      if (m) res(Number(m[1]));
+    });
+    child.once('exit', (code) => rej(new Error(`hl7c serve exited ${code}`)));
+  });
+  return { port, stop: () => child.kill('SIGKILL') };
+}
