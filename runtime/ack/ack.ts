@@ -141,18 +141,20 @@ export interface ReceivedHeader {
 }
 
 function headerOf(m: Message): ReceivedHeader {
+  // Field by field from the MSH segment: this runs for every message acknowledged.
+  const msh = m.header;
   return {
     delimiters: m.delimiters,
-    sendingApplication: m.getRaw('MSH-3'),
-    sendingFacility: m.getRaw('MSH-4'),
-    receivingApplication: m.getRaw('MSH-5'),
-    receivingFacility: m.getRaw('MSH-6'),
-    messageType: m.getRaw('MSH-9'),
-    controlId: m.getRaw('MSH-10'),
-    processingId: m.getRaw('MSH-11'),
-    version: m.getRaw('MSH-12'),
-    charset: m.getRaw('MSH-18'),
-    acceptAckType: m.getRaw('MSH-15'),
+    sendingApplication: msh.field(3),
+    sendingFacility: msh.field(4),
+    receivingApplication: msh.field(5),
+    receivingFacility: msh.field(6),
+    messageType: msh.field(9),
+    controlId: msh.field(10),
+    processingId: msh.field(11),
+    version: msh.field(12),
+    charset: msh.field(18),
+    acceptAckType: msh.field(15),
   };
 }
 

@@ -95,3 +95,21 @@ export function printable(text: string): string {
   // eslint-disable-next-line no-control-regex
   return text.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
+
+/**
+ * Field n of an MSH line as written (MSH-1 is the separator), found by counting separators
+ * rather than splitting the whole line: used on hot paths that need one or two header fields.
+ */
+export function mshField(line: string, n: number): string {
+  if (line.length < 4 || !line.startsWith('MSH')) return '';
+  const sep = line[3]!;
+  if (n === 1) return sep;
+  // The k-th separator after MSH-1 starts MSH-(k+2).
+  let at = 3;
+  for (let k = 0; k < n - 2; k++) {
+    at = line.indexOf(sep, at + 1);
+    if (at === -1) return '';
+  }
+  const stop = line.indexOf(sep, at + 1);
+  return line.slice(at + 1, stop === -1 ? line.length : stop);
+}

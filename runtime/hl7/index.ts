@@ -1,7 +1,7 @@
 export type { Charset, TextEncodingName } from './charset.js';
 export { decodeBytes, encodeText, encodingForDeclared } from './charset.js';
 export type { Delimiters } from './delimiters.js';
-export { DEFAULT_DELIMITERS, encodingCharacters, readDelimiters } from './delimiters.js';
+export { DEFAULT_DELIMITERS, encodingCharacters, mshField, readDelimiters } from './delimiters.js';
 export type { Hl7Location, Hl7ParseErrorCode } from './errors.js';
 export { Hl7EditError, Hl7ParseError, Hl7PathError } from './errors.js';
 export { escapeValue, unescapeValue } from './escape.js';

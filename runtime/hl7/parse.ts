@@ -1,7 +1,7 @@
 import type { Charset } from './charset.js';
 import { decodeBytes, encodeText, encodingForDeclared } from './charset.js';
 import type { Delimiters } from './delimiters.js';
-import { printable, readDelimiters } from './delimiters.js';
+import { mshField, printable, readDelimiters } from './delimiters.js';
 import { Hl7ParseError } from './errors.js';
 import { Message } from './message.js';
 import { Segment } from './segment.js';
@@ -16,8 +16,8 @@ export interface ParseOptions {
 
 /** Parses one message from text or bytes (bytes are decoded per MSH-18). */
 export function parseMessage(input: string | Uint8Array, options: ParseOptions = {}): Message {
-  const { text, charset } = toText(input, options);
-  const lines = splitLines(text);
+  const { text, charset, scanned } = toText(input, options);
+  const lines = splitLines(text, !scanned);
   const first = firstContentLine(lines);
   if (first === -1) throw new Hl7ParseError('EMPTY', 'the input holds no segments');
   const name = lines[first]!.slice(0, 3);
@@ -67,8 +67,8 @@ export class Batch {
 
 /** Parses a batch file, a single message, or several messages one after another. */
 export function parseBatch(input: string | Uint8Array, options: ParseOptions = {}): Batch {
-  const { text, charset } = toText(input, options);
-  const lines = splitLines(text);
+  const { text, charset, scanned } = toText(input, options);
+  const lines = splitLines(text, !scanned);
   if (firstContentLine(lines) === -1) throw new Hl7ParseError('EMPTY', 'the input holds no segments');
   const items: BatchItem[] = [];
   let envelopeDelimiters: Delimiters | undefined;
@@ -213,9 +213,11 @@ function firstContentLine(lines: string[]): number {
  * Splits text into segment lines. CR, LF and CRLF all end a segment; one final terminator
  * is dropped (output always writes CR), further empty lines are kept as blank segments.
  */
-export function splitLines(text: string): string[] {
-  const binary = firstControlCharacter(text);
-  if (binary !== -1) throw binaryError(text, binary);
+export function splitLines(text: string, checkControlCharacters = true): string[] {
+  if (checkControlCharacters) {
+    const binary = firstControlCharacter(text);
+    if (binary !== -1) throw binaryError(text, binary);
+  }
   const lines = text.indexOf('\n') === -1 ? text.split('\r') : text.split(/\r\n|\r|\n/);
   if (lines.length > 1 && lines[lines.length - 1] === '') lines.pop();
   return lines;
@@ -253,15 +255,58 @@ function binaryError(text: string, at: number): Hl7ParseError {
   });
 }
 
-function toText(input: string | Uint8Array, options: ParseOptions): { text: string; charset: Charset } {
+/**
+ * The text of the input and its character set. Bytes are checked for control characters before
+ * decoding (`scanned`), which is cheaper on bytes than on text; every supported character set
+ * keeps bytes below 0x20 as those same characters.
+ */
+function toText(input: string | Uint8Array, options: ParseOptions): { text: string; charset: Charset; scanned: boolean } {
   if (typeof input === 'string') {
     const declared = declaredCharset(input);
-    return { text: input, charset: { declared, encoding: encodingForDeclared(declared) ?? 'utf-8' } };
+    return { text: input, charset: { declared, encoding: encodingForDeclared(declared) ?? 'utf-8' }, scanned: false };
   }
   const buf = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   // Delimiters and MSH-18 are ASCII, so the header can be read before the character set is known.
   const declared = declaredCharset(headerText(buf)) || options.defaultCharset || '';
-  return decodeBytes(buf, declared);
+  const decoded = decodeBytes(buf, declared);
+  const control = firstControlByte(buf);
+  if (control !== -1) {
+    const at = decoded.charset.encoding === 'utf-8' ? buf.toString('utf8', 0, control).length : control;
+    throw binaryError(decoded.text, at);
+  }
+  return { ...decoded, scanned: true };
+}
+
+function isBadControlByte(c: number): boolean {
+  return (c < 0x20 && c !== 0x0d && c !== 0x0a && c !== 0x09) || c === 0x7f;
+}
+
+/**
+ * Index of the first control byte other than TAB, CR and LF, or -1. Four bytes at a time: a
+ * word holds a byte below 0x20 exactly when (w - 0x20202020) & ~w & 0x80808080 is not zero,
+ * and one equal to 0x7f when the same test on w ^ 0x7f7f7f7f finds a zero byte. Only words
+ * that hold such a byte (most often a CR) are looked at byte by byte.
+ */
+function firstControlByte(buf: Uint8Array): number {
+  const n = buf.length;
+  let i = 0;
+  const misalign = (4 - (buf.byteOffset & 3)) & 3;
+  for (; i < misalign && i < n; i++) if (isBadControlByte(buf[i]!)) return i;
+  const words = (n - i) >>> 2;
+  if (words > 0) {
+    const view = new Uint32Array(buf.buffer, buf.byteOffset + i, words);
+    for (let k = 0; k < words; k++) {
+      const w = view[k]!;
+      const x = w ^ 0x7f7f7f7f;
+      if (((w - 0x20202020) & ~w & 0x80808080) !== 0 || ((x - 0x01010101) & ~x & 0x80808080) !== 0) {
+        const base = i + k * 4;
+        for (let b = base; b < base + 4; b++) if (isBadControlByte(buf[b]!)) return b;
+      }
+    }
+    i += words * 4;
+  }
+  for (; i < n; i++) if (isBadControlByte(buf[i]!)) return i;
+  return -1;
 }
 
 /** The first MSH line of the bytes (as Latin-1), or of the first 64 KiB when there is none. */
@@ -282,10 +327,8 @@ function declaredCharset(text: string): string {
   let end = from;
   while (end < text.length && text[end] !== '\r' && text[end] !== '\n') end++;
   const line = text.slice(from, end);
-  if (line.length < 8) return '';
-  const sep = line[3]!;
-  const fields = line.split(sep); // fields[k] is MSH-(k+1) for k >= 1
-  const msh18 = fields[17] ?? '';
+  const msh18 = mshField(line, 18);
   const rep = line[5];
-  return (rep ? msh18.split(rep)[0]! : msh18).trim();
+  const repAt = rep ? msh18.indexOf(rep) : -1;
+  return (repAt === -1 ? msh18 : msh18.slice(0, repAt)).trim();
 }

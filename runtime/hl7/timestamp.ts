@@ -1,5 +1,20 @@
+let cachedSecond = -1;
+let cachedStamp = '';
+
 /** HL7 DTM with seconds and the local UTC offset, e.g. 20261125114012+0100. */
-export function hl7Timestamp(date = new Date()): string {
+export function hl7Timestamp(date?: Date): string {
+  if (date) return formatTimestamp(date);
+  // Every ACK asks for "now": format it once per second.
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== cachedSecond) {
+    cachedSecond = second;
+    cachedStamp = formatTimestamp(new Date(now));
+  }
+  return cachedStamp;
+}
+
+function formatTimestamp(date: Date): string {
   const pad = (n: number, w = 2) => String(n).padStart(w, '0');
   const offset = -date.getTimezoneOffset();
   const sign = offset >= 0 ? '+' : '-';

@@ -1,6 +1,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
-import { readAck, readHeaderLeniently } from '../ack/ack.js';
+import { readAck } from '../ack/ack.js';
+import { mshField } from '../hl7/delimiters.js';
 import type { AckSummary } from '../ack/ack.js';
 import type { Message } from '../hl7/message.js';
 import { parseMessage } from '../hl7/parse.js';
@@ -37,6 +38,29 @@ export interface SendResult extends AckSummary {
   /** The ACK as parsed, when one came. */
   message?: Message;
   raw?: Buffer;
+}
+
+/**
+ * The common answer, a plain AA or CA without ERR, read from the MSA segment alone. Anything
+ * else (errors, escapes, non-ASCII text) returns undefined and gets a full parse.
+ */
+function quickPositiveAck(payload: Buffer): Omit<SendResult, 'acknowledged'> | undefined {
+  if (payload.length > 4096 || payload[0] !== 0x4d) return undefined;
+  const text = payload.toString('latin1');
+  const sep = text[3];
+  if (!text.startsWith('MSH') || !sep) return undefined;
+  const msa = text.indexOf(`\rMSA${sep}`);
+  if (msa === -1 || text.includes(`\rERR${sep}`)) return undefined;
+  const end = text.indexOf('\r', msa + 1);
+  const fields = text.slice(msa + 1, end === -1 ? text.length : end).split(sep);
+  const code = fields[1] ?? '';
+  if (code !== 'AA' && code !== 'CA') return undefined;
+  const delimiters = text.slice(4, text.indexOf(sep, 4));
+  const plain = (v: string) => /^[\x20-\x7e]*$/.test(v) && ![...delimiters].some((d) => v.includes(d));
+  const controlId = fields[2] ?? '';
+  const msa3 = fields[3] ?? '';
+  if (!plain(controlId) || !plain(msa3)) return undefined;
+  return { code, acknowledgedControlId: controlId, text: msa3, errors: [] };
 }
 
 /** The first segment of a payload, as Latin-1 (enough to read MSH-10 and MSH-15). */
@@ -77,6 +101,7 @@ export class MllpClient {
   private connecting: Promise<net.Socket> | null = null;
   private waiter: Waiter | null = null;
   private queue: Promise<unknown> = Promise.resolve();
+  private queued = 0;
   private closed = false;
   private readonly log: Logger;
 
@@ -90,8 +115,14 @@ export class MllpClient {
 
   /** Sends one message and resolves with its ACK; rejects on timeout or a lost connection. */
   send(message: string | Uint8Array | Message): Promise<SendResult> {
-    const run = this.queue.then(() => this.sendNow(message));
-    this.queue = run.catch(() => undefined);
+    // Idle: send at once; busy: wait for the message in flight (one at a time per connection).
+    const run = this.queued === 0 ? this.sendNow(message) : this.queue.then(() => this.sendNow(message));
+    this.queued++;
+    const settled = run.then(
+      () => this.queued--,
+      () => this.queued--,
+    );
+    this.queue = settled;
     return run;
   }
 
@@ -112,11 +143,11 @@ export class MllpClient {
   private async sendNow(message: string | Uint8Array | Message): Promise<SendResult> {
     if (this.closed) throw new MllpError('CLIENT_CLOSED', 'the MLLP client is closed');
     const bytes = typeof message === 'string' ? Buffer.from(message, 'utf8') : message instanceof Uint8Array ? message : message.toBytes();
-    const header = readHeaderLeniently(firstLine(bytes));
-    const controlId = header.controlId;
+    const line = firstLine(bytes);
+    const controlId = mshField(line, 10);
     if (!controlId) throw new MllpError('NO_CONTROL_ID', 'the message has no MSH-10 control id, so its ACK could not be matched');
-    const socket = await this.ensureConnected();
-    const acceptAck = header.acceptAckType.trim().toUpperCase();
+    const socket = this.socket && !this.socket.destroyed ? this.socket : await this.ensureConnected();
+    const acceptAck = mshField(line, 15).trim().toUpperCase();
     if (acceptAck === 'NE') {
       socket.write(frame(bytes));
       return unacknowledged(controlId, 'MSH-15 is NE: no accept ACK requested');
@@ -234,6 +265,16 @@ export class MllpClient {
 
   private onFrame(socket: net.Socket, payload: Buffer): void {
     const w = this.waiter?.socket === socket ? this.waiter : null;
+    const quick = quickPositiveAck(payload);
+    if (quick && w && quick.acknowledgedControlId === w.controlId) {
+      this.waiter = null;
+      clearTimeout(w.timer);
+      const result: SendResult = { ...quick, raw: payload, acknowledged: true };
+      // Parsed only if someone looks: most callers need the code and MSA-2 alone.
+      Object.defineProperty(result, 'message', { get: () => parseMessage(payload), enumerable: false });
+      w.resolve(result);
+      return;
+    }
     let ack: Message;
     try {
       ack = parseMessage(payload);

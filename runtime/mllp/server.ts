@@ -151,19 +151,42 @@ export class MllpServer extends EventEmitter {
       socket.write(frame(response));
     };
 
+    const answer = async (payload: Buffer) => {
+      try {
+        reply(await this.handler(payload, info));
+      } catch (err) {
+        // A handler must answer every message itself; reaching here is a bug, so say so
+        // and answer AE rather than leave the sender waiting.
+        log.error({ err }, 'message handler failed');
+        reply(internalErrorAck(payload));
+      }
+    };
+
     const decoder = new MllpDecoder(
       {
-        frame: (payload) =>
-          enqueue(async () => {
-            try {
-              reply(await this.handler(payload, info));
-            } catch (err) {
-              // A handler must answer every message itself; reaching here is a bug, so say so
-              // and answer AE rather than leave the sender waiting.
-              log.error({ err }, 'message handler failed');
-              reply(internalErrorAck(payload));
-            }
-          }),
+        frame: (payload) => {
+          if (queued > 0) return enqueue(() => answer(payload));
+          // Nothing waiting on this connection: a handler that answers at once is replied to
+          // at once, without a trip through the promise queue.
+          let result: ReturnType<MllpHandler>;
+          try {
+            result = this.handler(payload, info);
+          } catch (err) {
+            log.error({ err }, 'message handler failed');
+            reply(internalErrorAck(payload));
+            return;
+          }
+          if (result instanceof Promise) {
+            enqueue(async () => {
+              try {
+                reply(await result);
+              } catch (err) {
+                log.error({ err }, 'message handler failed');
+                reply(internalErrorAck(payload));
+              }
+            });
+          } else reply(result);
+        },
         discarded: (count) => log.warn({ bytes: count }, 'bytes outside an MLLP frame discarded'),
         truncated: (partial) =>
           log.warn({ bytes: partial.length }, 'MLLP frame cut off by a new start block; partial message dropped unacknowledged'),

@@ -65,17 +65,39 @@ export class DestinationWorker {
   }
 
   private async loop(): Promise<void> {
-    const pending = new Set<Promise<void>>();
+    if (this.maxInFlight > 1) return this.parallelLoop();
+    while (!this.stopping) {
+      // A few entries at a time: while one is being sent, the outcome of the one before and
+      // the "sending" mark of this one are committed together.
+      const batch = this.store.nextDeliveries(this.channel, this.destination, 8);
+      if (batch.length === 0) {
+        await this.sleep(IDLE_POLL_MS);
+        continue;
+      }
+      for (const delivery of batch) {
+        if (this.stopping) break;
+        if (delivery.state === 'stopped') {
+          // The queue holds here until this entry is replayed: nothing behind it goes first.
+          await this.sleep(IDLE_POLL_MS * 4);
+          break;
+        }
+        const wait = delivery.next_attempt_at - Date.now();
+        if (wait > 0) {
+          await this.sleep(Math.min(wait, 1000));
+          break;
+        }
+        // FIFO: when the head is not delivered, it is tried again before anything behind it.
+        if (!(await this.attempt(delivery))) break;
+      }
+    }
+  }
+
+  private async parallelLoop(): Promise<void> {
+    const pending = new Set<Promise<unknown>>();
     while (!this.stopping) {
       const now = Date.now();
       const head = this.store.nextDeliveries(this.channel, this.destination, this.maxInFlight + this.inFlight.size);
-      if (head[0]?.state === 'stopped') {
-        await this.sleep(IDLE_POLL_MS * 4);
-        continue;
-      }
-      const due = head.filter((d) => !this.inFlight.has(d.id) && d.state !== 'stopped' && d.next_attempt_at <= now);
-      // FIFO: with one in flight, only the head may go, and only when it is due.
-      const ready = this.maxInFlight === 1 ? due.filter((d) => d.id === head[0]!.id && this.inFlight.size === 0) : due.slice(0, this.maxInFlight - this.inFlight.size);
+      const ready = head.filter((d) => !this.inFlight.has(d.id) && d.state !== 'stopped' && d.next_attempt_at <= now).slice(0, this.maxInFlight - this.inFlight.size);
       if (ready.length === 0) {
         const nextDue = head.find((d) => !this.inFlight.has(d.id))?.next_attempt_at;
         await this.sleep(nextDue !== undefined && nextDue > now ? Math.min(nextDue - now, 1000) : IDLE_POLL_MS);
@@ -85,13 +107,13 @@ export class DestinationWorker {
         const p = this.attempt(delivery).finally(() => pending.delete(p));
         pending.add(p);
       }
-      if (this.maxInFlight === 1) await Promise.all(pending);
-      else if (this.inFlight.size >= this.maxInFlight) await Promise.race(pending);
+      if (this.inFlight.size >= this.maxInFlight) await Promise.race(pending);
     }
     await Promise.all(pending);
   }
 
-  private async attempt(delivery: Delivery): Promise<void> {
+  /** Sends one entry and records the outcome; true when it was delivered. */
+  private async attempt(delivery: Delivery): Promise<boolean> {
     this.inFlight.add(delivery.id);
     try {
       this.store.markSending(delivery.id, Date.now());
@@ -102,6 +124,7 @@ export class DestinationWorker {
       if (outcome.ok) {
         this.store.finishAttempt({ ...delivery, attempts: attempt }, { state: 'sent', detail: outcome.detail }, now);
         this.log.info(where, 'delivered');
+        return true;
       } else if (outcome.retry && attempt < this.config.retry.attempts) {
         const delay = backoffDelay(attempt, this.config.retry);
         this.store.finishAttempt({ ...delivery, attempts: attempt }, { state: 'queued', error: outcome.error, nextAttemptAt: now + delay, detail: `${outcome.error}; next try in ${delay} ms` }, now);
@@ -110,7 +133,10 @@ export class DestinationWorker {
         const state = this.config.on_failure === 'stop_queue' ? 'stopped' : 'dead';
         this.store.finishAttempt({ ...delivery, attempts: attempt }, { state, error: outcome.error, detail: `${outcome.error}; ${state === 'dead' ? 'dead-lettered' : 'queue stopped'}` }, now);
         this.log.error({ ...where, error: outcome.error }, state === 'dead' ? 'delivery dead-lettered' : 'delivery failed for good; queue stopped');
+        // A dead-lettered entry is out of the way; a stopped one holds the queue.
+        return state === 'dead';
       }
+      return false;
     } finally {
       this.inFlight.delete(delivery.id);
     }

@@ -162,8 +162,35 @@ export class SqliteStore {
     }
   }
 
-  /** Work for a destination queue: the oldest entry not yet sent, in FIFO order. */
+  private bookkeepingOps: Array<() => void> = [];
+  private bookkeepingScheduled = false;
+
+  /**
+   * Queue bookkeeping is written behind: the "sending" mark of one entry and the outcome of the
+   * previous one share a commit. Nothing depends on these being on disk before the next step
+   * (an entry not marked sent is sent again), and every read of the queues flushes them first.
+   */
+  private defer(op: () => void): void {
+    this.bookkeepingOps.push(op);
+    if (!this.bookkeepingScheduled) {
+      this.bookkeepingScheduled = true;
+      setImmediate(() => this.flushBookkeeping());
+    }
+  }
+
+  flushBookkeeping(): void {
+    this.bookkeepingScheduled = false;
+    const ops = this.bookkeepingOps;
+    if (ops.length === 0) return;
+    this.bookkeepingOps = [];
+    this.bookkeeping.transaction(() => {
+      for (const op of ops) op();
+    })();
+  }
+
+  /** Work for a destination queue: the oldest entries not yet sent, in FIFO order. */
   nextDeliveries(channel: string, destination: string, limit: number): Delivery[] {
+    this.flushBookkeeping();
     return this.statement(
       `SELECT * FROM deliveries WHERE channel = ? AND destination = ? AND state IN ('queued', 'sending', 'stopped')
        ORDER BY id LIMIT ?`,
@@ -172,31 +199,33 @@ export class SqliteStore {
   }
 
   markSending(id: number, now: number): void {
-    this.statement("UPDATE deliveries SET state = 'sending', attempts = attempts + 1, updated_at = ? WHERE id = ?", this.bookkeeping).run(now, id);
+    this.defer(() => this.statement("UPDATE deliveries SET state = 'sending', attempts = attempts + 1, updated_at = ? WHERE id = ?", this.bookkeeping).run(now, id));
   }
 
   /** Records an attempt's outcome and the state it leaves the entry in. */
   finishAttempt(delivery: Delivery, outcome: { state: DeliveryState; error?: string; nextAttemptAt?: number; detail: string }, now: number): void {
-    const tx = this.bookkeeping.transaction(() => {
+    this.defer(() => {
       this.statement('UPDATE deliveries SET state = ?, last_error = ?, next_attempt_at = ?, updated_at = ? WHERE id = ?', this.bookkeeping).run(outcome.state, outcome.error ?? null, outcome.nextAttemptAt ?? delivery.next_attempt_at, now, delivery.id);
       this.statement('INSERT INTO events (message_id, delivery_id, at, kind, detail) VALUES (?, ?, ?, ?, ?)', this.bookkeeping).run(delivery.message_id, delivery.id, now, `attempt ${delivery.attempts}: ${outcome.state}`, outcome.detail);
     });
-    tx();
   }
 
   /** After a restart: entries that were being sent go back to the queue (at-least-once). */
   requeueInFlight(): number {
+    this.flushBookkeeping();
     return this.db.prepare("UPDATE deliveries SET state = 'queued' WHERE state = 'sending'").run().changes;
   }
 
   /** Destinations with unfinished work, for workers of channels that are gone (drain). */
   openQueues(): Array<{ channel: string; destination: string; count: number }> {
+    this.flushBookkeeping();
     return this.db
       .prepare("SELECT channel, destination, COUNT(*) AS count FROM deliveries WHERE state IN ('queued', 'sending') GROUP BY channel, destination")
       .all() as Array<{ channel: string; destination: string; count: number }>;
   }
 
   listMessages(filter: MessageFilter = {}): Array<StoredMessage & { deliveries: string }> {
+    this.flushBookkeeping();
     const where: string[] = [];
     const args: unknown[] = [];
     if (filter.channel) {
@@ -223,6 +252,7 @@ export class SqliteStore {
   }
 
   getMessage(id: number): { message: StoredMessage; deliveries: Delivery[]; events: StoredEvent[] } | undefined {
+    this.flushBookkeeping();
     const row = this.db.prepare('SELECT * FROM messages WHERE id = ?').get(id) as MessageRow | undefined;
     if (!row) return undefined;
     return {
@@ -237,6 +267,7 @@ export class SqliteStore {
    * closed as replayed and new ones are queued, all in one transaction.
    */
   recordReplay(id: number, outcome: Omit<NewMessage, 'channel' | 'source' | 'received_at' | 'raw' | 'control_id' | 'message_type'>, now: number): void {
+    this.flushBookkeeping();
     const tx = this.db.transaction(() => {
       this.db
         .prepare('UPDATE messages SET spec_version = ?, status = ?, reason = ?, identifiers = ?, ack_code = COALESCE(ack_code, ?) WHERE id = ?')
@@ -266,6 +297,7 @@ export class SqliteStore {
 
   /** Removes the content (raw bytes, ACK, payloads) of messages older than a time; rows and counts stay. */
   prune(olderThan: number): number {
+    this.flushBookkeeping();
     const tx = this.db.transaction(() => {
       const changed = this.db
         .prepare("UPDATE messages SET raw = NULL, ack = NULL, identifiers = NULL, pruned = 1 WHERE received_at < ? AND pruned = 0 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = messages.id AND d.state IN ('queued', 'sending', 'stopped'))")
@@ -277,6 +309,7 @@ export class SqliteStore {
   }
 
   counts(): Array<{ channel: string; status: string; count: number }> {
+    this.flushBookkeeping();
     return this.db.prepare('SELECT channel, status, COUNT(*) AS count FROM messages GROUP BY channel, status ORDER BY channel, status').all() as Array<{ channel: string; status: string; count: number }>;
   }
 
@@ -298,6 +331,7 @@ export class SqliteStore {
 
   close(): void {
     this.flush();
+    this.flushBookkeeping();
     if (this.bookkeeping !== this.db) this.bookkeeping.close();
     this.db.close();
   }
