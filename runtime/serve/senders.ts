@@ -48,11 +48,15 @@ export function createSender(channel: string, destination: string, config: Desti
         },
         close: async () => undefined,
       };
-    case 'file':
+    case 'file': {
+      let dirReady = false;
       return {
         async send(delivery, context) {
           try {
-            await mkdir(t.dir, { recursive: true });
+            if (!dirReady) {
+              await mkdir(t.dir, { recursive: true });
+              dirReady = true;
+            }
             const name = interpolateTemplate(t.file_name, { control_id: context.controlId ?? String(delivery.message_id), message_id: String(delivery.message_id), channel });
             const path = join(t.dir, name);
             // Written whole or not at all: readers never see half a file.
@@ -61,11 +65,14 @@ export function createSender(channel: string, destination: string, config: Desti
             await rename(tmp, path);
             return { ok: true, detail: `wrote ${name}` };
           } catch (err) {
+            // The directory may have been removed under us: make it again next time.
+            dirReady = false;
             return { ok: false, retry: true, error: (err as Error).message };
           }
         },
         close: async () => undefined,
       };
+    }
     case 'mllp': {
       const client = new MllpClient({ host: t.host, port: t.port, reconnect: { attempts: 1 }, ackTimeoutMs: 30_000, logger: log });
       return {

@@ -106,6 +106,9 @@ export class SqliteStore {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);
     this.db.pragma('busy_timeout = 5000');
+    // Checkpoints copy the WAL into the database and sync it; fewer, larger ones cost less.
+    this.db.pragma('wal_autocheckpoint = 4000');
+    this.db.pragma('cache_size = -32000');
     this.db.exec(SCHEMA);
     this.bookkeeping = path === ':memory:' ? this.db : new Database(path);
     this.bookkeeping.pragma('synchronous = NORMAL');
@@ -123,31 +126,30 @@ export class SqliteStore {
     });
   }
 
-  private insertAll = (batch: Pending[]): number[] => {
-    const insertMessage = this.statement(
-      `INSERT INTO messages (channel, spec_version, source, received_at, control_id, message_type, raw, status, reason, identifiers, ack_code, ack)
-       VALUES (@channel, @spec_version, @source, @received_at, @control_id, @message_type, @raw, @status, @reason, @identifiers, @ack_code, @ack)`,
-    );
-    const insertDelivery = this.statement(
-      `INSERT INTO deliveries (message_id, channel, destination, state, attempts, next_attempt_at, payload, created_at, updated_at)
-       VALUES (?, ?, ?, 'queued', 0, ?, ?, ?, ?)`,
-    );
-    const insertEvent = this.statement('INSERT INTO events (message_id, delivery_id, at, kind, detail) VALUES (?, ?, ?, ?, ?)');
-    const tx = this.db.transaction((items: Pending[]) =>
-      items.map(({ entry }) => {
-        const id = Number(
-          insertMessage.run({ ...entry, identifiers: entry.identifiers ? JSON.stringify(entry.identifiers) : null }).lastInsertRowid,
-        );
-        insertEvent.run(id, null, entry.received_at, entry.status, entry.reason);
-        for (const d of entry.deliveries) {
-          const deliveryId = Number(insertDelivery.run(id, entry.channel, d.destination, entry.received_at, d.payload, entry.received_at, entry.received_at).lastInsertRowid);
-          insertEvent.run(id, deliveryId, entry.received_at, 'queued', d.destination);
-        }
+  /** Inserts a group of received messages and their queue entries in one transaction. */
+  private insertAll(batch: Pending[]): number[] {
+    // Made once: building a transaction function prepares its BEGIN/COMMIT statements.
+    this.insertTransaction ??= this.db.transaction((items: Pending[]) => {
+      const insertMessage = this.statement(
+        `INSERT INTO messages (channel, spec_version, source, received_at, control_id, message_type, raw, status, reason, identifiers, ack_code, ack)
+         VALUES (@channel, @spec_version, @source, @received_at, @control_id, @message_type, @raw, @status, @reason, @identifiers, @ack_code, @ack)`,
+      );
+      const insertDelivery = this.statement(
+        `INSERT INTO deliveries (message_id, channel, destination, state, attempts, next_attempt_at, payload, created_at, updated_at)
+         VALUES (?, ?, ?, 'queued', 0, ?, ?, ?, ?)`,
+      );
+      // The first history entries (received, queued) are read from these rows, not written twice.
+      return items.map(({ entry }) => {
+        const id = Number(insertMessage.run({ ...entry, identifiers: entry.identifiers ? JSON.stringify(entry.identifiers) : null }).lastInsertRowid);
+        for (const d of entry.deliveries) insertDelivery.run(id, entry.channel, d.destination, entry.received_at, d.payload, entry.received_at, entry.received_at);
         return id;
-      }),
-    );
-    return tx(batch);
-  };
+      });
+    });
+    return this.insertTransaction(batch);
+  }
+
+  private insertTransaction: ((items: Pending[]) => number[]) | undefined;
+  private bookkeepingTransaction: ((ops: Array<() => void>) => void) | undefined;
 
   private flush(): void {
     this.flushScheduled = false;
@@ -183,9 +185,10 @@ export class SqliteStore {
     const ops = this.bookkeepingOps;
     if (ops.length === 0) return;
     this.bookkeepingOps = [];
-    this.bookkeeping.transaction(() => {
-      for (const op of ops) op();
-    })();
+    this.bookkeepingTransaction ??= this.bookkeeping.transaction((list: Array<() => void>) => {
+      for (const op of list) op();
+    });
+    this.bookkeepingTransaction(ops);
   }
 
   /** Work for a destination queue: the oldest entries not yet sent, in FIFO order. */
@@ -255,11 +258,16 @@ export class SqliteStore {
     this.flushBookkeeping();
     const row = this.db.prepare('SELECT * FROM messages WHERE id = ?').get(id) as MessageRow | undefined;
     if (!row) return undefined;
-    return {
-      message: fromRow(row),
-      deliveries: this.db.prepare('SELECT * FROM deliveries WHERE message_id = ? ORDER BY id').all(id) as Delivery[],
-      events: this.db.prepare('SELECT * FROM events WHERE message_id = ? ORDER BY id').all(id) as StoredEvent[],
-    };
+    const message = fromRow(row);
+    const deliveries = this.db.prepare('SELECT * FROM deliveries WHERE message_id = ? ORDER BY id').all(id) as Delivery[];
+    const received: StoredEvent[] = [
+      { id: 0, message_id: id, delivery_id: null, at: message.received_at, kind: message.status, detail: null },
+      ...deliveries
+        .filter((d) => d.created_at === message.received_at)
+        .map((d) => ({ id: 0, message_id: id, delivery_id: d.id, at: d.created_at, kind: 'queued', detail: d.destination })),
+    ];
+    const later = this.db.prepare('SELECT * FROM events WHERE message_id = ? ORDER BY id').all(id) as StoredEvent[];
+    return { message, deliveries, events: [...received, ...later] };
   }
 
   /**
