@@ -4,7 +4,7 @@
  */
 import net from 'node:net';
 import { Hl7Server } from '@medplum/hl7';
-import { acknowledge, frame, MllpServer, receive } from '../runtime/index.js';
+import { acknowledge, MllpServer, receive } from '../runtime/index.js';
 
 const kind = process.argv[2];
 

@@ -44,22 +44,11 @@ export interface StoredEvent {
 }
 
 /** What is written, in one transaction, before a message is acknowledged. */
-export interface NewMessage {
-  channel: string;
-  spec_version: string;
-  source: string;
-  received_at: number;
-  control_id: string | null;
-  message_type: string | null;
+export type NewMessage = Omit<StoredMessage, 'id' | 'raw' | 'pruned'> & {
   raw: Buffer;
-  status: MessageStatus;
-  reason: string | null;
-  identifiers: Record<string, unknown> | null;
-  ack_code: string | null;
-  ack: Buffer | null;
   /** One queue entry per destination the message goes to. */
   deliveries: Array<{ destination: string; payload: Buffer }>;
-}
+};
 
 export interface MessageFilter {
   channel?: string;

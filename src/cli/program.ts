@@ -1,7 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { createLogger, Hl7ParseError, Hl7PathError } from '../../runtime/index.js';
+import { createLogger, Hl7ParseError, Hl7PathError, readPem } from '../../runtime/index.js';
 import type { ClientTlsOptions, ServerTlsOptions } from '../../runtime/index.js';
 import { buildCommand } from './commands/build.js';
 import { demoCommand } from './commands/demo.js';
@@ -25,9 +24,7 @@ function integer(value: string): number {
   return n;
 }
 
-function pem(path: string | undefined): Buffer | undefined {
-  return path === undefined ? undefined : readFileSync(path);
-}
+const pem = readPem;
 
 /**
  * Builds the command table. Each action only turns options into a command's arguments; the
@@ -43,6 +40,8 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
 
   const run = (fn: () => Promise<number>) => async () => setExitCode(await fn());
   const logger = () => createLogger({ level: program.opts().logLevel as string });
+  /** Long-running commands log their life (info) unless a level was asked for. */
+  const serviceLogger = () => createLogger({ level: program.getOptionValueSource('logLevel') === 'default' ? 'info' : (program.opts().logLevel as string) });
 
   program
     .command('parse')
@@ -109,7 +108,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
             tls,
             maxMessageBytes: o.maxMessageBytes as number,
             idleTimeoutMs: o.idleTimeout as number,
-            logger: createLogger({ level: (program.opts().logLevel as string) === 'warn' ? 'info' : (program.opts().logLevel as string) }),
+            logger: serviceLogger(),
           },
           io,
         ),
@@ -153,7 +152,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .action((specs: string[], o: { store: string; durability: 'disk' | 'process'; adminPort?: number; watch: boolean }) =>
       run(() =>
         serveCommand(
-          { specs, store: o.store, durability: o.durability, adminPort: o.adminPort, watch: o.watch, logger: createLogger({ level: (program.opts().logLevel as string) === 'warn' ? 'info' : (program.opts().logLevel as string) }) },
+          { specs, store: o.store, durability: o.durability, adminPort: o.adminPort, watch: o.watch, logger: serviceLogger() },
           io,
         ),
       )(),
@@ -201,7 +200,10 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .command('demo')
     .description('the main job end to end: serve examples/ with the embedded store, push the example messages, show the deliveries')
     .option('--out <dir>', 'where the demo keeps its store and outputs', '.hl7c/demo')
-    .action((o: { out: string }) => run(() => demoCommand({ out: join(io.cwd, o.out), logger: logger() }, io))());
+    // The demo prints its own account of what happened; logs only for errors unless asked.
+    .action((o: { out: string }) =>
+      run(() => demoCommand({ out: join(io.cwd, o.out), logger: createLogger({ level: program.getOptionValueSource('logLevel') === 'default' ? 'error' : (program.opts().logLevel as string) }) }, io))(),
+    );
 
   return program;
 }

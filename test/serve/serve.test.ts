@@ -130,6 +130,36 @@ describe('hl7c serve', () => {
     expect((await cli('messages', '--store', store, '--status', 'error')).stdout).toContain('NOMRN-1');
   });
 
+  test('logs name control ids and types, never patient data; /health and /metrics report the store', async () => {
+    const hook = await startWebhook();
+    cleanups.push(() => hook.close());
+    const dir = mkdtempSync(join(tmpdir(), 'hl7c-logs-'));
+    writeFileSync(join(dir, 'adt.yaml'), adtSpec({ attempts: 2, backoffMs: 10 }));
+    const { logger, lines } = memoryLogger();
+    const serving = await startServing({ specs: [join(dir, 'adt.yaml')], storePath: join(dir, 'store.db'), cwd: dir, env: { TEST_WEBHOOK_URL: hook.url }, logger, watch: false, adminPort: 0 });
+    cleanups.push(() => serving.close());
+    const client = new MllpClient({ host: '127.0.0.1', port: serving.ports()['adt-in']!, logger });
+    cleanups.push(() => client.close());
+    const phi = 'MSH|^~\\&|EPIC|GH|HL7C|APP|20261125||ADT^A08^ADT_A01|PHI-1|P|2.5.1\rPID|1||MRN77123^^^EPI^MR~123-45-6789^^^SSA^SS||Zyxwvutson^Quentina||19600101\r';
+    await client.send(phi);
+    await client.send(phi.replace('^^^EPI^MR', '^^^XXX^MR').replace('PHI-1', 'PHI-2'));
+    await waitFor(() => hook.received.length === 1, 5000, 'delivery');
+    const text = lines.map((l) => JSON.stringify(l)).join('\n');
+    expect(text).toContain('PHI-1');
+    expect(text).toContain('ADT^A08^ADT_A01');
+    for (const secret of ['Zyxwvutson', 'Quentina', 'MRN77123', '123-45-6789', '19600101']) expect(text).not.toContain(secret);
+
+    const health = (await (await fetch(`http://127.0.0.1:${serving.adminPort}/health`)).json()) as { status: string; messages: unknown[] };
+    expect(health.status).toBe('ok');
+    expect(health.messages).toEqual([
+      { channel: 'adt-in', status: 'accepted', count: 1 },
+      { channel: 'adt-in', status: 'error', count: 1 },
+    ]);
+    const metrics = await (await fetch(`http://127.0.0.1:${serving.adminPort}/metrics`)).text();
+    expect(metrics).toMatch(/hl7c_messages\{channel="adt-in",status="error"\} 1/);
+    expect(metrics).toMatch(/hl7c_deliveries\{channel="adt-in",destination="webhook",state="sent"\} 1/);
+  });
+
   test('prune removes content and keeps counts', async () => {
     const hook = await startWebhook();
     cleanups.push(() => hook.close());
