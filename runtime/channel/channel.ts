@@ -6,12 +6,21 @@ import type { FoundIdentifier, IdentifierProblem } from './identifiers.js';
 
 export type AckModeSetting = 'original' | 'enhanced' | 'as_requested';
 
+/** TLS files (PEM paths) as a spec names them. */
+export interface TlsFiles {
+  key?: string;
+  cert?: string;
+  ca?: string;
+  require_client_certificate?: boolean;
+}
+
 export interface MllpSourceConfig {
   kind: 'mllp';
   host: string;
   port: number;
   ack_mode: AckModeSetting;
   max_message_bytes?: number;
+  tls?: TlsFiles;
 }
 
 export interface HttpSourceConfig {
@@ -47,6 +56,7 @@ export interface MllpDestinationConfig {
   on_ae: 'retry' | 'fail';
   /** What an AR means; AR is "do not resend as is", so fail is the usual choice. */
   on_ar: 'retry' | 'fail';
+  tls?: TlsFiles;
 }
 export interface FileDestinationConfig {
   kind: 'file';

@@ -3,7 +3,9 @@ import http from 'node:http';
 import { basename, join } from 'node:path';
 import { timingSafeEqual } from 'node:crypto';
 import { buildAckFromHeader, HL7_ERROR, readHeaderLeniently } from '../ack/ack.js';
-import type { ChannelDefinition, ChannelResult, DestinationConfig, SourceConfig } from '../channel/channel.js';
+import type { ChannelDefinition, ChannelResult, DestinationConfig, SourceConfig, TlsFiles } from '../channel/channel.js';
+import type { ServerTlsOptions } from '../mllp/tls.js';
+import { readFileSync } from 'node:fs';
 import { runChannel } from '../channel/channel.js';
 import { encodeText } from '../hl7/charset.js';
 import { parseBatch } from '../hl7/parse.js';
@@ -215,6 +217,7 @@ export class ChannelHost {
       const server = new MllpServer({
         host: source.host,
         port: source.port,
+        tls: serverTls(source.tls),
         maxMessageBytes: source.max_message_bytes,
         logger: this.log.child({ channel: name() }),
         // Read the version when the message arrives: it finishes on that version.
@@ -308,6 +311,12 @@ export class ChannelHost {
       },
     };
   }
+}
+
+function serverTls(tls: TlsFiles | undefined): ServerTlsOptions | undefined {
+  if (!tls) return undefined;
+  if (!tls.key || !tls.cert) throw new Error('an MLLP source with tls needs key and cert');
+  return { key: readFileSync(tls.key), cert: readFileSync(tls.cert), ca: tls.ca ? readFileSync(tls.ca) : undefined, requireClientCertificate: !!tls.require_client_certificate };
 }
 
 function workerKey(channel: string, destination: string): string {

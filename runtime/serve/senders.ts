@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { rename, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DestinationConfig } from '../channel/channel.js';
@@ -74,7 +75,10 @@ export function createSender(channel: string, destination: string, config: Desti
       };
     }
     case 'mllp': {
-      const client = new MllpClient({ host: t.host, port: t.port, reconnect: { attempts: 1 }, ackTimeoutMs: 30_000, logger: log });
+      const tls = t.tls
+        ? { ca: t.tls.ca ? readFileSync(t.tls.ca) : undefined, cert: t.tls.cert ? readFileSync(t.tls.cert) : undefined, key: t.tls.key ? readFileSync(t.tls.key) : undefined }
+        : undefined;
+      const client = new MllpClient({ host: t.host, port: t.port, tls, reconnect: { attempts: 1 }, ackTimeoutMs: 30_000, logger: log });
       return {
         async send(delivery) {
           try {

@@ -241,7 +241,14 @@ function sourceExpr(spec: Spec, raw: Spec, use: (n: string) => string): string {
   }
   const mllp = spec.source.mllp!;
   const m = raw.source.mllp!;
-  return `{ kind: "mllp", host: ${configString(m.host ?? '0.0.0.0', use)}, port: ${configNumber(m.port, use)}, ack_mode: ${q(mllp.ack_mode ?? 'as_requested')}${mllp.max_message_bytes ? `, max_message_bytes: ${mllp.max_message_bytes}` : ''} }`;
+  return `{ kind: "mllp", host: ${configString(m.host ?? '0.0.0.0', use)}, port: ${configNumber(m.port, use)}, ack_mode: ${q(mllp.ack_mode ?? 'as_requested')}${mllp.max_message_bytes ? `, max_message_bytes: ${mllp.max_message_bytes}` : ''}${tlsExpr(m.tls, use)} }`;
+}
+
+/** TLS file paths, kept as ${ENV} references like other config. */
+function tlsExpr(tls: Record<string, unknown> | undefined, use: (n: string) => string): string {
+  if (!tls) return '';
+  const parts = Object.entries(tls).map(([k, v]) => `${k}: ${typeof v === 'string' ? configString(v, use) : q(v)}`);
+  return `, tls: { ${parts.join(', ')} }`;
 }
 
 function buildValueExpr(value: BuildValue, itemVar: string, indexVar: string | undefined, use: (n: string) => string): string {
@@ -336,7 +343,7 @@ function destinationExpr(d: Destination, use: (n: string) => string): string {
   if (d.http) {
     const headers = Object.entries(d.http.headers ?? {}).map(([k, v]) => `${q(k)}: ${configString(v, use)}`);
     target = `{ kind: "http", url: ${configString(d.http.url, use)}, method: ${q(d.http.method ?? 'POST')}, headers: { ${headers.join(', ')} }, timeout_ms: ${d.http.timeout_ms ?? 10_000} }`;
-  } else if (d.mllp) target = `{ kind: "mllp", host: ${configString(d.mllp.host, use)}, port: ${configNumber(d.mllp.port, use)}, on_ae: ${q(d.mllp.on_ae ?? 'retry')}, on_ar: ${q(d.mllp.on_ar ?? 'fail')} }`;
+  } else if (d.mllp) target = `{ kind: "mllp", host: ${configString(d.mllp.host, use)}, port: ${configNumber(d.mllp.port, use)}, on_ae: ${q(d.mllp.on_ae ?? 'retry')}, on_ar: ${q(d.mllp.on_ar ?? 'fail')}${tlsExpr(d.mllp.tls, use)} }`;
   else if (d.file) target = `{ kind: "file", dir: ${configString(d.file.dir, use)}, file_name: ${q(d.file.file_name ?? '{control_id}.json')} }`;
   else target = `{ kind: "channel", channel: ${q(d.channel)} }`;
   const r = d.retry ?? {};

@@ -1,11 +1,11 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
-import { MllpClient, parseMessage } from '../../runtime/index.js';
+import { acknowledge, MllpClient, MllpError, MllpServer, parseMessage, receive } from '../../runtime/index.js';
 import { startServing } from '../../src/serve/serve.js';
 import type { Serving } from '../../src/serve/serve.js';
-import { cli } from '../cli/helpers.js';
+import { cli, REPO } from '../cli/helpers.js';
 import { adtMessage, adtSpec, memoryLogger, startWebhook, waitFor } from './helpers.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -158,6 +158,51 @@ describe('hl7c serve', () => {
     const metrics = await (await fetch(`http://127.0.0.1:${serving.adminPort}/metrics`)).text();
     expect(metrics).toMatch(/hl7c_messages\{channel="adt-in",status="error"\} 1/);
     expect(metrics).toMatch(/hl7c_deliveries\{channel="adt-in",destination="webhook",state="sent"\} 1/);
+  });
+
+  test('TLS on the MLLP source (mutual) and on an MLLP destination, from the spec', async () => {
+    const tls = (f: string) => join(REPO, 'test/fixtures/tls', f);
+    const pem = (f: string) => readFileSync(tls(f));
+    const received: string[] = [];
+    const ehr = new MllpServer({
+      host: '127.0.0.1',
+      port: 0,
+      tls: { key: pem('server.key'), cert: pem('server.crt') },
+      handler: (payload) => {
+        const r = receive(payload);
+        if (!r.ok) return r.reject;
+        received.push(r.message.controlId);
+        return acknowledge(r.message, 'accept');
+      },
+    });
+    const ehrPort = await ehr.listen();
+    cleanups.push(() => ehr.close());
+    const spec = `channel: relay
+source:
+  mllp:
+    host: 127.0.0.1
+    port: 0
+    tls: { key: ${tls('server.key')}, cert: ${tls('server.crt')}, ca: ${tls('ca.crt')}, require_client_certificate: true }
+destinations:
+  ehr:
+    mllp:
+      host: localhost
+      port: ${ehrPort}
+      tls: { ca: ${tls('ca.crt')} }
+`;
+    const dir = mkdtempSync(join(tmpdir(), 'hl7c-tls-'));
+    writeFileSync(join(dir, 'relay.yaml'), spec);
+    const { logger } = memoryLogger();
+    const serving = await startServing({ specs: [join(dir, 'relay.yaml')], storePath: join(dir, 'store.db'), cwd: dir, env: {}, logger, watch: false });
+    cleanups.push(() => serving.close());
+    const port = serving.ports().relay!;
+    const client = new MllpClient({ host: '127.0.0.1', port, tls: { ca: pem('ca.crt'), cert: pem('client.crt'), key: pem('client.key'), servername: 'localhost' } });
+    cleanups.push(() => client.close());
+    expect((await client.send(adtMessage('TLS-1'))).code).toBe('AA');
+    await waitFor(() => received.includes('TLS-1'), 5000, 'delivery over TLS');
+    const noCert = new MllpClient({ host: '127.0.0.1', port, tls: { ca: pem('ca.crt'), servername: 'localhost' }, reconnect: { attempts: 1 }, ackTimeoutMs: 2000 });
+    cleanups.push(() => noCert.close());
+    await expect(noCert.send(adtMessage('TLS-2'))).rejects.toBeInstanceOf(MllpError);
   });
 
   test('prune removes content and keeps counts', async () => {
