@@ -53,6 +53,7 @@ describe('hl7c serve', () => {
     await waitFor(() => (serving.store.db.prepare('SELECT attempts FROM deliveries').get() as { attempts: number }).attempts >= 3, 5000, 'three attempts');
     hook.status = 200;
     await waitFor(() => hook.received.length === 1, 10_000, 'delivery after recovery');
+    await waitFor(() => deliveriesOf(serving, 'sent') === 1, 5000, 'sent recorded');
     const { deliveries, events } = serving.store.getMessage(1)!;
     expect(deliveries[0]!.state).toBe('sent');
     expect(events.filter((e) => e.kind.startsWith('attempt')).length).toBeGreaterThanOrEqual(4);
@@ -79,6 +80,7 @@ describe('hl7c serve', () => {
     expect(replayed.code).toBe(0);
     expect(replayed.stdout).toContain('queued for webhook');
     await waitFor(() => hook.received.length === 1, 10_000, 'delivery after replay');
+    await waitFor(() => deliveriesOf(serving, 'sent') === 1, 5000, 'sent recorded');
     const shown = await cli('messages', 'show', '1', '--store', store);
     expect(shown.stdout).toMatch(/webhook {2}replayed/);
     expect(shown.stdout).toMatch(/webhook {2}sent/);
@@ -144,6 +146,7 @@ describe('hl7c serve', () => {
     await client.send(phi);
     await client.send(phi.replace('^^^EPI^MR', '^^^XXX^MR').replace('PHI-1', 'PHI-2'));
     await waitFor(() => hook.received.length === 1, 5000, 'delivery');
+    await waitFor(() => deliveriesOf(serving, 'sent') === 1, 5000, 'sent recorded');
     const text = lines.map((l) => JSON.stringify(l)).join('\n');
     expect(text).toContain('PHI-1');
     expect(text).toContain('ADT^A08^ADT_A01');
