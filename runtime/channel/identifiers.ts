@@ -38,6 +38,19 @@ export interface CxSelector {
 export function selectCx(message: Message, name: string, selector: CxSelector): IdentifierResult {
   const path = parsePath(selector.field);
   const location = { segment: path.segment, field: path.field ?? 0 };
+  const occurrences = message.segmentsNamed(path.segment).length;
+  if (occurrences > 1 && path.segmentRepetition === undefined) {
+    // An A40 with several PID/MRG pairs merges several patients: taking the first would
+    // silently skip the others.
+    return {
+      ok: false,
+      problem: {
+        identifier: name,
+        reason: `the message has ${occurrences} ${path.segment} segments, so ${selector.field} names more than one identifier; map each with each: ${path.segment}, or name one as ${path.segment}[2]-${path.field}`,
+        location,
+      },
+    };
+  }
   const d = message.delimiters;
   const reps = message.repetitions(path);
   const matches: FoundIdentifier[] = [];
@@ -74,6 +87,19 @@ function describeSelector(s: CxSelector): string {
  */
 export function selectEi(message: Message, name: string, fields: readonly string[]): IdentifierResult {
   for (const field of fields) {
+    const path = parsePath(field);
+    const occurrences = message.segmentsNamed(path.segment).length;
+    if (occurrences > 1 && path.segmentRepetition === undefined) {
+      // Several orders in one message (ORC/OBR groups): one identifier cannot stand for all.
+      return {
+        ok: false,
+        problem: {
+          identifier: name,
+          reason: `the message has ${occurrences} ${path.segment} segments, so ${field} names more than one identifier; map each with each: ${path.segment}`,
+          location: { segment: path.segment, field: path.field ?? 0 },
+        },
+      };
+    }
     const id = message.getText(`${field}.1`);
     if (id !== '' && message.get(`${field}.1`) !== null) {
       return { ok: true, value: { id, assigning_authority: message.getText(`${field}.2`), type_code: '', source: field } };

@@ -7,6 +7,7 @@ import { buildSpecs } from '../../src/compiler/build.js';
 import { loadChannel } from '../../src/compiler/load-channel.js';
 import { runChannel } from '../../runtime/index.js';
 import { cli, REPO } from '../cli/helpers.js';
+import { corpusFile } from '../corpus.js';
 
 const EXAMPLES = ['examples/adt-to-webhook.yaml', 'examples/siu-appointments.yaml', 'examples/results-to-ehr.yaml', 'examples/notes-to-ehr.yaml'];
 const GOLDEN = join(REPO, 'test/golden');
@@ -155,6 +156,64 @@ destinations:
       order_id: 'FL-1',
     });
     expect(Object.keys(result.outputs)).toEqual(['all']);
+  });
+
+  test('an A40 with several PID/MRG pairs: each pair mapped, and a single-identifier rule refuses to pick one', async () => {
+    const channel = await compile(`channel: merges
+source: { mllp: { port: 0 } }
+identifiers:
+  surviving: { kind: patient, assigning_authority: BCBS, type_code: MR, required: true }
+  retired: { kind: merge, assigning_authority: BCBS, type_code: MR }
+map:
+  merges:
+    each: PID
+    fields:
+      surviving: { path: PID-3.1 }
+      retired:
+        each: MRG
+        fields: { id: { path: MRG-1.1 } }
+destinations:
+  out: { file: { dir: out } }
+`);
+    const multi = runChannel(channel, corpusFile('adt/fhirconv-adt-a40-mrg-multi.hl7'));
+    expect(multi.status).toBe('error');
+    expect(multi.reason).toContain('the message has 2 PID segments');
+    const mapOnly = await compile(`channel: merges
+source: { mllp: { port: 0 } }
+map:
+  merges:
+    each: PID
+    fields:
+      surviving: { path: PID-3.1 }
+      retired: { each: MRG, fields: { id: { path: MRG-1.1 } } }
+destinations:
+  out: { file: { dir: out } }
+`);
+    expect(runChannel(mapOnly, corpusFile('adt/fhirconv-adt-a40-mrg-multi.hl7')).outputs.out).toEqual({
+      merges: [
+        { surviving: '12345', retired: [{ id: '56789' }] },
+        { surviving: '145', retired: [{ id: '569' }] },
+      ],
+    });
+    const single = runChannel(channel, corpusFile('adt/fhirconv-adt-a40-mrg.hl7'));
+    expect(single.status).toBe('accepted');
+    expect(single.identifiers.surviving?.id).toBe('12345');
+    expect(single.identifiers.retired?.id).toBe('56789');
+  });
+
+  test('an ORU with several orders: an order identifier refuses to pick one', async () => {
+    const channel = await compile(`channel: orders
+source: { mllp: { port: 0 } }
+identifiers:
+  order: { kind: order, required: true }
+map:
+  orders: { each: OBR, fields: { filler: { path: OBR-3.1 }, placer: { path: OBR-2.1 } } }
+destinations:
+  out: { file: { dir: out } }
+`);
+    const result = runChannel(channel, corpusFile('oru/prime-oru-hci-multi-order.hl7'));
+    expect(result.status).toBe('error');
+    expect(result.reason).toMatch(/identifier order: the message has \d+ (ORC|OBR) segments/);
   });
 
   test('HL7 to HL7: set, copy, clear, delete segments; the output is the edited message', async () => {
