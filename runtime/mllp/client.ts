@@ -56,17 +56,57 @@ function quickPositiveAck(payload: Buffer): Omit<SendResult, 'acknowledged'> | u
   const code = fields[1] ?? '';
   if (code !== 'AA' && code !== 'CA') return undefined;
   const delimiters = text.slice(4, text.indexOf(sep, 4));
-  const plain = (v: string) => /^[\x20-\x7e]*$/.test(v) && ![...delimiters].some((d) => v.includes(d));
+  const plain = (v: string) => {
+    if (!/^[\x20-\x7e]*$/.test(v)) return false;
+    for (let i = 0; i < delimiters.length; i++) if (v.includes(delimiters[i]!)) return false;
+    return true;
+  };
   const controlId = fields[2] ?? '';
   const msa3 = fields[3] ?? '';
   if (!plain(controlId) || !plain(msa3)) return undefined;
   return { code, acknowledgedControlId: controlId, text: msa3, errors: [] };
 }
 
+/** A positive ACK read from MSA alone; the whole ACK is parsed only if someone asks for it. */
+class QuickResult implements SendResult {
+  readonly acknowledged = true;
+  readonly errors: string[] = [];
+  constructor(
+    readonly code: string,
+    readonly acknowledgedControlId: string,
+    readonly text: string,
+    readonly raw: Buffer,
+  ) {}
+
+  get message(): Message {
+    return parseMessage(this.raw);
+  }
+}
+
+/** An MLLP frame around text encoded as UTF-8, written in place. */
+function frameText(text: string): Buffer {
+  const length = Buffer.byteLength(text, 'utf8');
+  const out = Buffer.allocUnsafe(length + 3);
+  out[0] = 0x0b;
+  out.write(text, 1, 'utf8');
+  out[length + 1] = 0x1c;
+  out[length + 2] = 0x0d;
+  return out;
+}
+
+function firstLineOfText(text: string): string {
+  let end = text.indexOf('\r');
+  const lf = text.indexOf('\n');
+  if (end === -1 || (lf !== -1 && lf < end)) end = lf;
+  return end === -1 ? text.slice(0, 4096) : text.slice(0, end);
+}
+
 /** The first segment of a payload, as Latin-1 (enough to read MSH-10 and MSH-15). */
 function firstLine(bytes: Uint8Array): string {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const end = buf.indexOf(0x0d);
+  let end = buf.indexOf(0x0d);
+  const lf = buf.indexOf(0x0a);
+  if (end === -1 || (lf !== -1 && lf < end)) end = lf;
   return buf.toString('latin1', 0, end === -1 ? Math.min(buf.length, 4096) : end);
 }
 
@@ -142,14 +182,15 @@ export class MllpClient {
 
   private async sendNow(message: string | Uint8Array | Message): Promise<SendResult> {
     if (this.closed) throw new MllpError('CLIENT_CLOSED', 'the MLLP client is closed');
-    const bytes = typeof message === 'string' ? Buffer.from(message, 'utf8') : message instanceof Uint8Array ? message : message.toBytes();
-    const line = firstLine(bytes);
+    // The frame is built once, straight from the message: no intermediate copy.
+    const framed = typeof message === 'string' ? frameText(message) : frame(message instanceof Uint8Array ? message : message.toBytes());
+    const line = typeof message === 'string' ? firstLineOfText(message) : firstLine(framed.subarray(1));
     const controlId = mshField(line, 10);
     if (!controlId) throw new MllpError('NO_CONTROL_ID', 'the message has no MSH-10 control id, so its ACK could not be matched');
     const socket = this.socket && !this.socket.destroyed ? this.socket : await this.ensureConnected();
     const acceptAck = mshField(line, 15).trim().toUpperCase();
     if (acceptAck === 'NE') {
-      socket.write(frame(bytes));
+      socket.write(framed);
       return unacknowledged(controlId, 'MSH-15 is NE: no accept ACK requested');
     }
     const errorOnly = acceptAck === 'ER';
@@ -169,7 +210,7 @@ export class MllpClient {
         reject(new MllpError('ACK_TIMEOUT', `no ACK for message ${controlId} within ${timeoutMs} ms`));
       }, timeoutMs);
       this.waiter = { controlId, socket, resolve, reject, timer };
-      socket.write(frame(bytes));
+      socket.write(framed);
     });
   }
 
@@ -269,10 +310,7 @@ export class MllpClient {
     if (quick && w && quick.acknowledgedControlId === w.controlId) {
       this.waiter = null;
       clearTimeout(w.timer);
-      const result: SendResult = { ...quick, raw: payload, acknowledged: true };
-      // Parsed only if someone looks: most callers need the code and MSA-2 alone.
-      Object.defineProperty(result, 'message', { get: () => parseMessage(payload), enumerable: false });
-      w.resolve(result);
+      w.resolve(new QuickResult(quick.code, quick.acknowledgedControlId, quick.text, payload));
       return;
     }
     let ack: Message;
