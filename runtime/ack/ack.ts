@@ -78,8 +78,9 @@ export interface AckRequest {
 
 /** Both MSH-15 and MSH-16 empty means original mode; either valued means enhanced mode. */
 export function ackRequestOf(message: Message): AckRequest {
-  const accept = message.getText('MSH-15').trim().toUpperCase() as AckCondition;
-  const application = message.getText('MSH-16').trim().toUpperCase() as AckCondition;
+  // Table 0155 codes hold no delimiters or escapes: the fields are read as written.
+  const accept = message.header.field(15).trim().toUpperCase() as AckCondition;
+  const application = message.header.field(16).trim().toUpperCase() as AckCondition;
   return { mode: accept || application ? 'enhanced' : 'original', accept, application };
 }
 

@@ -41,7 +41,8 @@ export function parseErrorToAckError(err: Hl7ParseError): AckError {
 
 /** True for ACK messages, which are never acknowledged (that would loop). */
 export function isAckMessage(message: Message): boolean {
-  return message.getText('MSH-9.1') === 'ACK';
+  const type = message.header.field(9);
+  return type === 'ACK' || type.startsWith(`ACK${message.delimiters.component}`);
 }
 
 /**

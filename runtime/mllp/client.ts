@@ -83,17 +83,6 @@ class QuickResult implements SendResult {
   }
 }
 
-/** An MLLP frame around text encoded as UTF-8, written in place. */
-function frameText(text: string): Buffer {
-  const length = Buffer.byteLength(text, 'utf8');
-  const out = Buffer.allocUnsafe(length + 3);
-  out[0] = 0x0b;
-  out.write(text, 1, 'utf8');
-  out[length + 1] = 0x1c;
-  out[length + 2] = 0x0d;
-  return out;
-}
-
 function firstLineOfText(text: string): string {
   let end = text.indexOf('\r');
   const lf = text.indexOf('\n');
@@ -183,7 +172,7 @@ export class MllpClient {
   private async sendNow(message: string | Uint8Array | Message): Promise<SendResult> {
     if (this.closed) throw new MllpError('CLIENT_CLOSED', 'the MLLP client is closed');
     // The frame is built once, straight from the message: no intermediate copy.
-    const framed = typeof message === 'string' ? frameText(message) : frame(message instanceof Uint8Array ? message : message.toBytes());
+    const framed = frame(typeof message === 'string' || message instanceof Uint8Array ? message : message.toBytes());
     const line = typeof message === 'string' ? firstLineOfText(message) : firstLine(framed.subarray(1));
     const controlId = mshField(line, 10);
     if (!controlId) throw new MllpError('NO_CONTROL_ID', 'the message has no MSH-10 control id, so its ACK could not be matched');

@@ -5,9 +5,18 @@ export const CARRIAGE_RETURN = 0x0d;
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 10 * 1024 * 1024;
 
-/** Wraps a payload in an MLLP frame. */
+/** Wraps a payload in an MLLP frame (text is written as UTF-8, in place). */
 export function frame(payload: Uint8Array | string): Buffer {
-  const body = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
+  if (typeof payload === 'string') {
+    const length = Buffer.byteLength(payload, 'utf8');
+    const out = Buffer.allocUnsafe(length + 3);
+    out[0] = START_BLOCK;
+    out.write(payload, 1, 'utf8');
+    out[length + 1] = END_BLOCK;
+    out[length + 2] = CARRIAGE_RETURN;
+    return out;
+  }
+  const body = payload;
   const out = Buffer.allocUnsafe(body.length + 3);
   out[0] = START_BLOCK;
   out.set(body, 1);
