@@ -174,7 +174,8 @@ export class ChannelHost {
     const existing = this.workers.get(key);
     const log = this.log.child({ channel, destination });
     if (existing) {
-      existing.update(config, createSender(channel, destination, config, log));
+      // An unchanged destination keeps its sender, and so its open connection to the far side.
+      if (JSON.stringify(existing.currentConfig) !== JSON.stringify(config)) existing.update(config, createSender(channel, destination, config, log));
       return;
     }
     const worker = new DestinationWorker(this.store, channel, destination, config, createSender(channel, destination, config, log), (d) => this.deliveryContext(d), log, config.max_in_flight ?? 1);

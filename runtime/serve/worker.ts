@@ -43,6 +43,10 @@ export class DestinationWorker {
     this.wakeUp?.();
   }
 
+  get currentConfig(): DestinationConfig {
+    return this.config;
+  }
+
   /** A new spec version: later attempts use its settings. */
   update(config: DestinationConfig, sender: Sender): void {
     const old = this.sender;
