@@ -1,4 +1,5 @@
 import type { Message } from '../hl7/message.js';
+import type { Hl7Path } from '../hl7/path.js';
 import { parsePath } from '../hl7/path.js';
 import { unescapeValue } from '../hl7/escape.js';
 
@@ -38,19 +39,8 @@ export interface CxSelector {
 export function selectCx(message: Message, name: string, selector: CxSelector): IdentifierResult {
   const path = parsePath(selector.field);
   const location = { segment: path.segment, field: path.field ?? 0 };
-  const occurrences = message.segmentsNamed(path.segment).length;
-  if (occurrences > 1 && path.segmentRepetition === undefined) {
-    // An A40 with several PID/MRG pairs merges several patients: taking the first would
-    // silently skip the others.
-    return {
-      ok: false,
-      problem: {
-        identifier: name,
-        reason: `the message has ${occurrences} ${path.segment} segments, so ${selector.field} names more than one identifier; map each with each: ${path.segment}, or name one as ${path.segment}[2]-${path.field}`,
-        location,
-      },
-    };
-  }
+  const several = severalSegments(message, name, path);
+  if (several) return several;
   const d = message.delimiters;
   const reps = message.repetitions(path);
   const matches: FoundIdentifier[] = [];
@@ -87,19 +77,8 @@ function describeSelector(s: CxSelector): string {
  */
 export function selectEi(message: Message, name: string, fields: readonly string[]): IdentifierResult {
   for (const field of fields) {
-    const path = parsePath(field);
-    const occurrences = message.segmentsNamed(path.segment).length;
-    if (occurrences > 1 && path.segmentRepetition === undefined) {
-      // Several orders in one message (ORC/OBR groups): one identifier cannot stand for all.
-      return {
-        ok: false,
-        problem: {
-          identifier: name,
-          reason: `the message has ${occurrences} ${path.segment} segments, so ${field} names more than one identifier; map each with each: ${path.segment}`,
-          location: { segment: path.segment, field: path.field ?? 0 },
-        },
-      };
-    }
+    const several = severalSegments(message, name, parsePath(field));
+    if (several) return several;
     const id = message.getText(`${field}.1`);
     if (id !== '' && message.get(`${field}.1`) !== null) {
       return { ok: true, value: { id, assigning_authority: message.getText(`${field}.2`), type_code: '', source: field } };
@@ -109,6 +88,24 @@ export function selectEi(message: Message, name: string, fields: readonly string
   return {
     ok: false,
     problem: { identifier: name, reason: `none of ${fields.join(', ')} is valued`, location: { segment: first.segment, field: first.field ?? 0 } },
+  };
+}
+
+/**
+ * A field of a segment that occurs more than once names several identifiers: an A40 with
+ * several PID/MRG pairs merges several patients, an ORU may carry several orders. Taking the
+ * first would silently skip the others, so it is a problem unless the path names one.
+ */
+function severalSegments(message: Message, name: string, path: Hl7Path): IdentifierResult | undefined {
+  const occurrences = message.segmentsNamed(path.segment).length;
+  if (occurrences <= 1 || path.segmentRepetition !== undefined) return undefined;
+  return {
+    ok: false,
+    problem: {
+      identifier: name,
+      reason: `the message has ${occurrences} ${path.segment} segments, so ${path.text} names more than one identifier; map each with each: ${path.segment}, or name one as ${path.segment}[2]-${path.field}`,
+      location: { segment: path.segment, field: path.field ?? 0 },
+    },
   };
 }
 
