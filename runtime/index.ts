@@ -7,6 +7,7 @@ export { hl7Timestamp, newControlId } from './hl7/timestamp.js';
 export type { AckCode, AckCondition, AckError, AckMode, AckOptions, AckOutcome, AckRequest, AckSummary, ReceivedHeader } from './ack/ack.js';
 export {
   ackCodeFor,
+  ackForPayload,
   ackRequestOf,
   buildAck,
   buildAckFromHeader,

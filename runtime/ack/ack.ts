@@ -1,5 +1,5 @@
 import type { Delimiters } from '../hl7/delimiters.js';
-import { encodingCharacters, readDelimiters } from '../hl7/delimiters.js';
+import { DEFAULT_DELIMITERS, encodingCharacters, readDelimiters } from '../hl7/delimiters.js';
 import { escapeValue } from '../hl7/escape.js';
 import { encodingForDeclared } from '../hl7/charset.js';
 import { Message } from '../hl7/message.js';
@@ -169,7 +169,7 @@ export function readHeaderLeniently(text: string): ReceivedHeader {
   try {
     d = readDelimiters(line);
   } catch {
-    d = { field: '|', component: '^', repetition: '~', escape: '\\', subcomponent: '&' };
+    d = { ...DEFAULT_DELIMITERS };
   }
   const fields = line.startsWith('MSH') && line[3] === d.field ? line.split(d.field) : [];
   const f = (n: number) => (n >= 2 ? (fields[n - 1] ?? '') : '');
@@ -186,6 +186,15 @@ export function readHeaderLeniently(text: string): ReceivedHeader {
     charset: f(18),
     acceptAckType: f(15),
   };
+}
+
+/**
+ * The ACK for a payload that was not (or could not be) parsed: its header is read leniently so
+ * the answer still names the message (MSA-2) whenever its MSH-10 can be found.
+ */
+export function ackForPayload(payload: Buffer, code: AckCode, error: AckError): Buffer {
+  const header = readHeaderLeniently(payload.subarray(0, 64 * 1024).toString('latin1'));
+  return buildAckFromHeader(header, { code, errors: [error] }).toBytes();
 }
 
 export function buildAckFromHeader(h: ReceivedHeader, options: AckOptions): Message {

@@ -3,7 +3,7 @@ import { Hl7ParseError } from '../hl7/errors.js';
 import type { Message } from '../hl7/message.js';
 import { parseMessage } from '../hl7/parse.js';
 import type { AckError, AckOutcome } from './ack.js';
-import { ackCodeFor, ackRequestOf, buildAck, buildAckFromHeader, HL7_ERROR, readHeaderLeniently, shouldSendAcceptAck } from './ack.js';
+import { ackCodeFor, ackForPayload, ackRequestOf, buildAck, HL7_ERROR, shouldSendAcceptAck } from './ack.js';
 
 /** Table 0357 code for each way a message can fail to parse. */
 const PARSE_ERROR_CODES: Record<Hl7ParseErrorCode, number> = {
@@ -26,9 +26,7 @@ export function receive(payload: Buffer): Received {
     return { ok: true, message: parseMessage(payload) };
   } catch (err) {
     if (!(err instanceof Hl7ParseError)) throw err;
-    const header = readHeaderLeniently(payload.subarray(0, 64 * 1024).toString('latin1'));
-    const reject = buildAckFromHeader(header, { code: 'AR', errors: [parseErrorToAckError(err)] }).toBytes();
-    return { ok: false, error: err, reject };
+    return { ok: false, error: err, reject: ackForPayload(payload, 'AR', parseErrorToAckError(err)) };
   }
 }
 

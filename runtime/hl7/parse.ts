@@ -1,7 +1,7 @@
 import type { Charset } from './charset.js';
 import { decodeBytes, encodeText, encodingForDeclared } from './charset.js';
 import type { Delimiters } from './delimiters.js';
-import { mshField, printable, readDelimiters } from './delimiters.js';
+import { DEFAULT_DELIMITERS, mshField, printable, readDelimiters } from './delimiters.js';
 import { Hl7ParseError } from './errors.js';
 import { Message } from './message.js';
 import { Segment } from './segment.js';
@@ -127,7 +127,7 @@ export function parseBatch(input: string | Uint8Array, options: ParseOptions = {
         }
         if (messageStart === -1) {
           // A blank line between envelope segments; keep it so the file writes back unchanged.
-          items.push({ kind: 'segment', segment: new Segment('', line, envelopeDelimiters ?? defaultish()) });
+          items.push({ kind: 'segment', segment: new Segment('', line, envelopeDelimiters ?? DEFAULT_DELIMITERS) });
         }
     }
   }
@@ -141,10 +141,6 @@ function readDelimitersOfLastMessage(items: BatchItem[], i: number): Delimiters 
     if (item.kind === 'message') return item.message.delimiters;
   }
   throw new Hl7ParseError('BAD_BATCH', 'BTS without a BHS', { segmentIndex: i + 1, segmentName: 'BTS' });
-}
-
-function defaultish(): Delimiters {
-  return { field: '|', component: '^', repetition: '~', escape: '\\', subcomponent: '&' };
 }
 
 function buildMessage(lines: string[], start: number, end: number, charset: Charset, offset: number): Message {

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
-import { buildAckFromHeader, HL7_ERROR, readHeaderLeniently } from '../ack/ack.js';
+import { ackForPayload, HL7_ERROR } from '../ack/ack.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import { DEFAULT_MAX_MESSAGE_BYTES, frame, MllpDecoder } from './framing.js';
@@ -218,27 +218,10 @@ export class MllpServer extends EventEmitter {
   }
 }
 
-function textHead(head: Buffer): string {
-  return head.toString('latin1');
-}
-
 function oversizeAck(head: Buffer, size: number, limit: number): Buffer {
-  const header = readHeaderLeniently(textHead(head));
-  return buildAckFromHeader(header, {
-    code: 'AR',
-    errors: [
-      {
-        code: HL7_ERROR.otherHl7Error,
-        userMessage: `message of ${size} bytes exceeds the receiver's limit of ${limit} bytes`,
-      },
-    ],
-  }).toBytes();
+  return ackForPayload(head, 'AR', { code: HL7_ERROR.otherHl7Error, userMessage: `message of ${size} bytes exceeds the receiver's limit of ${limit} bytes` });
 }
 
 function internalErrorAck(payload: Buffer): Buffer {
-  const header = readHeaderLeniently(textHead(payload.subarray(0, 4096)));
-  return buildAckFromHeader(header, {
-    code: 'AE',
-    errors: [{ code: HL7_ERROR.applicationInternalError, userMessage: 'internal error in the receiving application; the message can be resent' }],
-  }).toBytes();
+  return ackForPayload(payload, 'AE', { code: HL7_ERROR.applicationInternalError, userMessage: 'internal error in the receiving application; the message can be resent' });
 }

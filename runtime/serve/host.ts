@@ -2,7 +2,7 @@ import { mkdir, readdir, readFile, rename } from 'node:fs/promises';
 import http from 'node:http';
 import { basename, join } from 'node:path';
 import { timingSafeEqual } from 'node:crypto';
-import { buildAckFromHeader, HL7_ERROR, readHeaderLeniently } from '../ack/ack.js';
+import { ackForPayload, HL7_ERROR, readHeaderLeniently } from '../ack/ack.js';
 import type { ChannelDefinition, ChannelResult, DestinationConfig, SourceConfig, TlsFiles } from '../channel/channel.js';
 import type { ServerTlsOptions } from '../mllp/tls.js';
 import { readFileSync } from 'node:fs';
@@ -338,6 +338,5 @@ function bearerMatches(header: string | undefined, token: string): boolean {
 function errorAnswer(definition: ChannelDefinition, payload: Buffer, userMessage: string): Pick<ChannelResult, 'ack' | 'ackCode' | 'response'> {
   if (definition.source.kind === 'http') return { response: { status: 503, body: { status: 'error', reason: userMessage } } };
   if (definition.source.kind !== 'mllp') return {};
-  const header = readHeaderLeniently(payload.subarray(0, 4096).toString('latin1'));
-  return { ack: buildAckFromHeader(header, { code: 'AE', errors: [{ code: HL7_ERROR.applicationInternalError, userMessage }] }).toBytes(), ackCode: 'AE' };
+  return { ack: ackForPayload(payload, 'AE', { code: HL7_ERROR.applicationInternalError, userMessage }), ackCode: 'AE' };
 }
