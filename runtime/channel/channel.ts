@@ -1,6 +1,7 @@
 import type { AckError, AckOutcome } from '../ack/ack.js';
 import { ackCodeFor, ackRequestOf, buildAck, HL7_ERROR, shouldSendAcceptAck } from '../ack/ack.js';
 import { isAckMessage, receive } from '../ack/receive.js';
+import { encodeText } from '../hl7/charset.js';
 import type { Message } from '../hl7/message.js';
 import type { FoundIdentifier, IdentifierProblem } from './identifiers.js';
 
@@ -199,6 +200,14 @@ function runMessage(channel: ChannelDefinition, message: Message): ChannelResult
   }
   const outputs = Object.fromEntries(routed.map((name) => [name, output]));
   return { status: 'accepted', message, identifiers, outputs, ...answer('accept') };
+}
+
+/** What each destination's queue entry holds: HL7 in the message's character set, or JSON. */
+export function deliveryPayloads(result: ChannelResult): Array<{ destination: string; payload: Buffer }> {
+  return Object.entries(result.outputs).map(([destination, output]) => ({
+    destination,
+    payload: typeof output === 'string' ? encodeText(output, result.message?.charset.encoding ?? 'utf-8') : Buffer.from(JSON.stringify(output), 'utf8'),
+  }));
 }
 
 function ackFor(channel: ChannelDefinition, message: Message, outcome: AckOutcome, errors: AckError[]): { ack?: Buffer; ackCode?: string } {

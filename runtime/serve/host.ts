@@ -6,8 +6,7 @@ import { ackForPayload, HL7_ERROR, readHeaderLeniently } from '../ack/ack.js';
 import type { ChannelDefinition, ChannelResult, DestinationConfig, SourceConfig, TlsFiles } from '../channel/channel.js';
 import type { ServerTlsOptions } from '../mllp/tls.js';
 import { readFileSync } from 'node:fs';
-import { runChannel } from '../channel/channel.js';
-import { encodeText } from '../hl7/charset.js';
+import { deliveryPayloads, runChannel } from '../channel/channel.js';
 import { parseBatch } from '../hl7/parse.js';
 import type { Logger } from '../log.js';
 import { MllpServer } from '../mllp/server.js';
@@ -136,10 +135,7 @@ export class ChannelHost {
       result = { status: 'error', reason: `internal error: ${(err as Error).message}`, identifiers: {}, outputs: {}, ...errorAnswer(definition, payload, 'internal error in the receiving application') };
     }
     const message = result.message;
-    const deliveries = Object.entries(result.outputs).map(([destination, output]) => ({
-      destination,
-      payload: typeof output === 'string' ? encodeText(output, message?.charset.encoding ?? 'utf-8') : Buffer.from(JSON.stringify(output), 'utf8'),
-    }));
+    const deliveries = deliveryPayloads(result);
     let id: number;
     try {
       id = await this.store.record({

@@ -10,6 +10,11 @@ import type { BuildSegment, BuildValue, Destination, IdentifierRule, Mapping, Sp
 export const HL7C_VERSION = '0.1.0';
 export const RUNTIME_IMPORT = 'hl7c/runtime';
 
+/** The version of a spec: a short hash of its text (in generated headers and in the store). */
+export function specHash(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 16);
+}
+
 export interface EmittedChannel {
   /** File name for the module, e.g. adt-to-webhook.ts */
   fileName: string;
@@ -28,7 +33,7 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
   const raw = loaded.raw as Spec;
   const line = (...path: Array<string | number>) => loaded.sourceMap.valueAt(path).line;
   const ref = (...path: Array<string | number>) => `${loaded.file}:${line(...path)}`;
-  const hash = createHash('sha256').update(loaded.text).digest('hex').slice(0, 16);
+  const hash = specHash(loaded.text);
   const uses = new Set<string>(['defineChannel']);
   const use = (name: string) => {
     uses.add(name);

@@ -1,11 +1,7 @@
-import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { ChannelDefinition } from '../../runtime/index.js';
-import { encodeText, runChannel } from '../../runtime/index.js';
-import type { SqliteStore } from '../../runtime/serve/index.js';
-import { buildSpecs } from '../compiler/build.js';
-import { loadChannel } from '../compiler/load-channel.js';
+import { deliveryPayloads, runChannel } from '../../runtime/index.js';
+import type { LoadedChannel, SqliteStore } from '../../runtime/serve/index.js';
+import { compileChannels } from './serve.js';
 
 export interface ReplayResult {
   id: number;
@@ -22,18 +18,16 @@ export interface ReplayResult {
  */
 export async function replayMessages(store: SqliteStore, ids: number[], env: NodeJS.ProcessEnv = process.env): Promise<ReplayResult[]> {
   const specs = new Map(store.channelSpecs().map((c) => [c.name, c]));
-  const compiled = new Map<string, { definition: ChannelDefinition; version: string }>();
+  const compiled = new Map<string, LoadedChannel>();
   const channelFor = async (name: string) => {
     const cached = compiled.get(name);
     if (cached) return cached;
     const spec = specs.get(name);
     if (!spec) throw new Error(`no spec is recorded for channel ${name}; run hl7c serve with it first`);
-    const result = await buildSpecs([spec.spec_path], { cwd: dirname(spec.spec_path), env });
-    if (!result.ok) throw new Error(`the spec of channel ${name} (${spec.spec_path}) has errors; fix them before replaying`);
-    const version = createHash('sha256').update(readFileSync(spec.spec_path, 'utf8')).digest('hex').slice(0, 16);
-    const entry = { definition: loadChannel(result.files[0]!.code, result.files[0]!.fileName, env), version };
-    compiled.set(name, entry);
-    return entry;
+    const { channels } = await compileChannels([spec.spec_path], dirname(spec.spec_path), env);
+    if (!channels) throw new Error(`the spec of channel ${name} (${spec.spec_path}) has errors; fix them before replaying`);
+    compiled.set(name, channels[0]!);
+    return channels[0]!;
   };
   const results: ReplayResult[] = [];
   for (const id of ids) {
@@ -41,12 +35,9 @@ export async function replayMessages(store: SqliteStore, ids: number[], env: Nod
     if (!found) throw new Error(`no message ${id}`);
     const { message } = found;
     if (!message.raw) throw new Error(`message ${id} was pruned; its content is gone`);
-    const { definition, version } = await channelFor(message.channel);
+    const { definition, specVersion: version } = await channelFor(message.channel);
     const result = runChannel(definition, message.raw);
-    const deliveries = Object.entries(result.outputs).map(([destination, output]) => ({
-      destination,
-      payload: typeof output === 'string' ? encodeText(output, result.message?.charset.encoding ?? 'utf-8') : Buffer.from(JSON.stringify(output), 'utf8'),
-    }));
+    const deliveries = deliveryPayloads(result);
     store.recordReplay(
       id,
       {

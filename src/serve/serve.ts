@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { watch } from 'chokidar';
@@ -6,6 +5,7 @@ import type { Logger } from '../../runtime/index.js';
 import { ChannelHost, SqliteStore, startAdminServer } from '../../runtime/serve/index.js';
 import type { LoadedChannel } from '../../runtime/serve/index.js';
 import { buildSpecs } from '../compiler/build.js';
+import { specHash } from '../compiler/emit.js';
 import { loadChannel } from '../compiler/load-channel.js';
 import type { Diagnostic } from '../diagnostics/diagnostic.js';
 import { formatDiagnostic } from '../diagnostics/diagnostic.js';
@@ -63,19 +63,19 @@ function fingerprint(options: ServeOptions): string {
     .join('|');
 }
 
-async function compile(options: ServeOptions): Promise<{ channels?: LoadedChannel[]; diagnostics: Diagnostic[] }> {
-  const files = specFiles(options.specs, options.cwd);
-  const result = await buildSpecs(files, { cwd: options.cwd, env: options.env ?? process.env });
+/** Validates, builds and loads specs as running channels; none when any spec has an error. */
+export async function compileChannels(files: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<{ channels?: LoadedChannel[]; diagnostics: Diagnostic[] }> {
+  const result = await buildSpecs(files, { cwd, env });
   if (!result.ok) return { diagnostics: result.diagnostics };
   const channels = result.specs.map((spec, i) => {
     const file = result.files[i]!;
-    return {
-      definition: loadChannel(file.code, file.fileName, options.env ?? process.env),
-      specPath: resolve(options.cwd, spec.file),
-      specVersion: createHash('sha256').update(spec.text).digest('hex').slice(0, 16),
-    };
+    return { definition: loadChannel(file.code, file.fileName, env), specPath: resolve(cwd, spec.file), specVersion: specHash(spec.text) };
   });
   return { channels, diagnostics: result.diagnostics };
+}
+
+function compile(options: ServeOptions): Promise<{ channels?: LoadedChannel[]; diagnostics: Diagnostic[] }> {
+  return compileChannels(specFiles(options.specs, options.cwd), options.cwd, options.env ?? process.env);
 }
 
 /**
