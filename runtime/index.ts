@@ -34,5 +34,5 @@ export * from './channel/identifiers.js';
 export * from './channel/transforms.js';
 export { Scope } from './channel/scope.js';
 export * from './channel/channel.js';
-export { interpolate } from './channel/env.js';
+export { interpolate, replaceEnvReferences } from './channel/env.js';
 export * from './channel/builder.js';

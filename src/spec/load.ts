@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { relative } from 'node:path';
 import { isScalar, LineCounter, parseDocument, visit } from 'yaml';
+import { replaceEnvReferences } from '../../runtime/index.js';
 import type { Diagnostic } from '../diagnostics/diagnostic.js';
 import type { PathKey } from './source-map.js';
 import { SourceMap } from './source-map.js';
@@ -15,8 +16,6 @@ export interface LoadedSpec {
   raw: unknown;
   sourceMap: SourceMap;
 }
-
-const ENV_REFERENCE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
 /**
  * Reads a spec file. YAML syntax errors and unset environment variables (with no default)
@@ -53,10 +52,7 @@ export function loadSpecText(file: string, text: string, env: NodeJS.ProcessEnv)
       if (typeof node.value !== 'string' || !node.value.includes('${')) return;
       const original = node.value;
       const whole = /^\$\{[^}]+\}$/.test(original);
-      const value = original.replace(ENV_REFERENCE, (_m, name: string, fallback: string | undefined) => {
-        const set = env[name];
-        if (set !== undefined && set !== '') return set;
-        if (fallback !== undefined) return fallback;
+      const value = replaceEnvReferences(original, env, (name) => {
         const { line, col } = lineCounter.linePos(node.range?.[0] ?? 0);
         diagnostics.push({
           file,
