@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { REPO_ROOT } from './messages.js';
 
 const SPEC = `channel: bench-in
 source:
@@ -27,11 +27,9 @@ destinations:
  * for the durable round-trip benchmark.
  */
 export async function startDurableServer(durability: 'disk' | 'process'): Promise<{ port: number; stop: () => void }> {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const root = here.includes(join('dist', 'bench')) ? resolve(here, '../..') : resolve(here, '..');
   const dir = mkdtempSync(join(tmpdir(), 'hl7c-bench-'));
   writeFileSync(join(dir, 'bench.yaml'), SPEC);
-  const child = spawn(process.execPath, [join(root, 'bin/hl7c.js'), '--log-level', 'error', 'serve', join(dir, 'bench.yaml'), '--store', join(dir, 'store.db'), '--durability', durability, '--no-watch'], {
+  const child = spawn(process.execPath, [join(REPO_ROOT, 'bin/hl7c.js'), '--log-level', 'error', 'serve', join(dir, 'bench.yaml'), '--store', join(dir, 'store.db'), '--durability', durability, '--no-watch'], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, BENCH_OUT: join(dir, 'out'), HL7C_LOG_LEVEL: 'error' },
   });

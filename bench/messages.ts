@@ -3,9 +3,9 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-/** The repo root, from src (bench/) or compiled (dist/bench/). */
-const root = here.includes(`${join('dist', 'bench')}`) ? resolve(here, '../..') : resolve(here, '..');
-const corpus = resolve(root, '../shared/corpus');
+/** The repo root, whether this runs from bench/ or compiled from dist/bench/. */
+export const REPO_ROOT = here.includes(join('dist', 'bench')) ? resolve(here, '../..') : resolve(here, '..');
+const corpus = resolve(REPO_ROOT, '../shared/corpus');
 
 /** A real ADT^A01 from the shared corpus (~1.5 KB, v2.3). */
 export const ADT_A01 = readFileSync(join(corpus, 'adt/fhirconv-adt-a01-v23.hl7'), 'utf8');

@@ -4,9 +4,8 @@
  */
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { ADT_A01, ORU_R01 } from './messages.js';
+import { join } from 'node:path';
+import { ADT_A01, ORU_R01, REPO_ROOT } from './messages.js';
 import type { RoundTripRow, ServerKind } from './mllp.js';
 import { measureRoundTrips, startServerProcess } from './mllp.js';
 import { runParseBench } from './parse.js';
@@ -141,8 +140,6 @@ say(
 );
 
 if (!quick) {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const root = here.includes(join('dist', 'bench')) ? resolve(here, '../..') : resolve(here, '..');
-  writeFileSync(join(root, 'bench/RESULTS.md'), out.join('\n') + '\n');
+  writeFileSync(join(REPO_ROOT, 'bench/RESULTS.md'), out.join('\n') + '\n');
 }
 process.exit(0);

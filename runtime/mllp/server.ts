@@ -151,41 +151,36 @@ export class MllpServer extends EventEmitter {
       socket.write(frame(response));
     };
 
-    const answer = async (payload: Buffer) => {
+    // A handler must answer every message itself; a throw is a bug, so say so and answer AE
+    // rather than leave the sender waiting.
+    const fail = (payload: Buffer, err: unknown) => {
+      log.error({ err }, 'message handler failed');
+      reply(internalErrorAck(payload));
+    };
+    /** Calls the handler; a synchronous answer is replied to at once, an async one when ready. */
+    const answer = (payload: Buffer): Promise<void> | undefined => {
+      let result: ReturnType<MllpHandler>;
       try {
-        reply(await this.handler(payload, info));
+        result = this.handler(payload, info);
       } catch (err) {
-        // A handler must answer every message itself; reaching here is a bug, so say so
-        // and answer AE rather than leave the sender waiting.
-        log.error({ err }, 'message handler failed');
-        reply(internalErrorAck(payload));
+        fail(payload, err);
+        return undefined;
       }
+      if (!(result instanceof Promise)) {
+        reply(result);
+        return undefined;
+      }
+      return result.then(reply, (err: unknown) => fail(payload, err));
     };
 
     const decoder = new MllpDecoder(
       {
         frame: (payload) => {
-          if (queued > 0) return enqueue(() => answer(payload));
-          // Nothing waiting on this connection: a handler that answers at once is replied to
-          // at once, without a trip through the promise queue.
-          let result: ReturnType<MllpHandler>;
-          try {
-            result = this.handler(payload, info);
-          } catch (err) {
-            log.error({ err }, 'message handler failed');
-            reply(internalErrorAck(payload));
-            return;
-          }
-          if (result instanceof Promise) {
-            enqueue(async () => {
-              try {
-                reply(await result);
-              } catch (err) {
-                log.error({ err }, 'message handler failed');
-                reply(internalErrorAck(payload));
-              }
-            });
-          } else reply(result);
+          // Behind other messages: wait in line, so replies keep the order of messages.
+          if (queued > 0) return enqueue(async () => answer(payload));
+          // Nothing waiting: no trip through the promise queue unless the handler is async.
+          const pending = answer(payload);
+          if (pending) enqueue(() => pending);
         },
         discarded: (count) => log.warn({ bytes: count }, 'bytes outside an MLLP frame discarded'),
         truncated: (partial) =>

@@ -39,9 +39,12 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
 
   const run = (fn: () => Promise<number>) => async () => setExitCode(await fn());
-  const logger = () => createLogger({ level: program.opts().logLevel as string });
-  /** Long-running commands log their life (info) unless a level was asked for. */
-  const serviceLogger = () => createLogger({ level: program.getOptionValueSource('logLevel') === 'default' ? 'info' : (program.opts().logLevel as string) });
+  /**
+   * The level asked for with --log-level, or the command's own default: long-running commands
+   * log their life (info), the demo only errors (it prints its own account), the rest warnings.
+   */
+  const logger = (levelByDefault = 'warn') =>
+    createLogger({ level: program.getOptionValueSource('logLevel') === 'default' ? levelByDefault : (program.opts().logLevel as string) });
 
   program
     .command('parse')
@@ -108,7 +111,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
             tls,
             maxMessageBytes: o.maxMessageBytes as number,
             idleTimeoutMs: o.idleTimeout as number,
-            logger: serviceLogger(),
+            logger: logger('info'),
           },
           io,
         ),
@@ -152,7 +155,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .action((specs: string[], o: { store: string; durability: 'disk' | 'process'; adminPort?: number; watch: boolean }) =>
       run(() =>
         serveCommand(
-          { specs, store: o.store, durability: o.durability, adminPort: o.adminPort, watch: o.watch, logger: serviceLogger() },
+          { specs, store: o.store, durability: o.durability, adminPort: o.adminPort, watch: o.watch, logger: logger('info') },
           io,
         ),
       )(),
@@ -200,9 +203,8 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .command('demo')
     .description('the main job end to end: serve examples/ with the embedded store, push the example messages, show the deliveries')
     .option('--out <dir>', 'where the demo keeps its store and outputs', '.hl7c/demo')
-    // The demo prints its own account of what happened; logs only for errors unless asked.
     .action((o: { out: string }) =>
-      run(() => demoCommand({ out: join(io.cwd, o.out), logger: createLogger({ level: program.getOptionValueSource('logLevel') === 'default' ? 'error' : (program.opts().logLevel as string) }) }, io))(),
+      run(() => demoCommand({ out: join(io.cwd, o.out), logger: logger('error') }, io))(),
     );
 
   return program;
