@@ -31,16 +31,27 @@ export function loadSpecText(file: string, text: string, env: NodeJS.ProcessEnv)
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const diagnostics: Diagnostic[] = [];
+  const lines = text.split('\n');
+  let syntaxReported = false;
   for (const error of doc.errors) {
+    const duplicate = error.code === 'DUPLICATE_KEY';
+    // After the first syntax error the parser is lost and the rest are its echoes.
+    if (!duplicate && syntaxReported) continue;
+    syntaxReported ||= !duplicate;
     const pos = lineCounter.linePos(error.pos[0]);
+    const source = lines[pos.line - 1] ?? '';
     diagnostics.push({
       file,
       line: pos.line,
       column: pos.col,
       severity: 'error',
-      code: error.code === 'DUPLICATE_KEY' ? 'yaml/duplicate-key' : 'yaml/syntax',
+      code: duplicate ? 'yaml/duplicate-key' : 'yaml/syntax',
       message: error.message.split('\n')[0]!,
-      hint: error.code === 'DUPLICATE_KEY' ? 'each key may appear once in a mapping; remove or rename one' : 'check indentation and quoting around this line',
+      hint: duplicate
+        ? 'each key may appear once in a mapping; remove or rename one'
+        : /\{[^}]*\$\{/.test(source)
+          ? 'inside { … } a ${…} reference must be quoted: "${NAME}"'
+          : 'check indentation and quoting around this line',
     });
   }
   if (diagnostics.length > 0) return { diagnostics };

@@ -114,6 +114,14 @@ describe('catalogue of broken specs', () => {
     expect(result.diagnostics[0]!.hint).toBe('did you mean "type_code"?');
   });
 
+  test('a YAML syntax error is reported once, not with its echoes; ${…} inside { … } gets its own hint', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hl7c-spec-'));
+    writeFileSync(join(dir, 'flow.yaml'), BASE.replace('    port: 2600', '    port: 2600\n    tls: { key: ${KEY_FILE}, cert: c }'));
+    const result = await validateSpecs([join(dir, 'flow.yaml')], { cwd: dir, env: {} });
+    expect(result.diagnostics).toHaveLength(1);
+    expect(result.diagnostics[0]).toMatchObject({ code: 'yaml/syntax', line: 5, hint: 'inside { … } a ${…} reference must be quoted: "${NAME}"' });
+  });
+
   test('duplicate channel names and ports across specs', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hl7c-spec-'));
     writeFileSync(join(dir, 'a.yaml'), BASE);
