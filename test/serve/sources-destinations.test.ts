@@ -1,0 +1,126 @@
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, test } from 'vitest';
+import { MllpClient } from '../../runtime/index.js';
+import { startServing } from '../../src/serve/serve.js';
+import { adtMessage, memoryLogger, waitFor } from './helpers.js';
+
+const cleanups: Array<() => Promise<unknown> | unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function serveSpecs(specs: Record<string, string>) {
+  const dir = mkdtempSync(join(tmpdir(), 'hl7c-src-'));
+  for (const [name, text] of Object.entries(specs)) writeFileSync(join(dir, name), text.replaceAll('$DIR', dir));
+  const { logger } = memoryLogger();
+  const serving = await startServing({ specs: Object.keys(specs).map((n) => join(dir, n)), storePath: join(dir, 'store.db'), cwd: dir, env: { TOKEN: 'secret' }, logger, watch: false });
+  cleanups.push(() => serving.close());
+  return { dir, serving };
+}
+
+describe('sources', () => {
+  test('ack_mode original answers AA even when MSH-15 asks for enhanced mode; enhanced answers CA', async () => {
+    const spec = (name: string, mode: string) => `channel: ${name}
+source: { mllp: { host: 127.0.0.1, port: 0, ack_mode: ${mode} } }
+destinations: { out: { file: { dir: $DIR/${name} } } }
+`;
+    const { serving } = await serveSpecs({ 'a.yaml': spec('orig', 'original'), 'b.yaml': spec('enh', 'enhanced') });
+    const enhancedAsked = adtMessage('M1').replace('|P|2.5.1', '|P|2.5.1|||AL|NE');
+    for (const [channel, code] of [['orig', 'AA'], ['enh', 'CA']] as const) {
+      const client = new MllpClient({ host: '127.0.0.1', port: serving.ports()[channel]! });
+      cleanups.push(() => client.close());
+      expect((await client.send(enhancedAsked)).code).toBe(code);
+      expect((await client.send(adtMessage('M2'))).code).toBe(code);
+    }
+  });
+
+  test('http source: bearer token required; the built HL7 is stored, queued and answered with its control id', async () => {
+    const { serving, dir } = await serveSpecs({
+      'results.yaml': `channel: results
+source: { http: { host: 127.0.0.1, port: 0, path: /results, auth_token: "\${TOKEN}" } }
+build:
+  message_type: ORU^R01^ORU_R01
+  version: 2.5.1
+  segments:
+    - segment: PID
+      fields: { PID-3.1: { json: mrn }, PID-3.5: MR }
+    - each: values
+      segments:
+        - segment: OBX
+          fields: { OBX-1: { index: true }, OBX-5: { json: . } }
+destinations: { out: { file: { dir: $DIR/out, file_name: "{control_id}.hl7" } } }
+`,
+    });
+    const url = `http://127.0.0.1:${serving.ports().results}/results`;
+    const body = JSON.stringify({ mrn: 'E1', values: ['5.4', '6.1'] });
+    expect((await fetch(url, { method: 'POST', body })).status).toBe(401);
+    expect((await fetch(url, { method: 'POST', body, headers: { authorization: 'Bearer wrong!' } })).status).toBe(401);
+    expect((await fetch(`${url}x`, { method: 'POST', body, headers: { authorization: 'Bearer secret' } })).status).toBe(404);
+    expect((await fetch(url, { method: 'POST', body: '{not json', headers: { authorization: 'Bearer secret' } })).status).toBe(400);
+    const ok = await fetch(url, { method: 'POST', body, headers: { authorization: 'Bearer secret' } });
+    expect(ok.status).toBe(200);
+    const answer = (await ok.json()) as { status: string; control_id: string };
+    expect(answer.status).toBe('accepted');
+    await waitFor(() => existsSync(join(dir, 'out', `${answer.control_id}.hl7`)), 5000, 'file written');
+    const written = readFileSync(join(dir, 'out', `${answer.control_id}.hl7`), 'utf8');
+    expect(written).toContain('PID|||E1^^^^MR');
+    expect(written).toContain('OBX|2||||6.1');
+    expect(serving.store.listMessages().map((m) => m.status)).toEqual(['rejected', 'accepted']);
+  });
+
+  test('file source: each .hl7 file is stored, then moved to done (or error when a message is not accepted)', async () => {
+    const { serving, dir } = await serveSpecs({
+      'inbox.yaml': `channel: inbox
+source: { file: { dir: $DIR/in } }
+accept:
+  - rule: adt
+    if: { message_type: [ADT] }
+    otherwise: reject
+destinations: { out: { file: { dir: $DIR/out } } }
+`,
+    });
+    mkdirSync(join(dir, 'in'), { recursive: true });
+    writeFileSync(join(dir, 'in', 'good.hl7'), adtMessage('F1') + adtMessage('F2'));
+    writeFileSync(join(dir, 'in', 'bad.hl7'), 'MSH|^~\\&|A|B|C|D|1||ORM^O01|F3|P|2.5.1\r');
+    await waitFor(() => existsSync(join(dir, 'in', 'done', 'good.hl7')) && existsSync(join(dir, 'in', 'error', 'bad.hl7')), 10_000, 'files moved');
+    expect(readdirSync(join(dir, 'in')).filter((f) => f.endsWith('.hl7'))).toEqual([]);
+    const rows = serving.store.listMessages();
+    expect(rows.map((r) => [r.control_id, r.status, r.source])).toEqual([
+      ['F3', 'rejected', 'file:bad.hl7'],
+      ['F1', 'accepted', 'file:good.hl7'],
+      ['F2', 'accepted', 'file:good.hl7'],
+    ]);
+  });
+});
+
+describe('destinations', () => {
+  test('a channel destination hands the message to another channel, which stores and delivers it', async () => {
+    const { serving, dir } = await serveSpecs({
+      'front.yaml': `channel: front
+source: { mllp: { host: 127.0.0.1, port: 0 } }
+transform:
+  - set: { path: MSH-5, value: BACKEND }
+destinations: { next: { channel: back } }
+`,
+      'back.yaml': `channel: back
+source: { mllp: { host: 127.0.0.1, port: 0 } }
+map:
+  receiver: { path: MSH-5 }
+  id: { path: MSH-10 }
+destinations: { files: { file: { dir: $DIR/out, file_name: "{control_id}.json" } } }
+`,
+    });
+    const client = new MllpClient({ host: '127.0.0.1', port: serving.ports().front! });
+    cleanups.push(() => client.close());
+    expect((await client.send(adtMessage('CH-1'))).code).toBe('AA');
+    await waitFor(() => existsSync(join(dir, 'out', 'CH-1.json')), 5000, 'delivered through the second channel');
+    expect(JSON.parse(readFileSync(join(dir, 'out', 'CH-1.json'), 'utf8'))).toEqual({ receiver: 'BACKEND', id: 'CH-1' });
+    const rows = serving.store.listMessages();
+    expect(rows.map((r) => [r.channel, r.source.split(':')[0]])).toEqual([
+      ['front', 'mllp'],
+      ['back', 'channel'],
+    ]);
+  });
+});
