@@ -67,6 +67,9 @@ export class ChannelHost {
   }
 
   async start(): Promise<void> {
+    this.store.openForWriting();
+    // A worker looks at its queue as soon as received messages are in it, not at its next poll.
+    this.store.onQueued((channel, destination) => this.workers.get(workerKey(channel, destination))?.wake());
     const requeued = this.store.requeueInFlight();
     if (requeued > 0) this.log.warn({ requeued }, 'deliveries interrupted by the last stop are queued again (at-least-once)');
     // Queues left by channels that are not loaded any more still drain.
@@ -158,7 +161,6 @@ export class ChannelHost {
       this.log.error({ channel: definition.name, err: (err as Error).message }, 'could not store a message; answering with an error');
       return { ...result, ...errorAnswer(definition, payload, 'the message could not be stored; send it again') };
     }
-    for (const d of deliveries) this.workers.get(workerKey(definition.name, d.destination))?.wake();
     const log = { channel: definition.name, id, controlId: message?.controlId, type: message?.getRaw('MSH-9'), status: result.status, ack: result.ackCode };
     if (result.status === 'accepted' || result.status === 'filtered') this.log.info(log, 'message stored');
     else this.log.warn({ ...log, reason: result.reason }, 'message stored and not accepted');
@@ -181,7 +183,7 @@ export class ChannelHost {
 
   private deliveryContext(delivery: Delivery): DeliveryContext {
     return {
-      controlId: this.store.controlIdOf(delivery.message_id),
+      controlId: delivery.control_id !== undefined ? delivery.control_id : this.store.controlIdOf(delivery.message_id),
       handToChannel: async (target, payload, from): Promise<AttemptOutcome> => {
         const runner = this.runners.get(target);
         if (!runner) return { ok: false, retry: true, error: `channel ${target} is not running` };

@@ -73,7 +73,7 @@ export class DestinationWorker {
     while (!this.stopping) {
       // A few entries at a time: while one is being sent, the outcome of the one before and
       // the "sending" mark of this one are committed together.
-      const batch = this.store.nextDeliveries(this.channel, this.destination, 8);
+      const batch = this.store.nextDeliveries(this.channel, this.destination, 32);
       if (batch.length === 0) {
         await this.sleep(IDLE_POLL_MS);
         continue;

@@ -1,6 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import type { LoggedMessage } from './received-log.js';
+import { readReceivedLog, ReceivedLog } from './received-log.js';
 import type { Delivery, DeliveryState, MessageFilter, NewMessage, StoredEvent, StoredMessage } from './types.js';
 
 const SCHEMA = `
@@ -35,7 +37,11 @@ CREATE TABLE IF NOT EXISTS deliveries (
   created_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS deliveries_queue ON deliveries (channel, destination, state, id);
+-- Only unfinished entries: a worker's next batch is read in id order straight from it, however
+-- many sent ones the table holds. (deliveries_queue, which needed a sort of the whole backlog,
+-- is gone.)
+DROP INDEX IF EXISTS deliveries_queue;
+CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries (channel, destination, id) WHERE state IN ('queued', 'sending', 'stopped');
 CREATE INDEX IF NOT EXISTS deliveries_by_message ON deliveries (message_id);
 CREATE TABLE IF NOT EXISTS events (
   id INTEGER PRIMARY KEY,
@@ -46,6 +52,11 @@ CREATE TABLE IF NOT EXISTS events (
   detail TEXT
 );
 CREATE INDEX IF NOT EXISTS events_by_message ON events (message_id);
+CREATE TABLE IF NOT EXISTS store_owner (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  pid INTEGER NOT NULL,
+  since INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS channels (
   name TEXT PRIMARY KEY,
   spec_path TEXT NOT NULL,
@@ -61,37 +72,51 @@ function fromRow(r: MessageRow): StoredMessage {
   return { ...r, identifiers: r.identifiers ? (JSON.parse(r.identifiers) as Record<string, unknown>) : null, pruned: !!r.pruned };
 }
 
-interface Pending {
-  entry: NewMessage;
-  resolve(id: number): void;
-  reject(err: Error): void;
-}
-
 export interface SqliteStoreOptions {
-  /** FULL (default): a commit survives power loss; NORMAL: survives a process crash only. */
+  /**
+   * FULL (default): a message is acknowledged once the received-message log is synced to disk,
+   * so it survives a power cut; NORMAL: once it is written to the log, so it survives a crash of
+   * the process (not of the machine).
+   */
   synchronous?: 'FULL' | 'NORMAL';
 }
 
+/** How long received messages wait to be taken into SQLite together, unless many are waiting. */
+const INGEST_INTERVAL_MS = 5;
+const INGEST_AT_ONCE = 256;
+/** The received-message log is emptied once all of it is in SQLite and it has grown this big. */
+const LOG_TRUNCATE_BYTES = 64 * 1024 * 1024;
+
+/** A queue that got work: its worker can look now rather than at its next poll. */
+export type QueuedListener = (channel: string, destination: string) => void;
+
 /**
- * The embedded store: SQLite in WAL mode. Received messages are written in groups: every
- * message that arrives while a commit is being prepared shares its transaction (and its fsync),
- * and each caller is answered only once that transaction has committed.
+ * The embedded store: SQLite in WAL mode, fronted by an append-only log of received messages.
+ * A received message is appended to the log before it is acknowledged (one write, no page
+ * rewrites), and taken into SQLite with the others received in the same few milliseconds in one
+ * transaction. Every read of messages or queues takes in what is waiting first, and opening a
+ * store takes in whatever an earlier process left in the log, so nothing acknowledged is ever
+ * only in memory.
  */
 export class SqliteStore {
-  readonly db: Database.Database;
+  private readonly connection: Database.Database;
   /**
    * A second connection for queue bookkeeping (sending/sent marks). Losing one of those in a
-   * power cut only means a message is sent again (at-least-once), so its commits skip the fsync;
-   * the next received-message commit, which does fsync the WAL, makes them durable too.
+   * crash only means a message is sent again (at-least-once), so they are written behind, in
+   * groups, without an fsync of their own.
    */
   private readonly bookkeeping: Database.Database;
-  private pending: Pending[] = [];
-  private flushScheduled = false;
   private readonly statements = new Map<string, Database.Statement>();
+  private readonly synchronous: 'FULL' | 'NORMAL';
+  private receivedLog: ReceivedLog | null = null;
+  private nextId: number;
+  private waiting: LoggedMessage[] = [];
+  private ingestTimer: NodeJS.Timeout | null = null;
+  private readonly queuedListeners: QueuedListener[] = [];
 
   /** Prepared once per connection: preparing is a large part of a small query's cost. */
-  private statement(sql: string, connection: Database.Database = this.db): Database.Statement {
-    const key = `${connection === this.db ? 'db' : 'bk'}:${sql}`;
+  private statement(sql: string, connection: Database.Database = this.connection): Database.Statement {
+    const key = `${connection === this.connection ? 'db' : 'bk'}:${sql}`;
     let stmt = this.statements.get(key);
     if (!stmt) this.statements.set(key, (stmt = connection.prepare(sql)));
     return stmt;
@@ -102,86 +127,194 @@ export class SqliteStore {
     options: SqliteStoreOptions = {},
   ) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);
-    this.db.pragma('busy_timeout = 5000');
+    this.synchronous = options.synchronous ?? 'FULL';
+    this.connection = new Database(path);
+    this.connection.pragma('journal_mode = WAL');
+    // Whatever is only in SQLite's WAL after a power cut is still in the received-message log,
+    // which is emptied only after a checkpoint has synced both: so no commit needs its own fsync.
+    this.connection.pragma('synchronous = NORMAL');
+    this.connection.pragma('busy_timeout = 5000');
     // Checkpoints copy the WAL into the database and sync it; fewer, larger ones cost less.
-    this.db.pragma('wal_autocheckpoint = 4000');
-    this.db.pragma('cache_size = -32000');
-    this.db.exec(SCHEMA);
-    this.bookkeeping = path === ':memory:' ? this.db : new Database(path);
+    this.connection.pragma('wal_autocheckpoint = 4000');
+    this.connection.pragma('cache_size = -32000');
+    this.connection.exec(SCHEMA);
+    this.bookkeeping = path === ':memory:' ? this.connection : new Database(path);
     this.bookkeeping.pragma('synchronous = NORMAL');
     this.bookkeeping.pragma('busy_timeout = 5000');
+    this.nextId = this.takeOverReceivedLog();
   }
 
-  /** Stores a received message and its queue entries; resolves once committed. */
-  record(entry: NewMessage): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.pending.push({ entry, resolve, reject });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(() => this.flush());
+  /**
+   * Takes in what the received-message log holds that SQLite does not (left by a crash, or not
+   * yet taken in by a running serve); returns the next free message id. Messages go into SQLite
+   * in id order, so only ids above the highest stored one can be missing.
+   */
+  private takeOverReceivedLog(): number {
+    const highest = () => (this.connection.prepare('SELECT MAX(id) AS id FROM messages').get() as { id: number | null }).id ?? 0;
+    if (this.path !== ':memory:') {
+      const stored = highest();
+      this.ingest(readReceivedLog(this.receivedLogPath).filter((m) => m.id > stored));
+    }
+    return highest() + 1;
+  }
+
+  /** The SQLite connection for queries of its own, with everything received so far taken in. */
+  get db(): Database.Database {
+    this.flushBookkeeping();
+    return this.connection;
+  }
+
+  /** Where received messages are appended before they are acknowledged. */
+  get receivedLogPath(): string {
+    return `${this.path}.received`;
+  }
+
+  /**
+   * Makes this store the one that receives messages: a second `hl7c serve` on the same store
+   * would hand out the same message ids, so it is refused while the first one runs.
+   */
+  openForWriting(): void {
+    if (this.receivedLog || this.path === ':memory:') return;
+    const claim = this.connection.transaction(() => {
+      const owner = this.connection.prepare('SELECT pid FROM store_owner WHERE id = 1').get() as { pid: number } | undefined;
+      if (owner && owner.pid !== process.pid && processIsAlive(owner.pid)) {
+        throw new Error(`the store ${this.path} is in use by another hl7c serve (pid ${owner.pid}); stop it first, or give this one its own --store`);
       }
+      this.connection.prepare('INSERT INTO store_owner (id, pid, since) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET pid = excluded.pid, since = excluded.since').run(process.pid, Date.now());
     });
+    claim.immediate();
+    // Read again after the claim: no other writer can append to it from here on.
+    this.nextId = this.takeOverReceivedLog();
+    this.receivedLog = new ReceivedLog(this.receivedLogPath);
+    this.truncateReceivedLog();
   }
 
-  /** Inserts a group of received messages and their queue entries in one transaction. */
-  private insertAll(batch: Pending[]): number[] {
+  onQueued(listener: QueuedListener): void {
+    this.queuedListeners.push(listener);
+  }
+
+  /**
+   * Stores a received message and its queue entries. Resolves with its id once it is as safe as
+   * the store's durability promises: appended (a process crash keeps it) or appended and synced
+   * to disk (a power cut keeps it too).
+   */
+  record(entry: NewMessage): Promise<number> {
+    try {
+      // First: opening for writing reads the log and so fixes the next id.
+      this.openForWriting();
+      const message: LoggedMessage = { ...entry, id: this.nextId++ };
+      if (this.path === ':memory:') {
+        this.ingest([message]);
+        return Promise.resolve(message.id);
+      }
+      this.receivedLog!.append(message);
+      this.waiting.push(message);
+      if (this.waiting.length >= INGEST_AT_ONCE) this.ingestWaiting();
+      else this.ingestTimer ??= setTimeout(() => this.ingestWaiting(), INGEST_INTERVAL_MS);
+      return this.synchronous === 'FULL' ? this.receivedLog!.sync().then(() => message.id) : Promise.resolve(message.id);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
+  /** Takes the messages waiting in the log into SQLite; every read does this first. */
+  ingestWaiting(): void {
+    if (this.ingestTimer) clearTimeout(this.ingestTimer);
+    this.ingestTimer = null;
+    if (this.waiting.length === 0) return;
+    const batch = this.waiting;
+    this.waiting = [];
+    try {
+      this.ingest(batch);
+    } catch (err) {
+      // They are safe in the log: try again shortly, and at the latest on the next start.
+      this.waiting = batch.concat(this.waiting);
+      this.ingestTimer = setTimeout(() => this.ingestWaiting(), 1000);
+      this.ingestFailures++;
+      this.lastIngestError = (err as Error).message;
+      return;
+    }
+    if (this.waiting.length === 0 && this.receivedLog && this.receivedLog.size > LOG_TRUNCATE_BYTES) this.truncateReceivedLog();
+  }
+
+  /**
+   * Empties the received-message log, once SQLite holds all of it on disk: a checkpoint syncs
+   * the WAL and the database file. One that cannot finish (a long reader) leaves the log as it is.
+   */
+  private truncateReceivedLog(): boolean {
+    const [result] = this.connection.pragma('wal_checkpoint(FULL)') as Array<{ busy: number; log: number; checkpointed: number }>;
+    if (!result || result.busy !== 0 || result.checkpointed < result.log) return false;
+    this.receivedLog!.truncate();
+    return true;
+  }
+
+  /** fdatasync calls made on the received-message log (each covers every message appended before it). */
+  get receivedLogSyncs(): number {
+    return this.receivedLog?.syncs ?? 0;
+  }
+
+  /** Times taking received messages into SQLite failed (they stay in the log and are retried). */
+  ingestFailures = 0;
+  lastIngestError: string | null = null;
+
+  /**
+   * Inserts messages and their queue entries in one transaction. A message already there (the
+   * log read again after a crash, or by two processes) is skipped, queue entries and all.
+   */
+  private ingest(messages: LoggedMessage[]): void {
+    if (messages.length === 0) return;
     // Made once: building a transaction function prepares its BEGIN/COMMIT statements.
-    this.insertTransaction ??= this.db.transaction((items: Pending[]) => {
+    this.ingestTransaction ??= this.connection.transaction((items: LoggedMessage[]) => {
       const insertMessage = this.statement(
-        `INSERT INTO messages (channel, spec_version, source, received_at, control_id, message_type, raw, status, reason, identifiers, ack_code, ack)
-         VALUES (@channel, @spec_version, @source, @received_at, @control_id, @message_type, @raw, @status, @reason, @identifiers, @ack_code, @ack)`,
+        `INSERT INTO messages (id, channel, spec_version, source, received_at, control_id, message_type, raw, status, reason, identifiers, ack_code, ack)
+         VALUES (@id, @channel, @spec_version, @source, @received_at, @control_id, @message_type, @raw, @status, @reason, @identifiers, @ack_code, @ack)
+         ON CONFLICT (id) DO NOTHING`,
       );
       const insertDelivery = this.statement(
         `INSERT INTO deliveries (message_id, channel, destination, state, attempts, next_attempt_at, payload, created_at, updated_at)
          VALUES (?, ?, ?, 'queued', 0, ?, ?, ?, ?)`,
       );
+      const queued: Array<[string, string]> = [];
       // The first history entries (received, queued) are read from these rows, not written twice.
-      return items.map(({ entry }) => {
-        const id = Number(insertMessage.run({ ...entry, identifiers: entry.identifiers ? JSON.stringify(entry.identifiers) : null }).lastInsertRowid);
-        for (const d of entry.deliveries) insertDelivery.run(id, entry.channel, d.destination, entry.received_at, d.payload, entry.received_at, entry.received_at);
-        return id;
-      });
+      for (const m of items) {
+        if (insertMessage.run({ ...m, identifiers: m.identifiers ? JSON.stringify(m.identifiers) : null }).changes === 0) continue;
+        for (const d of m.deliveries) {
+          insertDelivery.run(m.id, m.channel, d.destination, m.received_at, d.payload, m.received_at, m.received_at);
+          queued.push([m.channel, d.destination]);
+        }
+      }
+      return queued;
     });
-    return this.insertTransaction(batch);
-  }
-
-  private insertTransaction: ((items: Pending[]) => number[]) | undefined;
-  private bookkeepingTransaction: ((ops: Array<() => void>) => void) | undefined;
-
-  private flush(): void {
-    this.flushScheduled = false;
-    const batch = this.pending;
-    this.pending = [];
-    if (batch.length === 0) return;
-    try {
-      const ids = this.insertAll(batch);
-      batch.forEach((p, i) => p.resolve(ids[i]!));
-    } catch (err) {
-      for (const p of batch) p.reject(err as Error);
+    const queued = this.ingestTransaction.immediate(messages);
+    const seen = new Set<string>();
+    for (const [channel, destination] of queued) {
+      const key = `${channel}\u0000${destination}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      for (const listener of this.queuedListeners) listener(channel, destination);
     }
   }
 
+  private ingestTransaction: Database.Transaction<(items: LoggedMessage[]) => Array<[string, string]>> | undefined;
+  private bookkeepingTransaction: ((ops: Array<() => void>) => void) | undefined;
+
   private bookkeepingOps: Array<() => void> = [];
-  private bookkeepingScheduled = false;
+  private bookkeepingTimer: NodeJS.Timeout | null = null;
 
   /**
-   * Queue bookkeeping is written behind: the "sending" mark of one entry and the outcome of the
-   * previous one share a commit. Nothing depends on these being on disk before the next step
-   * (an entry not marked sent is sent again), and every read of the queues flushes them first.
+   * Queue bookkeeping is written behind, a few milliseconds' worth in one commit. Nothing depends
+   * on these being on disk before the next step (an entry not marked sent is sent again), and
+   * every read of the queues writes them first.
    */
   private defer(op: () => void): void {
     this.bookkeepingOps.push(op);
-    if (!this.bookkeepingScheduled) {
-      this.bookkeepingScheduled = true;
-      setImmediate(() => this.flushBookkeeping());
-    }
+    this.bookkeepingTimer ??= setTimeout(() => this.flushBookkeeping(), INGEST_INTERVAL_MS);
   }
 
   flushBookkeeping(): void {
-    this.bookkeepingScheduled = false;
+    if (this.bookkeepingTimer) clearTimeout(this.bookkeepingTimer);
+    this.bookkeepingTimer = null;
+    this.ingestWaiting();
     const ops = this.bookkeepingOps;
     if (ops.length === 0) return;
     this.bookkeepingOps = [];
@@ -195,8 +328,9 @@ export class SqliteStore {
   nextDeliveries(channel: string, destination: string, limit: number): Delivery[] {
     this.flushBookkeeping();
     return this.statement(
-      `SELECT * FROM deliveries WHERE channel = ? AND destination = ? AND state IN ('queued', 'sending', 'stopped')
-       ORDER BY id LIMIT ?`,
+      `SELECT d.*, m.control_id FROM deliveries d JOIN messages m ON m.id = d.message_id
+       WHERE d.channel = ? AND d.destination = ? AND d.state IN ('queued', 'sending', 'stopped')
+       ORDER BY d.id LIMIT ?`,
       this.bookkeeping,
     ).all(channel, destination, limit) as Delivery[];
   }
@@ -216,13 +350,13 @@ export class SqliteStore {
   /** After a restart: entries that were being sent go back to the queue (at-least-once). */
   requeueInFlight(): number {
     this.flushBookkeeping();
-    return this.db.prepare("UPDATE deliveries SET state = 'queued' WHERE state = 'sending'").run().changes;
+    return this.connection.prepare("UPDATE deliveries SET state = 'queued' WHERE state = 'sending'").run().changes;
   }
 
   /** Destinations with unfinished work, for workers of channels that are gone (drain). */
   openQueues(): Array<{ channel: string; destination: string; count: number }> {
     this.flushBookkeeping();
-    return this.db
+    return this.connection
       .prepare("SELECT channel, destination, COUNT(*) AS count FROM deliveries WHERE state IN ('queued', 'sending') GROUP BY channel, destination")
       .all() as Array<{ channel: string; destination: string; count: number }>;
   }
@@ -245,7 +379,7 @@ export class SqliteStore {
       where.push('m.received_at >= ?');
       args.push(filter.since);
     }
-    const rows = this.db
+    const rows = this.connection
       .prepare(
         `SELECT m.*, (SELECT GROUP_CONCAT(d.destination || ':' || d.state, ' ') FROM deliveries d WHERE d.message_id = m.id) AS deliveries
          FROM messages m ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY m.id LIMIT ?`,
@@ -256,17 +390,17 @@ export class SqliteStore {
 
   getMessage(id: number): { message: StoredMessage; deliveries: Delivery[]; events: StoredEvent[] } | undefined {
     this.flushBookkeeping();
-    const row = this.db.prepare('SELECT * FROM messages WHERE id = ?').get(id) as MessageRow | undefined;
+    const row = this.connection.prepare('SELECT * FROM messages WHERE id = ?').get(id) as MessageRow | undefined;
     if (!row) return undefined;
     const message = fromRow(row);
-    const deliveries = this.db.prepare('SELECT * FROM deliveries WHERE message_id = ? ORDER BY id').all(id) as Delivery[];
+    const deliveries = this.connection.prepare('SELECT * FROM deliveries WHERE message_id = ? ORDER BY id').all(id) as Delivery[];
     const received: StoredEvent[] = [
       { id: 0, message_id: id, delivery_id: null, at: message.received_at, kind: message.status, detail: null },
       ...deliveries
         .filter((d) => d.created_at === message.received_at)
         .map((d) => ({ id: 0, message_id: id, delivery_id: d.id, at: d.created_at, kind: 'queued', detail: d.destination })),
     ];
-    const later = this.db.prepare('SELECT * FROM events WHERE message_id = ? ORDER BY id').all(id) as StoredEvent[];
+    const later = this.connection.prepare('SELECT * FROM events WHERE message_id = ? ORDER BY id').all(id) as StoredEvent[];
     return { message, deliveries, events: [...received, ...later] };
   }
 
@@ -276,28 +410,28 @@ export class SqliteStore {
    */
   recordReplay(id: number, outcome: Omit<NewMessage, 'channel' | 'source' | 'received_at' | 'raw' | 'control_id' | 'message_type'>, now: number): void {
     this.flushBookkeeping();
-    const tx = this.db.transaction(() => {
-      this.db
+    const tx = this.connection.transaction(() => {
+      this.connection
         .prepare('UPDATE messages SET spec_version = ?, status = ?, reason = ?, identifiers = ?, ack_code = COALESCE(ack_code, ?) WHERE id = ?')
         .run(outcome.spec_version, outcome.status, outcome.reason, outcome.identifiers ? JSON.stringify(outcome.identifiers) : null, outcome.ack_code, id);
       // A stopped entry holds its queue: it is sent again in its place, so order is kept.
-      const stopped = this.db.prepare("SELECT id, destination FROM deliveries WHERE message_id = ? AND state = 'stopped'").all(id) as Array<{ id: number; destination: string }>;
-      this.db.prepare("UPDATE deliveries SET state = 'replayed', updated_at = ? WHERE message_id = ? AND state IN ('dead', 'stopped', 'queued')").run(now, id);
-      const channel = (this.db.prepare('SELECT channel FROM messages WHERE id = ?').get(id) as { channel: string }).channel;
-      this.db.prepare('INSERT INTO events (message_id, delivery_id, at, kind, detail) VALUES (?, NULL, ?, ?, ?)').run(id, now, `replayed: ${outcome.status}`, outcome.reason);
+      const stopped = this.connection.prepare("SELECT id, destination FROM deliveries WHERE message_id = ? AND state = 'stopped'").all(id) as Array<{ id: number; destination: string }>;
+      this.connection.prepare("UPDATE deliveries SET state = 'replayed', updated_at = ? WHERE message_id = ? AND state IN ('dead', 'stopped', 'queued')").run(now, id);
+      const channel = (this.connection.prepare('SELECT channel FROM messages WHERE id = ?').get(id) as { channel: string }).channel;
+      this.connection.prepare('INSERT INTO events (message_id, delivery_id, at, kind, detail) VALUES (?, NULL, ?, ?, ?)').run(id, now, `replayed: ${outcome.status}`, outcome.reason);
       for (const d of outcome.deliveries) {
         const held = stopped.find((s) => s.destination === d.destination);
         if (held) {
-          this.db.prepare("UPDATE deliveries SET state = 'queued', attempts = 0, next_attempt_at = ?, payload = ?, last_error = NULL, updated_at = ? WHERE id = ?").run(now, d.payload, now, held.id);
-          this.db.prepare('INSERT INTO events (message_id, delivery_id, at, kind, detail) VALUES (?, ?, ?, ?, ?)').run(id, held.id, now, 'queued again in place', d.destination);
+          this.connection.prepare("UPDATE deliveries SET state = 'queued', attempts = 0, next_attempt_at = ?, payload = ?, last_error = NULL, updated_at = ? WHERE id = ?").run(now, d.payload, now, held.id);
+          this.connection.prepare('INSERT INTO events (message_id, delivery_id, at, kind, detail) VALUES (?, ?, ?, ?, ?)').run(id, held.id, now, 'queued again in place', d.destination);
           continue;
         }
         const deliveryId = Number(
-          this.db
+          this.connection
             .prepare("INSERT INTO deliveries (message_id, channel, destination, state, attempts, next_attempt_at, payload, created_at, updated_at) VALUES (?, ?, ?, 'queued', 0, ?, ?, ?, ?)")
             .run(id, channel, d.destination, now, d.payload, now, now).lastInsertRowid,
         );
-        this.db.prepare('INSERT INTO events (message_id, delivery_id, at, kind, detail) VALUES (?, ?, ?, ?, ?)').run(id, deliveryId, now, 'queued', d.destination);
+        this.connection.prepare('INSERT INTO events (message_id, delivery_id, at, kind, detail) VALUES (?, ?, ?, ?, ?)').run(id, deliveryId, now, 'queued', d.destination);
       }
     });
     tx();
@@ -306,11 +440,11 @@ export class SqliteStore {
   /** Removes the content (raw bytes, ACK, payloads) of messages older than a time; rows and counts stay. */
   prune(olderThan: number): number {
     this.flushBookkeeping();
-    const tx = this.db.transaction(() => {
-      const changed = this.db
+    const tx = this.connection.transaction(() => {
+      const changed = this.connection
         .prepare("UPDATE messages SET raw = NULL, ack = NULL, identifiers = NULL, pruned = 1 WHERE received_at < ? AND pruned = 0 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = messages.id AND d.state IN ('queued', 'sending', 'stopped'))")
         .run(olderThan).changes;
-      this.db.prepare("UPDATE deliveries SET payload = NULL WHERE state IN ('sent', 'dead', 'replayed') AND message_id IN (SELECT id FROM messages WHERE pruned = 1)").run();
+      this.connection.prepare("UPDATE deliveries SET payload = NULL WHERE state IN ('sent', 'dead', 'replayed') AND message_id IN (SELECT id FROM messages WHERE pruned = 1)").run();
       return changed;
     });
     return tx();
@@ -318,17 +452,17 @@ export class SqliteStore {
 
   counts(): Array<{ channel: string; status: string; count: number }> {
     this.flushBookkeeping();
-    return this.db.prepare('SELECT channel, status, COUNT(*) AS count FROM messages GROUP BY channel, status ORDER BY channel, status').all() as Array<{ channel: string; status: string; count: number }>;
+    return this.connection.prepare('SELECT channel, status, COUNT(*) AS count FROM messages GROUP BY channel, status ORDER BY channel, status').all() as Array<{ channel: string; status: string; count: number }>;
   }
 
   setChannel(name: string, specPath: string, specVersion: string, now: number): void {
-    this.db
+    this.connection
       .prepare('INSERT INTO channels (name, spec_path, spec_version, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET spec_path = excluded.spec_path, spec_version = excluded.spec_version, updated_at = excluded.updated_at')
       .run(name, specPath, specVersion, now);
   }
 
   channelSpecs(): Array<{ name: string; spec_path: string; spec_version: string }> {
-    return this.db.prepare('SELECT name, spec_path, spec_version FROM channels').all() as Array<{ name: string; spec_path: string; spec_version: string }>;
+    return this.connection.prepare('SELECT name, spec_path, spec_version FROM channels').all() as Array<{ name: string; spec_path: string; spec_version: string }>;
   }
 
   /** MSH-10 of a stored message (for file names and logs). */
@@ -338,9 +472,26 @@ export class SqliteStore {
   }
 
   close(): void {
-    this.flush();
     this.flushBookkeeping();
-    if (this.bookkeeping !== this.db) this.bookkeeping.close();
-    this.db.close();
+    if (this.receivedLog) {
+      // Everything it held is in SQLite now (a failed take-over leaves it for the next start).
+      if (this.waiting.length === 0) this.truncateReceivedLog();
+      this.receivedLog.close();
+      this.receivedLog = null;
+      this.connection.prepare('DELETE FROM store_owner WHERE pid = ?').run(process.pid);
+    }
+    if (this.ingestTimer) clearTimeout(this.ingestTimer);
+    if (this.bookkeeping !== this.connection) this.bookkeeping.close();
+    this.connection.close();
+  }
+}
+
+function processIsAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists, it is just not ours to signal.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -32,6 +32,8 @@ export interface Delivery {
   last_error: string | null;
   created_at: number;
   updated_at: number;
+  /** MSH-10 of the message, when read with the queue (for file names and logs). */
+  control_id?: string | null;
 }
 
 export interface StoredEvent {

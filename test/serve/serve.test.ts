@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { acknowledge, MllpClient, MllpError, MllpServer, parseMessage, receive } from '../../runtime/index.js';
+import { SqliteStore } from '../../runtime/serve/index.js';
 import { startServing } from '../../src/serve/serve.js';
 import type { Serving } from '../../src/serve/serve.js';
 import { cli, REPO } from '../cli/helpers.js';
@@ -31,10 +32,14 @@ describe('hl7c serve', () => {
   test('MLLP in → mapped JSON to the HTTP destination, with an idempotency key; ACK AA after the store', async () => {
     const hook = await startWebhook();
     cleanups.push(() => hook.close());
-    const { client, serving } = await serve(adtSpec(), { TEST_WEBHOOK_URL: hook.url });
+    const { client, serving, store } = await serve(adtSpec(), { TEST_WEBHOOK_URL: hook.url });
     const ack = await client.send(adtMessage('MSG-1'));
     expect(ack.code).toBe('AA');
-    // The ACK came after the commit: the message and its queue entry are in the store now.
+    // The ACK came after the store: a separate reader (as another process would) finds the
+    // message and its queue entry.
+    const reader = new SqliteStore(store);
+    cleanups.push(() => reader.close());
+    expect(reader.nextDeliveries('adt-in', 'webhook', 10).map((d) => d.control_id)).toEqual(['MSG-1']);
     const stored = serving.store.listMessages();
     expect(stored).toHaveLength(1);
     expect(stored[0]!.raw!.toString()).toBe(adtMessage('MSG-1'));
@@ -50,7 +55,8 @@ describe('hl7c serve', () => {
     hook.status = 503;
     const { client, serving } = await serve(adtSpec({ attempts: 50, backoffMs: 30 }), { TEST_WEBHOOK_URL: hook.url });
     expect((await client.send(adtMessage('RETRY-1'))).code).toBe('AA');
-    await waitFor(() => (serving.store.db.prepare('SELECT attempts FROM deliveries').get() as { attempts: number }).attempts >= 3, 5000, 'three attempts');
+    // Three attempts finished and failed, so the one that succeeds is at least the fourth.
+    await waitFor(() => (serving.store.db.prepare("SELECT COUNT(*) AS n FROM events WHERE kind LIKE 'attempt %: queued'").get() as { n: number }).n >= 3, 5000, 'three failed attempts');
     hook.status = 200;
     await waitFor(() => hook.received.length === 1, 10_000, 'delivery after recovery');
     await waitFor(() => deliveriesOf(serving, 'sent') === 1, 5000, 'sent recorded');

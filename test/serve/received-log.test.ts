@@ -1,0 +1,165 @@
+import { spawn } from 'node:child_process';
+import { appendFileSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, test } from 'vitest';
+import { SqliteStore } from '../../runtime/serve/index.js';
+import type { NewMessage } from '../../runtime/store/types.js';
+import { MllpClient } from '../../runtime/index.js';
+import { ChannelHost } from '../../runtime/serve/index.js';
+import { encodeRecord } from '../../runtime/store/received-log.js';
+import { compileChannels } from '../../src/serve/serve.js';
+import { adtMessage, adtSpec, memoryLogger } from './helpers.js';
+
+const opened: SqliteStore[] = [];
+afterEach(() => {
+  for (const s of opened.splice(0)) s.close();
+});
+
+function open(path: string, synchronous: 'FULL' | 'NORMAL' = 'NORMAL'): SqliteStore {
+  const store = new SqliteStore(path, { synchronous });
+  opened.push(store);
+  return store;
+}
+
+function message(controlId: string, destinations = ['webhook']): NewMessage {
+  return {
+    channel: 'adt-in',
+    spec_version: 'v1',
+    source: 'mllp:127.0.0.1:5000',
+    received_at: Date.now(),
+    control_id: controlId,
+    message_type: 'ADT^A01',
+    raw: Buffer.from(`MSH|^~\\&|EPIC|HOSP|APP|APP|20261125||ADT^A01|${controlId}|P|2.5.1\rPID|1||12345^^^HOSP^MR\r`),
+    status: 'accepted',
+    reason: null,
+    identifiers: { patient: '12345' },
+    ack_code: 'AA',
+    ack: Buffer.from(`MSH|^~\\&|APP|APP|EPIC|HOSP|20261125||ACK^A01|A1|P|2.5.1\rMSA|AA|${controlId}\r`),
+    deliveries: destinations.map((destination) => ({ destination, payload: Buffer.from(JSON.stringify({ controlId })) })),
+  };
+}
+
+/** A store left as SIGKILL would leave it: messages appended to the log, not yet in SQLite. */
+function crashedStore(dir: string, controlIds: string[]): string {
+  const path = join(dir, 'store.db');
+  const writer = new SqliteStore(path, { synchronous: 'NORMAL' });
+  writer.openForWriting();
+  writer.close();
+  let id = 1;
+  for (const c of controlIds) appendFileSync(`${path}.received`, encodeRecord({ ...message(c), id: id++ }));
+  return path;
+}
+
+describe('received-message log (stored before the ACK, taken into SQLite after)', () => {
+  test('a message is in the log, with its bytes, as soon as record() resolves, before SQLite has it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hl7c-log-'));
+    const store = open(join(dir, 'store.db'));
+    const id = await store.record(message('MSG-1'));
+    expect(readFileSync(`${store.path}.received`).includes(Buffer.from('MSG-1'))).toBe(true);
+    // Another process's view: the SQLite file alone does not have it yet …
+    const Database = (await import('better-sqlite3')).default;
+    const raw = new Database(store.path, { readonly: true });
+    expect(raw.prepare('SELECT COUNT(*) AS n FROM messages').get()).toEqual({ n: 0 });
+    raw.close();
+    // … and any read through a store takes it in first.
+    expect(store.getMessage(id)?.message.control_id).toBe('MSG-1');
+  });
+
+  test('after a crash, opening the store takes in every logged message once, queue entries included', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hl7c-log-'));
+    const path = crashedStore(dir, ['A', 'B', 'C']);
+    const reader = open(path);
+    expect(reader.listMessages().map((m) => m.control_id)).toEqual(['A', 'B', 'C']);
+    expect(reader.nextDeliveries('adt-in', 'webhook', 10).map((d) => d.control_id)).toEqual(['A', 'B', 'C']);
+    // Read again (a second process, or the next start): nothing twice.
+    const again = open(path);
+    expect(again.listMessages()).toHaveLength(3);
+    expect(again.db.prepare('SELECT COUNT(*) AS n FROM deliveries').get()).toEqual({ n: 3 });
+  });
+
+  test('a torn last record (cut off by a power loss) is left out; the whole ones before it are kept', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hl7c-log-'));
+    const path = crashedStore(dir, ['A', 'B']);
+    const torn = encodeRecord({ ...message('TORN'), id: 3 });
+    appendFileSync(`${path}.received`, torn.subarray(0, torn.length - 10));
+    expect(open(path).listMessages().map((m) => m.control_id)).toEqual(['A', 'B']);
+  });
+
+  test('a record whose bytes changed fails its CRC and is not taken in', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hl7c-log-'));
+    const path = crashedStore(dir, ['A']);
+    const bad = encodeRecord({ ...message('BAD'), id: 2 });
+    bad.writeUInt8(bad.readUInt8(bad.length - 3) ^ 0xff, bad.length - 3);
+    appendFileSync(`${path}.received`, bad);
+    expect(open(path).listMessages().map((m) => m.control_id)).toEqual(['A']);
+  });
+
+  test('a new writer numbers on from the logged messages, and empties the log once it holds them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hl7c-log-'));
+    const path = crashedStore(dir, ['A', 'B']);
+    const writer = open(path);
+    writer.openForWriting();
+    expect(statSync(`${path}.received`).size).toBe(0);
+    expect(await writer.record(message('C'))).toBe(3);
+    expect(writer.listMessages().map((m) => [m.id, m.control_id])).toEqual([
+      [1, 'A'],
+      [2, 'B'],
+      [3, 'C'],
+    ]);
+  });
+
+  test('with durability FULL, record() resolves only after the log is synced, and many records share a sync', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hl7c-log-'));
+    const store = open(join(dir, 'store.db'), 'FULL');
+    const ids = await Promise.all(Array.from({ length: 50 }, (_, i) => store.record(message(`M${i}`))));
+    expect(ids).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+    expect(store.listMessages()).toHaveLength(50);
+    expect(store.receivedLogSyncs).toBeGreaterThan(0);
+    expect(store.receivedLogSyncs).toBeLessThan(50);
+  });
+
+  test('a second serve on a store in use by a live process is refused; a dead owner is taken over', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hl7c-log-'));
+    const path = join(dir, 'store.db');
+    const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)'], { stdio: 'ignore' });
+    try {
+      const first = open(path);
+      first.db.prepare('INSERT INTO store_owner (id, pid, since) VALUES (1, ?, 0)').run(other.pid);
+      expect(() => first.openForWriting()).toThrow(new RegExp(`in use by another hl7c serve \\(pid ${other.pid}\\)`));
+    } finally {
+      other.kill('SIGKILL');
+      await new Promise((r) => other.once('exit', r));
+    }
+    const second = open(path);
+    second.openForWriting();
+    expect(second.db.prepare('SELECT pid FROM store_owner').get()).toEqual({ pid: process.pid });
+  });
+
+  test('a message the store cannot take (disk full) is answered AE with the reason, not AA', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hl7c-log-'));
+    writeFileSync(join(dir, 'adt.yaml'), adtSpec());
+    class FullDisk extends SqliteStore {
+      override record(): Promise<number> {
+        return Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }));
+      }
+    }
+    const store = new FullDisk(join(dir, 'store.db'));
+    opened.push(store);
+    const { logger, lines } = memoryLogger();
+    const host = new ChannelHost(store, logger);
+    await host.start();
+    const { channels } = await compileChannels([join(dir, 'adt.yaml')], dir, { TEST_WEBHOOK_URL: 'http://127.0.0.1:9/' });
+    await host.apply(channels!);
+    const client = new MllpClient({ host: '127.0.0.1', port: host.ports()['adt-in']! });
+    try {
+      const ack = await client.send(adtMessage('NOT-STORED'));
+      expect(ack.code).toBe('AE');
+      expect(ack.errors.join(' ')).toMatch(/could not be stored; send it again/);
+      expect(lines.some((l) => l.msg === 'could not store a message; answering with an error' && String(l.err).includes('ENOSPC'))).toBe(true);
+    } finally {
+      await client.close();
+      await host.close();
+    }
+  });
+});
