@@ -12,6 +12,8 @@ export interface RoundTripRow {
   msgsPerSec: number;
   p50Ms: number;
   p99Ms: number;
+  /** Round trips completed in the measured window. */
+  count: number;
 }
 
 export type ServerKind = 'bare' | 'hl7c' | 'medplum' | 'serve-disk' | 'serve-process';
@@ -101,5 +103,5 @@ export async function measureRoundTrips(
   senders.forEach((s) => s.close());
   latencies.sort((a, b) => a - b);
   const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))]!;
-  return { connections, msgsPerSec: latencies.length / seconds, p50Ms: pct(50), p99Ms: pct(99) };
+  return { connections, msgsPerSec: latencies.length / seconds, p50Ms: pct(50), p99Ms: pct(99), count: latencies.length };
 }

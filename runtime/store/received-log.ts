@@ -40,63 +40,82 @@ const PREFIX_BYTES = 12;
  * acknowledged.
  */
 export class ReceivedLog {
-  private fd: number;
+  private readonly fd: number;
+  /** Bytes of whole records in the file: a failed write is cut back to this. */
+  private size: number;
   /** fdatasync calls made so far. */
   syncs = 0;
-  private syncScheduled = false;
-  private waitingForSync: Array<{ resolve(): void; reject(err: Error): void }> = [];
+  private queued: Buffer[] = [];
+  private waiting: Array<{ resolve(): void; reject(err: Error): void }> = [];
+  private flushScheduled = false;
 
-  constructor(readonly path: string) {
+  /** sync: each append is on disk (fdatasync), not only written, before it resolves. */
+  constructor(
+    readonly path: string,
+    private readonly syncToDisk: boolean,
+  ) {
     // O_APPEND: after a truncation, writes go to the new end without any seek.
     this.fd = openSync(path, 'a');
+    this.size = fstatSync(this.fd).size;
   }
 
-  get size(): number {
-    return fstatSync(this.fd).size;
-  }
-
-  append(message: LoggedMessage): void {
-    const record = encodeRecord(message);
-    const written = writeSync(this.fd, record);
-    if (written !== record.length) throw new Error(`short write to ${this.path}: ${written} of ${record.length} bytes`);
+  get bytes(): number {
+    return this.size;
   }
 
   /**
-   * Resolves once everything appended before the call is on disk. One fdatasync, made after the
-   * messages already read from the sockets in this turn of the event loop are appended, covers
-   * all of them. It blocks the loop for the sync: measured, that beats a trip through libuv's
-   * thread pool, whose hand-back costs more than the loop would have done meanwhile.
+   * Resolves once the message is written (and, with sync, on disk). The messages read from the
+   * sockets in one turn of the event loop share one write and one fdatasync: measured, a sync
+   * call here beats a trip through libuv's thread pool, whose hand-back costs more than what the
+   * loop would have done meanwhile.
    */
-  sync(): Promise<void> {
+  append(message: LoggedMessage): Promise<void> {
+    const record = encodeRecord(message);
     return new Promise((resolve, reject) => {
-      this.waitingForSync.push({ resolve, reject });
-      if (!this.syncScheduled) {
-        this.syncScheduled = true;
-        setImmediate(() => this.syncNow());
+      this.queued.push(record);
+      this.waiting.push({ resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
       }
     });
   }
 
-  private syncNow(): void {
-    const covered = this.waitingForSync;
-    this.waitingForSync = [];
-    this.syncScheduled = false;
-    this.syncs++;
+  private flush(): void {
+    this.flushScheduled = false;
+    const records = this.queued;
+    const waiting = this.waiting;
+    this.queued = [];
+    this.waiting = [];
+    const bytes = records.length === 1 ? records[0]! : Buffer.concat(records);
     try {
-      fdatasyncSync(this.fd);
+      for (let at = 0; at < bytes.length; ) at += writeSync(this.fd, bytes, at, bytes.length - at);
+      if (this.syncToDisk) {
+        this.syncs++;
+        fdatasyncSync(this.fd);
+      }
     } catch (err) {
-      for (const w of covered) w.reject(err as Error);
+      // Cut a partly written record off, or the records after it could not be read back.
+      try {
+        ftruncateSync(this.fd, this.size);
+      } catch {
+        // The reader stops at the torn record; nothing after it was acknowledged either.
+      }
+      for (const w of waiting) w.reject(err as Error);
       return;
     }
-    for (const w of covered) w.resolve();
+    this.size += bytes.length;
+    for (const w of waiting) w.resolve();
   }
 
   /** Empties the log; only once every record in it is safely in the store. */
   truncate(): void {
     ftruncateSync(this.fd, 0);
+    this.size = 0;
   }
 
   close(): void {
+    if (this.flushScheduled) this.flush();
     closeSync(this.fd);
   }
 }

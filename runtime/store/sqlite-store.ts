@@ -185,7 +185,7 @@ export class SqliteStore {
     claim.immediate();
     // Read again after the claim: no other writer can append to it from here on.
     this.nextId = this.takeOverReceivedLog();
-    this.receivedLog = new ReceivedLog(this.receivedLogPath);
+    this.receivedLog = new ReceivedLog(this.receivedLogPath, this.synchronous === 'FULL');
     this.truncateReceivedLog();
   }
 
@@ -202,19 +202,22 @@ export class SqliteStore {
     try {
       // First: opening for writing reads the log and so fixes the next id.
       this.openForWriting();
-      const message: LoggedMessage = { ...entry, id: this.nextId++ };
-      if (this.path === ':memory:') {
-        this.ingest([message]);
-        return Promise.resolve(message.id);
-      }
-      this.receivedLog!.append(message);
-      this.waiting.push(message);
-      if (this.waiting.length >= INGEST_AT_ONCE) this.ingestWaiting();
-      else this.ingestTimer ??= setTimeout(() => this.ingestWaiting(), INGEST_INTERVAL_MS);
-      return this.synchronous === 'FULL' ? this.receivedLog!.sync().then(() => message.id) : Promise.resolve(message.id);
     } catch (err) {
       return Promise.reject(err as Error);
     }
+    const message: LoggedMessage = { ...entry, id: this.nextId++ };
+    if (!this.receivedLog) {
+      this.ingest([message]);
+      return Promise.resolve(message.id);
+    }
+    return this.receivedLog.append(message).then(() => {
+      // Only a message safely in the log goes on to SQLite: one that failed is answered with an
+      // error, and the sender sends it again.
+      this.waiting.push(message);
+      if (this.waiting.length >= INGEST_AT_ONCE) this.ingestWaiting();
+      else this.ingestTimer ??= setTimeout(() => this.ingestWaiting(), INGEST_INTERVAL_MS);
+      return message.id;
+    });
   }
 
   /** Takes the messages waiting in the log into SQLite; every read does this first. */
@@ -234,7 +237,7 @@ export class SqliteStore {
       this.lastIngestError = (err as Error).message;
       return;
     }
-    if (this.waiting.length === 0 && this.receivedLog && this.receivedLog.size > LOG_TRUNCATE_BYTES) this.truncateReceivedLog();
+    if (this.waiting.length === 0 && this.receivedLog && this.receivedLog.bytes > LOG_TRUNCATE_BYTES) this.truncateReceivedLog();
   }
 
   /**

@@ -7,7 +7,7 @@ import { SqliteStore } from '../../runtime/serve/index.js';
 import type { NewMessage } from '../../runtime/store/types.js';
 import { MllpClient } from '../../runtime/index.js';
 import { ChannelHost } from '../../runtime/serve/index.js';
-import { encodeRecord } from '../../runtime/store/received-log.js';
+import { encodeRecord, ReceivedLog } from '../../runtime/store/received-log.js';
 import { compileChannels } from '../../src/serve/serve.js';
 import { adtMessage, adtSpec, memoryLogger } from './helpers.js';
 
@@ -134,6 +134,16 @@ describe('received-message log (stored before the ACK, taken into SQLite after)'
     const second = open(path);
     second.openForWriting();
     expect(second.db.prepare('SELECT pid FROM store_owner').get()).toEqual({ pid: process.pid });
+  });
+
+  test('appends that fail (here: a full device) reject, so their messages are not acknowledged', async () => {
+    const log = new ReceivedLog('/dev/full', false);
+    try {
+      const appends = [log.append({ ...message('A'), id: 1 }), log.append({ ...message('B'), id: 2 })];
+      for (const a of appends) await expect(a).rejects.toThrow(/ENOSPC/);
+    } finally {
+      log.close();
+    }
   });
 
   test('a message the store cannot take (disk full) is answered AE with the reason, not AA', async () => {
