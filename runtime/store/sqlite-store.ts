@@ -79,6 +79,8 @@ export interface SqliteStoreOptions {
    * the process (not of the machine).
    */
   synchronous?: 'FULL' | 'NORMAL';
+  /** Told when taking received messages into SQLite fails (they stay in the log and are retried). */
+  onIngestError?: (err: Error, waiting: number) => void;
 }
 
 /** How long received messages wait to be taken into SQLite together, unless many are waiting. */
@@ -108,6 +110,7 @@ export class SqliteStore {
   private readonly bookkeeping: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
   private readonly synchronous: 'FULL' | 'NORMAL';
+  private readonly onIngestError: SqliteStoreOptions['onIngestError'];
   private receivedLog: ReceivedLog | null = null;
   private nextId: number;
   private waiting: LoggedMessage[] = [];
@@ -128,6 +131,7 @@ export class SqliteStore {
   ) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.synchronous = options.synchronous ?? 'FULL';
+    this.onIngestError = options.onIngestError;
     this.connection = new Database(path);
     this.connection.pragma('journal_mode = WAL');
     // Whatever is only in SQLite's WAL after a power cut is still in the received-message log,
@@ -235,6 +239,7 @@ export class SqliteStore {
       this.ingestTimer = setTimeout(() => this.ingestWaiting(), 1000);
       this.ingestFailures++;
       this.lastIngestError = (err as Error).message;
+      this.onIngestError?.(err as Error, this.waiting.length);
       return;
     }
     if (this.waiting.length === 0 && this.receivedLog && this.receivedLog.bytes > LOG_TRUNCATE_BYTES) this.truncateReceivedLog();

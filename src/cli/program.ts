@@ -149,7 +149,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .description('run the channels: store before ACK, destination queues with retry, hot reload of the specs')
     .argument('<specs...>', 'spec files, or directories of them')
     .option('--store <path>', 'SQLite store', '.hl7c/store.db')
-    .addOption(new Option('--durability <level>', 'disk: fsync before every ACK (survives power loss); process: survives a crash of hl7c, not of the machine').choices(['disk', 'process']).default('disk'))
+    .addOption(new Option('--durability <level>', 'disk: each message is synced to disk before its ACK (survives a power cut); process: written, not synced (survives a crash of hl7c, not of the machine)').choices(['disk', 'process']).default('disk'))
     .option('--admin-port <port>', 'serve /health and /metrics on this port', integer)
     .option('--no-watch', 'do not reload when a spec changes')
     .action((specs: string[], o: { store: string; durability: 'disk' | 'process'; adminPort?: number; watch: boolean }) =>

@@ -88,7 +88,11 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
   const first = await compile(options);
   for (const d of first.diagnostics) log[d.severity === 'error' ? 'error' : 'warn']({ code: d.code }, formatDiagnostic(d));
   if (!first.channels) throw new Error('the specs have errors; nothing was started');
-  const store = new SqliteStore(resolve(options.cwd, options.storePath), { synchronous: options.durability === 'process' ? 'NORMAL' : 'FULL' });
+  const store = new SqliteStore(resolve(options.cwd, options.storePath), {
+    synchronous: options.durability === 'process' ? 'NORMAL' : 'FULL',
+    onIngestError: (err, waiting) => log.error({ err: err.message, waiting }, 'received messages could not be taken into SQLite; they are safe in the received-message log and will be tried again'),
+  });
+  log.info({ store: store.path, durability: options.durability ?? 'disk' }, 'store opened');
   const host = new ChannelHost(store, log);
   await host.start();
   await host.apply(first.channels);

@@ -9,7 +9,7 @@ import { MllpClient } from '../../runtime/index.js';
 import { ChannelHost } from '../../runtime/serve/index.js';
 import { encodeRecord, ReceivedLog } from '../../runtime/store/received-log.js';
 import { compileChannels } from '../../src/serve/serve.js';
-import { adtMessage, adtSpec, memoryLogger } from './helpers.js';
+import { adtMessage, adtSpec, memoryLogger, waitFor } from './helpers.js';
 
 const opened: SqliteStore[] = [];
 afterEach(() => {
@@ -134,6 +134,29 @@ describe('received-message log (stored before the ACK, taken into SQLite after)'
     const second = open(path);
     second.openForWriting();
     expect(second.db.prepare('SELECT pid FROM store_owner').get()).toEqual({ pid: process.pid });
+  });
+
+  test('when SQLite cannot take received messages, it is reported, they stay in the log, and go in once it can', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hl7c-log-'));
+    const errors: string[] = [];
+    const store = new SqliteStore(join(dir, 'store.db'), { synchronous: 'NORMAL', onIngestError: (err) => errors.push(err.message) });
+    opened.push(store);
+    store.openForWriting();
+    const Database = (await import('better-sqlite3')).default;
+    const other = new Database(store.path);
+    try {
+      other.exec('ALTER TABLE deliveries RENAME TO deliveries_away');
+      await store.record(message('HELD'));
+      await waitFor(() => errors.length > 0, 5000, 'the failure reported');
+      expect(errors[0]).toMatch(/no such table/);
+      // Still acknowledged-safe: a reader opening the store now would find it in the log.
+      expect(readFileSync(`${store.path}.received`).includes(Buffer.from('HELD'))).toBe(true);
+      other.exec('ALTER TABLE deliveries_away RENAME TO deliveries');
+      await waitFor(() => (other.prepare('SELECT COUNT(*) AS n FROM messages').get() as { n: number }).n === 1, 5000, 'taken in on a retry');
+      expect(store.nextDeliveries('adt-in', 'webhook', 10).map((d) => d.control_id)).toEqual(['HELD']);
+    } finally {
+      other.close();
+    }
   });
 
   test('appends that fail (here: a full device) reject, so their messages are not acknowledged', async () => {
