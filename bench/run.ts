@@ -124,12 +124,17 @@ say();
 
 say('### Did the destination keep up?');
 say();
-say('Messages ACKed in each durable window, files the destination had written by its end, and how long the rest took to be written after it (the destination worker shares the event loop with receiving, so under full load it falls behind and catches up after).');
+say(`Messages ACKed in each durable window, files the destination had written by its end, and how long the rest took to be written after it (medians of ${rounds} round(s)). The destination worker shares the event loop with receiving: under full load it falls behind, and catches up once the load stops.`);
 say();
 say(
   table(
     ['durability', 'connections', 'ACKed', 'written in the window', 'rest written within'],
-    drains.map((d) => [d.durability, String(d.connections), fmt(d.acked), `${fmt(d.duringWindow)} (${fmt((100 * d.duringWindow) / Math.max(1, d.acked))} %)`, `${fmt(d.drainMs / 1000, 1)} s`]),
+    [...new Set(drains.map((d) => `${d.durability}|${d.connections}`))].map((key) => {
+      const rows = drains.filter((d) => `${d.durability}|${d.connections}` === key);
+      const acked = median(rows.map((d) => d.acked));
+      const written = median(rows.map((d) => d.duringWindow));
+      return [rows[0]!.durability, String(rows[0]!.connections), fmt(acked), `${fmt(written)} (${fmt((100 * written) / Math.max(1, acked))} %)`, `${fmt(median(rows.map((d) => d.drainMs)) / 1000, 1)} s`];
+    }),
   ),
 );
 say();
