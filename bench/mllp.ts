@@ -14,6 +14,8 @@ export interface RoundTripRow {
   p99Ms: number;
   /** Round trips completed in the measured window. */
   count: number;
+  /** Round trips completed in all, warm-up included. */
+  total: number;
 }
 
 export type ServerKind = 'bare' | 'hl7c' | 'medplum' | 'serve-disk' | 'serve-process';
@@ -87,10 +89,12 @@ export async function measureRoundTrips(
   const senders = await Promise.all(Array.from({ length: connections }, () => CLIENTS[client](port, payload)));
   const latencies: number[] = [];
   let next = 0;
+  let total = 0;
   const run = async (s: { send: Sender }, until: number, record: boolean) => {
     while (Date.now() < until) {
       const t0 = process.hrtime.bigint();
       await s.send(next++);
+      total++;
       if (record) latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
     }
   };
@@ -103,5 +107,5 @@ export async function measureRoundTrips(
   senders.forEach((s) => s.close());
   latencies.sort((a, b) => a - b);
   const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))]!;
-  return { connections, msgsPerSec: latencies.length / seconds, p50Ms: pct(50), p99Ms: pct(99), count: latencies.length };
+  return { connections, msgsPerSec: latencies.length / seconds, p50Ms: pct(50), p99Ms: pct(99), count: latencies.length, total };
 }

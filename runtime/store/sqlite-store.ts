@@ -134,9 +134,8 @@ export class SqliteStore {
     this.onIngestError = options.onIngestError;
     this.connection = new Database(path);
     this.connection.pragma('journal_mode = WAL');
-    // Whatever is only in SQLite's WAL after a power cut is still in the received-message log,
-    // which is emptied only after a checkpoint has synced both: so no commit needs its own fsync.
-    this.connection.pragma('synchronous = NORMAL');
+    // A reader's own changes (replay, prune) are synced; the writer relaxes this (openForWriting).
+    this.connection.pragma('synchronous = FULL');
     this.connection.pragma('busy_timeout = 5000');
     // Checkpoints copy the WAL into the database and sync it; fewer, larger ones cost less.
     this.connection.pragma('wal_autocheckpoint = 4000');
@@ -187,6 +186,9 @@ export class SqliteStore {
       this.connection.prepare('INSERT INTO store_owner (id, pid, since) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET pid = excluded.pid, since = excluded.since').run(process.pid, Date.now());
     });
     claim.immediate();
+    // Whatever is only in SQLite's WAL after a power cut is still in the received-message log,
+    // which is emptied only after a checkpoint has synced both: so no commit needs its own fsync.
+    this.connection.pragma('synchronous = NORMAL');
     // Read again after the claim: no other writer can append to it from here on.
     this.nextId = this.takeOverReceivedLog();
     this.receivedLog = new ReceivedLog(this.receivedLogPath, this.synchronous === 'FULL');
