@@ -29,10 +29,30 @@ export async function startAdminServer(store: SqliteStore, port: number, host = 
       for (const r of rows) this.set({ channel: r.channel, destination: r.destination, state: r.state }, r.count);
     },
   });
+  new Gauge({
+    name: 'hl7c_store_ingest_failures',
+    help: 'Times received messages could not be taken into SQLite (they stay in the received-message log and are retried)',
+    registers: [registry],
+    collect() {
+      this.set(store.ingestFailures);
+    },
+  });
+  new Gauge({
+    name: 'hl7c_store_waiting_messages',
+    help: 'Received messages, safe in the received-message log, that SQLite has not taken in yet',
+    registers: [registry],
+    collect() {
+      store.ingestWaiting();
+      this.set(store.waitingToIngest);
+    },
+  });
   const server = http.createServer((req, res) => {
     if (req.url === '/health') {
+      const messages = store.counts();
+      // Messages are still received and safe in the log, but nothing new reaches the queues.
+      const ingesting = store.waitingToIngest === 0 ? { status: 'ok' } : { status: 'degraded', store: { waiting: store.waitingToIngest, error: store.lastIngestError } };
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ status: 'ok', channels: channels(), messages: store.counts() }));
+      res.end(JSON.stringify({ ...ingesting, channels: channels(), messages }));
       return;
     }
     if (req.url === '/metrics') {

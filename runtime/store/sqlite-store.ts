@@ -263,6 +263,11 @@ export class SqliteStore {
     return this.receivedLog?.syncs ?? 0;
   }
 
+  /** Received messages in the log that SQLite has not taken in yet (more than a few: it is failing). */
+  get waitingToIngest(): number {
+    return this.waiting.length;
+  }
+
   /** Times taking received messages into SQLite failed (they stay in the log and are retried). */
   ingestFailures = 0;
   lastIngestError: string | null = null;

@@ -3,7 +3,7 @@ import { appendFileSync, mkdtempSync, readFileSync, statSync, writeFileSync } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
-import { SqliteStore } from '../../runtime/serve/index.js';
+import { SqliteStore, startAdminServer } from '../../runtime/serve/index.js';
 import type { NewMessage } from '../../runtime/store/types.js';
 import { MllpClient } from '../../runtime/index.js';
 import { ChannelHost } from '../../runtime/serve/index.js';
@@ -145,13 +145,26 @@ describe('received-message log (stored before the ACK, taken into SQLite after)'
     const Database = (await import('better-sqlite3')).default;
     const other = new Database(store.path);
     try {
-      other.exec('ALTER TABLE deliveries RENAME TO deliveries_away');
+      // Every insert of a message fails, as on a full or failing disk; reads still work.
+      other.exec("CREATE TRIGGER refuse BEFORE INSERT ON messages BEGIN SELECT RAISE(ABORT, 'database or disk is full (simulated)'); END");
       await store.record(message('HELD'));
       await waitFor(() => errors.length > 0, 5000, 'the failure reported');
-      expect(errors[0]).toMatch(/no such table/);
+      expect(errors[0]).toMatch(/disk is full \(simulated\)/);
       // Still acknowledged-safe: a reader opening the store now would find it in the log.
       expect(readFileSync(`${store.path}.received`).includes(Buffer.from('HELD'))).toBe(true);
-      other.exec('ALTER TABLE deliveries_away RENAME TO deliveries');
+      // … and it shows where an operator looks.
+      const admin = await startAdminServer(store, 0);
+      try {
+        const health = (await (await fetch(`http://127.0.0.1:${admin.port}/health`)).json()) as { status: string; store?: { waiting: number; error: string } };
+        expect(health.status).toBe('degraded');
+        expect(health.store).toMatchObject({ waiting: 1, error: expect.stringMatching(/disk is full/) as unknown });
+        const metrics = await (await fetch(`http://127.0.0.1:${admin.port}/metrics`)).text();
+        expect(metrics).toMatch(/hl7c_store_waiting_messages 1/);
+        expect(metrics).toMatch(/hl7c_store_ingest_failures [1-9]/);
+      } finally {
+        await admin.close();
+      }
+      other.exec('DROP TRIGGER refuse');
       await waitFor(() => (other.prepare('SELECT COUNT(*) AS n FROM messages').get() as { n: number }).n === 1, 5000, 'taken in on a retry');
       expect(store.nextDeliveries('adt-in', 'webhook', 10).map((d) => d.control_id)).toEqual(['HELD']);
     } finally {
