@@ -92,6 +92,12 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
     synchronous: options.durability === 'process' ? 'NORMAL' : 'FULL',
     onIngestError: (err, waiting) => log.error({ err: err.message, waiting }, 'received messages could not be taken into SQLite; they are safe in the received-message log and will be tried again'),
   });
+  try {
+    store.openForWriting();
+  } catch (err) {
+    store.close();
+    throw err;
+  }
   log.info({ store: store.path, durability: options.durability ?? 'disk' }, 'store opened');
   const host = new ChannelHost(store, log);
   await host.start();

@@ -21,9 +21,9 @@ export async function cli(...argv: string[]): Promise<{ code: number; stdout: st
 }
 
 /** Runs the real `hl7c` executable to completion. */
-export function runBin(args: string[], options: { timeoutMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runBin(args: string[], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO });
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO, env: options.env ?? process.env });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c) => (stdout += c));

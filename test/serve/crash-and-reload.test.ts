@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { MllpClient } from '../../runtime/index.js';
 import { startServing } from '../../src/serve/serve.js';
-import { startBin, stop } from '../cli/helpers.js';
+import { runBin, startBin, stop } from '../cli/helpers.js';
 import { adtMessage, adtSpec, memoryLogger, startWebhook, waitFor } from './helpers.js';
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -56,6 +56,24 @@ describe('durability', () => {
     expect([...acked].filter((id) => !delivered().has(id))).toEqual([]);
     expect(await stop(second.child, 'SIGTERM')).toBe(0);
   }, 90_000);
+});
+
+describe('one serve per store', () => {
+  test('a second hl7c serve on a store in use exits 2 and names the running one; the first keeps working', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hl7c-owner-'));
+    const spec = join(dir, 'adt.yaml');
+    writeFileSync(spec, adtSpec());
+    const env = { ...process.env, TEST_WEBHOOK_URL: 'http://127.0.0.1:9/', HL7C_LOG_LEVEL: 'warn' };
+    const args = ['serve', spec, '--store', join(dir, 'store.db'), '--no-watch'];
+    const first = await startBin(args, /channel adt-in on port (\d+)/, env);
+    cleanups.push(() => stop(first.child, 'SIGKILL'));
+    const second = await runBin(args, { timeoutMs: 20_000, env });
+    expect(second.code).toBe(2);
+    expect(second.stderr).toContain(`in use by another hl7c serve (pid ${first.child.pid})`);
+    const client = new MllpClient({ host: '127.0.0.1', port: Number(first.match[1]) });
+    cleanups.push(() => client.close());
+    expect((await client.send(adtMessage('STILL-1'))).code).toBe('AA');
+  }, 30_000);
 });
 
 describe('hot reload', () => {
