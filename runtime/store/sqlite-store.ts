@@ -81,13 +81,14 @@ export interface SqliteStoreOptions {
   synchronous?: 'FULL' | 'NORMAL';
   /** Told when taking received messages into SQLite fails (they stay in the log and are retried). */
   onIngestError?: (err: Error, waiting: number) => void;
+  /** The received-message log is emptied when it has grown past this and SQLite holds all of it. Default 64 MiB. */
+  receivedLogLimitBytes?: number;
 }
 
 /** How long received messages wait to be taken into SQLite together, unless many are waiting. */
 const INGEST_INTERVAL_MS = 5;
 const INGEST_AT_ONCE = 256;
-/** The received-message log is emptied once all of it is in SQLite and it has grown this big. */
-const LOG_TRUNCATE_BYTES = 64 * 1024 * 1024;
+const DEFAULT_LOG_LIMIT_BYTES = 64 * 1024 * 1024;
 
 /** A queue that got work: its worker can look now rather than at its next poll. */
 export type QueuedListener = (channel: string, destination: string) => void;
@@ -111,6 +112,7 @@ export class SqliteStore {
   private readonly statements = new Map<string, Database.Statement>();
   private readonly synchronous: 'FULL' | 'NORMAL';
   private readonly onIngestError: SqliteStoreOptions['onIngestError'];
+  private readonly receivedLogLimitBytes: number;
   private receivedLog: ReceivedLog | null = null;
   private nextId: number;
   private waiting: LoggedMessage[] = [];
@@ -132,6 +134,7 @@ export class SqliteStore {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.synchronous = options.synchronous ?? 'FULL';
     this.onIngestError = options.onIngestError;
+    this.receivedLogLimitBytes = options.receivedLogLimitBytes ?? DEFAULT_LOG_LIMIT_BYTES;
     this.connection = new Database(path);
     this.connection.pragma('journal_mode = WAL');
     // A reader's own changes (replay, prune) are synced; the writer relaxes this (openForWriting).
@@ -244,15 +247,17 @@ export class SqliteStore {
       this.onIngestError?.(err as Error, this.waiting.length);
       return;
     }
-    if (this.waiting.length === 0 && this.receivedLog && this.receivedLog.bytes > LOG_TRUNCATE_BYTES) this.truncateReceivedLog();
+    if (this.waiting.length === 0 && this.receivedLog && this.receivedLog.bytes > this.receivedLogLimitBytes) this.truncateReceivedLog();
   }
 
   /**
-   * Empties the received-message log, once SQLite holds all of it on disk: a checkpoint syncs
-   * the WAL and the database file. One that cannot finish (a long reader) leaves the log as it is.
+   * Empties the received-message log, once SQLite holds all of it on disk: a checkpoint that
+   * copies the whole WAL syncs it and the database file. PASSIVE, because a FULL one would block
+   * this event loop (and every ACK) for the busy timeout while a reader holds an old snapshot;
+   * one that cannot finish leaves the log as it is, for the next try.
    */
   private truncateReceivedLog(): boolean {
-    const [result] = this.connection.pragma('wal_checkpoint(FULL)') as Array<{ busy: number; log: number; checkpointed: number }>;
+    const [result] = this.connection.pragma('wal_checkpoint(PASSIVE)') as Array<{ busy: number; log: number; checkpointed: number }>;
     if (!result || result.busy !== 0 || result.checkpointed < result.log) return false;
     this.receivedLog!.truncate();
     return true;

@@ -109,6 +109,33 @@ describe('received-message log (stored before the ACK, taken into SQLite after)'
     ]);
   });
 
+  test('the log is emptied once past its limit and all in SQLite, but not while a reader keeps a checkpoint from finishing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hl7c-log-'));
+    const store = new SqliteStore(join(dir, 'store.db'), { synchronous: 'NORMAL', receivedLogLimitBytes: 1024 });
+    opened.push(store);
+    const logSize = () => statSync(store.receivedLogPath).size;
+    // A reader in the middle of a read transaction: the checkpoint cannot copy past it.
+    const Database = (await import('better-sqlite3')).default;
+    const reader = new Database(store.path, { readonly: true });
+    try {
+      await store.record(message('FIRST'));
+      store.ingestWaiting();
+      reader.exec('BEGIN');
+      reader.prepare('SELECT COUNT(*) FROM messages').get();
+      for (let i = 0; i < 10; i++) await store.record(message(`HELD-${i}`));
+      store.ingestWaiting();
+      expect(logSize()).toBeGreaterThan(1024);
+      reader.exec('COMMIT');
+    } finally {
+      reader.close();
+    }
+    await store.record(message('LAST'));
+    store.ingestWaiting();
+    expect(logSize()).toBe(0);
+    // Emptied only because SQLite has it all: a fresh reader finds every message.
+    expect(open(store.path).listMessages().map((m) => m.control_id)).toEqual(['FIRST', ...Array.from({ length: 10 }, (_, i) => `HELD-${i}`), 'LAST']);
+  });
+
   test('with durability FULL, record() resolves only after the log is synced, and many records share a sync', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hl7c-log-'));
     const store = open(join(dir, 'store.db'), 'FULL');
