@@ -5,6 +5,7 @@ import type { Delivery } from '../store/types.js';
 import type { DeliveryContext, Sender } from './senders.js';
 
 const IDLE_POLL_MS = 250;
+const ERROR_PAUSE_MS = 1000;
 
 /** Exponential backoff with ±20 % jitter, so many retrying queues do not move in step. */
 export function backoffDelay(attempt: number, retry: DestinationConfig['retry'], random = Math.random): number {
@@ -35,8 +36,27 @@ export class DestinationWorker {
   ) {}
 
   start(): void {
-    this.running ??= this.loop();
+    this.running ??= this.keepWorking();
   }
+
+  /**
+   * A failure of the store itself (a lock held too long, a full disk) must not end the queue
+   * unnoticed: it is logged, and the queue is worked again after a pause.
+   */
+  private async keepWorking(): Promise<void> {
+    while (!this.stopping) {
+      try {
+        await this.loop();
+      } catch (err) {
+        this.failures++;
+        this.log.error({ channel: this.channel, destination: this.destination, err: (err as Error).message }, 'destination queue failed; working it again shortly');
+        await this.sleep(ERROR_PAUSE_MS);
+      }
+    }
+  }
+
+  /** Times working the queue failed (not deliveries that failed: those are recorded per attempt). */
+  failures = 0;
 
   /** New work was queued: look now rather than at the next poll. */
   wake(): void {

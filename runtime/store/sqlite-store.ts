@@ -166,7 +166,7 @@ export class SqliteStore {
 
   /** The SQLite connection for queries of its own, with everything received so far taken in. */
   get db(): Database.Database {
-    this.flushBookkeeping();
+    this.catchUp();
     return this.connection;
   }
 
@@ -328,9 +328,23 @@ export class SqliteStore {
    */
   private defer(op: () => void): void {
     this.bookkeepingOps.push(op);
-    this.bookkeepingTimer ??= setTimeout(() => this.flushBookkeeping(), INGEST_INTERVAL_MS);
+    this.bookkeepingTimer ??= setTimeout(() => this.catchUp(), INGEST_INTERVAL_MS);
   }
 
+  /**
+   * For reads that report (and the timer): a failing bookkeeping write leaves them a few
+   * milliseconds stale rather than failing too; it is tried again shortly, and the worker of the
+   * queue, which must not go on without it, gets the error.
+   */
+  private catchUp(): void {
+    try {
+      this.flushBookkeeping();
+    } catch {
+      this.bookkeepingTimer ??= setTimeout(() => this.catchUp(), 1000);
+    }
+  }
+
+  /** Writes the queue bookkeeping waiting (after taking in received messages); throws if it cannot. */
   flushBookkeeping(): void {
     if (this.bookkeepingTimer) clearTimeout(this.bookkeepingTimer);
     this.bookkeepingTimer = null;
@@ -341,7 +355,13 @@ export class SqliteStore {
     this.bookkeepingTransaction ??= this.bookkeeping.transaction((list: Array<() => void>) => {
       for (const op of list) op();
     });
-    this.bookkeepingTransaction(ops);
+    try {
+      this.bookkeepingTransaction(ops);
+    } catch (err) {
+      // Rolled back: kept, in order, for the next flush.
+      this.bookkeepingOps = ops.concat(this.bookkeepingOps);
+      throw err;
+    }
   }
 
   /** Work for a destination queue: the oldest entries not yet sent, in FIFO order. */
@@ -375,14 +395,14 @@ export class SqliteStore {
 
   /** Destinations with unfinished work, for workers of channels that are gone (drain). */
   openQueues(): Array<{ channel: string; destination: string; count: number }> {
-    this.flushBookkeeping();
+    this.catchUp();
     return this.connection
       .prepare("SELECT channel, destination, COUNT(*) AS count FROM deliveries WHERE state IN ('queued', 'sending') GROUP BY channel, destination")
       .all() as Array<{ channel: string; destination: string; count: number }>;
   }
 
   listMessages(filter: MessageFilter = {}): Array<StoredMessage & { deliveries: string }> {
-    this.flushBookkeeping();
+    this.catchUp();
     const where: string[] = [];
     const args: unknown[] = [];
     if (filter.channel) {
@@ -409,7 +429,7 @@ export class SqliteStore {
   }
 
   getMessage(id: number): { message: StoredMessage; deliveries: Delivery[]; events: StoredEvent[] } | undefined {
-    this.flushBookkeeping();
+    this.catchUp();
     const row = this.connection.prepare('SELECT * FROM messages WHERE id = ?').get(id) as MessageRow | undefined;
     if (!row) return undefined;
     const message = fromRow(row);
@@ -471,7 +491,7 @@ export class SqliteStore {
   }
 
   counts(): Array<{ channel: string; status: string; count: number }> {
-    this.flushBookkeeping();
+    this.catchUp();
     return this.connection.prepare('SELECT channel, status, COUNT(*) AS count FROM messages GROUP BY channel, status ORDER BY channel, status').all() as Array<{ channel: string; status: string; count: number }>;
   }
 
@@ -492,7 +512,7 @@ export class SqliteStore {
   }
 
   close(): void {
-    this.flushBookkeeping();
+    this.catchUp();
     if (this.receivedLog) {
       // Everything it held is in SQLite now (a failed take-over leaves it for the next start).
       if (this.waiting.length === 0) this.truncateReceivedLog();

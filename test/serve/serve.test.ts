@@ -49,6 +49,24 @@ describe('hl7c serve', () => {
     await waitFor(() => deliveriesOf(serving, 'sent') === 1, 5000, 'sent state');
   });
 
+  test('a store failure while working a queue is logged and the queue is worked again; nothing is lost', async () => {
+    const hook = await startWebhook();
+    cleanups.push(() => hook.close());
+    const { client, serving, lines } = await serve(adtSpec(), { TEST_WEBHOOK_URL: hook.url });
+    // Queue bookkeeping fails, as on a full disk: the worker's next look at its queue throws.
+    const other = new SqliteStore(serving.store.path);
+    cleanups.push(() => other.close());
+    other.db.exec("CREATE TRIGGER refuse BEFORE UPDATE ON deliveries BEGIN SELECT RAISE(ABORT, 'database or disk is full (simulated)'); END");
+    expect((await client.send(adtMessage('BOOK-1'))).code).toBe('AA');
+    await waitFor(() => lines.some((l) => l.msg === 'destination queue failed; working it again shortly' && String(l.err).includes('simulated')), 5000, 'the failure logged');
+    // Reports still work meanwhile, a few milliseconds stale.
+    expect(serving.store.listMessages().map((m) => m.control_id)).toEqual(['BOOK-1']);
+    other.db.exec('DROP TRIGGER refuse');
+    await waitFor(() => deliveriesOf(serving, 'sent') === 1, 5000, 'the outcome recorded once the store works again');
+    // The attempt's outcome was kept through the failure, so the message was not sent again.
+    expect(hook.received.map((r) => r.body.message_id)).toEqual(['BOOK-1']);
+  });
+
   test('a destination down for a while: retried with backoff, delivered once it is up', async () => {
     const hook = await startWebhook();
     cleanups.push(() => hook.close());
