@@ -49,14 +49,23 @@ export class ReceivedLog {
   private waiting: Array<{ resolve(): void; reject(err: Error): void }> = [];
   private flushScheduled = false;
 
-  /** sync: each append is on disk (fdatasync), not only written, before it resolves. */
+  /**
+   * sync: each append is on disk (fdatasync), not only written, before it resolves.
+   * wholeBytes: where the whole records end (readReceivedLog); a torn tail after it is cut off,
+   * or the records appended behind it could never be read back.
+   */
   constructor(
     readonly path: string,
     private readonly syncToDisk: boolean,
+    wholeBytes: number,
   ) {
     // O_APPEND: after a truncation, writes go to the new end without any seek.
     this.fd = openSync(path, 'a');
     this.size = fstatSync(this.fd).size;
+    if (this.size > wholeBytes) {
+      ftruncateSync(this.fd, wholeBytes);
+      this.size = wholeBytes;
+    }
   }
 
   get bytes(): number {
@@ -120,13 +129,16 @@ export class ReceivedLog {
   }
 }
 
-/** Every whole, intact record of a log file, oldest first; a torn tail is left out. */
-export function readReceivedLog(path: string): LoggedMessage[] {
+/**
+ * Every whole, intact record of a log file, oldest first, and how many bytes they take: a torn
+ * tail (a write cut off by a power cut, never acknowledged) is left out.
+ */
+export function readReceivedLog(path: string): { messages: LoggedMessage[]; wholeBytes: number } {
   let bytes: Buffer;
   try {
     bytes = readFileSync(path);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { messages: [], wholeBytes: 0 };
     throw err;
   }
   const messages: LoggedMessage[] = [];
@@ -138,7 +150,7 @@ export function readReceivedLog(path: string): LoggedMessage[] {
     messages.push(decodeRecord(bytes.subarray(at + 8, end)));
     at = end;
   }
-  return messages;
+  return { messages, wholeBytes: at };
 }
 
 export function encodeRecord(m: LoggedMessage): Buffer {

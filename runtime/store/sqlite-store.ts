@@ -147,7 +147,7 @@ export class SqliteStore {
     this.bookkeeping = path === ':memory:' ? this.connection : new Database(path);
     this.bookkeeping.pragma('synchronous = NORMAL');
     this.bookkeeping.pragma('busy_timeout = 5000');
-    this.nextId = this.takeOverReceivedLog();
+    this.nextId = this.takeOverReceivedLog().nextId;
   }
 
   /**
@@ -155,13 +155,16 @@ export class SqliteStore {
    * yet taken in by a running serve); returns the next free message id. Messages go into SQLite
    * in id order, so only ids above the highest stored one can be missing.
    */
-  private takeOverReceivedLog(): number {
+  private takeOverReceivedLog(): { nextId: number; wholeBytes: number } {
     const highest = () => (this.connection.prepare('SELECT MAX(id) AS id FROM messages').get() as { id: number | null }).id ?? 0;
+    let wholeBytes = 0;
     if (this.path !== ':memory:') {
       const stored = highest();
-      this.ingest(readReceivedLog(this.receivedLogPath).filter((m) => m.id > stored));
+      const log = readReceivedLog(this.receivedLogPath);
+      this.ingest(log.messages.filter((m) => m.id > stored));
+      wholeBytes = log.wholeBytes;
     }
-    return highest() + 1;
+    return { nextId: highest() + 1, wholeBytes };
   }
 
   /** The SQLite connection for queries of its own, with everything received so far taken in. */
@@ -193,8 +196,9 @@ export class SqliteStore {
     // which is emptied only after a checkpoint has synced both: so no commit needs its own fsync.
     this.connection.pragma('synchronous = NORMAL');
     // Read again after the claim: no other writer can append to it from here on.
-    this.nextId = this.takeOverReceivedLog();
-    this.receivedLog = new ReceivedLog(this.receivedLogPath, this.synchronous === 'FULL');
+    const { nextId, wholeBytes } = this.takeOverReceivedLog();
+    this.nextId = nextId;
+    this.receivedLog = new ReceivedLog(this.receivedLogPath, this.synchronous === 'FULL', wholeBytes);
     this.truncateReceivedLog();
   }
 
