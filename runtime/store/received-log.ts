@@ -1,4 +1,5 @@
-import { closeSync, fdatasyncSync, fstatSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { NewMessage } from './types.js';
 
@@ -62,6 +63,8 @@ export class ReceivedLog {
     // O_APPEND: after a truncation, writes go to the new end without any seek.
     this.fd = openSync(path, 'a');
     this.size = fstatSync(this.fd).size;
+    // A file just made exists on disk only once its directory is synced too.
+    if (syncToDisk) syncDirectory(dirname(path));
     if (this.size > wholeBytes) {
       ftruncateSync(this.fd, wholeBytes);
       this.size = wholeBytes;
@@ -200,4 +203,13 @@ function decodeRecord(body: Buffer): LoggedMessage {
   const ack = ackBytes < 0 ? null : take(ackBytes);
   const deliveries = destinations.map((destination, i) => ({ destination, payload: take(payloadBytes[i]!) }));
   return { id, channel, spec_version, source, received_at, control_id, message_type, status, reason, identifiers, ack_code, raw, ack, deliveries };
+}
+
+function syncDirectory(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
