@@ -423,6 +423,19 @@ export class SqliteStore {
       where.push('m.received_at >= ?');
       args.push(filter.since);
     }
+    if (filter.controlId !== undefined) {
+      where.push('m.control_id = ?');
+      args.push(filter.controlId);
+    }
+    if (filter.messageType !== undefined) {
+      // A prefix that ends at a component: ADT^A08 matches ADT^A08^ADT_A01, not ADT^A081.
+      where.push("(m.message_type = ? OR substr(m.message_type, 1, length(?) + 1) = ? || '^')");
+      args.push(filter.messageType, filter.messageType, filter.messageType);
+    }
+    if (filter.identifier !== undefined) {
+      where.push("EXISTS (SELECT 1 FROM json_each(m.identifiers) i WHERE json_extract(i.value, '$.id') = ?)");
+      args.push(filter.identifier);
+    }
     const rows = this.connection
       .prepare(
         `SELECT m.*, (SELECT GROUP_CONCAT(d.destination || ':' || d.state, ' ') FROM deliveries d WHERE d.message_id = m.id) AS deliveries

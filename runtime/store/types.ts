@@ -56,5 +56,11 @@ export interface MessageFilter {
   channel?: string;
   status?: string;
   since?: number;
+  /** MSH-10, exactly. */
+  controlId?: string;
+  /** MSH-9: `ADT` matches every ADT event, `ADT^A08` that event (with or without a structure). */
+  messageType?: string;
+  /** The value of an identifier found (patient, order, visit, document …), exactly. */
+  identifier?: string;
   limit?: number;
 }

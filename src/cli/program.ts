@@ -168,10 +168,20 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .option('--channel <name>', 'only this channel')
     .option('--status <status>', 'accepted, filtered, rejected, error, or a delivery state: queued, sent, dead, stopped')
     .option('--since <when>', 'e.g. 24h, 7d, or an ISO date')
+    .option('--control-id <id>', 'the message with this MSH-10')
+    .option('--type <type>', 'MSH-9: ADT for every ADT event, ADT^A08 for one')
+    .option('--identifier <value>', 'messages in which this identifier (MRN, order or visit number …) was found')
+    .option('--limit <n>', 'at most this many, oldest first', integer, 1000)
     .option('--show-phi', 'show identifiers and message content')
     .option('--json', 'JSON output')
-    .action((o: { store: string; channel?: string; status?: string; since?: string; showPhi?: boolean; json?: boolean }) =>
-      run(() => messagesCommand({ store: o.store, channel: o.channel, status: o.status, since: o.since, showPhi: !!o.showPhi, json: !!o.json }, io))(),
+    .action(
+      (o: { store: string; channel?: string; status?: string; since?: string; controlId?: string; type?: string; identifier?: string; limit: number; showPhi?: boolean; json?: boolean }) =>
+        run(() =>
+          messagesCommand(
+            { store: o.store, channel: o.channel, status: o.status, since: o.since, controlId: o.controlId, type: o.type, identifier: o.identifier, limit: o.limit, showPhi: !!o.showPhi, json: !!o.json },
+            io,
+          ),
+        )(),
     );
   messages
     .command('show')

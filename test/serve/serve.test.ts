@@ -156,6 +156,31 @@ describe('hl7c serve', () => {
     expect((await cli('messages', '--store', store, '--status', 'error')).stdout).toContain('NOMRN-1');
   });
 
+  test('hl7c messages finds a message by control id, by type, and by an identifier found in it', async () => {
+    const hook = await startWebhook();
+    cleanups.push(() => hook.close());
+    const { client, store } = await serve(adtSpec(), { TEST_WEBHOOK_URL: hook.url });
+    for (const [id, mrn, trigger] of [
+      ['Q-1', 'E100', 'A01'],
+      ['Q-2', 'E200', 'A08'],
+      ['Q-3', 'E100', 'A08'],
+    ] as const) {
+      expect((await client.send(adtMessage(id, mrn, trigger))).code).toBe('AA');
+    }
+    const ids = async (...filter: string[]) => (JSON.parse((await cli('messages', '--store', store, '--json', ...filter)).stdout) as Array<{ control_id: string }>).map((r) => r.control_id);
+    expect(await ids('--control-id', 'Q-2')).toEqual(['Q-2']);
+    expect(await ids('--type', 'ADT^A08')).toEqual(['Q-2', 'Q-3']);
+    expect(await ids('--type', 'ADT')).toEqual(['Q-1', 'Q-2', 'Q-3']);
+    expect(await ids('--type', 'ADT^A0')).toEqual([]);
+    expect(await ids('--identifier', 'E100')).toEqual(['Q-1', 'Q-3']);
+    expect(await ids('--identifier', 'E100', '--type', 'ADT^A08')).toEqual(['Q-3']);
+    expect(await ids('--limit', '2')).toEqual(['Q-1', 'Q-2']);
+    // Found by its MRN, still shown masked.
+    const listed = await cli('messages', '--store', store, '--identifier', 'E200');
+    expect(listed.stdout).toContain('Q-2');
+    expect(listed.stdout).not.toContain('E200');
+  });
+
   test('logs name control ids and types, never patient data; /health and /metrics report the store', async () => {
     const hook = await startWebhook();
     cleanups.push(() => hook.close());

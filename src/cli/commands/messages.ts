@@ -9,6 +9,10 @@ export interface MessagesArgs {
   channel?: string;
   status?: string;
   since?: string;
+  controlId?: string;
+  type?: string;
+  identifier?: string;
+  limit?: number;
   showPhi: boolean;
   json: boolean;
 }
@@ -40,7 +44,15 @@ export function parseSince(text: string, now = Date.now()): number {
 export async function messagesCommand(args: MessagesArgs, io: CliIo): Promise<number> {
   const store = new SqliteStore(args.store);
   try {
-    const rows = store.listMessages({ channel: args.channel, status: args.status, since: args.since ? parseSince(args.since) : undefined });
+    const rows = store.listMessages({
+      channel: args.channel,
+      status: args.status,
+      since: args.since ? parseSince(args.since) : undefined,
+      controlId: args.controlId,
+      messageType: args.type,
+      identifier: args.identifier,
+      limit: args.limit,
+    });
     if (args.json) {
       io.stdout(JSON.stringify(rows.map((r) => ({ id: r.id, received_at: new Date(r.received_at).toISOString(), channel: r.channel, control_id: r.control_id, type: r.message_type, status: r.status, reason: r.reason, ack: r.ack_code, identifiers: identifiersText(r, args.showPhi), deliveries: r.deliveries })), null, 2) + '\n');
       return 0;
