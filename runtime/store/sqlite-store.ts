@@ -494,17 +494,33 @@ export class SqliteStore {
     tx();
   }
 
-  /** Removes the content (raw bytes, ACK, payloads) of messages older than a time; rows and counts stay. */
-  prune(olderThan: number): number {
+  /**
+   * Removes the content (raw bytes, ACK, identifiers, payloads) of messages older than a time
+   * whose deliveries are finished; rows, outcomes and counts stay. A few hundred messages per
+   * transaction, so a running serve is never kept waiting for the write lock for long.
+   */
+  prune(olderThan: number, perTransaction = 500): number {
     this.flushBookkeeping();
-    const tx = this.connection.transaction(() => {
-      const changed = this.connection
-        .prepare("UPDATE messages SET raw = NULL, ack = NULL, identifiers = NULL, pruned = 1 WHERE received_at < ? AND pruned = 0 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = messages.id AND d.state IN ('queued', 'sending', 'stopped'))")
-        .run(olderThan).changes;
-      this.connection.prepare("UPDATE deliveries SET payload = NULL WHERE state IN ('sent', 'dead', 'replayed') AND message_id IN (SELECT id FROM messages WHERE pruned = 1)").run();
-      return changed;
+    const next = this.connection.prepare(
+      `SELECT id FROM messages WHERE received_at < ? AND pruned = 0
+         AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = messages.id AND d.state IN ('queued', 'sending', 'stopped'))
+       ORDER BY id LIMIT ?`,
+    );
+    const clearMessage = this.connection.prepare('UPDATE messages SET raw = NULL, ack = NULL, identifiers = NULL, pruned = 1 WHERE id = ?');
+    const clearPayloads = this.connection.prepare("UPDATE deliveries SET payload = NULL WHERE message_id = ? AND state IN ('sent', 'dead', 'replayed')");
+    const pruneSome = this.connection.transaction((ids: number[]) => {
+      for (const id of ids) {
+        clearMessage.run(id);
+        clearPayloads.run(id);
+      }
     });
-    return tx();
+    let pruned = 0;
+    for (;;) {
+      const ids = (next.all(olderThan, perTransaction) as Array<{ id: number }>).map((r) => r.id);
+      if (ids.length === 0) return pruned;
+      pruneSome(ids);
+      pruned += ids.length;
+    }
   }
 
   counts(): Array<{ channel: string; status: string; count: number }> {

@@ -1,0 +1,46 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, expect, test } from 'vitest';
+import { SqliteStore } from '../../runtime/serve/index.js';
+
+const opened: SqliteStore[] = [];
+afterEach(() => {
+  for (const s of opened.splice(0)) s.close();
+});
+
+test('prune works through old messages a few at a time, keeps counts, and leaves unfinished ones whole', async () => {
+  const store = new SqliteStore(join(mkdtempSync(join(tmpdir(), 'hl7c-prune-')), 'store.db'), { synchronous: 'NORMAL' });
+  opened.push(store);
+  const received = (controlId: string, at: number) => ({
+    channel: 'adt-in',
+    spec_version: 'v1',
+    source: 'test',
+    received_at: at,
+    control_id: controlId,
+    message_type: 'ADT^A08',
+    raw: Buffer.from(`MSH|^~\\&|EPIC|GH|HL7C|APP|20261125||ADT^A08|${controlId}|P|2.5.1\r`),
+    status: 'accepted' as const,
+    reason: null,
+    identifiers: { patient: { id: 'E100' } },
+    ack_code: 'AA',
+    ack: Buffer.from('MSA|AA\r'),
+    deliveries: [{ destination: 'webhook', payload: Buffer.from('{}') }],
+  });
+  const now = Date.now();
+  for (let i = 1; i <= 7; i++) await store.record(received(`OLD-${i}`, now - 60_000));
+  await store.record(received('NEW-1', now));
+  // Every old one delivered except OLD-7, still queued.
+  const queue = store.nextDeliveries('adt-in', 'webhook', 10);
+  for (const d of queue.filter((d) => d.control_id !== 'OLD-7' && d.control_id !== 'NEW-1')) store.finishAttempt(d, { state: 'sent', detail: 'HTTP 200' }, now);
+  expect(store.prune(now - 1000, 2)).toBe(6);
+  const rows = store.listMessages();
+  expect(rows.filter((m) => m.pruned).map((m) => m.control_id)).toEqual(['OLD-1', 'OLD-2', 'OLD-3', 'OLD-4', 'OLD-5', 'OLD-6']);
+  expect(rows.find((m) => m.control_id === 'OLD-7')!.raw).not.toBeNull();
+  expect(rows.find((m) => m.control_id === 'NEW-1')!.raw).not.toBeNull();
+  const sentPayloads = store.db.prepare("SELECT COUNT(*) AS n FROM deliveries WHERE state = 'sent' AND payload IS NOT NULL").get() as { n: number };
+  expect(sentPayloads.n).toBe(0);
+  expect(store.counts()).toEqual([{ channel: 'adt-in', status: 'accepted', count: 8 }]);
+  // Nothing left to prune: a second run finds nothing.
+  expect(store.prune(now - 1000, 2)).toBe(0);
+});
