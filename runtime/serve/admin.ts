@@ -30,6 +30,20 @@ export async function startAdminServer(store: SqliteStore, port: number, host = 
     },
   });
   new Gauge({
+    name: 'hl7c_queue_oldest_age_seconds',
+    help: 'Age of the oldest unfinished entry of each destination queue: the one to alert on when a queue is stuck or falling behind',
+    labelNames: ['channel', 'destination'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const rows = store.db
+        .prepare("SELECT channel, destination, MIN(created_at) AS oldest FROM deliveries WHERE state IN ('queued', 'sending', 'stopped') GROUP BY channel, destination")
+        .all() as Array<{ channel: string; destination: string; oldest: number }>;
+      const now = Date.now();
+      for (const r of rows) this.set({ channel: r.channel, destination: r.destination }, Math.max(0, (now - r.oldest) / 1000));
+    },
+  });
+  new Gauge({
     name: 'hl7c_store_ingest_failures',
     help: 'Times received messages could not be taken into SQLite (they stay in the received-message log and are retried)',
     registers: [registry],
