@@ -13,14 +13,14 @@ afterEach(async () => {
 });
 
 describe('durability', () => {
-  test('SIGKILL in the middle of sustained load: every message that got an AA is delivered after a restart', async () => {
+  test.each(['disk', 'process'])('SIGKILL in the middle of sustained load (--durability %s): every message that got an AA is delivered after a restart', async (durability) => {
     const hook = await startWebhook();
     cleanups.push(() => hook.close());
     const dir = mkdtempSync(join(tmpdir(), 'hl7c-crash-'));
     const spec = join(dir, 'adt.yaml');
     writeFileSync(spec, adtSpec({ attempts: 1000, backoffMs: 20 }));
     const env = { ...process.env, TEST_WEBHOOK_URL: hook.url, HL7C_LOG_LEVEL: 'warn' };
-    const args = ['serve', spec, '--store', join(dir, 'store.db'), '--no-watch'];
+    const args = ['serve', spec, '--store', join(dir, 'store.db'), '--durability', durability, '--no-watch'];
     const first = await startBin(args, /channel adt-in on port (\d+)/, env);
     cleanups.push(() => stop(first.child, 'SIGKILL'));
 
