@@ -48,15 +48,11 @@ export class DestinationWorker {
       try {
         await this.loop();
       } catch (err) {
-        this.failures++;
         this.log.error({ channel: this.channel, destination: this.destination, err: (err as Error).message }, 'destination queue failed; working it again shortly');
         await this.sleep(ERROR_PAUSE_MS);
       }
     }
   }
-
-  /** Times working the queue failed (not deliveries that failed: those are recorded per attempt). */
-  failures = 0;
 
   /** New work was queued: look now rather than at the next poll. */
   wake(): void {
@@ -91,8 +87,8 @@ export class DestinationWorker {
   private async loop(): Promise<void> {
     if (this.maxInFlight > 1) return this.parallelLoop();
     while (!this.stopping) {
-      // A few entries at a time: while one is being sent, the outcome of the one before and
-      // the "sending" mark of this one are committed together.
+      // A batch at a time: the marks and outcomes of its attempts are written behind, together,
+      // and at the latest when the queue is read again.
       const batch = this.store.nextDeliveries(this.channel, this.destination, 32);
       if (batch.length === 0) {
         await this.sleep(IDLE_POLL_MS);
