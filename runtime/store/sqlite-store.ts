@@ -160,8 +160,8 @@ export class SqliteStore {
     let wholeBytes = 0;
     if (this.path !== ':memory:') {
       const stored = highest();
-      const log = readReceivedLog(this.receivedLogPath);
-      this.ingest(log.messages.filter((m) => m.id > stored));
+      const log = readReceivedLog(this.receivedLogPath, stored);
+      this.ingest(log.messages);
       wholeBytes = log.wholeBytes;
     }
     return { nextId: highest() + 1, wholeBytes };

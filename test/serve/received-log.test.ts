@@ -69,6 +69,10 @@ describe('received-message log (stored before the ACK, taken into SQLite after)'
   test('after a crash, opening the store takes in every logged message once, queue entries included', () => {
     const dir = mkdtempSync(join(tmpdir(), 'hl7c-log-'));
     const path = crashedStore(dir, ['A', 'B', 'C']);
+    // Records up to an id already stored are passed by without being decoded.
+    const tail = readReceivedLog(`${path}.received`, 2);
+    expect(tail.messages.map((m) => [m.id, m.control_id])).toEqual([[3, 'C']]);
+    expect(tail.wholeBytes).toBe(statSync(`${path}.received`).size);
     const reader = open(path);
     expect(reader.listMessages().map((m) => m.control_id)).toEqual(['A', 'B', 'C']);
     expect(reader.nextDeliveries('adt-in', 'webhook', 10).map((d) => d.control_id)).toEqual(['A', 'B', 'C']);
