@@ -15,9 +15,10 @@ export interface ServeOptions {
   specs: string[];
   storePath: string;
   /**
-   * disk (default): each group commit is fsynced, so an ACKed message survives a power cut.
-   * process: commits reach the OS but are not fsynced one by one; an ACKed message survives a
-   * crash or SIGKILL of hl7c, not of the machine.
+   * disk (default): the received-message log is fdatasynced before the ACK (one sync for the
+   * messages of one event-loop turn), so an ACKed message survives a power cut.
+   * process: the log is written, not synced; an ACKed message survives a crash or SIGKILL of
+   * hl7c, not of the machine.
    */
   durability?: 'disk' | 'process';
   adminPort?: number;
