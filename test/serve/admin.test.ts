@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect, test } from 'vitest';
 import { SqliteStore, startAdminServer } from '../../runtime/serve/index.js';
+import { receivedEntry } from './helpers.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -13,23 +14,8 @@ test('/metrics gives the age of the oldest unfinished entry per queue, and drops
   const store = new SqliteStore(join(mkdtempSync(join(tmpdir(), 'hl7c-admin-')), 'store.db'), { synchronous: 'NORMAL' });
   cleanups.push(() => store.close());
   const now = Date.now();
-  const received = (controlId: string, at: number) => ({
-    channel: 'adt-in',
-    spec_version: 'v1',
-    source: 'test',
-    received_at: at,
-    control_id: controlId,
-    message_type: 'ADT^A08',
-    raw: Buffer.from('MSH|^~\\&|EPIC|GH|HL7C|APP|20261125||ADT^A08|X|P|2.5.1\r'),
-    status: 'accepted' as const,
-    reason: null,
-    identifiers: null,
-    ack_code: 'AA',
-    ack: null,
-    deliveries: [{ destination: 'webhook', payload: Buffer.from('{}') }],
-  });
-  await store.record(received('OLDEST', now - 120_000));
-  await store.record(received('NEWER', now - 5_000));
+  await store.record(receivedEntry('OLDEST', now - 120_000));
+  await store.record(receivedEntry('NEWER', now - 5_000));
   const admin = await startAdminServer(store, 0);
   cleanups.push(() => admin.close());
   const age = async () => {

@@ -2,6 +2,7 @@ import http from 'node:http';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import type { Logger } from '../../runtime/index.js';
+import type { NewMessage } from '../../runtime/serve/index.js';
 
 /** A logger whose JSON lines are kept for assertions. */
 export function memoryLogger(): { logger: Logger; lines: Array<Record<string, unknown>> } {
@@ -85,3 +86,22 @@ destinations:
 
 export const adtMessage = (controlId: string, mrn = 'E100', trigger = 'A08') =>
   `MSH|^~\\&|EPIC|GH|HL7C|APP|20261125||ADT^${trigger}^ADT_A01|${controlId}|P|2.5.1\rPID|1||${mrn}^^^EPI^MR||Doe^Jane\r`;
+
+/** What serve stores for an accepted ADT message with one queue entry, for tests of the store itself. */
+export function receivedEntry(controlId: string, receivedAt = Date.now()): NewMessage {
+  return {
+    channel: 'adt-in',
+    spec_version: 'v1',
+    source: 'mllp:127.0.0.1:5000',
+    received_at: receivedAt,
+    control_id: controlId,
+    message_type: 'ADT^A08',
+    raw: Buffer.from(`MSH|^~\\&|EPIC|GH|HL7C|APP|20261125||ADT^A08|${controlId}|P|2.5.1\rPID|1||E100^^^EPI^MR\r`),
+    status: 'accepted',
+    reason: null,
+    identifiers: { patient: { id: 'E100' } },
+    ack_code: 'AA',
+    ack: Buffer.from(`MSH|^~\\&|HL7C|APP|EPIC|GH|20261125||ACK^A08|A1|P|2.5.1\rMSA|AA|${controlId}\r`),
+    deliveries: [{ destination: 'webhook', payload: Buffer.from(JSON.stringify({ controlId })) }],
+  };
+}

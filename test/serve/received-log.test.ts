@@ -4,12 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { SqliteStore, startAdminServer } from '../../runtime/serve/index.js';
-import type { NewMessage } from '../../runtime/store/types.js';
 import { MllpClient } from '../../runtime/index.js';
 import { ChannelHost } from '../../runtime/serve/index.js';
 import { encodeRecord, readReceivedLog, ReceivedLog } from '../../runtime/store/received-log.js';
 import { compileChannels } from '../../src/serve/serve.js';
-import { adtMessage, adtSpec, memoryLogger, waitFor } from './helpers.js';
+import { adtMessage, adtSpec, memoryLogger, receivedEntry, waitFor } from './helpers.js';
 
 const opened: SqliteStore[] = [];
 afterEach(() => {
@@ -22,24 +21,6 @@ function open(path: string, synchronous: 'FULL' | 'NORMAL' = 'NORMAL'): SqliteSt
   return store;
 }
 
-function message(controlId: string, destinations = ['webhook']): NewMessage {
-  return {
-    channel: 'adt-in',
-    spec_version: 'v1',
-    source: 'mllp:127.0.0.1:5000',
-    received_at: Date.now(),
-    control_id: controlId,
-    message_type: 'ADT^A01',
-    raw: Buffer.from(`MSH|^~\\&|EPIC|HOSP|APP|APP|20261125||ADT^A01|${controlId}|P|2.5.1\rPID|1||12345^^^HOSP^MR\r`),
-    status: 'accepted',
-    reason: null,
-    identifiers: { patient: '12345' },
-    ack_code: 'AA',
-    ack: Buffer.from(`MSH|^~\\&|APP|APP|EPIC|HOSP|20261125||ACK^A01|A1|P|2.5.1\rMSA|AA|${controlId}\r`),
-    deliveries: destinations.map((destination) => ({ destination, payload: Buffer.from(JSON.stringify({ controlId })) })),
-  };
-}
-
 /** A store left as SIGKILL would leave it: messages appended to the log, not yet in SQLite. */
 function crashedStore(dir: string, controlIds: string[]): string {
   const path = join(dir, 'store.db');
@@ -47,7 +28,7 @@ function crashedStore(dir: string, controlIds: string[]): string {
   writer.openForWriting();
   writer.close();
   let id = 1;
-  for (const c of controlIds) appendFileSync(`${path}.received`, encodeRecord({ ...message(c), id: id++ }));
+  for (const c of controlIds) appendFileSync(`${path}.received`, encodeRecord({ ...receivedEntry(c), id: id++ }));
   return path;
 }
 
@@ -55,7 +36,7 @@ describe('received-message log (stored before the ACK, taken into SQLite after)'
   test('a message is in the log, with its bytes, as soon as record() resolves, before SQLite has it', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hl7c-log-'));
     const store = open(join(dir, 'store.db'));
-    const id = await store.record(message('MSG-1'));
+    const id = await store.record(receivedEntry('MSG-1'));
     expect(readFileSync(`${store.path}.received`).includes(Buffer.from('MSG-1'))).toBe(true);
     // Another process's view: the SQLite file alone does not have it yet …
     const Database = (await import('better-sqlite3')).default;
@@ -85,7 +66,7 @@ describe('received-message log (stored before the ACK, taken into SQLite after)'
   test('a torn last record (cut off by a power loss) is left out; the whole ones before it are kept', () => {
     const dir = mkdtempSync(join(tmpdir(), 'hl7c-log-'));
     const path = crashedStore(dir, ['A', 'B']);
-    const torn = encodeRecord({ ...message('TORN'), id: 3 });
+    const torn = encodeRecord({ ...receivedEntry('TORN'), id: 3 });
     appendFileSync(`${path}.received`, torn.subarray(0, torn.length - 10));
     expect(open(path).listMessages().map((m) => m.control_id)).toEqual(['A', 'B']);
   });
@@ -93,7 +74,7 @@ describe('received-message log (stored before the ACK, taken into SQLite after)'
   test('a writer cuts a torn tail off before appending, even when the log cannot be emptied yet', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hl7c-log-'));
     const path = crashedStore(dir, ['A']);
-    const torn = encodeRecord({ ...message('TORN'), id: 2 });
+    const torn = encodeRecord({ ...receivedEntry('TORN'), id: 2 });
     appendFileSync(`${path}.received`, torn.subarray(0, torn.length - 10));
     // A reader holding an old snapshot keeps the checkpoint, and so the emptying, from happening.
     const Database = (await import('better-sqlite3')).default;
@@ -103,7 +84,7 @@ describe('received-message log (stored before the ACK, taken into SQLite after)'
       reader.prepare('SELECT COUNT(*) FROM messages').get();
       const writer = open(path);
       writer.openForWriting();
-      await writer.record(message('AFTER'));
+      await writer.record(receivedEntry('AFTER'));
       // What a restart after a crash right now would read back:
       expect(readReceivedLog(`${path}.received`).messages.map((m) => m.control_id)).toEqual(['A', 'AFTER']);
       reader.exec('COMMIT');
@@ -115,7 +96,7 @@ describe('received-message log (stored before the ACK, taken into SQLite after)'
   test('a record whose bytes changed fails its CRC and is not taken in', () => {
     const dir = mkdtempSync(join(tmpdir(), 'hl7c-log-'));
     const path = crashedStore(dir, ['A']);
-    const bad = encodeRecord({ ...message('BAD'), id: 2 });
+    const bad = encodeRecord({ ...receivedEntry('BAD'), id: 2 });
     bad.writeUInt8(bad.readUInt8(bad.length - 3) ^ 0xff, bad.length - 3);
     appendFileSync(`${path}.received`, bad);
     expect(open(path).listMessages().map((m) => m.control_id)).toEqual(['A']);
@@ -127,7 +108,7 @@ describe('received-message log (stored before the ACK, taken into SQLite after)'
     const writer = open(path);
     writer.openForWriting();
     expect(statSync(`${path}.received`).size).toBe(0);
-    expect(await writer.record(message('C'))).toBe(3);
+    expect(await writer.record(receivedEntry('C'))).toBe(3);
     expect(writer.listMessages().map((m) => [m.id, m.control_id])).toEqual([
       [1, 'A'],
       [2, 'B'],
@@ -144,18 +125,18 @@ describe('received-message log (stored before the ACK, taken into SQLite after)'
     const Database = (await import('better-sqlite3')).default;
     const reader = new Database(store.path, { readonly: true });
     try {
-      await store.record(message('FIRST'));
+      await store.record(receivedEntry('FIRST'));
       store.ingestWaiting();
       reader.exec('BEGIN');
       reader.prepare('SELECT COUNT(*) FROM messages').get();
-      for (let i = 0; i < 10; i++) await store.record(message(`HELD-${i}`));
+      for (let i = 0; i < 10; i++) await store.record(receivedEntry(`HELD-${i}`));
       store.ingestWaiting();
       expect(logSize()).toBeGreaterThan(1024);
       reader.exec('COMMIT');
     } finally {
       reader.close();
     }
-    await store.record(message('LAST'));
+    await store.record(receivedEntry('LAST'));
     store.ingestWaiting();
     expect(logSize()).toBe(0);
     // Emptied only because SQLite has it all: a fresh reader finds every message.
@@ -165,7 +146,7 @@ describe('received-message log (stored before the ACK, taken into SQLite after)'
   test('with durability FULL, record() resolves only after the log is synced, and many records share a sync', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hl7c-log-'));
     const store = open(join(dir, 'store.db'), 'FULL');
-    const ids = await Promise.all(Array.from({ length: 50 }, (_, i) => store.record(message(`M${i}`))));
+    const ids = await Promise.all(Array.from({ length: 50 }, (_, i) => store.record(receivedEntry(`M${i}`))));
     expect(ids).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
     expect(store.listMessages()).toHaveLength(50);
     expect(store.receivedLogSyncs).toBeGreaterThan(0);
@@ -200,7 +181,7 @@ describe('received-message log (stored before the ACK, taken into SQLite after)'
     try {
       // Every insert of a message fails, as on a full or failing disk; reads still work.
       other.exec("CREATE TRIGGER refuse BEFORE INSERT ON messages BEGIN SELECT RAISE(ABORT, 'database or disk is full (simulated)'); END");
-      await store.record(message('HELD'));
+      await store.record(receivedEntry('HELD'));
       await waitFor(() => errors.length > 0, 5000, 'the failure reported');
       expect(errors[0]).toMatch(/disk is full \(simulated\)/);
       // Still acknowledged-safe: a reader opening the store now would find it in the log.
@@ -228,7 +209,7 @@ describe('received-message log (stored before the ACK, taken into SQLite after)'
   test('appends that fail (here: a full device) reject, so their messages are not acknowledged', async () => {
     const log = new ReceivedLog('/dev/full', false, 0);
     try {
-      const appends = [log.append({ ...message('A'), id: 1 }), log.append({ ...message('B'), id: 2 })];
+      const appends = [log.append({ ...receivedEntry('A'), id: 1 }), log.append({ ...receivedEntry('B'), id: 2 })];
       for (const a of appends) await expect(a).rejects.toThrow(/ENOSPC/);
     } finally {
       log.close();

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect, test } from 'vitest';
 import { SqliteStore } from '../../runtime/serve/index.js';
+import { receivedEntry } from './helpers.js';
 
 const opened: SqliteStore[] = [];
 afterEach(() => {
@@ -12,24 +13,9 @@ afterEach(() => {
 test('prune works through old messages a few at a time, keeps counts, and leaves unfinished ones whole', async () => {
   const store = new SqliteStore(join(mkdtempSync(join(tmpdir(), 'hl7c-prune-')), 'store.db'), { synchronous: 'NORMAL' });
   opened.push(store);
-  const received = (controlId: string, at: number) => ({
-    channel: 'adt-in',
-    spec_version: 'v1',
-    source: 'test',
-    received_at: at,
-    control_id: controlId,
-    message_type: 'ADT^A08',
-    raw: Buffer.from(`MSH|^~\\&|EPIC|GH|HL7C|APP|20261125||ADT^A08|${controlId}|P|2.5.1\r`),
-    status: 'accepted' as const,
-    reason: null,
-    identifiers: { patient: { id: 'E100' } },
-    ack_code: 'AA',
-    ack: Buffer.from('MSA|AA\r'),
-    deliveries: [{ destination: 'webhook', payload: Buffer.from('{}') }],
-  });
   const now = Date.now();
-  for (let i = 1; i <= 7; i++) await store.record(received(`OLD-${i}`, now - 60_000));
-  await store.record(received('NEW-1', now));
+  for (let i = 1; i <= 7; i++) await store.record(receivedEntry(`OLD-${i}`, now - 60_000));
+  await store.record(receivedEntry('NEW-1', now));
   // Every old one delivered except OLD-7, still queued.
   const queue = store.nextDeliveries('adt-in', 'webhook', 10);
   for (const d of queue.filter((d) => d.control_id !== 'OLD-7' && d.control_id !== 'NEW-1')) store.finishAttempt(d, { state: 'sent', detail: 'HTTP 200' }, now);
