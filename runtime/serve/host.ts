@@ -11,7 +11,7 @@ import { parseBatch } from '../hl7/parse.js';
 import type { Logger } from '../log.js';
 import { MllpServer } from '../mllp/server.js';
 import type { SqliteStore } from '../store/sqlite-store.js';
-import type { Delivery } from '../store/types.js';
+import type { QueuedDelivery } from '../store/types.js';
 import type { AttemptOutcome, DeliveryContext } from './senders.js';
 import { createSender } from './senders.js';
 import { DestinationWorker } from './worker.js';
@@ -181,9 +181,9 @@ export class ChannelHost {
     worker.start();
   }
 
-  private deliveryContext(delivery: Delivery): DeliveryContext {
+  private deliveryContext(delivery: QueuedDelivery): DeliveryContext {
     return {
-      controlId: delivery.control_id !== undefined ? delivery.control_id : this.store.controlIdOf(delivery.message_id),
+      controlId: delivery.control_id,
       handToChannel: async (target, payload, from): Promise<AttemptOutcome> => {
         const runner = this.runners.get(target);
         if (!runner) return { ok: false, retry: true, error: `channel ${target} is not running` };

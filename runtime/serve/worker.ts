@@ -1,7 +1,7 @@
 import type { DestinationConfig } from '../channel/channel.js';
 import type { Logger } from '../log.js';
 import type { SqliteStore } from '../store/sqlite-store.js';
-import type { Delivery } from '../store/types.js';
+import type { QueuedDelivery } from '../store/types.js';
 import type { DeliveryContext, Sender } from './senders.js';
 
 const IDLE_POLL_MS = 250;
@@ -30,7 +30,7 @@ export class DestinationWorker {
     readonly destination: string,
     private config: DestinationConfig,
     private sender: Sender,
-    private readonly context: (delivery: Delivery) => DeliveryContext,
+    private readonly context: (delivery: QueuedDelivery) => DeliveryContext,
     private readonly log: Logger,
     private readonly maxInFlight = 1,
   ) {}
@@ -133,7 +133,7 @@ export class DestinationWorker {
   }
 
   /** Sends one entry and records the outcome; true when it was delivered. */
-  private async attempt(delivery: Delivery): Promise<boolean> {
+  private async attempt(delivery: QueuedDelivery): Promise<boolean> {
     this.inFlight.add(delivery.id);
     try {
       this.store.markSending(delivery.id, Date.now());

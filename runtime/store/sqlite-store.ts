@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { LoggedMessage } from './received-log.js';
 import { readReceivedLog, ReceivedLog } from './received-log.js';
-import type { Delivery, DeliveryState, MessageFilter, NewMessage, StoredEvent, StoredMessage } from './types.js';
+import type { Delivery, DeliveryState, QueuedDelivery, MessageFilter, NewMessage, StoredEvent, StoredMessage } from './types.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS messages (
@@ -369,14 +369,14 @@ export class SqliteStore {
   }
 
   /** Work for a destination queue: the oldest entries not yet sent, in FIFO order. */
-  nextDeliveries(channel: string, destination: string, limit: number): Delivery[] {
+  nextDeliveries(channel: string, destination: string, limit: number): QueuedDelivery[] {
     this.flushBookkeeping();
     return this.statement(
       `SELECT d.*, m.control_id FROM deliveries d JOIN messages m ON m.id = d.message_id
        WHERE d.channel = ? AND d.destination = ? AND d.state IN ('queued', 'sending', 'stopped')
        ORDER BY d.id LIMIT ?`,
       this.bookkeeping,
-    ).all(channel, destination, limit) as Delivery[];
+    ).all(channel, destination, limit) as QueuedDelivery[];
   }
 
   markSending(id: number, now: number): void {
@@ -536,12 +536,6 @@ export class SqliteStore {
 
   channelSpecs(): Array<{ name: string; spec_path: string; spec_version: string }> {
     return this.connection.prepare('SELECT name, spec_path, spec_version FROM channels').all() as Array<{ name: string; spec_path: string; spec_version: string }>;
-  }
-
-  /** MSH-10 of a stored message (for file names and logs). */
-  controlIdOf(messageId: number): string | null {
-    const row = this.statement('SELECT control_id FROM messages WHERE id = ?', this.bookkeeping).get(messageId) as { control_id: string | null } | undefined;
-    return row?.control_id ?? null;
   }
 
   close(): void {

@@ -32,9 +32,10 @@ export interface Delivery {
   last_error: string | null;
   created_at: number;
   updated_at: number;
-  /** MSH-10 of the message, when read with the queue (for file names and logs). */
-  control_id?: string | null;
 }
+
+/** A queue entry as a worker reads it: with its message's MSH-10 (for file names and logs). */
+export type QueuedDelivery = Delivery & { control_id: string | null };
 
 export interface StoredEvent {
   id: number;
