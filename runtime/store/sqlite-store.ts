@@ -260,11 +260,9 @@ export class SqliteStore {
    * this event loop (and every ACK) for the busy timeout while a reader holds an old snapshot;
    * one that cannot finish leaves the log as it is, for the next try.
    */
-  private truncateReceivedLog(): boolean {
+  private truncateReceivedLog(): void {
     const [result] = this.connection.pragma('wal_checkpoint(PASSIVE)') as Array<{ busy: number; log: number; checkpointed: number }>;
-    if (!result || result.busy !== 0 || result.checkpointed < result.log) return false;
-    this.receivedLog!.truncate();
-    return true;
+    if (result && result.busy === 0 && result.checkpointed >= result.log) this.receivedLog!.truncate();
   }
 
   /** fdatasync calls made on the received-message log (each covers every message appended before it). */
