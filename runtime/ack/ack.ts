@@ -198,39 +198,27 @@ export function ackForPayload(payload: Buffer, code: AckCode, error: AckError): 
 }
 
 export function buildAckFromHeader(h: ReceivedHeader, options: AckOptions): Message {
+  // Built as text from known-good parts, since this runs for every message acknowledged.
   const d = h.delimiters;
   const sep = d.field;
-  const esc = (v: string) => escapeValue(v, d);
-  const comp = (...parts: string[]) => trimTrailing(parts, '').join(d.component);
+  const v25 = isVersion25OrLater(h.version);
   const typeParts = h.messageType.split(d.component);
   const trigger = typeParts[1] ?? '';
-  const v25 = versionAtLeast(h.version, 2, 5);
-  const ackType = trigger ? (v25 || typeParts.length > 2 ? comp('ACK', trigger, 'ACK') : comp('ACK', trigger)) : 'ACK';
-  const msh = [
-    `MSH${sep}${encodingCharacters(d)}`,
-    h.receivingApplication,
-    h.receivingFacility,
-    h.sendingApplication,
-    h.sendingFacility,
-    hl7Timestamp(options.now),
-    '',
-    ackType,
-    options.controlId ?? newControlId(),
-    h.processingId || 'P',
-    h.version,
-  ];
-  if (h.charset) msh.push('', '', '', '', '', h.charset);
+  const ackType = !trigger ? 'ACK' : v25 || typeParts.length > 2 ? `ACK${d.component}${trigger}${d.component}ACK` : `ACK${d.component}${trigger}`;
+  let msh =
+    `MSH${sep}${encodingCharacters(d)}${sep}${h.receivingApplication}${sep}${h.receivingFacility}${sep}${h.sendingApplication}` +
+    `${sep}${h.sendingFacility}${sep}${hl7Timestamp(options.now)}${sep}${sep}${ackType}${sep}${options.controlId ?? newControlId()}` +
+    `${sep}${h.processingId || 'P'}`;
+  // MSH-12, and MSH-18 when the message had one; trailing empty fields are left off.
+  if (h.charset) msh += `${sep}${h.version}${sep.repeat(6)}${h.charset}`;
+  else if (h.version) msh += `${sep}${h.version}`;
   const errors = options.errors ?? [];
-  const msaText = errors.length ? errors.map((e) => e.userMessage).join('; ') : options.text ?? '';
-  const lines = [trimTrailing(msh, '').join(sep), trimTrailing(['MSA', options.code, h.controlId, esc(msaText)], '').join(sep)];
-  for (const e of errors) lines.push(errSegment(e, d, v25));
-  // Built from known-good parts, so the segments are made directly rather than parsed again.
-  const encoding = encodingForDeclared(h.charset.split(d.repetition)[0]!.trim()) ?? 'utf-8';
-  return new Message(
-    d,
-    lines.map((line) => new Segment(line.slice(0, 3), line, d)),
-    { declared: h.charset, encoding },
-  );
+  const msaText = escapeValue(errors.length ? errors.map((e) => e.userMessage).join('; ') : options.text ?? '', d);
+  const msa = trimTrailing(['MSA', options.code, h.controlId, msaText], '').join(sep);
+  const segments = [new Segment('MSH', msh, d), new Segment('MSA', msa, d)];
+  for (const e of errors) segments.push(new Segment('ERR', errSegment(e, d, v25), d));
+  const encoding = h.charset ? (encodingForDeclared(h.charset.split(d.repetition)[0]!.trim()) ?? 'utf-8') : 'utf-8';
+  return new Message(d, segments, { declared: h.charset, encoding });
 }
 
 function errSegment(e: AckError, d: Delimiters, v25: boolean): string {
@@ -260,11 +248,17 @@ function trimTrailing<T>(values: T[], empty: T): T[] {
   return values.slice(0, end);
 }
 
-function versionAtLeast(version: string, major: number, minor: number): boolean {
+let lastVersion: string | null = null;
+let lastVersionIs25OrLater = true;
+
+/** Whether MSH-12 is v2.5 or later, which decides the ERR layout; unknown versions get the current one. */
+function isVersion25OrLater(version: string): boolean {
+  if (version === lastVersion) return lastVersionIs25OrLater;
   const m = /^(\d+)\.(\d+)/.exec(version);
-  if (!m) return true; // unknown versions get the current ERR layout
-  const [maj, min] = [Number(m[1]), Number(m[2])];
-  return maj > major || (maj === major && min >= minor);
+  const later = !m || Number(m[1]) > 2 || (Number(m[1]) === 2 && Number(m[2]) >= 5);
+  lastVersion = version;
+  lastVersionIs25OrLater = later;
+  return later;
 }
 
 /** What an ACK says, read back (for senders). */

@@ -47,7 +47,19 @@ const TABLE_0211: Record<string, TextEncodingName> = {
 };
 
 export function encodingForDeclared(declared: string): TextEncodingName | undefined {
+  if (declared === '') return 'utf-8';
   return TABLE_0211[declared.replace(/[\s-]/g, '').toUpperCase()];
+}
+
+/** The character set of a message whose bytes are all ASCII, which every supported set reads alike. */
+export function charsetOfAscii(declared: string): Charset {
+  const wanted = encodingForDeclared(declared);
+  if (wanted !== undefined) return { declared, encoding: wanted };
+  return { declared, encoding: 'utf-8', mismatch: unsupportedCharset(declared) };
+}
+
+function unsupportedCharset(declared: string): string {
+  return `MSH-18 "${declared}" is not a supported character set; read as UTF-8`;
 }
 
 /** Decodes bytes per the declared MSH-18 value, never losing a byte. */
@@ -57,7 +69,7 @@ export function decodeBytes(bytes: Uint8Array, declared: string): { text: string
   if (wanted === 'utf-8' || wanted === undefined) {
     if (isUtf8(buf)) {
       const charset: Charset = { declared, encoding: 'utf-8' };
-      if (wanted === undefined) charset.mismatch = `MSH-18 "${declared}" is not a supported character set; read as UTF-8`;
+      if (wanted === undefined) charset.mismatch = unsupportedCharset(declared);
       return { text: buf.toString('utf8'), charset };
     }
     return {

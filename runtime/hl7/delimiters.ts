@@ -35,6 +35,18 @@ const HEADER_NAMES = new Set(['MSH', 'FHS', 'BHS']);
  * `segmentIndex` is only used to locate errors.
  */
 export function readDelimiters(segment: string, segmentIndex = 1): Delimiters {
+  // Nearly every message from one sender declares the same delimiters: reuse the last ones read.
+  if (lastRead !== null && segment.startsWith(lastRead.prefix)) return lastRead.delimiters;
+  const delimiters = readDelimitersAnew(segment, segmentIndex);
+  const prefix = segment.slice(0, 4 + encodingCharacters(delimiters).length + 1);
+  if (prefix.endsWith(delimiters.field)) lastRead = { prefix, delimiters: Object.freeze(delimiters) };
+  return delimiters;
+}
+
+/** The header start ("MSH|^~\\&|", MSH-2 closed by a separator) the last delimiters were read from. */
+let lastRead: { prefix: string; delimiters: Readonly<Delimiters> } | null = null;
+
+function readDelimitersAnew(segment: string, segmentIndex: number): Delimiters {
   const name = segment.slice(0, 3);
   if (!HEADER_NAMES.has(name)) {
     throw new Hl7ParseError('NO_MSH', `expected an MSH header segment, found "${printable(segment.slice(0, 3))}"`, {

@@ -79,7 +79,12 @@ function isUtf8Bytes(bytes: Buffer): boolean {
 /** Characters that need escaping, by delimiter set; built once per distinct set. */
 const specialCache = new Map<string, RegExp>();
 
+let lastDelimiters: Delimiters | null = null;
+let lastSpecials: RegExp | null = null;
+
 function specialsFor(d: Delimiters): RegExp {
+  // Messages usually share one delimiters object (see readDelimiters): skip building the key.
+  if (d === lastDelimiters) return lastSpecials!;
   const key = d.field + d.component + d.repetition + (d.escape ?? '') + (d.subcomponent ?? '') + (d.truncation ?? '');
   let re = specialCache.get(key);
   if (!re) {
@@ -89,12 +94,14 @@ function specialsFor(d: Delimiters): RegExp {
     re = new RegExp(`[${chars.join('')}]`);
     specialCache.set(key, re);
   }
+  lastDelimiters = d;
+  lastSpecials = re;
   return re;
 }
 
 /** Encodes a decoded leaf value for writing into a message with these delimiters. */
 export function escapeValue(value: string, d: Delimiters): string {
-  if (!specialsFor(d).test(value)) return value;
+  if (value === '' || !specialsFor(d).test(value)) return value;
   const esc = d.escape;
   if (esc === undefined) {
     throw new Hl7EditError(

@@ -1,5 +1,5 @@
 import type { Charset } from './charset.js';
-import { decodeBytes, encodeText, encodingForDeclared } from './charset.js';
+import { charsetOfAscii, decodeBytes, encodeText, encodingForDeclared } from './charset.js';
 import type { Delimiters } from './delimiters.js';
 import { DEFAULT_DELIMITERS, mshField, printable, readDelimiters } from './delimiters.js';
 import { Hl7ParseError } from './errors.js';
@@ -198,7 +198,8 @@ function isUpperOrDigit(c: number): boolean {
 }
 
 function isContent(line: string): boolean {
-  return line.trim() !== '';
+  // Almost every line starts with a segment name; only the rest need trimming.
+  return line.charCodeAt(0) > 0x20 || line.trim() !== '';
 }
 
 function firstContentLine(lines: string[]): number {
@@ -262,10 +263,18 @@ function toText(input: string | Uint8Array, options: ParseOptions): { text: stri
     return { text: input, charset: { declared, encoding: encodingForDeclared(declared) ?? 'utf-8' }, scanned: false };
   }
   const buf = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+  const scan = scanBytes(buf);
+  if (scan === ASCII_TEXT) {
+    // Every supported character set reads ASCII the same way, so MSH-18 is only needed to
+    // write the message back; the text is read first and the header from it.
+    const text = buf.toString('latin1');
+    const declared = declaredCharset(text) || options.defaultCharset || '';
+    return { text, charset: charsetOfAscii(declared), scanned: true };
+  }
   // Delimiters and MSH-18 are ASCII, so the header can be read before the character set is known.
   const declared = declaredCharset(headerText(buf)) || options.defaultCharset || '';
   const decoded = decodeBytes(buf, declared);
-  const control = firstControlByte(buf);
+  const control = scan === OTHER_TEXT ? -1 : scan;
   if (control !== -1) {
     const at = decoded.charset.encoding === 'utf-8' ? buf.toString('utf8', 0, control).length : control;
     throw binaryError(decoded.text, at);
@@ -277,22 +286,33 @@ function isBadControlByte(c: number): boolean {
   return (c < 0x20 && c !== 0x0d && c !== 0x0a && c !== 0x09) || c === 0x7f;
 }
 
+/** scanBytes found only ASCII text (no control bytes, nothing above 0x7f). */
+const ASCII_TEXT = -1;
+/** scanBytes found no control bytes but some bytes above 0x7f. */
+const OTHER_TEXT = -2;
+
 /**
- * Index of the first control byte other than TAB, CR and LF, or -1. Four bytes at a time: a
- * word holds a byte below 0x20 exactly when (w - 0x20202020) & ~w & 0x80808080 is not zero,
- * and one equal to 0x7f when the same test on w ^ 0x7f7f7f7f finds a zero byte. Only words
- * that hold such a byte (most often a CR) are looked at byte by byte.
+ * Index of the first control byte other than TAB, CR and LF; else ASCII_TEXT or OTHER_TEXT.
+ * Four bytes at a time: a word holds a byte below 0x20 exactly when
+ * (w - 0x20202020) & ~w & 0x80808080 is not zero, and one equal to 0x7f when the same test on
+ * w ^ 0x7f7f7f7f finds a zero byte. Only words that hold such a byte (most often a CR) are
+ * looked at byte by byte; high bits are gathered on the way to tell ASCII apart.
  */
-function firstControlByte(buf: Uint8Array): number {
+function scanBytes(buf: Uint8Array): number {
   const n = buf.length;
+  let high = 0;
   let i = 0;
   const misalign = (4 - (buf.byteOffset & 3)) & 3;
-  for (; i < misalign && i < n; i++) if (isBadControlByte(buf[i]!)) return i;
+  for (; i < misalign && i < n; i++) {
+    if (isBadControlByte(buf[i]!)) return i;
+    high |= buf[i]!;
+  }
   const words = (n - i) >>> 2;
   if (words > 0) {
     const view = new Uint32Array(buf.buffer, buf.byteOffset + i, words);
     for (let k = 0; k < words; k++) {
       const w = view[k]!;
+      high |= w;
       const x = w ^ 0x7f7f7f7f;
       if (((w - 0x20202020) & ~w & 0x80808080) !== 0 || ((x - 0x01010101) & ~x & 0x80808080) !== 0) {
         const base = i + k * 4;
@@ -301,8 +321,11 @@ function firstControlByte(buf: Uint8Array): number {
     }
     i += words * 4;
   }
-  for (; i < n; i++) if (isBadControlByte(buf[i]!)) return i;
-  return -1;
+  for (; i < n; i++) {
+    if (isBadControlByte(buf[i]!)) return i;
+    high |= buf[i]!;
+  }
+  return (high & 0x80808080) === 0 ? ASCII_TEXT : OTHER_TEXT;
 }
 
 /** The first MSH line of the bytes (as Latin-1), or of the first 64 KiB when there is none. */
@@ -320,9 +343,10 @@ function declaredCharset(text: string): string {
   const start = text.startsWith('MSH') ? 0 : text.search(/(?:^|[\r\n])MSH/);
   if (start === -1) return '';
   const from = text[start] === 'M' ? start : start + 1;
-  let end = from;
-  while (end < text.length && text[end] !== '\r' && text[end] !== '\n') end++;
-  const line = text.slice(from, end);
+  let end = text.indexOf('\r', from);
+  const lf = text.indexOf('\n', from);
+  if (end === -1 || (lf !== -1 && lf < end)) end = lf;
+  const line = text.slice(from, end === -1 ? text.length : end);
   const msh18 = mshField(line, 18);
   const rep = line[5];
   const repAt = rep ? msh18.indexOf(rep) : -1;

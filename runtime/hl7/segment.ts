@@ -83,9 +83,11 @@ export class Segment {
     if (raw === '') {
       this.parsed = [this.name];
     } else if (this.isHeader) {
+      // raw[3] is MSH-1 itself: split on it, then put it back as field 1.
       const sep = this.delimiters.field;
-      const parts = raw.slice(4).split(sep);
-      this.parsed = [this.name, sep, ...parts];
+      const fields = raw.split(sep);
+      fields.splice(1, 0, sep);
+      this.parsed = fields;
     } else {
       this.parsed = raw.split(this.delimiters.field);
     }

@@ -38,5 +38,14 @@ const processTag = Math.floor(Math.random() * 36 ** 3)
  */
 export function newControlId(now = Date.now()): string {
   counter = (counter + 1) % 36 ** 4;
-  return now.toString(36).toUpperCase() + processTag + counter.toString(36).toUpperCase().padStart(4, '0');
+  if (now !== prefixTime) {
+    // Many ids are made in the same millisecond under load: build the time part once.
+    prefixTime = now;
+    prefix = now.toString(36).toUpperCase() + processTag;
+  }
+  return prefix + BASE36[(counter / 46656) | 0]! + BASE36[((counter / 1296) | 0) % 36]! + BASE36[((counter / 36) | 0) % 36]! + BASE36[counter % 36]!;
 }
+
+const BASE36 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ';
+let prefixTime = -1;
+let prefix = '';

@@ -48,6 +48,19 @@ describe('character sets (MSH-18)', () => {
     }
   });
 
+  test('all-ASCII bytes keep the declared set for writing back, and flag one not supported', () => {
+    // ASCII reads the same in every supported set, so these bytes skip decoding by MSH-18.
+    const latin2 = parseMessage(Buffer.from(withCharset('8859/2', 'NOWAK^JAN')));
+    expect(latin2.charset).toEqual({ declared: '8859/2', encoding: 'iso-8859-2' });
+    latin2.set('PID-5.1', 'ŁÓDŹ');
+    expect(latin2.toBytes().includes(Buffer.from([0xa3]))).toBe(true);
+    const unknown = parseMessage(Buffer.from(withCharset('EBCDIC', 'NOWAK^JAN')));
+    expect(unknown.charset.encoding).toBe('utf-8');
+    expect(unknown.charset.mismatch).toMatch(/"EBCDIC" is not a supported character set/);
+    const absent = parseMessage(Buffer.from(withCharset('', 'NOWAK^JAN')), { defaultCharset: '8859/1' });
+    expect(absent.charset).toEqual({ declared: '8859/1', encoding: 'latin1' });
+  });
+
   test('a mislabelled corpus file round-trips byte for byte', () => {
     const bytes = corpusFile('edge/prime-elims-msh18-8859-1-with-fffd.hl7');
     const m = parseMessage(bytes);

@@ -58,6 +58,28 @@ describe('delimiters from MSH-1 and MSH-2', () => {
     expect(m.get('PID-5.1')).toBe('CRESWELL');
   });
 
+  test('messages one after another with different delimiters each get their own', () => {
+    // The delimiters last read are reused when the next header starts the same way.
+    const standard = 'MSH|^~\\&|A|B|C|D|20260101||ADT^A01|1|P|2.5\rPID|1||7^^^H&1.2&ISO||DOE^JANE\r';
+    const withTruncation = 'MSH|^~\\&#|A|B|C|D|20260101||ADT^A01|2|P|2.7\rPID|1||8^^^H&1.2&ISO||DOE#^JO\r';
+    const otherSeparator = 'MSH!^~\\&!A!B!C!D!20260101!!ADT^A01!3!P!2.5\rPID!1!!9^^^H&1.2&ISO!!DOE^JIM\r';
+    for (let round = 0; round < 2; round++) {
+      const a = parseMessage(Buffer.from(standard));
+      expect(a.delimiters.truncation).toBeUndefined();
+      expect(a.get('PID-3.4.2')).toBe('1.2');
+      const b = parseMessage(Buffer.from(withTruncation));
+      expect(b.delimiters.truncation).toBe('#');
+      expect(b.get('PID-5.1')).toBe('DOE#');
+      const c = parseMessage(Buffer.from(otherSeparator));
+      expect(c.delimiters.field).toBe('!');
+      expect(c.get('PID-5.2')).toBe('JIM');
+    }
+    const again = parseMessage(Buffer.from(standard)).delimiters;
+    expect(parseMessage(Buffer.from(standard)).delimiters).toBe(again);
+    expect(Object.isFrozen(again)).toBe(true);
+    expect(() => parseMessage('MSH|^~\\&\r')).toThrow(Hl7ParseError);
+  });
+
   test('a non-standard subcomponent separator is honoured', () => {
     const m = parseMessage(corpusFile('edge/hapi-bar-p01-subcomponent-brace.hl7'));
     expect(m.delimiters.subcomponent).toBe('}');
