@@ -64,11 +64,11 @@ async function bareSender(port: number, payload: (id: number) => string): Promis
 
 async function hl7cSender(port: number, payload: (id: number) => string): Promise<{ send: Sender; close: () => void }> {
   const client = new MllpClient({ host: '127.0.0.1', port, ackTimeoutMs: 10_000 });
+  const check = (ack: { code: string }) => {
+    if (ack.code !== 'AA' && ack.code !== 'CA') throw new Error(`unexpected ACK ${ack.code}`);
+  };
   return {
-    send: async (id) => {
-      const ack = await client.send(payload(id));
-      if (ack.code !== 'AA' && ack.code !== 'CA') throw new Error(`unexpected ACK ${ack.code}`);
-    },
+    send: (id) => client.send(payload(id)).then(check),
     close: () => void client.close(),
   };
 }

@@ -9,6 +9,7 @@ export {
   ackCodeFor,
   ackForPayload,
   ackRequestOf,
+  ackBytes,
   buildAck,
   buildAckFromHeader,
   HL7_ERROR,

@@ -1,7 +1,8 @@
 import type { Delimiters } from '../hl7/delimiters.js';
 import { DEFAULT_DELIMITERS, encodingCharacters, readDelimiters } from '../hl7/delimiters.js';
 import { escapeValue } from '../hl7/escape.js';
-import { encodingForDeclared } from '../hl7/charset.js';
+import type { Charset } from '../hl7/charset.js';
+import { encodeText, encodingForDeclared } from '../hl7/charset.js';
 import { Message } from '../hl7/message.js';
 import { Segment } from '../hl7/segment.js';
 import { hl7Timestamp, newControlId } from '../hl7/timestamp.js';
@@ -124,6 +125,11 @@ export function buildAck(original: Message, options: AckOptions): Message {
   return buildAckFromHeader(headerOf(original), options);
 }
 
+/** The ACK buildAck describes, as bytes ready to send, without building a Message first. */
+export function ackBytes(original: Message, options: AckOptions): Buffer {
+  return ackBytesFromHeader(headerOf(original), options);
+}
+
 /** The parts of a received header an ACK needs. Values are kept encoded, as they came. */
 export interface ReceivedHeader {
   delimiters: Delimiters;
@@ -194,10 +200,27 @@ export function readHeaderLeniently(text: string): ReceivedHeader {
  */
 export function ackForPayload(payload: Buffer, code: AckCode, error: AckError): Buffer {
   const header = readHeaderLeniently(payload.subarray(0, 64 * 1024).toString('latin1'));
-  return buildAckFromHeader(header, { code, errors: [error] }).toBytes();
+  return ackBytesFromHeader(header, { code, errors: [error] });
+}
+
+function ackBytesFromHeader(h: ReceivedHeader, options: AckOptions): Buffer {
+  const { lines, charset } = ackLines(h, options);
+  let text = '';
+  for (const line of lines) text += line + '\r';
+  return encodeText(text, charset.encoding);
 }
 
 export function buildAckFromHeader(h: ReceivedHeader, options: AckOptions): Message {
+  const { lines, charset } = ackLines(h, options);
+  return new Message(
+    h.delimiters,
+    lines.map((line) => new Segment(line.slice(0, 3), line, h.delimiters)),
+    charset,
+  );
+}
+
+/** The ACK's segments, encoded, and the character set to write them in. */
+function ackLines(h: ReceivedHeader, options: AckOptions): { lines: string[]; charset: Charset } {
   // Built as text from known-good parts, since this runs for every message acknowledged.
   const d = h.delimiters;
   const sep = d.field;
@@ -215,10 +238,10 @@ export function buildAckFromHeader(h: ReceivedHeader, options: AckOptions): Mess
   const errors = options.errors ?? [];
   const msaText = escapeValue(errors.length ? errors.map((e) => e.userMessage).join('; ') : options.text ?? '', d);
   const msa = trimTrailing(['MSA', options.code, h.controlId, msaText], '').join(sep);
-  const segments = [new Segment('MSH', msh, d), new Segment('MSA', msa, d)];
-  for (const e of errors) segments.push(new Segment('ERR', errSegment(e, d, v25), d));
+  const lines = [msh, msa];
+  for (const e of errors) lines.push(errSegment(e, d, v25));
   const encoding = h.charset ? (encodingForDeclared(h.charset.split(d.repetition)[0]!.trim()) ?? 'utf-8') : 'utf-8';
-  return new Message(d, segments, { declared: h.charset, encoding });
+  return { lines, charset: { declared: h.charset, encoding } };
 }
 
 function errSegment(e: AckError, d: Delimiters, v25: boolean): string {

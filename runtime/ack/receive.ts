@@ -3,7 +3,7 @@ import { Hl7ParseError } from '../hl7/errors.js';
 import type { Message } from '../hl7/message.js';
 import { parseMessage } from '../hl7/parse.js';
 import type { AckError, AckOutcome } from './ack.js';
-import { ackCodeFor, ackForPayload, ackRequestOf, buildAck, HL7_ERROR, shouldSendAcceptAck } from './ack.js';
+import { ackBytes, ackCodeFor, ackForPayload, ackRequestOf, HL7_ERROR, shouldSendAcceptAck } from './ack.js';
 
 /** Table 0357 code for each way a message can fail to parse. */
 const PARSE_ERROR_CODES: Record<Hl7ParseErrorCode, number> = {
@@ -51,5 +51,5 @@ export function acknowledge(message: Message, outcome: AckOutcome, errors: AckEr
   if (isAckMessage(message)) return undefined;
   const request = ackRequestOf(message);
   if (!shouldSendAcceptAck(request, outcome)) return undefined;
-  return buildAck(message, { code: ackCodeFor(outcome, request.mode), errors }).toBytes();
+  return ackBytes(message, { code: ackCodeFor(outcome, request.mode), errors });
 }

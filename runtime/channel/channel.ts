@@ -1,5 +1,5 @@
 import type { AckError, AckOutcome } from '../ack/ack.js';
-import { ackCodeFor, ackRequestOf, buildAck, HL7_ERROR, shouldSendAcceptAck } from '../ack/ack.js';
+import { ackBytes, ackCodeFor, ackRequestOf, HL7_ERROR, shouldSendAcceptAck } from '../ack/ack.js';
 import { isAckMessage, receive } from '../ack/receive.js';
 import { encodeText } from '../hl7/charset.js';
 import type { Message } from '../hl7/message.js';
@@ -217,5 +217,5 @@ function ackFor(channel: ChannelDefinition, message: Message, outcome: AckOutcom
   const mode = setting === 'as_requested' ? request.mode : setting;
   if (mode === 'enhanced' && !shouldSendAcceptAck({ ...request, mode }, outcome)) return {};
   const code = ackCodeFor(outcome, mode);
-  return { ack: buildAck(message, { code, errors }).toBytes(), ackCode: code };
+  return { ack: ackBytes(message, { code, errors }), ackCode: code };
 }

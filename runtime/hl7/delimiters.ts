@@ -28,7 +28,15 @@ export function encodingCharacters(d: Delimiters): string {
   return d.component + d.repetition + (d.escape ?? '') + (d.subcomponent ?? '') + (d.truncation ?? '');
 }
 
-const HEADER_NAMES = new Set(['MSH', 'FHS', 'BHS']);
+/** MSH, FHS or BHS: the segments that declare delimiters. Char codes, as this runs per segment. */
+export function isHeaderSegmentName(name: string): boolean {
+  if (name.length !== 3) return false;
+  const a = name.charCodeAt(0);
+  const b = name.charCodeAt(1);
+  const c = name.charCodeAt(2);
+  // M S H, or F H S / B H S
+  return a === 0x4d ? b === 0x53 && c === 0x48 : (a === 0x46 || a === 0x42) && b === 0x48 && c === 0x53;
+}
 
 /**
  * Reads the delimiters of a header segment (MSH, FHS or BHS).
@@ -48,7 +56,7 @@ let lastRead: { prefix: string; delimiters: Readonly<Delimiters> } | null = null
 
 function readDelimitersAnew(segment: string, segmentIndex: number): Delimiters {
   const name = segment.slice(0, 3);
-  if (!HEADER_NAMES.has(name)) {
+  if (!isHeaderSegmentName(name)) {
     throw new Hl7ParseError('NO_MSH', `expected an MSH header segment, found "${printable(segment.slice(0, 3))}"`, {
       segmentIndex,
     });

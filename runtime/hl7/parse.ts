@@ -1,7 +1,7 @@
 import type { Charset } from './charset.js';
 import { charsetOfAscii, decodeBytes, encodeText, encodingForDeclared } from './charset.js';
 import type { Delimiters } from './delimiters.js';
-import { DEFAULT_DELIMITERS, mshField, printable, readDelimiters } from './delimiters.js';
+import { DEFAULT_DELIMITERS, isHeaderSegmentName, mshField, printable, readDelimiters } from './delimiters.js';
 import { Hl7ParseError } from './errors.js';
 import { Message } from './message.js';
 import { Segment } from './segment.js';
@@ -16,8 +16,8 @@ export interface ParseOptions {
 
 /** Parses one message from text or bytes (bytes are decoded per MSH-18). */
 export function parseMessage(input: string | Uint8Array, options: ParseOptions = {}): Message {
-  const { text, charset, scanned } = toText(input, options);
-  const lines = splitLines(text, !scanned);
+  const { text, charset, scanned, lineFeeds } = toText(input, options);
+  const lines = splitLines(text, !scanned, lineFeeds);
   const first = firstContentLine(lines);
   if (first === -1) throw new Hl7ParseError('EMPTY', 'the input holds no segments');
   const name = lines[first]!.slice(0, 3);
@@ -67,8 +67,8 @@ export class Batch {
 
 /** Parses a batch file, a single message, or several messages one after another. */
 export function parseBatch(input: string | Uint8Array, options: ParseOptions = {}): Batch {
-  const { text, charset, scanned } = toText(input, options);
-  const lines = splitLines(text, !scanned);
+  const { text, charset, scanned, lineFeeds } = toText(input, options);
+  const lines = splitLines(text, !scanned, lineFeeds);
   if (firstContentLine(lines) === -1) throw new Hl7ParseError('EMPTY', 'the input holds no segments');
   const items: BatchItem[] = [];
   let envelopeDelimiters: Delimiters | undefined;
@@ -167,7 +167,7 @@ function buildMessage(lines: string[], start: number, end: number, charset: Char
         { segmentIndex: index },
       );
     }
-    if (i > start && (name === 'MSH' || name === 'FHS' || name === 'BHS')) {
+    if (i > start && isHeaderSegmentName(name)) {
       throw new Hl7ParseError('BAD_BATCH', `a second ${name} inside one message; read several messages with parseBatch`, {
         segmentIndex: index,
         segmentName: name,
@@ -210,12 +210,12 @@ function firstContentLine(lines: string[]): number {
  * Splits text into segment lines. CR, LF and CRLF all end a segment; one final terminator
  * is dropped (output always writes CR), further empty lines are kept as blank segments.
  */
-export function splitLines(text: string, checkControlCharacters = true): string[] {
+export function splitLines(text: string, checkControlCharacters = true, lineFeeds = text.indexOf('\n') !== -1): string[] {
   if (checkControlCharacters) {
     const binary = firstControlCharacter(text);
     if (binary !== -1) throw binaryError(text, binary);
   }
-  const lines = text.indexOf('\n') === -1 ? text.split('\r') : text.split(/\r\n|\r|\n/);
+  const lines = lineFeeds ? text.split(/\r\n|\r|\n/) : text.split('\r');
   if (lines.length > 1 && lines[lines.length - 1] === '') lines.pop();
   return lines;
 }
@@ -257,76 +257,83 @@ function binaryError(text: string, at: number): Hl7ParseError {
  * decoding (`scanned`), which is cheaper on bytes than on text; every supported character set
  * keeps bytes below 0x20 as those same characters.
  */
-function toText(input: string | Uint8Array, options: ParseOptions): { text: string; charset: Charset; scanned: boolean } {
+function toText(input: string | Uint8Array, options: ParseOptions): { text: string; charset: Charset; scanned: boolean; lineFeeds?: boolean } {
   if (typeof input === 'string') {
     const declared = declaredCharset(input);
     return { text: input, charset: { declared, encoding: encodingForDeclared(declared) ?? 'utf-8' }, scanned: false };
   }
   const buf = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   const scan = scanBytes(buf);
-  if (scan === ASCII_TEXT) {
+  const lineFeeds = (scan & SAW_LINE_FEED) !== 0;
+  if (scan >= 0 && (scan & SAW_NON_ASCII) === 0) {
     // Every supported character set reads ASCII the same way, so MSH-18 is only needed to
     // write the message back; the text is read first and the header from it.
     const text = buf.toString('latin1');
-    const declared = declaredCharset(text) || options.defaultCharset || '';
-    return { text, charset: charsetOfAscii(declared), scanned: true };
+    const declared = declaredCharset(text, lineFeeds) || options.defaultCharset || '';
+    return { text, charset: charsetOfAscii(declared), scanned: true, lineFeeds };
   }
   // Delimiters and MSH-18 are ASCII, so the header can be read before the character set is known.
   const declared = declaredCharset(headerText(buf)) || options.defaultCharset || '';
   const decoded = decodeBytes(buf, declared);
-  const control = scan === OTHER_TEXT ? -1 : scan;
-  if (control !== -1) {
+  if (scan < 0) {
+    let control = 0;
+    while (byteFlags(buf[control]!) >= 0) control++;
     const at = decoded.charset.encoding === 'utf-8' ? buf.toString('utf8', 0, control).length : control;
     throw binaryError(decoded.text, at);
   }
-  return { ...decoded, scanned: true };
+  return { ...decoded, scanned: true, lineFeeds };
 }
 
-function isBadControlByte(c: number): boolean {
-  return (c < 0x20 && c !== 0x0d && c !== 0x0a && c !== 0x09) || c === 0x7f;
-}
-
-/** scanBytes found only ASCII text (no control bytes, nothing above 0x7f). */
-const ASCII_TEXT = -1;
-/** scanBytes found no control bytes but some bytes above 0x7f. */
-const OTHER_TEXT = -2;
+/** scanBytes flags: a byte above 0x7f, and an LF (so segments may end in LF or CRLF). */
+const SAW_NON_ASCII = 1 << 29;
+const SAW_LINE_FEED = 1 << 28;
 
 /**
- * Index of the first control byte other than TAB, CR and LF; else ASCII_TEXT or OTHER_TEXT.
- * Four bytes at a time: a word holds a byte below 0x20 exactly when
- * (w - 0x20202020) & ~w & 0x80808080 is not zero, and one equal to 0x7f when the same test on
- * w ^ 0x7f7f7f7f finds a zero byte. Only words that hold such a byte (most often a CR) are
- * looked at byte by byte; high bits are gathered on the way to tell ASCII apart.
+ * Looks at every byte once: flags non-ASCII bytes and LFs, or stops at the first control byte
+ * other than TAB, CR and LF (the result is then negative). Four bytes at a
+ * time: a word holds a byte below 0x20 exactly when (w - 0x20202020) & ~w & 0x80808080 is not
+ * zero, and one at 0x7f or above when (w + 0x01010101) | w has a high bit set. Only such words
+ * (most often one holding a CR) are looked at byte by byte.
  */
 function scanBytes(buf: Uint8Array): number {
   const n = buf.length;
-  let high = 0;
+  let flags = 0;
   let i = 0;
   const misalign = (4 - (buf.byteOffset & 3)) & 3;
   for (; i < misalign && i < n; i++) {
-    if (isBadControlByte(buf[i]!)) return i;
-    high |= buf[i]!;
+    flags |= byteFlags(buf[i]!);
+    if (flags < 0) return flags;
   }
   const words = (n - i) >>> 2;
   if (words > 0) {
-    const view = new Uint32Array(buf.buffer, buf.byteOffset + i, words);
+    const view = new Int32Array(buf.buffer, buf.byteOffset + i, words);
     for (let k = 0; k < words; k++) {
       const w = view[k]!;
-      high |= w;
-      const x = w ^ 0x7f7f7f7f;
-      if (((w - 0x20202020) & ~w & 0x80808080) !== 0 || ((x - 0x01010101) & ~x & 0x80808080) !== 0) {
+      if ((((w - 0x20202020) & ~w) | (w + 0x01010101) | w) & 0x80808080) {
         const base = i + k * 4;
-        for (let b = base; b < base + 4; b++) if (isBadControlByte(buf[b]!)) return b;
+        for (let b = base; b < base + 4; b++) {
+          flags |= byteFlags(buf[b]!);
+          if (flags < 0) return flags;
+        }
       }
     }
     i += words * 4;
   }
   for (; i < n; i++) {
-    if (isBadControlByte(buf[i]!)) return i;
-    high |= buf[i]!;
+    flags |= byteFlags(buf[i]!);
+    if (flags < 0) return flags;
   }
-  return (high & 0x80808080) === 0 ? ASCII_TEXT : OTHER_TEXT;
+  return flags;
 }
+
+/** What one byte adds to scanBytes' result; the sign bit for a control byte that has no place in HL7 text. */
+function byteFlags(c: number): number {
+  if (c >= 0x20) return c === 0x7f ? BAD_CONTROL_BYTE : c > 0x7f ? SAW_NON_ASCII : 0;
+  if (c === 0x0d || c === 0x09) return 0;
+  return c === 0x0a ? SAW_LINE_FEED : BAD_CONTROL_BYTE;
+}
+
+const BAD_CONTROL_BYTE = 1 << 31;
 
 /** The first MSH line of the bytes (as Latin-1), or of the first 64 KiB when there is none. */
 function headerText(buf: Buffer): string {
@@ -339,12 +346,12 @@ function headerText(buf: Buffer): string {
 }
 
 /** MSH-18's first repetition from the first MSH in the text, '' when absent. */
-function declaredCharset(text: string): string {
+function declaredCharset(text: string, lineFeeds = true): string {
   const start = text.startsWith('MSH') ? 0 : text.search(/(?:^|[\r\n])MSH/);
   if (start === -1) return '';
   const from = text[start] === 'M' ? start : start + 1;
   let end = text.indexOf('\r', from);
-  const lf = text.indexOf('\n', from);
+  const lf = lineFeeds ? text.indexOf('\n', from) : -1;
   if (end === -1 || (lf !== -1 && lf < end)) end = lf;
   const line = text.slice(from, end === -1 ? text.length : end);
   const msh18 = mshField(line, 18);

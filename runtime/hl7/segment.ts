@@ -1,7 +1,6 @@
 import type { Delimiters } from './delimiters.js';
+import { isHeaderSegmentName } from './delimiters.js';
 import { Hl7EditError } from './errors.js';
-
-const HEADER_SEGMENTS = new Set(['MSH', 'FHS', 'BHS']);
 
 /**
  * One segment, kept as its encoded text until a field is read. Field values stay encoded
@@ -33,7 +32,7 @@ export class Segment {
   }
 
   get isHeader(): boolean {
-    return HEADER_SEGMENTS.has(this.name);
+    return isHeaderSegmentName(this.name);
   }
 
   /** True for an empty line kept only so the message writes back as it came. */

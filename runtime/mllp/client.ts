@@ -1,7 +1,6 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { readAck } from '../ack/ack.js';
-import { mshField } from '../hl7/delimiters.js';
 import type { AckSummary } from '../ack/ack.js';
 import type { Message } from '../hl7/message.js';
 import { parseMessage } from '../hl7/parse.js';
@@ -42,29 +41,53 @@ export interface SendResult extends AckSummary {
 
 /**
  * The common answer, a plain AA or CA without ERR, read from the MSA segment alone. Anything
- * else (errors, escapes, non-ASCII text) returns undefined and gets a full parse.
+ * else (errors, escapes, non-ASCII text) returns undefined and gets a full parse. The bytes are
+ * walked directly: decoding the ACK to search it costs more than the search.
  */
 function quickPositiveAck(payload: Buffer): Omit<SendResult, 'acknowledged'> | undefined {
-  if (payload.length > 4096 || payload[0] !== 0x4d) return undefined;
-  const text = payload.toString('latin1');
-  const sep = text[3];
-  if (!text.startsWith('MSH') || !sep) return undefined;
-  const msa = text.indexOf(`\rMSA${sep}`);
-  if (msa === -1 || text.includes(`\rERR${sep}`)) return undefined;
-  const end = text.indexOf('\r', msa + 1);
-  const fields = text.slice(msa + 1, end === -1 ? text.length : end).split(sep);
-  const code = fields[1] ?? '';
+  const n = payload.length;
+  if (n > 4096 || n < 9 || payload[0] !== 0x4d || payload[1] !== 0x53 || payload[2] !== 0x48) return undefined;
+  const sep = payload[3]!;
+  let msa = -1;
+  for (let i = 4; i + 4 < n; i++) {
+    if (payload[i] !== 0x0d || payload[i + 4] !== sep) continue;
+    const a = payload[i + 1];
+    const b = payload[i + 2];
+    const c = payload[i + 3];
+    if (a === 0x4d && b === 0x53 && c === 0x41) {
+      if (msa === -1) msa = i + 5;
+    } else if (a === 0x45 && b === 0x52 && c === 0x52) {
+      return undefined;
+    }
+  }
+  if (msa === -1) return undefined;
+  // MSA-1, MSA-2 and MSA-3 as [start, stop) pairs; a value holding a delimiter or anything but
+  // printable ASCII would need decoding, so it is left to the full parse.
+  const bounds = [msa, -1, -1, -1, -1, -1];
+  let k = 0;
+  let i = msa;
+  for (; i < n; i++) {
+    const c = payload[i]!;
+    if (c === sep || c === 0x0d || c === 0x0a) {
+      if (c !== sep || k === 4) break;
+      bounds[k + 1] = i;
+      bounds[k + 2] = i + 1;
+      k += 2;
+    } else if (c < 0x20 || c > 0x7e || isEncodingCharacter(payload, sep, c)) {
+      return undefined;
+    }
+  }
+  bounds[k + 1] = i;
+  const read = (j: number) => (bounds[j] === -1 ? '' : payload.toString('latin1', bounds[j], bounds[j + 1]));
+  const code = read(0);
   if (code !== 'AA' && code !== 'CA') return undefined;
-  const delimiters = text.slice(4, text.indexOf(sep, 4));
-  const plain = (v: string) => {
-    if (!/^[\x20-\x7e]*$/.test(v)) return false;
-    for (let i = 0; i < delimiters.length; i++) if (v.includes(delimiters[i]!)) return false;
-    return true;
-  };
-  const controlId = fields[2] ?? '';
-  const msa3 = fields[3] ?? '';
-  if (!plain(controlId) || !plain(msa3)) return undefined;
-  return { code, acknowledgedControlId: controlId, text: msa3, errors: [] };
+  return { code, acknowledgedControlId: read(2), text: read(4), errors: [] };
+}
+
+/** Whether a byte is one of MSH-2's encoding characters (bytes 4 up to the next separator). */
+function isEncodingCharacter(payload: Buffer, sep: number, c: number): boolean {
+  for (let i = 4; i < 9 && payload[i] !== sep; i++) if (payload[i] === c) return true;
+  return false;
 }
 
 /** A positive ACK read from MSA alone; the whole ACK is parsed only if someone asks for it. */
@@ -83,20 +106,40 @@ class QuickResult implements SendResult {
   }
 }
 
-function firstLineOfText(text: string): string {
-  let end = text.indexOf('\r');
-  const lf = text.indexOf('\n');
-  if (end === -1 || (lf !== -1 && lf < end)) end = lf;
-  return end === -1 ? text.slice(0, 4096) : text.slice(0, end);
-}
-
-/** The first segment of a payload, as Latin-1 (enough to read MSH-10 and MSH-15). */
-function firstLine(bytes: Uint8Array): string {
-  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let end = buf.indexOf(0x0d);
-  const lf = buf.indexOf(0x0a);
-  if (end === -1 || (lf !== -1 && lf < end)) end = lf;
-  return buf.toString('latin1', 0, end === -1 ? Math.min(buf.length, 4096) : end);
+/**
+ * MSH-10 and MSH-15 of a framed message, found by walking the bytes of its first segment:
+ * delimiters are ASCII whatever MSH-18 says, and decoding only the two values is several times
+ * cheaper than decoding and splitting the whole line.
+ */
+function headerFieldsOf(framed: Buffer): { controlId: string; acceptAck: string } {
+  const end = framed.length - 2;
+  if (end < 5 || framed[1] !== 0x4d || framed[2] !== 0x53 || framed[3] !== 0x48) return { controlId: '', acceptAck: '' };
+  const sep = framed[4]!;
+  const found = [-1, -1, -1, -1];
+  // After MSH-1 (the separator itself) comes MSH-2; each separator starts the next field.
+  let field = 2;
+  for (let i = 5; i < end; i++) {
+    const c = framed[i]!;
+    if (c === 0x0d || c === 0x0a) break;
+    if (c !== sep) continue;
+    field++;
+    if (field === 10) found[0] = i + 1;
+    else if (field === 11) found[1] = i;
+    else if (field === 15) found[2] = i + 1;
+    else if (field === 16) {
+      found[3] = i;
+      break;
+    }
+  }
+  const value = (start: number, stop: number) => {
+    if (start === -1) return '';
+    if (stop === -1) {
+      stop = start;
+      while (stop < end && framed[stop] !== sep && framed[stop] !== 0x0d && framed[stop] !== 0x0a) stop++;
+    }
+    return framed.toString('latin1', start, stop);
+  };
+  return { controlId: value(found[0]!, found[1]!), acceptAck: value(found[2]!, found[3]!).trim().toUpperCase() };
 }
 
 function unacknowledged(controlId: string, why: string): SendResult {
@@ -113,12 +156,23 @@ export class MllpError extends Error {
   }
 }
 
-interface Waiter {
-  controlId: string;
-  socket: net.Socket;
+/** A send waiting for its turn, or in flight; settled once. */
+interface PendingSend {
+  message: string | Uint8Array | Message;
   resolve(result: SendResult): void;
   reject(err: Error): void;
-  timer: NodeJS.Timeout;
+}
+
+/** The message in flight on a connection, waiting for its ACK. */
+interface Waiter {
+  send: PendingSend;
+  controlId: string;
+  socket: net.Socket;
+  /** performance.now() after which the wait is over. */
+  deadline: number;
+  timeoutMs: number;
+  /** MSH-15 ER: silence until the deadline means accepted. */
+  errorOnly: boolean;
 }
 
 /**
@@ -129,8 +183,16 @@ export class MllpClient {
   private socket: net.Socket | null = null;
   private connecting: Promise<net.Socket> | null = null;
   private waiter: Waiter | null = null;
-  private queue: Promise<unknown> = Promise.resolve();
-  private queued = 0;
+  /** Sends behind the one in progress, in the order they were made. */
+  private readonly backlog: PendingSend[] = [];
+  private busy = false;
+  private readonly whenIdle: Array<() => void> = [];
+  /**
+   * One timer for every ACK wait, moved only when a wait would end before it fires: arming
+   * and clearing a timer per message costs more than the rest of a send.
+   */
+  private ackTimer: NodeJS.Timeout | null = null;
+  private ackTimerAt = Infinity;
   private closed = false;
   private readonly log: Logger;
 
@@ -144,20 +206,23 @@ export class MllpClient {
 
   /** Sends one message and resolves with its ACK; rejects on timeout or a lost connection. */
   send(message: string | Uint8Array | Message): Promise<SendResult> {
-    // Idle: send at once; busy: wait for the message in flight (one at a time per connection).
-    const run = this.queued === 0 ? this.sendNow(message) : this.queue.then(() => this.sendNow(message));
-    this.queued++;
-    const settled = run.then(
-      () => this.queued--,
-      () => this.queued--,
-    );
-    this.queue = settled;
-    return run;
+    return new Promise<SendResult>((resolve, reject) => {
+      const send: PendingSend = { message, resolve, reject };
+      // Busy: wait for the message in flight (one at a time per connection).
+      if (this.busy) {
+        this.backlog.push(send);
+        return;
+      }
+      this.busy = true;
+      if (!this.start(send)) this.startNext();
+    });
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    await this.queue;
+    if (this.busy) await new Promise<void>((resolve) => this.whenIdle.push(resolve));
+    if (this.ackTimer) clearTimeout(this.ackTimer);
+    this.ackTimer = null;
     const socket = this.socket;
     this.socket = null;
     if (socket && !socket.destroyed) {
@@ -169,38 +234,92 @@ export class MllpClient {
     }
   }
 
-  private async sendNow(message: string | Uint8Array | Message): Promise<SendResult> {
-    if (this.closed) throw new MllpError('CLIENT_CLOSED', 'the MLLP client is closed');
-    // The frame is built once, straight from the message: no intermediate copy.
-    const framed = frame(typeof message === 'string' || message instanceof Uint8Array ? message : message.toBytes());
-    const line = typeof message === 'string' ? firstLineOfText(message) : firstLine(framed.subarray(1));
-    const controlId = mshField(line, 10);
-    if (!controlId) throw new MllpError('NO_CONTROL_ID', 'the message has no MSH-10 control id, so its ACK could not be matched');
-    const socket = this.socket && !this.socket.destroyed ? this.socket : await this.ensureConnected();
-    const acceptAck = mshField(line, 15).trim().toUpperCase();
+  /** Starts a send; false when it is already settled (so the caller goes on to the next). */
+  private start(send: PendingSend): boolean {
+    let framed: Buffer;
+    let controlId: string;
+    let acceptAck: string;
+    try {
+      if (this.closed) throw new MllpError('CLIENT_CLOSED', 'the MLLP client is closed');
+      const { message } = send;
+      // The frame is built once, straight from the message: no intermediate copy.
+      framed = frame(typeof message === 'string' || message instanceof Uint8Array ? message : message.toBytes());
+      ({ controlId, acceptAck } = headerFieldsOf(framed));
+      if (!controlId) throw new MllpError('NO_CONTROL_ID', 'the message has no MSH-10 control id, so its ACK could not be matched');
+    } catch (err) {
+      send.reject(err as Error);
+      return false;
+    }
+    const socket = this.socket;
+    if (socket && !socket.destroyed) return this.transmit(socket, send, framed, controlId, acceptAck);
+    this.ensureConnected().then(
+      (connected) => {
+        if (!this.transmit(connected, send, framed, controlId, acceptAck)) this.startNext();
+      },
+      (err: Error) => this.settle(send, err),
+    );
+    return true;
+  }
+
+  /** Writes the frame and waits for the ACK; false when no ACK is awaited (already settled). */
+  private transmit(socket: net.Socket, send: PendingSend, framed: Buffer, controlId: string, acceptAck: string): boolean {
     if (acceptAck === 'NE') {
       socket.write(framed);
-      return unacknowledged(controlId, 'MSH-15 is NE: no accept ACK requested');
+      send.resolve(unacknowledged(controlId, 'MSH-15 is NE: no accept ACK requested'));
+      return false;
     }
     const errorOnly = acceptAck === 'ER';
     const timeoutMs = errorOnly ? (this.options.errorOnlyAckWaitMs ?? 1000) : (this.options.ackTimeoutMs ?? 30_000);
-    return new Promise<SendResult>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        if (errorOnly) {
-          this.waiter = null;
-          resolve(unacknowledged(controlId, 'MSH-15 is ER and no error ACK came'));
-          return;
-        }
-        this.waiter = null;
-        this.log.warn({ controlId, timeoutMs }, 'no ACK in time; dropping the connection');
-        // A late ACK must not be read as the answer to the next message: start afresh.
-        if (this.socket === socket) this.socket = null;
-        socket.destroy();
-        reject(new MllpError('ACK_TIMEOUT', `no ACK for message ${controlId} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.waiter = { controlId, socket, resolve, reject, timer };
-      socket.write(framed);
-    });
+    const deadline = performance.now() + timeoutMs;
+    this.waiter = { send, controlId, socket, deadline, timeoutMs, errorOnly };
+    if (deadline < this.ackTimerAt) this.armAckTimer(deadline);
+    socket.write(framed);
+    return true;
+  }
+
+  /** Settles the send in progress with its result or error, then starts the next one waiting. */
+  private settle(send: PendingSend, outcome: SendResult | Error): void {
+    if (outcome instanceof Error) send.reject(outcome);
+    else send.resolve(outcome);
+    this.startNext();
+  }
+
+  /** A loop, not recursion: a long backlog of sends that settle at once must not grow the stack. */
+  private startNext(): void {
+    for (let next = this.backlog.shift(); next; next = this.backlog.shift()) {
+      if (this.start(next)) return;
+    }
+    this.busy = false;
+    for (const resolve of this.whenIdle.splice(0)) resolve();
+  }
+
+  private armAckTimer(at: number): void {
+    if (this.ackTimer) clearTimeout(this.ackTimer);
+    this.ackTimerAt = at;
+    this.ackTimer = setTimeout(() => this.onAckTimer(), Math.max(0, at - performance.now()));
+    // An open socket keeps the process alive while a send waits; the timer need not.
+    this.ackTimer.unref();
+  }
+
+  private onAckTimer(): void {
+    this.ackTimer = null;
+    this.ackTimerAt = Infinity;
+    const w = this.waiter;
+    if (!w) return;
+    if (performance.now() < w.deadline) {
+      this.armAckTimer(w.deadline);
+      return;
+    }
+    this.waiter = null;
+    if (w.errorOnly) {
+      this.settle(w.send, unacknowledged(w.controlId, 'MSH-15 is ER and no error ACK came'));
+      return;
+    }
+    this.log.warn({ controlId: w.controlId, timeoutMs: w.timeoutMs }, 'no ACK in time; dropping the connection');
+    // A late ACK must not be read as the answer to the next message: start afresh.
+    if (this.socket === w.socket) this.socket = null;
+    w.socket.destroy();
+    this.settle(w.send, new MllpError('ACK_TIMEOUT', `no ACK for message ${w.controlId} within ${w.timeoutMs} ms`));
   }
 
   private async ensureConnected(): Promise<net.Socket> {
@@ -287,8 +406,7 @@ export class MllpClient {
       const w = this.waiter;
       if (w && w.socket === socket) {
         this.waiter = null;
-        clearTimeout(w.timer);
-        w.reject(new MllpError('CONNECTION_CLOSED', `connection closed before the ACK for message ${w.controlId}`));
+        this.settle(w.send, new MllpError('CONNECTION_CLOSED', `connection closed before the ACK for message ${w.controlId}`));
       }
     });
   }
@@ -298,8 +416,7 @@ export class MllpClient {
     const quick = quickPositiveAck(payload);
     if (quick && w && quick.acknowledgedControlId === w.controlId) {
       this.waiter = null;
-      clearTimeout(w.timer);
-      w.resolve(new QuickResult(quick.code, quick.acknowledgedControlId, quick.text, payload));
+      this.settle(w.send, new QuickResult(quick.code, quick.acknowledgedControlId, quick.text, payload));
       return;
     }
     let ack: Message;
@@ -309,8 +426,7 @@ export class MllpClient {
       this.log.warn({ err: (err as Error).message }, 'unreadable reply discarded');
       if (w) {
         this.waiter = null;
-        clearTimeout(w.timer);
-        w.reject(new MllpError('BAD_ACK', `unreadable reply to message ${w.controlId}: ${(err as Error).message}`));
+        this.settle(w.send, new MllpError('BAD_ACK', `unreadable reply to message ${w.controlId}: ${(err as Error).message}`));
       }
       return;
     }
@@ -321,7 +437,6 @@ export class MllpClient {
       return;
     }
     this.waiter = null;
-    clearTimeout(w.timer);
-    w.resolve({ ...summary, message: ack, raw: payload, acknowledged: true });
+    this.settle(w.send, { ...summary, message: ack, raw: payload, acknowledged: true });
   }
 }

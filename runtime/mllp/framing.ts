@@ -5,9 +5,20 @@ export const CARRIAGE_RETURN = 0x0d;
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 10 * 1024 * 1024;
 
+const utf8 = new TextEncoder();
+
 /** Wraps a payload in an MLLP frame (text is written as UTF-8, in place). */
 export function frame(payload: Uint8Array | string): Buffer {
   if (typeof payload === 'string') {
+    // Most messages are ASCII, so one byte per character is tried first: a single pass
+    // instead of measuring the UTF-8 length and then writing it.
+    const guess = Buffer.allocUnsafe(payload.length + 3);
+    if (utf8.encodeInto(payload, guess.subarray(1, payload.length + 1)).read === payload.length) {
+      guess[0] = START_BLOCK;
+      guess[payload.length + 1] = END_BLOCK;
+      guess[payload.length + 2] = CARRIAGE_RETURN;
+      return guess;
+    }
     const length = Buffer.byteLength(payload, 'utf8');
     const out = Buffer.allocUnsafe(length + 3);
     out[0] = START_BLOCK;

@@ -19,6 +19,10 @@ function collect(max?: number) {
 describe('MLLP framing', () => {
   test('frame is <VT> payload <FS><CR>', () => {
     expect([...frame('MSH|x\r')]).toEqual([0x0b, ...Buffer.from('MSH|x\r'), 0x1c, 0x0d]);
+    // Text is written as UTF-8, including a multi-byte character at the very end.
+    for (const text of ['PID|1||MÜLLER^藤\r', 'PID|1||RENÉ', '\u{1F600}']) {
+      expect(frame(text).equals(Buffer.concat([Buffer.of(0x0b), Buffer.from(text, 'utf8'), Buffer.of(0x1c, 0x0d)]))).toBe(true);
+    }
   });
 
   test('a frame split at every byte boundary', () => {

@@ -30,6 +30,14 @@ async function peer(port: number) {
 
 const ackOf = (b: Buffer) => readAck(parseMessage(b));
 
+async function waitUntil(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 describe('MLLP server over real sockets', () => {
   test('a frame split across TCP segments is answered once', async () => {
     const { port } = await startServer();
@@ -139,6 +147,26 @@ describe('MLLP client', () => {
     expect(maxInFlight).toBe(1);
   });
 
+  test('whatever shape the ACK takes, the client reads it as a full parse would', async () => {
+    const replies: Record<string, string> = {
+      PLAIN: 'MSH|^~\\&|R|F|S|F|20260101||ACK^A01^ACK|9|P|2.5.1\rMSA|AA|PLAIN\r',
+      ENHANCED: 'MSH|^~\\&|R|F|S|F|20260101||ACK^A01^ACK|9|P|2.5.1\rMSA|CA|ENHANCED|taken\r',
+      ESCAPED: 'MSH|^~\\&|R|F|S|F|20260101||ACK^A01^ACK|9|P|2.5.1\rMSA|AA|ESCAPED|ok \\F\\ then \\S\\\r',
+      WARNED: 'MSH|^~\\&|R|F|S|F|20260101||ACK^A01^ACK|9|P|2.5.1\rMSA|AA|WARNED\rERR||PID^1^5|0^Message accepted^HL70357|W||||name looks odd\r',
+      OTHERSEP: 'MSH!^~\\&!R!F!S!F!20260101!!ACK^A01^ACK!9!P!2.5.1\rMSA!AA!OTHERSEP!fine\r',
+      LATE_MSA: 'MSH|^~\\&|R|F|S|F|20260101||ACK^A01^ACK|9|P|2.5.1\rZZZ|MSA|AA\rMSA|AE|LATE_MSA|no\r',
+    };
+    const { port } = await startServer({ handler: (payload) => replies[parseMessage(payload).controlId] });
+    const client = new MllpClient({ host: '127.0.0.1', port });
+    cleanups.push(() => client.close());
+    for (const [controlId, reply] of Object.entries(replies)) {
+      const result = await client.send(sampleMessage(controlId));
+      const full = readAck(parseMessage(reply));
+      expect({ code: result.code, acknowledgedControlId: result.acknowledgedControlId, text: result.text, errors: result.errors }, controlId).toEqual(full);
+      expect(result.message?.toString(), controlId).toBe(reply);
+    }
+  });
+
   test('an ACK for another message (MSA-2 differs) is never taken as this one', async () => {
     const { port } = await startServer({
       handler: (payload) => {
@@ -177,6 +205,52 @@ describe('MLLP client', () => {
     setTimeout(() => void restarted.listen(), 300);
     cleanups.push(() => restarted.close());
     expect((await client.send(sampleMessage('R-2'))).acknowledgedControlId).toBe('R-2');
+  });
+
+  test('sends queued behind one in flight keep their order, even thousands that settle at once', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const seen: string[] = [];
+    const { port } = await startServer({
+      handler: async (payload) => {
+        const m = parseMessage(payload);
+        seen.push(m.controlId);
+        if (m.controlId === 'HOLD') await held;
+        return acknowledge(m, 'accept');
+      },
+    });
+    const client = new MllpClient({ host: '127.0.0.1', port });
+    cleanups.push(() => client.close());
+    const first = client.send(sampleMessage('HOLD'));
+    const noControlId = Array.from({ length: 20_000 }, () => client.send(sampleMessage('')));
+    const notAcked = Array.from({ length: 20_000 }, (_, i) => client.send(sampleMessage(`NE-${i}`).replace('|P|2.5.1', '|P|2.5.1|||NE')));
+    const last = client.send(sampleMessage('LAST'));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(seen).toEqual(['HOLD']);
+    release();
+    expect((await first).code).toBe('AA');
+    const failures = await Promise.allSettled(noControlId);
+    expect(failures.every((f) => f.status === 'rejected' && (f.reason as MllpError).code === 'NO_CONTROL_ID')).toBe(true);
+    expect((await Promise.all(notAcked)).every((r) => !r.acknowledged)).toBe(true);
+    expect((await last).acknowledgedControlId).toBe('LAST');
+    await waitUntil(() => seen.length === 20_002);
+    expect(seen.at(1)).toBe('NE-0');
+    expect(seen.at(-1)).toBe('LAST');
+  });
+
+  test('the ACK wait is measured per message: a short ER wait after a long one, and a timeout after a quick ACK', async () => {
+    let answer = true;
+    const { port } = await startServer({ handler: (payload) => (answer ? ackingHandler(payload, { id: 0, remoteAddress: '', remotePort: 0 }) : undefined) });
+    const client = new MllpClient({ host: '127.0.0.1', port, ackTimeoutMs: 300, errorOnlyAckWaitMs: 100 });
+    cleanups.push(() => client.close());
+    expect((await client.send(sampleMessage('QUICK-1'))).code).toBe('AA');
+    answer = false;
+    const errorOnly = client.send(sampleMessage('ER-1').replace('|P|2.5.1', '|P|2.5.1|||ER'));
+    await expect(errorOnly).resolves.toMatchObject({ acknowledged: false, acknowledgedControlId: 'ER-1' });
+    const started = performance.now();
+    await expect(client.send(sampleMessage('SILENT-1'))).rejects.toMatchObject({ code: 'ACK_TIMEOUT' });
+    // Timed out on its own wait, not on the one armed for an earlier message.
+    expect(performance.now() - started).toBeGreaterThanOrEqual(290);
   });
 
   test('a connection closed before the ACK rejects with CONNECTION_CLOSED', async () => {
