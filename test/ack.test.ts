@@ -21,6 +21,27 @@ describe('ACK messages', () => {
     expect(ack.segmentsNamed('ERR')).toHaveLength(0);
   });
 
+  test('ACKs to messages from different senders, one after another, each route back to their own sender', () => {
+    // The ACK's routing is reused while messages keep the same header: this checks it is not reused wrongly.
+    const from = (app: string, facility: string, type: string, version: string, charset = '') =>
+      parseMessage(`MSH|^~\\&|${app}|${facility}|HL7C|APP|20261125120000||${type}|C-${app}|P|${version}||||||${charset}\rPID|1\r`);
+    const messages = [
+      from('EPIC', 'HOSP', 'ADT^A01^ADT_A01', '2.5.1'),
+      from('EPIC', 'CLINIC', 'ADT^A01^ADT_A01', '2.5.1'),
+      from('CERNER', 'HOSP', 'ORM^O01', '2.3', '8859/1'),
+      from('EPIC', 'HOSP', 'SIU^S12^SIU_S12', '2.5.1'),
+    ];
+    for (let round = 0; round < 2; round++) {
+      for (const m of messages) {
+        const ack = parseMessage(acknowledge(m, 'accept')!);
+        expect([ack.get('MSH-5'), ack.get('MSH-6'), ack.get('MSA-2')]).toEqual([m.get('MSH-3'), m.get('MSH-4'), m.controlId]);
+        expect(ack.getRaw('MSH-9')).toBe(m.get('MSH-12') === '2.3' ? 'ACK^O01' : `ACK^${m.get('MSH-9.2')}^ACK`);
+        expect(ack.get('MSH-12')).toBe(m.get('MSH-12'));
+        expect(ack.get('MSH-18')).toBe(m.get('MSH-18'));
+      }
+    }
+  });
+
   test('a new control id every time', () => {
     const ids = new Set(Array.from({ length: 1000 }, () => buildAck(msg('2.5'), { code: 'AA' }).controlId));
     expect(ids.size).toBe(1000);

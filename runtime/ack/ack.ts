@@ -221,27 +221,70 @@ export function buildAckFromHeader(h: ReceivedHeader, options: AckOptions): Mess
 
 /** The ACK's segments, encoded, and the character set to write them in. */
 function ackLines(h: ReceivedHeader, options: AckOptions): { lines: string[]; charset: Charset } {
-  // Built as text from known-good parts, since this runs for every message acknowledged.
+  const d = h.delimiters;
+  const sep = d.field;
+  const routing = ackRoutingFor(h);
+  const msh = routing.beforeTimestamp + hl7Timestamp(options.now) + routing.beforeControlId + (options.controlId ?? newControlId()) + routing.afterControlId;
+  const errors = options.errors ?? [];
+  const msaText = escapeValue(errors.length ? errors.map((e) => e.userMessage).join('; ') : options.text ?? '', d);
+  const msa = msaText ? `MSA${sep}${options.code}${sep}${h.controlId}${sep}${msaText}` : h.controlId ? `MSA${sep}${options.code}${sep}${h.controlId}` : `MSA${sep}${options.code}`;
+  const lines = [msh, msa];
+  for (const e of errors) lines.push(errSegment(e, d, routing.v25));
+  return { lines, charset: routing.charset };
+}
+
+/**
+ * The parts of an ACK's MSH that depend only on the received header: routing swapped
+ * (MSH-3/4 <-> MSH-5/6), MSH-9 `ACK^<trigger>^ACK`, MSH-11/12/18 copied. Everything else is
+ * MSH-7 (now) and MSH-10 (new) between them.
+ */
+interface AckRouting {
+  header: ReceivedHeader;
+  beforeTimestamp: string;
+  beforeControlId: string;
+  afterControlId: string;
+  v25: boolean;
+  charset: Charset;
+}
+
+let lastRouting: AckRouting | null = null;
+
+/** Messages on one interface share their routing: the last one built is reused when it matches. */
+function ackRoutingFor(h: ReceivedHeader): AckRouting {
+  const last = lastRouting?.header;
+  if (
+    last &&
+    last.delimiters === h.delimiters &&
+    last.receivingApplication === h.receivingApplication &&
+    last.receivingFacility === h.receivingFacility &&
+    last.sendingApplication === h.sendingApplication &&
+    last.sendingFacility === h.sendingFacility &&
+    last.messageType === h.messageType &&
+    last.processingId === h.processingId &&
+    last.version === h.version &&
+    last.charset === h.charset
+  ) {
+    return lastRouting!;
+  }
   const d = h.delimiters;
   const sep = d.field;
   const v25 = isVersion25OrLater(h.version);
   const typeParts = h.messageType.split(d.component);
   const trigger = typeParts[1] ?? '';
   const ackType = !trigger ? 'ACK' : v25 || typeParts.length > 2 ? `ACK${d.component}${trigger}${d.component}ACK` : `ACK${d.component}${trigger}`;
-  let msh =
-    `MSH${sep}${encodingCharacters(d)}${sep}${h.receivingApplication}${sep}${h.receivingFacility}${sep}${h.sendingApplication}` +
-    `${sep}${h.sendingFacility}${sep}${hl7Timestamp(options.now)}${sep}${sep}${ackType}${sep}${options.controlId ?? newControlId()}` +
-    `${sep}${h.processingId || 'P'}`;
   // MSH-12, and MSH-18 when the message had one; trailing empty fields are left off.
-  if (h.charset) msh += `${sep}${h.version}${sep.repeat(6)}${h.charset}`;
-  else if (h.version) msh += `${sep}${h.version}`;
-  const errors = options.errors ?? [];
-  const msaText = escapeValue(errors.length ? errors.map((e) => e.userMessage).join('; ') : options.text ?? '', d);
-  const msa = trimTrailing(['MSA', options.code, h.controlId, msaText], '').join(sep);
-  const lines = [msh, msa];
-  for (const e of errors) lines.push(errSegment(e, d, v25));
+  const tail = h.charset ? `${sep}${h.version}${sep.repeat(6)}${h.charset}` : h.version ? `${sep}${h.version}` : '';
   const encoding = h.charset ? (encodingForDeclared(h.charset.split(d.repetition)[0]!.trim()) ?? 'utf-8') : 'utf-8';
-  return { lines, charset: { declared: h.charset, encoding } };
+  lastRouting = {
+    header: h,
+    beforeTimestamp: `MSH${sep}${encodingCharacters(d)}${sep}${h.receivingApplication}${sep}${h.receivingFacility}${sep}${h.sendingApplication}${sep}${h.sendingFacility}${sep}`,
+    beforeControlId: `${sep}${sep}${ackType}${sep}`,
+    afterControlId: `${sep}${h.processingId || 'P'}${tail}`,
+    v25,
+    // Shared by every ACK built from this routing, so it must not change.
+    charset: Object.freeze({ declared: h.charset, encoding }),
+  };
+  return lastRouting;
 }
 
 function errSegment(e: AckError, d: Delimiters, v25: boolean): string {
@@ -271,17 +314,10 @@ function trimTrailing<T>(values: T[], empty: T): T[] {
   return values.slice(0, end);
 }
 
-let lastVersion: string | null = null;
-let lastVersionIs25OrLater = true;
-
 /** Whether MSH-12 is v2.5 or later, which decides the ERR layout; unknown versions get the current one. */
 function isVersion25OrLater(version: string): boolean {
-  if (version === lastVersion) return lastVersionIs25OrLater;
   const m = /^(\d+)\.(\d+)/.exec(version);
-  const later = !m || Number(m[1]) > 2 || (Number(m[1]) === 2 && Number(m[2]) >= 5);
-  lastVersion = version;
-  lastVersionIs25OrLater = later;
-  return later;
+  return !m || Number(m[1]) > 2 || (Number(m[1]) === 2 && Number(m[2]) >= 5);
 }
 
 /** What an ACK says, read back (for senders). */

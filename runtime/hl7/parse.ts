@@ -16,7 +16,7 @@ export interface ParseOptions {
 
 /** Parses one message from text or bytes (bytes are decoded per MSH-18). */
 export function parseMessage(input: string | Uint8Array, options: ParseOptions = {}): Message {
-  const { text, charset, scanned, lineFeeds } = toText(input, options);
+  const { text, charset, scanned, lineFeeds } = toText(input, options, true);
   const lines = splitLines(text, !scanned, lineFeeds);
   const first = firstContentLine(lines);
   if (first === -1) throw new Hl7ParseError('EMPTY', 'the input holds no segments');
@@ -27,8 +27,7 @@ export function parseMessage(input: string | Uint8Array, options: ParseOptions =
       segmentName: name,
     });
   }
-  const message = buildMessage(lines, first, lines.length, charset, first);
-  return message;
+  return buildMessage(lines, first, lines.length, charset ?? ((header) => charsetOfAscii(firstRepetition(header.field(18), header) || options.defaultCharset || '')), first);
 }
 
 /** One entry of a batch file, in file order, so it writes back exactly. */
@@ -67,7 +66,7 @@ export class Batch {
 
 /** Parses a batch file, a single message, or several messages one after another. */
 export function parseBatch(input: string | Uint8Array, options: ParseOptions = {}): Batch {
-  const { text, charset, scanned, lineFeeds } = toText(input, options);
+  const { text, charset, scanned, lineFeeds } = toText(input, options, false);
   const lines = splitLines(text, !scanned, lineFeeds);
   if (firstContentLine(lines) === -1) throw new Hl7ParseError('EMPTY', 'the input holds no segments');
   const items: BatchItem[] = [];
@@ -143,7 +142,18 @@ function readDelimitersOfLastMessage(items: BatchItem[], i: number): Delimiters 
   throw new Hl7ParseError('BAD_BATCH', 'BTS without a BHS', { segmentIndex: i + 1, segmentName: 'BTS' });
 }
 
-function buildMessage(lines: string[], start: number, end: number, charset: Charset, offset: number): Message {
+interface DecodedText<C> {
+  text: string;
+  charset: C;
+  scanned: boolean;
+  /** Whether the text holds an LF, when the bytes were scanned. */
+  lineFeeds?: boolean;
+}
+
+/** The character set, or how to read it from the parsed header (see toText). */
+type CharsetOrReader = Charset | ((header: Segment) => Charset);
+
+function buildMessage(lines: string[], start: number, end: number, charset: CharsetOrReader, offset: number): Message {
   const header = lines[start]!;
   if (!header.startsWith('MSH')) {
     throw new Hl7ParseError('NO_MSH', `a message must start with MSH, found "${printable(header.slice(0, 3))}"`, {
@@ -183,7 +193,14 @@ function buildMessage(lines: string[], start: number, end: number, charset: Char
       field: msh.fieldCount + 1,
     });
   }
-  return new Message(d, segments, charset);
+  return new Message(d, segments, typeof charset === 'function' ? charset(msh) : charset);
+}
+
+/** The first repetition of a header field's encoded text, trimmed (MSH-18 may repeat). */
+function firstRepetition(field: string, header: Segment): string {
+  const rep = header.field(2)[1];
+  const at = rep ? field.indexOf(rep) : -1;
+  return (at === -1 ? field : field.slice(0, at)).trim();
 }
 
 function isSegmentName(line: string): boolean {
@@ -255,9 +272,12 @@ function binaryError(text: string, at: number): Hl7ParseError {
 /**
  * The text of the input and its character set. Bytes are checked for control characters before
  * decoding (`scanned`), which is cheaper on bytes than on text; every supported character set
- * keeps bytes below 0x20 as those same characters.
+ * keeps bytes below 0x20 as those same characters. With `charsetLater`, all-ASCII bytes come
+ * back without a character set: MSH-18 is then read from the parsed header instead of apart.
  */
-function toText(input: string | Uint8Array, options: ParseOptions): { text: string; charset: Charset; scanned: boolean; lineFeeds?: boolean } {
+function toText(input: string | Uint8Array, options: ParseOptions, charsetLater: false): DecodedText<Charset>;
+function toText(input: string | Uint8Array, options: ParseOptions, charsetLater: true): DecodedText<Charset | undefined>;
+function toText(input: string | Uint8Array, options: ParseOptions, charsetLater: boolean): DecodedText<Charset | undefined> {
   if (typeof input === 'string') {
     const declared = declaredCharset(input);
     return { text: input, charset: { declared, encoding: encodingForDeclared(declared) ?? 'utf-8' }, scanned: false };
@@ -269,6 +289,7 @@ function toText(input: string | Uint8Array, options: ParseOptions): { text: stri
     // Every supported character set reads ASCII the same way, so MSH-18 is only needed to
     // write the message back; the text is read first and the header from it.
     const text = buf.toString('latin1');
+    if (charsetLater) return { text, charset: undefined, scanned: true, lineFeeds };
     const declared = declaredCharset(text, lineFeeds) || options.defaultCharset || '';
     return { text, charset: charsetOfAscii(declared), scanned: true, lineFeeds };
   }
