@@ -162,6 +162,7 @@ function buildMessage(lines: string[], start: number, end: number, charset: Char
   }
   const d = readDelimiters(header, offset + 1);
   const segments: Segment[] = [];
+  const separator = d.field.charCodeAt(0);
   for (let i = start; i < end; i++) {
     const line = lines[i]!;
     const index = i - offset + 1;
@@ -170,7 +171,7 @@ function buildMessage(lines: string[], start: number, end: number, charset: Char
       continue;
     }
     const name = line.slice(0, 3);
-    if (!isSegmentName(line) || (line.length > 3 && line[3] !== d.field)) {
+    if (!isSegmentName(line) || (line.length > 3 && line.charCodeAt(3) !== separator)) {
       throw new Hl7ParseError(
         'BAD_SEGMENT_NAME',
         `"${printable(line.slice(0, 12))}" does not start with a segment name and a field separator "${d.field}" (a line break inside a field, or two segments joined?)`,
