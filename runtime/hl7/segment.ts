@@ -84,8 +84,11 @@ export class Segment {
     } else if (this.isHeader) {
       // raw[3] is MSH-1 itself: split on it, then put it back as field 1.
       const sep = this.delimiters.field;
-      const fields = raw.split(sep);
-      fields.splice(1, 0, sep);
+      const parts = raw.split(sep);
+      const fields = new Array<string>(parts.length + 1);
+      fields[0] = parts[0]!;
+      fields[1] = sep;
+      for (let i = 1; i < parts.length; i++) fields[i + 1] = parts[i]!;
       this.parsed = fields;
     } else {
       this.parsed = raw.split(this.delimiters.field);
