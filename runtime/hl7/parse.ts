@@ -27,7 +27,9 @@ export function parseMessage(input: string | Uint8Array, options: ParseOptions =
       segmentName: name,
     });
   }
-  return buildMessage(lines, first, lines.length, charset ?? ((header) => charsetOfAscii(firstRepetition(header.field(18), header) || options.defaultCharset || '')), first);
+  // All-ASCII bytes: MSH-18 is read from the header once it is parsed.
+  const charsetOfHeader = (header: Segment) => charsetOfAscii(firstRepetition(header.field(18), header) || options.defaultCharset || '');
+  return buildMessage(lines, first, lines.length, charset ?? charsetOfHeader, first);
 }
 
 /** One entry of a batch file, in file order, so it writes back exactly. */
@@ -312,10 +314,10 @@ const SAW_LINE_FEED = 1 << 28;
 
 /**
  * Looks at every byte once: flags non-ASCII bytes and LFs, or stops at the first control byte
- * other than TAB, CR and LF (the result is then negative). Four bytes at a
- * time: a word holds a byte below 0x20 exactly when (w - 0x20202020) & ~w & 0x80808080 is not
- * zero, and one at 0x7f or above when (w + 0x01010101) | w has a high bit set. Only such words
- * (most often one holding a CR) are looked at byte by byte.
+ * other than TAB, CR and LF (the result is then negative). Four bytes at a time: a word holds
+ * a byte below 0x20 exactly when (w - 0x20202020) & ~w & 0x80808080 is not zero, and one at
+ * 0x7f or above when (w + 0x01010101) | w has a high bit set. Only such words (most often one
+ * holding a CR) are looked at byte by byte.
  */
 function scanBytes(buf: Uint8Array): number {
   const n = buf.length;

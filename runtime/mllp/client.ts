@@ -223,6 +223,7 @@ export class MllpClient {
     if (this.busy) await new Promise<void>((resolve) => this.whenIdle.push(resolve));
     if (this.ackTimer) clearTimeout(this.ackTimer);
     this.ackTimer = null;
+    this.ackTimerAt = Infinity;
     const socket = this.socket;
     this.socket = null;
     if (socket && !socket.destroyed) {
@@ -290,7 +291,7 @@ export class MllpClient {
       if (this.start(next)) return;
     }
     this.busy = false;
-    for (const resolve of this.whenIdle.splice(0)) resolve();
+    if (this.whenIdle.length > 0) for (const resolve of this.whenIdle.splice(0)) resolve();
   }
 
   private armAckTimer(at: number): void {
