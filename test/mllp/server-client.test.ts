@@ -247,6 +247,11 @@ describe('MLLP client', () => {
     answer = false;
     const errorOnly = client.send(sampleMessage('ER-1').replace('|P|2.5.1', '|P|2.5.1|||ER'));
     await expect(errorOnly).resolves.toMatchObject({ acknowledged: false, acknowledgedControlId: 'ER-1' });
+    answer = true;
+    expect((await client.send(sampleMessage('QUICK-2'))).code).toBe('AA');
+    // The timer armed for QUICK-2 fires 300 ms after it was sent; SILENT-1 starts halfway.
+    await new Promise((r) => setTimeout(r, 150));
+    answer = false;
     const started = performance.now();
     await expect(client.send(sampleMessage('SILENT-1'))).rejects.toMatchObject({ code: 'ACK_TIMEOUT' });
     // Timed out on its own wait, not on the one armed for an earlier message.
