@@ -4,7 +4,7 @@
  */
 import net from 'node:net';
 import { Hl7Server } from '@medplum/hl7';
-import { acknowledge, MllpServer, receive } from '../runtime/index.js';
+import { acknowledgements, MllpServer, receive } from '../runtime/index.js';
 
 const kind = process.argv[2];
 
@@ -42,7 +42,7 @@ async function startHl7c(): Promise<number> {
     port: 0,
     handler: (payload) => {
       const r = receive(payload);
-      return r.ok ? acknowledge(r.message, 'accept') : r.reject;
+      return r.ok ? acknowledgements(r.message, 'accept') : r.reject;
     },
   });
   return server.listen();

@@ -7,6 +7,7 @@ export { hl7Timestamp, newControlId } from './hl7/timestamp.js';
 export type { AckCode, AckCondition, AckError, AckMode, AckOptions, AckOutcome, AckRequest, AckSummary, ReceivedHeader } from './ack/ack.js';
 export {
   ackCodeFor,
+  ackCodesToSend,
   ackForPayload,
   ackRequestOf,
   ackBytes,
@@ -17,18 +18,19 @@ export {
   readAck,
   readHeaderLeniently,
   shouldSendAcceptAck,
+  shouldSendApplicationAck,
 } from './ack/ack.js';
 export { DEFAULT_MAX_MESSAGE_BYTES, frame, MllpDecoder } from './mllp/framing.js';
 export type { FrameEvents } from './mllp/framing.js';
 export { MllpServer } from './mllp/server.js';
-export type { ConnectionInfo, MllpHandler, MllpServerOptions } from './mllp/server.js';
+export type { ConnectionInfo, MllpHandler, MllpReply, MllpServerOptions } from './mllp/server.js';
 export { MllpClient, MllpError } from './mllp/client.js';
 export type { MllpClientOptions, SendResult } from './mllp/client.js';
 export type { ClientTlsOptions, ServerTlsOptions } from './mllp/tls.js';
 export { readPem } from './mllp/tls.js';
 export { createLogger, silentLogger } from './log.js';
 export type { Logger } from './log.js';
-export { acknowledge, isAckMessage, parseErrorToAckError, receive } from './ack/receive.js';
+export { acknowledge, acknowledgements, isAckMessage, parseErrorToAckError, receive } from './ack/receive.js';
 export type { Received } from './ack/receive.js';
 export * from './channel/conditions.js';
 export * from './channel/identifiers.js';

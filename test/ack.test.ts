@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { acknowledge, buildAck, HL7_ERROR, parseMessage, readAck, receive } from '../runtime/index.js';
+import { acknowledge, acknowledgements, buildAck, HL7_ERROR, parseMessage, readAck, receive } from '../runtime/index.js';
 import { corpusFile } from './corpus.js';
 
 const msg = (version: string, msh15 = '', msh16 = '') =>
@@ -95,6 +95,35 @@ describe('ACK messages', () => {
   ] as const)('enhanced mode MSH-15=%s, outcome %s → %s', (msh15, outcome, code) => {
     const ack = acknowledge(msg('2.5', msh15, 'AL'), outcome);
     expect(ack === undefined ? undefined : readAck(parseMessage(ack)).code).toBe(code);
+  });
+
+  test.each([
+    ['', '', 'accept', ['AA']],
+    ['', '', 'error', ['AE']],
+    ['AL', 'NE', 'accept', ['CA']],
+    ['AL', '', 'accept', ['CA']],
+    ['NE', 'AL', 'accept', ['AA']],
+    ['NE', 'AL', 'reject', ['AR']],
+    ['AL', 'AL', 'accept', ['CA', 'AA']],
+    ['', 'AL', 'accept', ['CA', 'AA']],
+    ['AL', 'AL', 'error', ['CE']],
+    ['ER', 'AL', 'accept', ['AA']],
+    ['ER', 'AL', 'error', ['CE']],
+    ['NE', 'ER', 'accept', []],
+    ['NE', 'ER', 'error', ['AE']],
+    ['AL', 'ER', 'accept', ['CA']],
+    ['AL', 'SU', 'accept', ['CA', 'AA']],
+    ['NE', 'SU', 'error', []],
+    ['NE', 'NE', 'accept', []],
+  ] as const)('MSH-15=%s MSH-16=%s, outcome %s: the receiver sends %j', (msh15, msh16, outcome, codes) => {
+    const m = msg('2.5', msh15, msh16);
+    const acks = acknowledgements(m, outcome).map((b) => parseMessage(b));
+    expect(acks.map((a) => readAck(a).code)).toEqual(codes);
+    for (const ack of acks) {
+      expect(ack.get('MSA-2')).toBe('CTRL-42');
+      expect(ack.getRaw('MSH-9')).toBe('ACK^A01^ACK');
+    }
+    expect(new Set(acks.map((a) => a.controlId)).size).toBe(acks.length);
   });
 
   test('ACKs are never acknowledged', () => {

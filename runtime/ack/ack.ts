@@ -107,6 +107,38 @@ export function shouldSendAcceptAck(request: AckRequest, outcome: AckOutcome): b
   }
 }
 
+/**
+ * Whether an application ACK (AA/AE/AR) should follow under MSH-16, in enhanced mode. Original
+ * mode's one ACK already is the application ACK. An empty MSH-16 beside a valued MSH-15 asks
+ * for the accept ACK alone.
+ */
+export function shouldSendApplicationAck(request: AckRequest, outcome: AckOutcome): boolean {
+  if (request.mode === 'original') return false;
+  switch (request.application) {
+    case 'AL':
+      return true;
+    case 'ER':
+      return outcome !== 'accept';
+    case 'SU':
+      return outcome === 'accept';
+    default:
+      return false;
+  }
+}
+
+/**
+ * The MSA-1 codes a receiver sends for a message with this outcome, in order: the accept ACK
+ * MSH-15 asks for (in original mode the one ACK), then the application ACK MSH-16 asks for.
+ * An application ACK reports on processing, so it follows only a message committed (CA) or
+ * stands alone when no accept ACK is sent.
+ */
+export function ackCodesToSend(request: AckRequest, outcome: AckOutcome): AckCode[] {
+  const codes: AckCode[] = [];
+  if (shouldSendAcceptAck(request, outcome)) codes.push(ackCodeFor(outcome, request.mode));
+  if (shouldSendApplicationAck(request, outcome) && (codes.length === 0 || codes[0] === 'CA')) codes.push(ackCodeFor(outcome, 'original'));
+  return codes;
+}
+
 export interface AckOptions {
   code: AckCode;
   errors?: AckError[];

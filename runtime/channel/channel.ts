@@ -1,5 +1,5 @@
 import type { AckError, AckOutcome } from '../ack/ack.js';
-import { ackBytes, ackCodeFor, ackRequestOf, HL7_ERROR, shouldSendAcceptAck } from '../ack/ack.js';
+import { ackBytes, ackCodesToSend, ackRequestOf, HL7_ERROR } from '../ack/ack.js';
 import { isAckMessage, receive } from '../ack/receive.js';
 import { encodeText } from '../hl7/charset.js';
 import type { Message } from '../hl7/message.js';
@@ -123,9 +123,15 @@ export interface ChannelResult {
   identifiers: Identification['identifiers'];
   /** The mapped output each destination receives. */
   outputs: Record<string, unknown>;
-  /** The ACK to send back, if any (MSH-15 may ask for none). */
+  /**
+   * The ACK to send back first, if any: the one ACK of original mode, the accept ACK MSH-15
+   * asks for, or with MSH-15 NE the application ACK.
+   */
   ack?: Buffer;
   ackCode?: string;
+  /** The application ACK MSH-16 asks for, sent right after an accept ACK. */
+  applicationAck?: Buffer;
+  applicationAckCode?: string;
   /** For http sources: the answer to the app. */
   response?: { status: number; body: Record<string, unknown> };
 }
@@ -210,12 +216,26 @@ export function deliveryPayloads(result: ChannelResult): Array<{ destination: st
   }));
 }
 
-function ackFor(channel: ChannelDefinition, message: Message, outcome: AckOutcome, errors: AckError[]): { ack?: Buffer; ackCode?: string } {
+/** Every ACK a result sends back, in order. */
+export function acksOf(result: Pick<ChannelResult, 'ack' | 'applicationAck'>): Buffer[] {
+  return [result.ack, result.applicationAck].filter((ack): ack is Buffer => ack !== undefined);
+}
+
+/** The MSA-1 codes a result sends back, as stored and listed: "AA", or "CA AA" for an accept ACK and an application ACK. */
+export function ackCodesOf(result: Pick<ChannelResult, 'ackCode' | 'applicationAckCode'>): string | undefined {
+  return result.applicationAckCode ? `${result.ackCode ?? ''} ${result.applicationAckCode}`.trim() : result.ackCode;
+}
+
+type Acks = Pick<ChannelResult, 'ack' | 'ackCode' | 'applicationAck' | 'applicationAckCode'>;
+
+function ackFor(channel: ChannelDefinition, message: Message, outcome: AckOutcome, errors: AckError[]): Acks {
   if (isAckMessage(message)) return {};
-  const request = ackRequestOf(message);
   const setting = (channel.source as MllpSourceConfig).ack_mode;
-  const mode = setting === 'as_requested' ? request.mode : setting;
-  if (mode === 'enhanced' && !shouldSendAcceptAck({ ...request, mode }, outcome)) return {};
-  const code = ackCodeFor(outcome, mode);
-  return { ack: ackBytes(message, { code, errors }), ackCode: code };
+  const requested = ackRequestOf(message);
+  const request = { ...requested, mode: setting === 'as_requested' ? requested.mode : setting };
+  const [first, second] = ackCodesToSend(request, outcome);
+  return {
+    ...(first ? { ack: ackBytes(message, { code: first, errors }), ackCode: first } : {}),
+    ...(second ? { applicationAck: ackBytes(message, { code: second, errors }), applicationAckCode: second } : {}),
+  };
 }

@@ -34,6 +34,11 @@ export interface MllpClientOptions {
  */
 export interface SendResult extends AckSummary {
   acknowledged: boolean;
+  /**
+   * The accept ACK (CA) that came before this application ACK, when MSH-16 asked for one
+   * besides the accept ACK (enhanced mode).
+   */
+  accept?: AckSummary;
   /** The ACK as parsed, when one came. */
   message?: Message;
   raw?: Buffer;
@@ -94,6 +99,7 @@ function isEncodingCharacter(payload: Buffer, sep: number, c: number): boolean {
 class QuickResult implements SendResult {
   readonly acknowledged = true;
   readonly errors: string[] = [];
+  accept?: AckSummary;
   constructor(
     readonly code: string,
     readonly acknowledgedControlId: string,
@@ -111,11 +117,11 @@ class QuickResult implements SendResult {
  * delimiters are ASCII whatever MSH-18 says, and decoding only the two values is several times
  * cheaper than decoding and splitting the whole line.
  */
-function headerFieldsOf(framed: Buffer): { controlId: string; acceptAck: string } {
+function headerFieldsOf(framed: Buffer): HeaderFields {
   const end = framed.length - 2;
-  if (end < 5 || framed[1] !== 0x4d || framed[2] !== 0x53 || framed[3] !== 0x48) return { controlId: '', acceptAck: '' };
+  if (end < 5 || framed[1] !== 0x4d || framed[2] !== 0x53 || framed[3] !== 0x48) return { controlId: '', acceptAck: '', applicationAck: '' };
   const sep = framed[4]!;
-  const found = [-1, -1, -1, -1];
+  const found = [-1, -1, -1, -1, -1, -1];
   // After MSH-1 (the separator itself) comes MSH-2; each separator starts the next field.
   let field = 2;
   for (let i = 5; i < end; i++) {
@@ -128,6 +134,9 @@ function headerFieldsOf(framed: Buffer): { controlId: string; acceptAck: string 
     else if (field === 15) found[2] = i + 1;
     else if (field === 16) {
       found[3] = i;
+      found[4] = i + 1;
+    } else if (field === 17) {
+      found[5] = i;
       break;
     }
   }
@@ -139,7 +148,38 @@ function headerFieldsOf(framed: Buffer): { controlId: string; acceptAck: string 
     }
     return framed.toString('latin1', start, stop);
   };
-  return { controlId: value(found[0]!, found[1]!), acceptAck: value(found[2]!, found[3]!).trim().toUpperCase() };
+  return {
+    controlId: value(found[0]!, found[1]!),
+    acceptAck: value(found[2]!, found[3]!).trim().toUpperCase(),
+    applicationAck: value(found[4]!, found[5]!).trim().toUpperCase(),
+  };
+}
+
+interface HeaderFields {
+  /** MSH-10 */
+  controlId: string;
+  /** MSH-15 and MSH-16, upper-cased (table 0155: AL, NE, ER, SU, or empty). */
+  acceptAck: string;
+  applicationAck: string;
+}
+
+/** Which ACK a sender waits for: always, only if something went wrong (silence means success), or none. */
+type AckExpectation = 'always' | 'on-error' | 'none';
+
+const ORIGINAL_MODE = Object.freeze({ accept: 'always', application: 'none' } as const);
+
+/**
+ * What MSH-15/16 make a sender wait for. Original mode (both empty): the one ACK. Enhanced
+ * mode: the accept ACK unless MSH-15 is NE (ER: only on error), then the application ACK when
+ * MSH-16 is AL (ER: only on error). MSH-16 SU is not waited for: silence cannot tell success
+ * from a slow receiver.
+ */
+function expectedAcks({ acceptAck, applicationAck }: HeaderFields): { accept: AckExpectation; application: AckExpectation } {
+  if (!acceptAck && !applicationAck) return ORIGINAL_MODE;
+  return {
+    accept: acceptAck === 'NE' ? 'none' : acceptAck === 'ER' ? 'on-error' : 'always',
+    application: applicationAck === 'AL' ? 'always' : applicationAck === 'ER' ? 'on-error' : 'none',
+  };
 }
 
 function unacknowledged(controlId: string, why: string): SendResult {
@@ -168,10 +208,16 @@ interface Waiter {
   send: PendingSend;
   controlId: string;
   socket: net.Socket;
+  /** Which ACK comes next: the accept ACK, or the application ACK after it. */
+  awaiting: 'accept' | 'application';
+  /** Whether an application ACK follows the accept ACK (MSH-16). */
+  application: AckExpectation;
+  /** The accept ACK, kept while the application ACK is awaited. */
+  accepted?: SendResult;
   /** performance.now() after which the wait is over. */
   deadline: number;
   timeoutMs: number;
-  /** MSH-15 ER: silence until the deadline means accepted. */
+  /** MSH-15 or MSH-16 ER: silence until the deadline means success. */
   errorOnly: boolean;
 }
 
@@ -238,24 +284,23 @@ export class MllpClient {
   /** Starts a send; false when it is already settled (so the caller goes on to the next). */
   private start(send: PendingSend): boolean {
     let framed: Buffer;
-    let controlId: string;
-    let acceptAck: string;
+    let header: HeaderFields;
     try {
       if (this.closed) throw new MllpError('CLIENT_CLOSED', 'the MLLP client is closed');
       const { message } = send;
       // The frame is built once, straight from the message: no intermediate copy.
       framed = frame(typeof message === 'string' || message instanceof Uint8Array ? message : message.toBytes());
-      ({ controlId, acceptAck } = headerFieldsOf(framed));
-      if (!controlId) throw new MllpError('NO_CONTROL_ID', 'the message has no MSH-10 control id, so its ACK could not be matched');
+      header = headerFieldsOf(framed);
+      if (!header.controlId) throw new MllpError('NO_CONTROL_ID', 'the message has no MSH-10 control id, so its ACK could not be matched');
     } catch (err) {
       send.reject(err as Error);
       return false;
     }
     const socket = this.socket;
-    if (socket && !socket.destroyed) return this.transmit(socket, send, framed, controlId, acceptAck);
+    if (socket && !socket.destroyed) return this.transmit(socket, send, framed, header);
     this.ensureConnected().then(
       (connected) => {
-        if (!this.transmit(connected, send, framed, controlId, acceptAck)) this.startNext();
+        if (!this.transmit(connected, send, framed, header)) this.startNext();
       },
       (err: Error) => this.settle(send, err),
     );
@@ -263,19 +308,54 @@ export class MllpClient {
   }
 
   /** Writes the frame and waits for the ACK; false when no ACK is awaited (already settled). */
-  private transmit(socket: net.Socket, send: PendingSend, framed: Buffer, controlId: string, acceptAck: string): boolean {
-    if (acceptAck === 'NE') {
+  private transmit(socket: net.Socket, send: PendingSend, framed: Buffer, header: HeaderFields): boolean {
+    const { controlId } = header;
+    const expected = expectedAcks(header);
+    if (expected.accept === 'none' && expected.application === 'none') {
       socket.write(framed);
-      send.resolve(unacknowledged(controlId, 'MSH-15 is NE: no accept ACK requested'));
+      send.resolve(unacknowledged(controlId, `MSH-15 is NE and MSH-16 is ${header.applicationAck || 'empty'}: no ACK awaited`));
       return false;
     }
-    const errorOnly = acceptAck === 'ER';
-    const timeoutMs = errorOnly ? (this.options.errorOnlyAckWaitMs ?? 1000) : (this.options.ackTimeoutMs ?? 30_000);
+    const awaiting = expected.accept === 'none' ? 'application' : 'accept';
+    const errorOnly = (awaiting === 'accept' ? expected.accept : expected.application) === 'on-error';
+    const timeoutMs = this.timeoutFor(errorOnly);
     const deadline = performance.now() + timeoutMs;
-    this.waiter = { send, controlId, socket, deadline, timeoutMs, errorOnly };
+    this.waiter = { send, controlId, socket, awaiting, application: expected.application, deadline, timeoutMs, errorOnly };
     if (deadline < this.ackTimerAt) this.armAckTimer(deadline);
     socket.write(framed);
     return true;
+  }
+
+  private timeoutFor(errorOnly: boolean): number {
+    return errorOnly ? (this.options.errorOnlyAckWaitMs ?? 1000) : (this.options.ackTimeoutMs ?? 30_000);
+  }
+
+  /** After a positive accept ACK (or silence under MSH-15 ER), waits on for the application ACK. */
+  private awaitApplicationAck(w: Waiter, accepted: SendResult | undefined): void {
+    w.awaiting = 'application';
+    if (accepted) w.accepted = accepted;
+    w.errorOnly = w.application === 'on-error';
+    w.timeoutMs = this.timeoutFor(w.errorOnly);
+    w.deadline = performance.now() + w.timeoutMs;
+    if (w.deadline < this.ackTimerAt) this.armAckTimer(w.deadline);
+  }
+
+  /** The ACK that ends the wait, with the accept ACK that came before it. */
+  private finish(w: Waiter, result: SendResult): void {
+    this.waiter = null;
+    if (w.accepted) result.accept = { code: w.accepted.code, acknowledgedControlId: w.accepted.acknowledgedControlId, text: w.accepted.text, errors: w.accepted.errors };
+    this.settle(w.send, result);
+  }
+
+  /** Takes an ACK that answers the message in flight: it ends the wait, or moves it on to the application ACK. */
+  private acknowledged(w: Waiter, result: SendResult): void {
+    const isAccept = result.code.startsWith('C');
+    if (w.awaiting === 'application' && isAccept) return; // a repeated accept ACK: keep waiting
+    if (w.awaiting === 'accept' && result.code === 'CA' && w.application !== 'none') {
+      this.awaitApplicationAck(w, result);
+      return;
+    }
+    this.finish(w, result);
   }
 
   /** Settles the send in progress with its result or error, then starts the next one waiting. */
@@ -311,16 +391,24 @@ export class MllpClient {
       this.armAckTimer(w.deadline);
       return;
     }
-    this.waiter = null;
     if (w.errorOnly) {
-      this.settle(w.send, unacknowledged(w.controlId, 'MSH-15 is ER and no error ACK came'));
+      // Silence under ER means success.
+      if (w.awaiting === 'accept' && w.application !== 'none') {
+        this.awaitApplicationAck(w, undefined);
+        return;
+      }
+      this.waiter = null;
+      if (w.accepted) this.settle(w.send, w.accepted);
+      else this.settle(w.send, unacknowledged(w.controlId, `MSH-${w.awaiting === 'accept' ? 15 : 16} is ER and no error ACK came`));
       return;
     }
-    this.log.warn({ controlId: w.controlId, timeoutMs: w.timeoutMs }, 'no ACK in time; dropping the connection');
+    this.waiter = null;
+    const which = w.awaiting === 'application' && w.accepted ? 'application ACK' : 'ACK';
+    this.log.warn({ controlId: w.controlId, timeoutMs: w.timeoutMs }, `no ${which} in time; dropping the connection`);
     // A late ACK must not be read as the answer to the next message: start afresh.
     if (this.socket === w.socket) this.socket = null;
     w.socket.destroy();
-    this.settle(w.send, new MllpError('ACK_TIMEOUT', `no ACK for message ${w.controlId} within ${w.timeoutMs} ms`));
+    this.settle(w.send, new MllpError('ACK_TIMEOUT', `no ${which} for message ${w.controlId} within ${w.timeoutMs} ms`));
   }
 
   private async ensureConnected(): Promise<net.Socket> {
@@ -416,8 +504,7 @@ export class MllpClient {
     const w = this.waiter?.socket === socket ? this.waiter : null;
     const quick = quickPositiveAck(payload);
     if (quick && w && quick.acknowledgedControlId === w.controlId) {
-      this.waiter = null;
-      this.settle(w.send, new QuickResult(quick.code, quick.acknowledgedControlId, quick.text, payload));
+      this.acknowledged(w, new QuickResult(quick.code, quick.acknowledgedControlId, quick.text, payload));
       return;
     }
     let ack: Message;
@@ -437,7 +524,6 @@ export class MllpClient {
       this.log.warn({ msa2: summary.acknowledgedControlId, waitingFor: w?.controlId }, 'ACK does not match the message in flight; ignored');
       return;
     }
-    this.waiter = null;
-    this.settle(w.send, { ...summary, message: ack, raw: payload, acknowledged: true });
+    this.acknowledged(w, { ...summary, message: ack, raw: payload, acknowledged: true });
   }
 }

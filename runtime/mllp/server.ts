@@ -16,10 +16,16 @@ export interface ConnectionInfo {
 }
 
 /**
- * Answers one received payload. The reply (usually an ACK) is framed and sent back; undefined
- * sends nothing. Calls on one connection never overlap, so replies keep the order of messages.
+ * What a handler sends back: one reply (usually an ACK), several in order (an accept ACK then
+ * an application ACK, as MSH-15/16 may ask), or nothing.
  */
-export type MllpHandler = (payload: Buffer, connection: ConnectionInfo) => Promise<Uint8Array | string | undefined> | Uint8Array | string | undefined;
+export type MllpReply = Uint8Array | string | ReadonlyArray<Uint8Array | string> | undefined;
+
+/**
+ * Answers one received payload. Each reply is framed and sent back. Calls on one connection
+ * never overlap, so replies keep the order of messages.
+ */
+export type MllpHandler = (payload: Buffer, connection: ConnectionInfo) => Promise<MllpReply> | MllpReply;
 
 export interface MllpServerOptions {
   host?: string;
@@ -146,9 +152,13 @@ export class MllpServer extends EventEmitter {
       chain = run;
     };
 
-    const reply = (response: Uint8Array | string | undefined) => {
+    const reply = (response: MllpReply) => {
       if (response === undefined || socket.destroyed) return;
-      socket.write(frame(response));
+      if (typeof response === 'string' || response instanceof Uint8Array) {
+        socket.write(frame(response));
+        return;
+      }
+      for (const each of response) socket.write(frame(each));
     };
 
     // A handler must answer every message itself; a throw is a bug, so say so and answer AE

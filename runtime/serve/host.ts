@@ -6,7 +6,7 @@ import { ackForPayload, HL7_ERROR, readHeaderLeniently } from '../ack/ack.js';
 import type { ChannelDefinition, ChannelResult, DestinationConfig, SourceConfig, TlsFiles } from '../channel/channel.js';
 import type { ServerTlsOptions } from '../mllp/tls.js';
 import { readFileSync } from 'node:fs';
-import { deliveryPayloads, runChannel } from '../channel/channel.js';
+import { ackCodesOf, acksOf, deliveryPayloads, runChannel } from '../channel/channel.js';
 import { parseBatch } from '../hl7/parse.js';
 import type { Logger } from '../log.js';
 import { MllpServer } from '../mllp/server.js';
@@ -152,8 +152,8 @@ export class ChannelHost {
         status: result.status,
         reason: result.reason ?? null,
         identifiers: Object.keys(result.identifiers).length ? result.identifiers : null,
-        ack_code: result.ackCode ?? (result.response ? String(result.response.status) : null),
-        ack: result.ack ?? null,
+        ack_code: ackCodesOf(result) ?? (result.response ? String(result.response.status) : null),
+        ack: result.ack ? Buffer.concat(acksOf(result)) : null,
         deliveries,
       });
     } catch (err) {
@@ -161,7 +161,7 @@ export class ChannelHost {
       this.log.error({ channel: definition.name, err: (err as Error).message }, 'could not store a message; answering with an error');
       return { ...result, ...errorAnswer(definition, payload, 'the message could not be stored; send it again') };
     }
-    const log = { channel: definition.name, id, controlId: message?.controlId, type: message?.getRaw('MSH-9'), status: result.status, ack: result.ackCode };
+    const log = { channel: definition.name, id, controlId: message?.controlId, type: message?.getRaw('MSH-9'), status: result.status, ack: ackCodesOf(result) };
     if (result.status === 'accepted' || result.status === 'filtered') this.log.info(log, 'message stored');
     else this.log.warn({ ...log, reason: result.reason }, 'message stored and not accepted');
     return { ...result, id };
@@ -220,7 +220,7 @@ export class ChannelHost {
         maxMessageBytes: source.max_message_bytes,
         logger: this.log.child({ channel: name() }),
         // Read the version when the message arrives: it finishes on that version.
-        handler: async (payload, connection) => (await this.handle(runner.current, payload, `mllp:${connection.remoteAddress}:${connection.remotePort}`)).ack,
+        handler: async (payload, connection) => acksOf(await this.handle(runner.current, payload, `mllp:${connection.remoteAddress}:${connection.remotePort}`)),
       });
       const port = await server.listen();
       return { key: `mllp:${source.host}:${port}`, configured: listenerKey(source), close: () => server.close() };
@@ -333,8 +333,10 @@ function bearerMatches(header: string | undefined, token: string): boolean {
   return given.length === wanted.length && timingSafeEqual(given, wanted);
 }
 
-function errorAnswer(definition: ChannelDefinition, payload: Buffer, userMessage: string): Pick<ChannelResult, 'ack' | 'ackCode' | 'response'> {
-  if (definition.source.kind === 'http') return { response: { status: 503, body: { status: 'error', reason: userMessage } } };
-  if (definition.source.kind !== 'mllp') return {};
-  return { ack: ackForPayload(payload, 'AE', { code: HL7_ERROR.applicationInternalError, userMessage }), ackCode: 'AE' };
+/** The answer when the message could not be handled or stored: it replaces whatever the channel would have answered. */
+function errorAnswer(definition: ChannelDefinition, payload: Buffer, userMessage: string): Pick<ChannelResult, 'ack' | 'ackCode' | 'applicationAck' | 'applicationAckCode' | 'response'> {
+  const none = { ack: undefined, ackCode: undefined, applicationAck: undefined, applicationAckCode: undefined };
+  if (definition.source.kind === 'http') return { ...none, response: { status: 503, body: { status: 'error', reason: userMessage } } };
+  if (definition.source.kind !== 'mllp') return none;
+  return { ...none, ack: ackForPayload(payload, 'AE', { code: HL7_ERROR.applicationInternalError, userMessage }), ackCode: 'AE' };
 }

@@ -1,5 +1,5 @@
 import { dirname } from 'node:path';
-import { deliveryPayloads, runChannel } from '../../runtime/index.js';
+import { ackCodesOf, deliveryPayloads, runChannel } from '../../runtime/index.js';
 import type { LoadedChannel, SqliteStore } from '../../runtime/serve/index.js';
 import { compileChannels } from './serve.js';
 
@@ -45,7 +45,7 @@ export async function replayMessages(store: SqliteStore, ids: number[], env: Nod
         status: result.status,
         reason: result.reason ?? null,
         identifiers: Object.keys(result.identifiers).length ? result.identifiers : null,
-        ack_code: result.ackCode ?? null,
+        ack_code: ackCodesOf(result) ?? null,
         ack: null,
         deliveries,
       },

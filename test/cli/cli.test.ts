@@ -77,11 +77,11 @@ describe('hl7c listen and send, as processes over real sockets', () => {
     expect(sent.code).toBe(0);
     const expectedIds = [parseMessage(corpusFile('adt/hl7apy-adt-a01-v26.hl7')).controlId];
     const lines = sent.stdout.trim().split('\n');
-    expect(lines).toHaveLength(4);
-    // That message's MSH-15 is AL (enhanced mode), so its accept ACK is CA.
-    expect(lines[0]).toBe(`CA ${expectedIds[0]}`);
-    // The batch's messages say MSH-15 NE: no ACK is asked for, none is sent, none is awaited.
-    expect(lines.slice(1).every((l) => l.startsWith('- '))).toBe(true);
+    expect(lines).toHaveLength(5);
+    // That message's MSH-16 is AL (enhanced mode): an accept ACK (CA), then an application ACK (AA).
+    expect(lines.slice(0, 2)).toEqual([`CA ${expectedIds[0]}`, `AA ${expectedIds[0]}`]);
+    // The batch's messages say MSH-15 and MSH-16 NE: no ACK is asked for, none is sent, none is awaited.
+    expect(lines.slice(2).every((l) => l.startsWith('- '))).toBe(true);
     // Unacknowledged messages may still be being written when send exits.
     for (let i = 0; i < 100 && readdirSync(out).length < 4; i++) await new Promise((r) => setTimeout(r, 50));
     expect(readdirSync(out)).toHaveLength(4);

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
-import { acknowledge, buildAck, MllpClient, MllpError, MllpServer, parseMessage, readAck, receive } from '../../runtime/index.js';
+import { acknowledge, acknowledgements, buildAck, MllpClient, MllpError, MllpServer, parseMessage, readAck, receive } from '../../runtime/index.js';
 import type { MllpHandler } from '../../runtime/index.js';
 import { frame, RawPeer, sampleMessage } from './helpers.js';
 
@@ -165,6 +165,41 @@ describe('MLLP client', () => {
       expect({ code: result.code, acknowledgedControlId: result.acknowledgedControlId, text: result.text, errors: result.errors }, controlId).toEqual(full);
       expect(result.message?.toString(), controlId).toBe(reply);
     }
+  });
+
+  test('MSH-15/16 decide which ACKs come back and which the client waits for', async () => {
+    let answerApplication = true;
+    const { port } = await startServer({
+      handler: (payload) => {
+        const acks = acknowledgements(parseMessage(payload), 'accept');
+        // A receiver that commits but never reports on processing: the accept ACK alone.
+        return answerApplication ? acks : acks.slice(0, 1);
+      },
+    });
+    const client = new MllpClient({ host: '127.0.0.1', port, ackTimeoutMs: 300, errorOnlyAckWaitMs: 100 });
+    cleanups.push(() => client.close());
+    const asking = (controlId: string, msh15: string, msh16: string) => sampleMessage(controlId).replace('|P|2.5.1', `|P|2.5.1|||${msh15}|${msh16}`);
+
+    // Original mode, spelled out: no accept ACK, one application ACK.
+    const neAl = await client.send(asking('NE-AL', 'NE', 'AL'));
+    expect(neAl).toMatchObject({ acknowledged: true, code: 'AA', acknowledgedControlId: 'NE-AL' });
+    expect(neAl.accept).toBeUndefined();
+    // Both: the send ends with the application ACK and carries the accept ACK before it.
+    const alAl = await client.send(asking('AL-AL', 'AL', 'AL'));
+    expect(alAl).toMatchObject({ code: 'AA', acknowledgedControlId: 'AL-AL', accept: { code: 'CA', acknowledgedControlId: 'AL-AL' } });
+    // Application ACK only on error: a short wait, then the accept ACK stands.
+    const alEr = await client.send(asking('AL-ER', 'AL', 'ER'));
+    expect(alEr).toMatchObject({ code: 'CA', acknowledgedControlId: 'AL-ER' });
+    // Accept ACK only on error: none comes, and the application ACK does.
+    expect(await client.send(asking('ER-AL', 'ER', 'AL'))).toMatchObject({ code: 'AA', acknowledgedControlId: 'ER-AL' });
+    // Nothing asked for: nothing awaited.
+    expect(await client.send(asking('NE-NE', 'NE', 'NE'))).toMatchObject({ acknowledged: false, acknowledgedControlId: 'NE-NE' });
+
+    answerApplication = false;
+    await expect(client.send(asking('NO-APP', 'AL', 'AL'))).rejects.toThrow(/no application ACK for message NO-APP/);
+    answerApplication = true;
+    // Every ACK so far was matched to its own message: the next send starts clean.
+    expect((await client.send(asking('AFTER', 'AL', 'AL'))).accept?.code).toBe('CA');
   });
 
   test('an ACK for another message (MSA-2 differs) is never taken as this one', async () => {

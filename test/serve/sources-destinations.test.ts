@@ -36,6 +36,31 @@ destinations: { out: { file: { dir: $DIR/${name} } } }
     }
   });
 
+  test('MSH-16 gets its application ACK: alone under MSH-15 NE, after CA under AL; stored as sent', async () => {
+    const { serving } = await serveSpecs({
+      'adt.yaml': `channel: adt
+source: { mllp: { host: 127.0.0.1, port: 0 } }
+identifiers:
+  patient: { kind: patient, assigning_authority: EPI, type_code: MR, required: true }
+destinations: { out: { file: { dir: $DIR/out } } }
+`,
+    });
+    const client = new MllpClient({ host: '127.0.0.1', port: serving.ports().adt! });
+    cleanups.push(() => client.close());
+    const asking = (controlId: string, acks: string, mrn?: string) => adtMessage(controlId, mrn).replace('|P|2.5.1', `|P|2.5.1|||${acks}`);
+    // Without the application ACK, a sender using MSH-15 NE / MSH-16 AL would wait forever.
+    expect(await client.send(asking('NE-AL', 'NE|AL'))).toMatchObject({ acknowledged: true, code: 'AA' });
+    expect(await client.send(asking('AL-AL', 'AL|AL'))).toMatchObject({ code: 'AA', accept: { code: 'CA' } });
+    // Committed with an error: the accept ACK says so, and no application ACK follows.
+    const failed = await client.send(asking('NO-MRN', 'AL|AL', 'E9^^^OTHER'));
+    expect(failed.code).toBe('CE');
+    expect(failed.accept).toBeUndefined();
+    const stored = Object.fromEntries(serving.store.listMessages().map((m) => [m.control_id, m]));
+    expect([stored['NE-AL']!.ack_code, stored['AL-AL']!.ack_code, stored['NO-MRN']!.ack_code]).toEqual(['AA', 'CA AA', 'CE']);
+    const sentBack = serving.store.getMessage(stored['AL-AL']!.id)!.message.ack!.toString('latin1');
+    expect(sentBack.match(/^MSA\|(\w\w)\|AL-AL/gm)).toEqual(['MSA|CA|AL-AL', 'MSA|AA|AL-AL']);
+  });
+
   test('http source: bearer token required; the built HL7 is stored, queued and answered with its control id', async () => {
     const { serving, dir } = await serveSpecs({
       'results.yaml': `channel: results

@@ -1,6 +1,6 @@
 import { mkdir, open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { acknowledge, MllpServer, receive } from '../../../runtime/index.js';
+import { acknowledgements, MllpServer, receive } from '../../../runtime/index.js';
 import type { Logger, ServerTlsOptions } from '../../../runtime/index.js';
 import type { CliIo } from '../io.js';
 
@@ -29,7 +29,7 @@ export async function listenCommand(args: ListenArgs, io: CliIo): Promise<number
   return 0;
 }
 
-/** An MLLP receiver that stores each readable message (before answering) and ACKs per MSH-15/16. */
+/** An MLLP receiver that stores each readable message (before answering) and ACKs per MSH-15/16: an accept ACK, an application ACK, or both. */
 export async function startReceiver(args: ListenArgs): Promise<MllpServer> {
   if (args.out) await mkdir(args.out, { recursive: true });
   const log = args.logger;
@@ -49,7 +49,7 @@ export async function startReceiver(args: ListenArgs): Promise<MllpServer> {
       const { message } = received;
       if (args.out) await writeUnique(args.out, message.controlId, payload);
       log.info({ controlId: message.controlId, type: message.getRaw('MSH-9') }, 'message received');
-      return acknowledge(message, 'accept');
+      return acknowledgements(message, 'accept');
     },
   });
   await server.listen();

@@ -13,8 +13,9 @@ export interface SendArgs {
 }
 
 /**
- * `hl7c send`: every message of every file over MLLP; prints `<MSA-1> <MSA-2>` per ACK, or
- * `- <MSH-10>` for a message whose MSH-15 asked for no ACK and got none.
+ * `hl7c send`: every message of every file over MLLP; prints `<MSA-1> <MSA-2>` per ACK (an
+ * accept ACK and an application ACK when MSH-15/16 ask for both), or `- <MSH-10>` for a message
+ * that asked for no ACK and got none.
  */
 export async function sendCommand(args: SendArgs, io: CliIo): Promise<number> {
   const client = new MllpClient({ host: args.host, port: args.port, tls: args.tls, ackTimeoutMs: args.timeoutMs, logger: args.logger });
@@ -29,6 +30,8 @@ export async function sendCommand(args: SendArgs, io: CliIo): Promise<number> {
             io.stdout(`- ${ack.acknowledgedControlId}\n`);
             continue;
           }
+          // Enhanced mode with MSH-16: the accept ACK came first, then this application ACK.
+          if (ack.accept) io.stdout(`${ack.accept.code} ${ack.accept.acknowledgedControlId}\n`);
           io.stdout(`${ack.code} ${ack.acknowledgedControlId}\n`);
           if (!isPositiveAck(ack.code)) {
             failed++;
