@@ -49,7 +49,7 @@ export interface SendResult extends AckSummary {
  * else (errors, escapes, non-ASCII text) returns undefined and gets a full parse. The bytes are
  * walked directly: decoding the ACK to search it costs more than the search.
  */
-function quickPositiveAck(payload: Buffer): Omit<SendResult, 'acknowledged'> | undefined {
+function quickPositiveAck(payload: Buffer): { code: string; acknowledgedControlId: string; text: string } | undefined {
   const n = payload.length;
   if (n > 4096 || n < 9 || payload[0] !== 0x4d || payload[1] !== 0x53 || payload[2] !== 0x48) return undefined;
   const sep = payload[3]!;
@@ -66,27 +66,28 @@ function quickPositiveAck(payload: Buffer): Omit<SendResult, 'acknowledged'> | u
     }
   }
   if (msa === -1) return undefined;
-  // MSA-1, MSA-2 and MSA-3 as [start, stop) pairs; a value holding a delimiter or anything but
-  // printable ASCII would need decoding, so it is left to the full parse.
-  const bounds = [msa, -1, -1, -1, -1, -1];
-  let k = 0;
-  let i = msa;
-  for (; i < n; i++) {
+  // MSA-1 must be AA or CA, compared as bytes; MSA-2 and MSA-3 must be plain text. A value
+  // holding a delimiter or anything but printable ASCII would need decoding: that is left to
+  // the full parse.
+  if (payload[msa + 1] !== 0x41 || payload[msa + 2] !== sep || (payload[msa] !== 0x41 && payload[msa] !== 0x43)) return undefined;
+  const controlIdEnd = plainValueEnd(payload, msa + 3, sep);
+  if (controlIdEnd === -1) return undefined;
+  const textEnd = payload[controlIdEnd] === sep ? plainValueEnd(payload, controlIdEnd + 1, sep) : controlIdEnd;
+  if (textEnd === -1) return undefined;
+  const code = payload[msa] === 0x41 ? 'AA' : 'CA';
+  const text = textEnd > controlIdEnd + 1 ? payload.toString('latin1', controlIdEnd + 1, textEnd) : '';
+  return { code, acknowledgedControlId: payload.toString('latin1', msa + 3, controlIdEnd), text };
+}
+
+/** Where a plain value starting at `from` ends (a separator, line end or the end), or -1 when it is not plain. */
+function plainValueEnd(payload: Buffer, from: number, sep: number): number {
+  let i = from;
+  for (; i < payload.length; i++) {
     const c = payload[i]!;
-    if (c === sep || c === 0x0d || c === 0x0a) {
-      if (c !== sep || k === 4) break;
-      bounds[k + 1] = i;
-      bounds[k + 2] = i + 1;
-      k += 2;
-    } else if (c < 0x20 || c > 0x7e || isEncodingCharacter(payload, sep, c)) {
-      return undefined;
-    }
+    if (c === sep || c === 0x0d || c === 0x0a) return i;
+    if (c < 0x20 || c > 0x7e || isEncodingCharacter(payload, sep, c)) return -1;
   }
-  bounds[k + 1] = i;
-  const read = (j: number) => (bounds[j] === -1 ? '' : payload.toString('latin1', bounds[j], bounds[j + 1]));
-  const code = read(0);
-  if (code !== 'AA' && code !== 'CA') return undefined;
-  return { code, acknowledgedControlId: read(2), text: read(4), errors: [] };
+  return i;
 }
 
 /** Whether a byte is one of MSH-2's encoding characters (bytes 4 up to the next separator). */
@@ -121,7 +122,9 @@ function headerFieldsOf(framed: Buffer): HeaderFields {
   const end = framed.length - 2;
   if (end < 5 || framed[1] !== 0x4d || framed[2] !== 0x53 || framed[3] !== 0x48) return { controlId: '', acceptAck: '', applicationAck: '' };
   const sep = framed[4]!;
-  const found = [-1, -1, -1, -1, -1, -1];
+  let msh10 = -1;
+  let msh15 = -1;
+  let msh16 = -1;
   // After MSH-1 (the separator itself) comes MSH-2; each separator starts the next field.
   let field = 2;
   for (let i = 5; i < end; i++) {
@@ -129,30 +132,26 @@ function headerFieldsOf(framed: Buffer): HeaderFields {
     if (c === 0x0d || c === 0x0a) break;
     if (c !== sep) continue;
     field++;
-    if (field === 10) found[0] = i + 1;
-    else if (field === 11) found[1] = i;
-    else if (field === 15) found[2] = i + 1;
+    if (field === 10) msh10 = i + 1;
+    else if (field === 15) msh15 = i + 1;
     else if (field === 16) {
-      found[3] = i;
-      found[4] = i + 1;
-    } else if (field === 17) {
-      found[5] = i;
+      msh16 = i + 1;
       break;
     }
   }
-  const value = (start: number, stop: number) => {
-    if (start === -1) return '';
-    if (stop === -1) {
-      stop = start;
-      while (stop < end && framed[stop] !== sep && framed[stop] !== 0x0d && framed[stop] !== 0x0a) stop++;
-    }
-    return framed.toString('latin1', start, stop);
-  };
   return {
-    controlId: value(found[0]!, found[1]!),
-    acceptAck: value(found[2]!, found[3]!).trim().toUpperCase(),
-    applicationAck: value(found[4]!, found[5]!).trim().toUpperCase(),
+    controlId: headerValue(framed, msh10, end, sep),
+    acceptAck: headerValue(framed, msh15, end, sep).trim().toUpperCase(),
+    applicationAck: headerValue(framed, msh16, end, sep).trim().toUpperCase(),
   };
+}
+
+/** The bytes of a header field from `start` to the next separator or line end, as Latin-1; '' when absent or empty. */
+function headerValue(framed: Buffer, start: number, end: number, sep: number): string {
+  if (start === -1) return '';
+  let stop = start;
+  while (stop < end && framed[stop] !== sep && framed[stop] !== 0x0d && framed[stop] !== 0x0a) stop++;
+  return stop === start ? '' : framed.toString('latin1', start, stop);
 }
 
 interface HeaderFields {
