@@ -40,7 +40,7 @@ export function parseErrorToAckError(err: Hl7ParseError): AckError {
 /** True for ACK messages, which are never acknowledged (that would loop). */
 export function isAckMessage(message: Message): boolean {
   const type = message.header.field(9);
-  return type === 'ACK' || type.startsWith(`ACK${message.delimiters.component}`);
+  return type.startsWith('ACK') && (type.length === 3 || type[3] === message.delimiters.component);
 }
 
 /**
