@@ -4,11 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { SqliteStore, startAdminServer } from '../../runtime/serve/index.js';
-import { MllpClient } from '../../runtime/index.js';
+import { MllpClient, parseMessage, readAck } from '../../runtime/index.js';
 import { ChannelHost } from '../../runtime/serve/index.js';
 import { encodeRecord, readReceivedLog, ReceivedLog } from '../../runtime/store/received-log.js';
 import { compileChannels } from '../../src/serve/serve.js';
 import { adtMessage, adtSpec, memoryLogger, receivedEntry, waitFor } from './helpers.js';
+import { frame, RawPeer } from '../mllp/helpers.js';
 
 const opened: SqliteStore[] = [];
 afterEach(() => {
@@ -236,6 +237,16 @@ describe('received-message log (stored before the ACK, taken into SQLite after)'
       const ack = await client.send(adtMessage('NOT-STORED'));
       expect(ack.code).toBe('AE');
       expect(ack.errors.join(' ')).toMatch(/could not be stored; send it again/);
+      // Asked for an accept ACK and an application ACK: the AE replaces both, no AA follows it.
+      // Replies keep the order of messages, so the next message's ACK shows nothing came between.
+      const peer = await RawPeer.connect(host.ports()['adt-in']!);
+      try {
+        await peer.write(frame(adtMessage('NOT-STORED-2').replace('|P|2.5.1', '|P|2.5.1|||AL|AL')), frame(adtMessage('NOT-STORED-3')));
+        const replies = (await peer.waitForFrames(2)).map((f) => readAck(parseMessage(f)));
+        expect(replies.map((a) => `${a.code} ${a.acknowledgedControlId}`)).toEqual(['AE NOT-STORED-2', 'AE NOT-STORED-3']);
+      } finally {
+        await peer.end();
+      }
       expect(lines.some((l) => l.msg === 'could not store a message; answering with an error' && String(l.err).includes('ENOSPC'))).toBe(true);
     } finally {
       await client.close();
