@@ -1,5 +1,5 @@
 import type { Delimiters } from '../hl7/delimiters.js';
-import { DEFAULT_DELIMITERS, encodingCharacters, readDelimiters } from '../hl7/delimiters.js';
+import { DEFAULT_DELIMITERS, encodingCharacters, firstRepetition, readDelimiters } from '../hl7/delimiters.js';
 import { escapeValue } from '../hl7/escape.js';
 import type { Charset } from '../hl7/charset.js';
 import { encodeText, encodingForDeclared } from '../hl7/charset.js';
@@ -93,18 +93,8 @@ export function ackCodeFor(outcome: AckOutcome, mode: AckMode): AckCode {
 
 /** Whether an accept ACK should be sent at all under MSH-15 (always true in original mode). */
 export function shouldSendAcceptAck(request: AckRequest, outcome: AckOutcome): boolean {
-  if (request.mode === 'original') return true;
-  switch (request.accept) {
-    case 'NE':
-      return false;
-    case 'ER':
-      return outcome !== 'accept';
-    case 'SU':
-      return outcome === 'accept';
-    default:
-      // AL, or empty with MSH-16 valued: the accept ACK is expected.
-      return true;
-  }
+  // AL, or empty with MSH-16 valued: the accept ACK is expected.
+  return request.mode === 'original' || conditionAsks(request.accept, outcome, true);
 }
 
 /**
@@ -113,16 +103,22 @@ export function shouldSendAcceptAck(request: AckRequest, outcome: AckOutcome): b
  * for the accept ACK alone.
  */
 export function shouldSendApplicationAck(request: AckRequest, outcome: AckOutcome): boolean {
-  if (request.mode === 'original') return false;
-  switch (request.application) {
+  return request.mode !== 'original' && conditionAsks(request.application, outcome, false);
+}
+
+/** Whether a table 0155 condition asks for an ACK after this outcome; `otherwise` answers for an empty or unknown value. */
+function conditionAsks(condition: AckCondition, outcome: AckOutcome, otherwise: boolean): boolean {
+  switch (condition) {
     case 'AL':
       return true;
+    case 'NE':
+      return false;
     case 'ER':
       return outcome !== 'accept';
     case 'SU':
       return outcome === 'accept';
     default:
-      return false;
+      return otherwise;
   }
 }
 
@@ -306,7 +302,7 @@ function ackRoutingFor(h: ReceivedHeader): AckRouting {
   const ackType = !trigger ? 'ACK' : v25 || typeParts.length > 2 ? `ACK${d.component}${trigger}${d.component}ACK` : `ACK${d.component}${trigger}`;
   // MSH-12, and MSH-18 when the message had one; trailing empty fields are left off.
   const tail = h.charset ? `${sep}${h.version}${sep.repeat(6)}${h.charset}` : h.version ? `${sep}${h.version}` : '';
-  const encoding = h.charset ? (encodingForDeclared(h.charset.split(d.repetition)[0]!.trim()) ?? 'utf-8') : 'utf-8';
+  const encoding = h.charset ? (encodingForDeclared(firstRepetition(h.charset, d.repetition)) ?? 'utf-8') : 'utf-8';
   lastRouting = {
     header: h,
     beforeTimestamp: `MSH${sep}${encodingCharacters(d)}${sep}${h.receivingApplication}${sep}${h.receivingFacility}${sep}${h.sendingApplication}${sep}${h.sendingFacility}${sep}`,

@@ -116,6 +116,12 @@ export function printable(text: string): string {
   return text.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
+/** The first repetition of a field's encoded text, trimmed (MSH-18, for one, may repeat). */
+export function firstRepetition(field: string, repetition: string | undefined): string {
+  const at = repetition ? field.indexOf(repetition) : -1;
+  return (at === -1 ? field : field.slice(0, at)).trim();
+}
+
 /**
  * Field n of an MSH line as written (MSH-1 is the separator), found by counting separators
  * rather than splitting the whole line: used on hot paths that need one or two header fields.

@@ -1,7 +1,7 @@
 import type { Charset } from './charset.js';
 import { charsetOfAscii, decodeBytes, encodeText, encodingForDeclared } from './charset.js';
 import type { Delimiters } from './delimiters.js';
-import { DEFAULT_DELIMITERS, isHeaderSegmentName, mshField, printable, readDelimiters } from './delimiters.js';
+import { DEFAULT_DELIMITERS, firstRepetition, isHeaderSegmentName, mshField, printable, readDelimiters } from './delimiters.js';
 import { Hl7ParseError } from './errors.js';
 import { Message } from './message.js';
 import { Segment } from './segment.js';
@@ -28,7 +28,7 @@ export function parseMessage(input: string | Uint8Array, options: ParseOptions =
     });
   }
   // All-ASCII bytes: MSH-18 is read from the header once it is parsed.
-  const charsetOfHeader = (header: Segment) => charsetOfAscii(firstRepetition(header.field(18), header) || options.defaultCharset || '');
+  const charsetOfHeader = (header: Segment) => charsetOfAscii(firstRepetition(header.field(18), header.field(2)[1]) || options.defaultCharset || '');
   return buildMessage(lines, first, lines.length, charset ?? charsetOfHeader, first);
 }
 
@@ -199,12 +199,6 @@ function buildMessage(lines: string[], start: number, end: number, charset: Char
   return new Message(d, segments, typeof charset === 'function' ? charset(msh) : charset);
 }
 
-/** The first repetition of a header field's encoded text, trimmed (MSH-18 may repeat). */
-function firstRepetition(field: string, header: Segment): string {
-  const rep = header.field(2)[1];
-  const at = rep ? field.indexOf(rep) : -1;
-  return (at === -1 ? field : field.slice(0, at)).trim();
-}
 
 function isSegmentName(line: string): boolean {
   const a = line.charCodeAt(0);
@@ -378,8 +372,5 @@ function declaredCharset(text: string, lineFeeds = true): string {
   const lf = lineFeeds ? text.indexOf('\n', from) : -1;
   if (end === -1 || (lf !== -1 && lf < end)) end = lf;
   const line = text.slice(from, end === -1 ? text.length : end);
-  const msh18 = mshField(line, 18);
-  const rep = line[5];
-  const repAt = rep ? msh18.indexOf(rep) : -1;
-  return (repAt === -1 ? msh18 : msh18.slice(0, repAt)).trim();
+  return firstRepetition(mshField(line, 18), line[5]);
 }
