@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, fdatasyncSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { REPO_ROOT } from './messages.js';
+import { REPO_ROOT } from './corpus.js';
 
 const SPEC = `channel: bench-in
 source:

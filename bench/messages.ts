@@ -1,14 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { CORPUS_DIR } from './corpus.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-/** The repo root, whether this runs from bench/ or compiled from dist/bench/. */
-export const REPO_ROOT = here.includes(join('dist', 'bench')) ? resolve(here, '../..') : resolve(here, '..');
-const corpus = resolve(REPO_ROOT, '../shared/corpus');
 
 /** A real ADT^A01 from the shared corpus (~1.5 KB, v2.3). */
-export const ADT_A01 = readFileSync(join(corpus, 'adt/fhirconv-adt-a01-v23.hl7'), 'utf8');
+export const ADT_A01 = readFileSync(join(CORPUS_DIR, 'adt/fhirconv-adt-a01-v23.hl7'), 'utf8');
 
 /** An ORU^R01 with 22 OBX (~3 KB), shaped like a lab panel with reference ranges and flags. */
 export const ORU_R01 = (() => {

@@ -5,7 +5,8 @@
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { ADT_A01, ORU_R01, REPO_ROOT } from './messages.js';
+import { REPO_ROOT } from './corpus.js';
+import { ADT_A01, ORU_R01 } from './messages.js';
 import type { RoundTripRow, ServerKind } from './mllp.js';
 import { measureRoundTrips, startServerProcess } from './mllp.js';
 import { runParseBench } from './parse.js';

@@ -1,9 +1,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { CORPUS_DIR } from '../bench/corpus.js';
 
-/** ../shared/corpus beside the repository (read-only, also present in CI). */
-export const CORPUS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../shared/corpus');
+export { CORPUS_DIR };
 
 export interface CorpusFile {
   category: string;
