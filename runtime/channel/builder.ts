@@ -1,10 +1,10 @@
 import { DEFAULT_DELIMITERS, encodingCharacters } from '../hl7/delimiters.js';
 import type { Hl7Value } from '../hl7/message.js';
 import { Message } from '../hl7/message.js';
-import type { Hl7Path } from '../hl7/path.js';
 import { parsePath } from '../hl7/path.js';
 import { Segment } from '../hl7/segment.js';
 import { hl7Timestamp, newControlId } from '../hl7/timestamp.js';
+import { spendBudget } from './budget.js';
 
 export interface NewMessageHeader {
   /** MSH-9, e.g. ORU^R01^ORU_R01 */
@@ -53,30 +53,29 @@ export class MessageBuilder {
 
   /** Appends a segment and returns a writer bound to it. */
   addSegment(name: string): SegmentWriter {
-    this.message.addSegment(name);
-    return new SegmentWriter(this.message, name, this.message.segmentsNamed(name).length);
+    spendBudget();
+    return new SegmentWriter(this.message, this.message.addSegment(name));
   }
 
   /** Writes into MSH. */
   get header(): SegmentWriter {
-    return new SegmentWriter(this.message, 'MSH', 1);
+    return new SegmentWriter(this.message, this.message.header);
   }
 }
 
+/** Writes the fields of one segment; it holds the segment, so a message of any length is built in linear time. */
 export class SegmentWriter {
   constructor(
     private readonly message: Message,
-    private readonly name: string,
-    private readonly occurrence: number,
+    private readonly segment: Segment,
   ) {}
 
   /** `path` names this segment's field, e.g. OBX-5 or OBX-3.2; undefined leaves it empty. */
   set(path: string, value: unknown): this {
     if (value === undefined) return this;
     const p = parsePath(path);
-    if (p.segment !== this.name) throw new Error(`${path} is not a field of ${this.name}`);
-    const bound: Hl7Path = { ...p, segmentRepetition: this.occurrence };
-    this.message.set(bound, toHl7Value(value));
+    if (p.segment !== this.segment.name) throw new Error(`${path} is not a field of ${this.segment.name}`);
+    this.message.setIn(this.segment, p, toHl7Value(value));
     return this;
   }
 }

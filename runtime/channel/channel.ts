@@ -3,6 +3,7 @@ import { ackBytes, ackCodesToSend, ackRequestOf, HL7_ERROR } from '../ack/ack.js
 import { isAckMessage, receive } from '../ack/receive.js';
 import { encodeText } from '../hl7/charset.js';
 import type { Message } from '../hl7/message.js';
+import { DEFAULT_PROCESSING_BUDGET_MS, ProcessingBudgetExceeded, withProcessingBudget } from './budget.js';
 import type { FoundIdentifier, IdentifierProblem } from './identifiers.js';
 
 export type AckModeSetting = 'original' | 'enhanced' | 'as_requested';
@@ -142,13 +143,20 @@ export interface ChannelResult {
  * rejected ones AR with the rule's reason; a missing or ambiguous required identifier is AE
  * naming the field. Nothing is thrown for a bad message: every outcome is a result.
  */
-export function runChannel(channel: ChannelDefinition, payload: Buffer): ChannelResult {
-  if (channel.source.kind === 'http') return withResponse(runJson(channel, payload));
-  const received = receive(payload);
-  if (!received.ok) {
-    return { status: 'rejected', reason: received.error.message, identifiers: {}, outputs: {}, ...(channel.source.kind === 'mllp' ? { ack: received.reject, ackCode: 'AR' } : {}) };
-  }
-  return runMessage(channel, received.message);
+export function runChannel(channel: ChannelDefinition, payload: Buffer, options: RunOptions = {}): ChannelResult {
+  return withProcessingBudget(options.processingBudgetMs ?? DEFAULT_PROCESSING_BUDGET_MS, () => {
+    if (channel.source.kind === 'http') return withResponse(runJson(channel, payload));
+    const received = receive(payload);
+    if (!received.ok) {
+      return { status: 'rejected', reason: received.error.message, identifiers: {}, outputs: {}, ...(channel.source.kind === 'mllp' ? { ack: received.reject, ackCode: 'AR' } : {}) };
+    }
+    return runMessage(channel, received.message);
+  });
+}
+
+export interface RunOptions {
+  /** Milliseconds one message may hold the event loop (default 1000); over it, the message is an error answered AE. */
+  processingBudgetMs?: number;
 }
 
 function runJson(channel: ChannelDefinition, payload: Buffer): ChannelResult {
@@ -162,7 +170,8 @@ function runJson(channel: ChannelDefinition, payload: Buffer): ChannelResult {
   try {
     message = channel.build!(input);
   } catch (err) {
-    return { status: 'error', reason: `could not build the message: ${(err as Error).message}`, identifiers: {}, outputs: {} };
+    const reason = err instanceof ProcessingBudgetExceeded ? err.message : `could not build the message: ${(err as Error).message}`;
+    return { status: 'error', reason, identifiers: {}, outputs: {} };
   }
   return runMessage(channel, message);
 }
@@ -176,6 +185,16 @@ function withResponse(result: ChannelResult): ChannelResult {
 }
 
 function runMessage(channel: ChannelDefinition, message: Message): ChannelResult {
+  try {
+    return runStages(channel, message);
+  } catch (err) {
+    if (!(err instanceof ProcessingBudgetExceeded)) throw err;
+    const errors = [{ code: HL7_ERROR.applicationInternalError, userMessage: err.message }];
+    return { status: 'error', reason: err.message, message, identifiers: {}, outputs: {}, ...(channel.source.kind === 'mllp' ? ackFor(channel, message, 'error', errors) : {}) };
+  }
+}
+
+function runStages(channel: ChannelDefinition, message: Message): ChannelResult {
   const answer = (outcome: AckOutcome, errors: AckError[] = []) => (channel.source.kind === 'mllp' ? ackFor(channel, message, outcome, errors) : {});
   const decision = channel.accept(message);
   if (decision.outcome === 'reject') {
@@ -201,6 +220,7 @@ function runMessage(channel: ChannelDefinition, message: Message): ChannelResult
     output = channel.output === 'json' ? channel.map!(message, identifiers) : message.toString();
     routed = channel.route(message);
   } catch (err) {
+    if (err instanceof ProcessingBudgetExceeded) throw err;
     const reason = `mapping failed: ${(err as Error).message}`;
     return { status: 'error', reason, message, identifiers, outputs: {}, ...answer('error', [{ code: HL7_ERROR.applicationInternalError, userMessage: reason }]) };
   }

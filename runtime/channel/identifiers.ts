@@ -2,6 +2,7 @@ import type { Message } from '../hl7/message.js';
 import type { Hl7Path } from '../hl7/path.js';
 import { parsePath } from '../hl7/path.js';
 import { unescapeValue } from '../hl7/escape.js';
+import { spendBudget } from './budget.js';
 
 /** An identifier as found: the ID and where it came from. */
 export interface FoundIdentifier {
@@ -45,6 +46,7 @@ export function selectCx(message: Message, name: string, selector: CxSelector): 
   const reps = message.repetitions(path);
   const matches: FoundIdentifier[] = [];
   reps.forEach((rep, i) => {
+    spendBudget();
     const comps = rep.split(d.component);
     const id = unescapeValue(comps[0] ?? '', d);
     const authority = unescapeValue((comps[3] ?? '').split(d.subcomponent ?? '&')[0] ?? '', d);

@@ -1,28 +1,51 @@
 import type { Hl7Value, Message } from '../hl7/message.js';
 import type { Hl7Path } from '../hl7/path.js';
 import { parsePath } from '../hl7/path.js';
+import type { Segment } from '../hl7/segment.js';
+import type { GroupDefinition, GroupInstance, MessageStructure } from '../hl7/structure.js';
+import { homeOf, matchStructure } from '../hl7/structure.js';
+import { spendBudget } from './budget.js';
 
 /**
- * Reads paths relative to the segments a mapping is iterating over: inside `each: OBX`, `OBX-5`
- * means field 5 of the current OBX, and `each: NTE` means the NTEs that follow it.
+ * Reads paths relative to what a mapping is iterating over. When hl7c knows the message's
+ * structure (see hl7/structure.ts), `each: X` walks the X segments of the current group and a
+ * path reads the segment of the current group instance, else of an enclosing one: inside
+ * `each: PID` of an A40 `MRG-1` is that patient's MRG; inside `each: OBR` of an ORU `each: NTE`
+ * gives the order's notes, inside `each: OBX` that result's notes, and `OBR-4` is its order.
+ * A path never reads another group instance's segment. Without a known structure, `each: X`
+ * walks the X segments of the current range and `each: NTE` inside it the NTEs that follow.
+ *
+ * Every walk is linear: a scope holds the segment (and the field repetition) it is on, never
+ * an index to look up again, and what a group holds is indexed once per message.
  */
 export class Scope {
   private constructor(
-    readonly message: Message,
-    /** Segment name to the 1-based occurrence bound in this scope. */
-    private readonly bound: ReadonlyMap<string, number>,
-    /** Segment list positions this scope covers: [start, end). */
+    private readonly context: Context,
+    /** The group instance this scope is inside; undefined at the top or without a structure. */
+    private readonly group: GroupInstance | undefined,
+    /** Segment name to the segment an enclosing `each:` is on. */
+    private readonly bound: ReadonlyMap<string, Segment>,
+    /** Without a structure: the segment positions this scope covers, [start, end). */
     private readonly range: readonly [number, number],
-    /** Inside `each: PID-3`: the repetition being read. */
-    private readonly boundField?: { segment: string; field: number; repetition: number },
+    /** Inside `each: PID-3`: the repetition being read, already split out. */
+    private readonly boundField?: { segment: Segment; name: string; field: number; repetition: string },
   ) {}
 
   static of(message: Message): Scope {
-    return new Scope(message, new Map(), [0, message.segments.length]);
+    return new Scope(new Context(message, matchStructure(message)), undefined, new Map(), [0, message.segments.length]);
+  }
+
+  get message(): Message {
+    return this.context.message;
   }
 
   get(path: string): Hl7Value {
-    return this.message.get(this.resolve(path));
+    const p = parsePath(path);
+    const f = this.boundField;
+    if (f && p.segment === f.name && p.segmentRepetition === undefined && p.field === f.field && p.repetition === undefined) {
+      return this.message.getIn(f.segment, p, f.repetition);
+    }
+    return this.message.getIn(this.locate(p), p);
   }
 
   getText(path: string): string {
@@ -31,40 +54,161 @@ export class Scope {
 
   /** Runs fn for each occurrence of a segment within this scope, in a scope bound to it. */
   each<T>(segment: string, fn: (scope: Scope, index: number) => T): T[] {
-    const segments = this.message.segments;
-    const positions: number[] = [];
-    for (let i = this.range[0]; i < this.range[1]; i++) if (segments[i]!.name === segment) positions.push(i);
-    return positions.map((start, k) => {
-      const end = k + 1 < positions.length ? positions[k + 1]! : this.range[1];
-      const occurrence = occurrenceAt(this.message, start);
-      const bound = new Map(this.bound);
-      bound.set(segment, occurrence);
-      return fn(new Scope(this.message, bound, [start, end]), k);
+    const { message, structure } = this.context;
+    if (!structure) return this.eachInRange(segment, fn);
+    const positions = this.group ? this.context.walk(this.group, segment) : this.context.everywhere(segment);
+    return positions.map((position, k) => {
+      spendBudget();
+      const found = message.segments[position]!;
+      const bound = new Map(this.bound).set(segment, found);
+      return fn(new Scope(this.context, structure.owner[position], bound, this.range), k);
     });
   }
 
   /** Runs fn for each repetition of a field (e.g. every PID-3 identifier), in a scope bound to it. */
   eachRepetition<T>(fieldPath: string, fn: (scope: Scope, index: number) => T): T[] {
-    const p = this.resolve(fieldPath);
-    const count = this.message.repetitions(p).length;
-    return Array.from({ length: count }, (_, k) =>
-      fn(new Scope(this.message, this.bound, this.range, { segment: p.segment, field: p.field!, repetition: k + 1 }), k),
-    );
+    const p = parsePath(fieldPath);
+    const segment = this.locate(p);
+    if (!segment || p.field === undefined) return [];
+    const text = segment.field(p.field);
+    if (text === '') return [];
+    const out: T[] = [];
+    let k = 0;
+    for (const repetition of text.split(this.message.delimiters.repetition)) {
+      spendBudget();
+      const bound = { segment, name: p.segment, field: p.field, repetition };
+      out.push(fn(new Scope(this.context, this.group, this.bound, this.range, bound), k++));
+    }
+    return out;
   }
 
-  private resolve(text: string): Hl7Path {
-    let p = parsePath(text);
-    const occurrence = this.bound.get(p.segment);
-    if (occurrence !== undefined && p.segmentRepetition === undefined) p = { ...p, segmentRepetition: occurrence };
-    const f = this.boundField;
-    if (f && p.segment === f.segment && p.field === f.field && p.repetition === undefined) p = { ...p, repetition: f.repetition };
-    return p;
+  /** The segment a path reads in this scope. */
+  private locate(p: Hl7Path): Segment | undefined {
+    if (p.segmentRepetition !== undefined) return this.message.segment(p);
+    const bound = this.bound.get(p.segment);
+    if (bound) return bound;
+    if (this.group) return this.context.inGroup(this.group, p.segment);
+    return this.context.first(p.segment);
+  }
+
+  private eachInRange<T>(segment: string, fn: (scope: Scope, index: number) => T): T[] {
+    const segments = this.message.segments;
+    const positions: number[] = [];
+    for (let i = this.range[0]; i < this.range[1]; i++) if (segments[i]!.name === segment) positions.push(i);
+    return positions.map((start, k) => {
+      spendBudget();
+      const end = k + 1 < positions.length ? positions[k + 1]! : this.range[1];
+      const bound = new Map(this.bound).set(segment, segments[start]!);
+      return fn(new Scope(this.context, undefined, bound, [start, end]), k);
+    });
   }
 }
 
-function occurrenceAt(message: Message, position: number): number {
-  const name = message.segments[position]!.name;
-  let n = 0;
-  for (let i = 0; i <= position; i++) if (message.segments[i]!.name === name) n++;
-  return n;
+/** What every scope of one message shares: the message, its structure, and indexes built once. */
+class Context {
+  private readonly firsts = new Map<string, Segment | undefined>();
+  private readonly found = new Map<GroupInstance, Map<string, number>>();
+  private readonly walks = new Map<GroupInstance, Map<string, number[]>>();
+  private everywhereCache = new Map<string, number[]>();
+
+  constructor(
+    readonly message: Message,
+    readonly structure: MessageStructure | undefined,
+  ) {}
+
+  /** The first segment with this name in the message. */
+  first(name: string): Segment | undefined {
+    if (!this.firsts.has(name)) this.firsts.set(name, this.message.segments.find((s) => s.name === name));
+    return this.firsts.get(name);
+  }
+
+  /** Positions of every segment with this name in the message. */
+  everywhere(name: string): number[] {
+    let positions = this.everywhereCache.get(name);
+    if (!positions) {
+      positions = [];
+      this.message.segments.forEach((s, i) => s.name === name && positions!.push(i));
+      this.everywhereCache.set(name, positions);
+    }
+    return positions;
+  }
+
+  /**
+   * The segment a path names, read from inside a group instance. The nearest group (this one,
+   * else an enclosing one) whose place in the structure holds that segment answers: this
+   * instance with its own (or one below it), an enclosing instance with its own or one in a
+   * group of it that does not repeat (the ORU's patient from inside an order), else nothing:
+   * never another instance's segment. A segment the structure does not have (a Z-segment)
+   * is looked for the same way, then taken as the first in the message.
+   */
+  inGroup(group: GroupInstance, name: string): Segment | undefined {
+    const known = this.structure!.root.definition.contains.has(name);
+    for (let g: GroupInstance | undefined = group; g; g = g.parent) {
+      if (known && !g.definition.contains.has(name)) continue;
+      const position = this.firstIn(g, name, g === group);
+      if (position >= 0) return this.message.segments[position];
+      if (known) return undefined;
+    }
+    return this.first(name);
+  }
+
+  /**
+   * The X segments `each: X` walks inside a group instance: those whose place in the structure
+   * is the nearest group (this one, else the first nested one in the standard's order) that has
+   * X as its own segment, within this instance or, when the structure has X only around it,
+   * within the nearest enclosing instance that has it. Unknown segments: all within the instance.
+   */
+  walk(group: GroupInstance, name: string): number[] {
+    let level: GroupInstance | undefined = group;
+    while (level && !level.definition.contains.has(name)) level = level.parent;
+    const within = level ?? group;
+    let perGroup = this.walks.get(within);
+    if (!perGroup) this.walks.set(within, (perGroup = new Map()));
+    let positions = perGroup.get(name);
+    if (positions) return positions;
+    positions = [];
+    collect(within, name, level ? homeOf(level.definition, name) : undefined, this.message, positions);
+    perGroup.set(name, positions);
+    return positions;
+  }
+
+  /**
+   * First position of a segment in an instance: its own; for a segment that is not the
+   * group's own, the first in a nested instance (below: any; around: only groups that do not
+   * repeat, so the answer is never one of several).
+   */
+  private firstIn(group: GroupInstance, name: string, below: boolean): number {
+    let perGroup = this.found.get(group);
+    if (!perGroup) this.found.set(group, (perGroup = new Map()));
+    const key = below ? name : `^${name}`;
+    const cached = perGroup.get(key);
+    if (cached !== undefined) return cached;
+    let position = -1;
+    for (const child of group.children) {
+      if (typeof child === 'number' && this.message.segments[child]!.name === name) {
+        position = child;
+        break;
+      }
+    }
+    if (position < 0 && !group.definition.members.has(name)) {
+      for (const child of group.children) {
+        if (typeof child === 'number' || (!below && child.definition.repeating)) continue;
+        position = this.firstIn(child, name, below);
+        if (position >= 0) break;
+      }
+    }
+    perGroup.set(key, position);
+    return position;
+  }
+}
+
+/** Positions of the segments named so in an instance's subtree, in message order; with a home, only those placed there. */
+function collect(group: GroupInstance, name: string, home: GroupDefinition | undefined, message: Message, out: number[]): void {
+  for (const child of group.children) {
+    if (typeof child === 'number') {
+      if ((home === undefined || group.definition === home) && message.segments[child]!.name === name) out.push(child);
+    } else {
+      collect(child, name, home, message, out);
+    }
+  }
 }

@@ -82,7 +82,20 @@ export class Message {
    */
   get(path: string | Hl7Path): Hl7Value {
     const p = typeof path === 'string' ? parsePath(path) : path;
-    const raw = this.getRaw(p);
+    return this.getIn(this.segment(p), p);
+  }
+
+  /**
+   * Like get, in a segment already found, so a walk over many segments never looks one up by
+   * name again; `repetition` is the encoded repetition of p's field already split out (a walk
+   * over PID-3 holds the one it is on).
+   */
+  getIn(segment: Segment | undefined, p: Hl7Path, repetition?: string): Hl7Value {
+    if (!segment) return '';
+    let raw: string;
+    if (p.field === undefined) raw = segment.toString();
+    else if (repetition !== undefined) raw = readWithinRepetition(repetition, p, this.delimiters);
+    else raw = readWithin(segment.field(p.field), p, this.delimiters, segment.isHeader && p.field <= 2);
     if (raw === HL7_NULL) return null;
     if (hasStructureBelow(raw, p, this.delimiters)) return raw;
     return unescapeValue(raw, this.delimiters);
@@ -120,9 +133,19 @@ export class Message {
   setRaw(path: string | Hl7Path, encoded: string): this {
     const p = typeof path === 'string' ? parsePath(path) : path;
     const { segment } = this.locateForWrite(p);
-    const field = p.field!;
-    const current = segment.field(field);
-    segment.setField(field, writeWithin(current, p, encoded, this.delimiters));
+    return this.setRawIn(segment, p, encoded);
+  }
+
+  /** Like set, in a segment already found (a builder holds the segment it is writing). */
+  setIn(segment: Segment, p: Hl7Path, value: Hl7Value): this {
+    return this.setRawIn(segment, p, value === null ? HL7_NULL : escapeValue(value, this.delimiters));
+  }
+
+  private setRawIn(segment: Segment, p: Hl7Path, encoded: string): this {
+    if (p.field === undefined) {
+      throw new Hl7EditError(`${p.text} names a whole segment; name a field to write, such as ${p.segment}-1`);
+    }
+    segment.setField(p.field, writeWithin(segment.field(p.field), p, encoded, this.delimiters));
     return this;
   }
 
@@ -193,7 +216,10 @@ export class Message {
 
 function readWithin(fieldText: string, p: Hl7Path, d: Delimiters, isDelimiterField: boolean): string {
   if (isDelimiterField || (p.repetition === undefined && p.component === undefined)) return fieldText;
-  const rep = nth(fieldText, d.repetition, p.repetition ?? 1);
+  return readWithinRepetition(nth(fieldText, d.repetition, p.repetition ?? 1), p, d);
+}
+
+function readWithinRepetition(rep: string, p: Hl7Path, d: Delimiters): string {
   if (p.component === undefined) return rep;
   const component = nth(rep, d.component, p.component);
   if (p.subcomponent === undefined || d.subcomponent === undefined) {

@@ -37,6 +37,11 @@ interface Runner {
   listener: Listener;
 }
 
+export interface HostOptions {
+  /** Milliseconds of event-loop time one message may take before it is stopped and answered AE (default 1000). */
+  processingBudgetMs?: number;
+}
+
 const MAX_HTTP_BODY = 10 * 1024 * 1024;
 
 /**
@@ -54,6 +59,7 @@ export class ChannelHost {
   constructor(
     private readonly store: SqliteStore,
     private readonly log: Logger,
+    private readonly options: HostOptions = {},
   ) {}
 
   /** Ports the channels listen on (useful when specs ask for port 0). */
@@ -131,7 +137,7 @@ export class ChannelHost {
     const definition = version.definition;
     let result: ChannelResult;
     try {
-      result = runChannel(definition, payload);
+      result = runChannel(definition, payload, { processingBudgetMs: this.options.processingBudgetMs });
     } catch (err) {
       // A bug in generated or runtime code: the message is still stored and answered.
       this.log.error({ channel: definition.name, err: (err as Error).message }, 'channel failed on a message');

@@ -6,6 +6,6 @@ export { SqliteStore } from '../store/sqlite-store.js';
 export type { SqliteStoreOptions } from '../store/sqlite-store.js';
 export type * from '../store/types.js';
 export { ChannelHost } from './host.js';
-export type { LoadedChannel } from './host.js';
+export type { HostOptions, LoadedChannel } from './host.js';
 export { DestinationWorker, backoffDelay } from './worker.js';
 export { startAdminServer } from './admin.js';

@@ -152,10 +152,11 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .addOption(new Option('--durability <level>', 'disk: each message is synced to disk before its ACK (survives a power cut); process: written, not synced (survives a crash of hl7c, not of the machine)').choices(['disk', 'process']).default('disk'))
     .option('--admin-port <port>', 'serve /health and /metrics on this port', integer)
     .option('--no-watch', 'do not reload when a spec changes')
-    .action((specs: string[], o: { store: string; durability: 'disk' | 'process'; adminPort?: number; watch: boolean }) =>
+    .option('--processing-budget-ms <ms>', 'event-loop time one message may take; over it the message is stored as an error and answered AE', integer, 1000)
+    .action((specs: string[], o: { store: string; durability: 'disk' | 'process'; adminPort?: number; watch: boolean; processingBudgetMs: number }) =>
       run(() =>
         serveCommand(
-          { specs, store: o.store, durability: o.durability, adminPort: o.adminPort, watch: o.watch, logger: logger('info') },
+          { specs, store: o.store, durability: o.durability, adminPort: o.adminPort, watch: o.watch, processingBudgetMs: o.processingBudgetMs, logger: logger('info') },
           io,
         ),
       )(),

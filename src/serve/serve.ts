@@ -29,6 +29,8 @@ export interface ServeOptions {
   watch?: boolean;
   /** Quiet time after a file event before recompiling. */
   settleMs?: number;
+  /** Milliseconds of event-loop time one message may take (default 1000); over it the message is an error answered AE. */
+  processingBudgetMs?: number;
 }
 
 export interface Serving {
@@ -100,7 +102,7 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
     throw err;
   }
   log.info({ store: store.path, durability: options.durability ?? 'disk' }, 'store opened');
-  const host = new ChannelHost(store, log);
+  const host = new ChannelHost(store, log, { processingBudgetMs: options.processingBudgetMs });
   await host.start();
   await host.apply(first.channels);
   const admin = options.adminPort !== undefined ? await startAdminServer(store, options.adminPort, '127.0.0.1', () => host.ports()) : undefined;

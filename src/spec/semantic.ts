@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { Hl7PathError, parsePath } from '../../runtime/index.js';
 import type { Condition } from '../../runtime/index.js';
 import type { Diagnostic } from '../diagnostics/diagnostic.js';
+import { groupPathDiagnostics } from './group-paths.js';
 import { isZSegment, MESSAGE_SEGMENTS, SEGMENT_FIELD_COUNTS } from './hl7-tables.js';
 import type { LoadedSpec } from './load.js';
 import { editDistance } from './schema.js';
@@ -103,6 +104,7 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
     for (const [key, child] of Object.entries(m.fields ?? {})) walkMapping(child, [...where, 'fields', key]);
   };
   for (const [key, m] of Object.entries(spec.map ?? {})) walkMapping(m, ['map', key]);
+  out.push(...groupPathDiagnostics(loaded, accepted));
 
   if (accepted) {
     const possible = new Set([...accepted].flatMap((code) => MESSAGE_SEGMENTS[code] ?? []));

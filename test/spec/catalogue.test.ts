@@ -71,6 +71,7 @@ const CASES: Array<{ name: string; edit: (s: string) => string; code: string; at
   { name: 'build entry that is neither segment nor each', edit: (s) => `${s.replace('  mllp:\n    port: 2600', '  http:\n    port: 2600\n    path: /in').replace(/map:\n(.*\n){2}/, '')}build:\n  message_type: ORU^R01\n  version: 2.5.1\n  segments:\n    - fields: { PID-1: "1" }\n`, code: 'spec/build-segment', at: 'fields: { PID-1' },
   { name: 'lookup table file missing', edit: (s) => s.replace('{ path: PID-5.1 }', '{ path: PID-8, lookup: { file: tables/sex.csv } }'), code: 'spec/lookup-file-missing', at: 'tables/sex.csv' },
   { name: 'timezone not an offset', edit: (s) => s.replace('channel: base', 'channel: base\ntimezone: EST'), code: 'schema/invalid-format', at: 'EST' },
+  { name: 'path inside each: that leaves the group', edit: (s) => s.replace('{ path: PID-5.1 }', '{ each: PR1, fields: { payer: { path: IN1-4.1 } } }'), code: 'spec/path-leaves-group', at: 'IN1-4.1' },
   { name: 'fields without each', edit: (s) => s.replace('{ path: PID-5.1 }', '{ path: PID-5.1, fields: { a: { path: PID-1 } } }'), code: 'spec/fields-without-each', at: '{ a: {' },
 ];
 
@@ -105,6 +106,47 @@ describe('catalogue of broken specs', () => {
     expect(found!.severity).toBe(c.severity ?? 'error');
     expect(found!.message.length).toBeGreaterThan(10);
     expect(result.ok).toBe((c.severity ?? 'error') === 'warning');
+  });
+
+  test('a path leaving its each: group names the path and the each: line; reading up and within the group is fine', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hl7c-spec-'));
+    const spec = `channel: results
+source: { mllp: { port: 2601 } }
+accept:
+  - rule: results
+    if: { message_type: [ORU^R01] }
+    otherwise: reject
+map:
+  patients:
+    each: PID
+    fields:
+      mrn: { path: PID-3.1 }
+      test: { path: OBR-4.1 }
+  orders:
+    each: OBR
+    fields:
+      notes: { each: NTE, fields: { text: { path: NTE-3 } } }
+      results:
+        each: OBX
+        fields:
+          value: { path: OBX-5 }
+          order: { path: OBR-4.1 }
+          patient: { path: PID-3.1 }
+          visit: { path: PV1-19 }
+          note: { path: NTE-3 }
+          specimen: { path: SPM-2 }
+destinations:
+  out: { file: { dir: out } }
+`;
+    writeFileSync(join(dir, 'oru.yaml'), spec);
+    const result = await validateSpecs([join(dir, 'oru.yaml')], { cwd: dir, env: {} });
+    const leaving = result.diagnostics.filter((d) => d.code === 'spec/path-leaves-group');
+    expect(leaving.map((d) => `${d.file}:${d.line}:${d.column}`)).toEqual(['oru.yaml:12:21', 'oru.yaml:25:29']);
+    expect(leaving[0]!.message).toContain('each: PID (oru.yaml:9:11)');
+    expect(leaving[0]!.message).toContain('OBR-4.1 reads OBR');
+    expect(leaving[1]!.message).toContain('each: OBX (oru.yaml:18:15)');
+    expect(leaving[0]!.hint).toContain('each: OBR');
+    expect(result.ok).toBe(false);
   });
 
   test('a misspelled property gets a "did you mean" hint', async () => {
