@@ -1,12 +1,12 @@
-import { mkdir, readdir, readFile, rename } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { basename, join } from 'node:path';
 import { timingSafeEqual } from 'node:crypto';
 import { ackForPayload, HL7_ERROR, readHeaderLeniently } from '../ack/ack.js';
-import type { ChannelDefinition, ChannelResult, DestinationConfig, SourceConfig, TlsFiles } from '../channel/channel.js';
+import type { ChannelDefinition, ChannelResult, DestinationConfig, PayloadKind, SourceConfig, TlsFiles } from '../channel/channel.js';
 import type { ServerTlsOptions } from '../mllp/tls.js';
 import { readFileSync } from 'node:fs';
-import { ackCodesOf, acksOf, deliveryPayloads, runChannel } from '../channel/channel.js';
+import { ackCodesOf, acksOf, deliveryPayloads, inputKind, runChannel } from '../channel/channel.js';
 import { parseBatch } from '../hl7/parse.js';
 import type { Logger } from '../log.js';
 import { MllpServer } from '../mllp/server.js';
@@ -144,7 +144,7 @@ export class ChannelHost {
       result = { status: 'error', reason: `internal error: ${(err as Error).message}`, identifiers: {}, outputs: {}, ...errorAnswer(definition, payload, 'internal error in the receiving application') };
     }
     const message = result.message;
-    const deliveries = deliveryPayloads(result);
+    const deliveries = deliveryPayloads(result, { channel: definition, raw: payload });
     let id: number;
     try {
       id = await this.store.record({
@@ -190,13 +190,34 @@ export class ChannelHost {
   private deliveryContext(delivery: QueuedDelivery): DeliveryContext {
     return {
       controlId: delivery.control_id,
-      handToChannel: async (target, payload, from): Promise<AttemptOutcome> => {
-        const runner = this.runners.get(target);
-        if (!runner) return { ok: false, retry: true, error: `channel ${target} is not running` };
-        const result = await this.handle(runner.current, payload, `channel:${from}`);
-        return result.id !== undefined ? { ok: true, detail: `stored as message ${result.id} in ${target} (${result.status})` } : { ok: false, retry: true, error: result.reason ?? 'not stored' };
-      },
+      handToChannel: (target, payload, from) => this.handToChannel(delivery, target, payload, from),
     };
+  }
+
+  /**
+   * One attempt to hand a payload to another channel. It counts as sent only when the target
+   * stored and accepted (or filtered) it: a payload of the kind the target does not take, one the
+   * target rejects or answers with an error, and the hand-off past the hop limit are final failures
+   * (dead-lettered, or the queue stops, per on_failure); one the target could not store is retried.
+   */
+  private async handToChannel(delivery: QueuedDelivery, target: string, payload: Buffer, from: string): Promise<AttemptOutcome> {
+    const runner = this.runners.get(target);
+    if (!runner) return { ok: false, retry: true, error: `channel ${target} is not running` };
+    const stored = await this.store.getMessage(delivery.message_id);
+    const hop = handOffHop(stored?.message.source ?? '') + 1;
+    if (hop > HAND_OFF_HOP_LIMIT) {
+      return { ok: false, retry: false, error: `hop limit: handing it to ${target} would be hand-off ${hop} in a row (at most ${HAND_OFF_HOP_LIMIT}); do the channels hand messages round in a loop?` };
+    }
+    const kind = payloadKind(payload);
+    const takes = inputKind(runner.current.definition);
+    if (kind !== takes) return { ok: false, retry: false, error: `channel ${target} takes ${takes.toUpperCase()}; ${from} hands it ${kind.toUpperCase()}` };
+    const result = await this.handle(runner.current, payload, handOffSource(from, hop));
+    if (result.id === undefined) return { ok: false, retry: true, error: `${target} could not store it: ${result.reason ?? 'unknown error'}` };
+    const where = `message ${result.id} in ${target}`;
+    if (result.status === 'rejected' || result.status === 'error') {
+      return { ok: false, retry: false, error: `${target} ${result.status === 'rejected' ? 'rejected' : 'could not take'} it (${where}, ${result.status}): ${result.reason ?? 'no reason given'}` };
+    }
+    return { ok: true, detail: `stored as ${where} (${result.status})` };
   }
 
   /** Workers of removed channels stop once their queues are empty. */
@@ -279,11 +300,46 @@ export class ChannelHost {
     await mkdir(source.dir, { recursive: true });
     let stopped = false;
     let busy: Promise<void> = Promise.resolve();
+    // Files whose messages are stored but which could not be moved out yet (done_dir missing,
+    // full or not writable): they are never read again while their size and mtime stay the
+    // same; the move is retried every poll and its failure logged once. A marker beside the
+    // file (written only when a move fails) keeps that across a restart.
+    const stored = new Map<string, StoredFile>();
+    const markerOf = (name: string) => join(source.dir, `.${name}.stored`);
+    const move = async (name: string, done: StoredFile) => {
+      const path = join(source.dir, name);
+      try {
+        await mkdir(done.target, { recursive: true });
+        await rename(path, join(done.target, name));
+        stored.delete(path);
+        if (done.failed) {
+          this.log.info({ file: name, dir: done.target }, 'file source: the stored file was moved after all');
+          await unlink(markerOf(name)).catch(() => undefined);
+        }
+      } catch (err) {
+        if (done.failed) return;
+        done.failed = true;
+        this.log.error(
+          { file: name, dir: done.target, err: (err as Error).message },
+          'file source: the messages are stored but the file could not be moved; it will not be read again, the move is retried every poll',
+        );
+        await writeFile(markerOf(name), JSON.stringify({ target: done.target, stamp: done.stamp })).catch(() => undefined);
+      }
+    };
     const scan = async () => {
       const names = (await readdir(source.dir).catch(() => [] as string[])).filter((n) => n.endsWith('.hl7')).sort();
       for (const name of names) {
         if (stopped) return;
         const path = join(source.dir, name);
+        const st = await stat(path).catch(() => undefined);
+        if (!st?.isFile()) continue;
+        const stamp = `${st.size}:${st.mtimeMs}`;
+        const earlier = stored.get(path) ?? (await readMarker(markerOf(name)));
+        if (earlier && earlier.stamp === stamp) {
+          stored.set(path, earlier);
+          await move(name, earlier);
+          continue;
+        }
         const bytes = await readFile(path).catch(() => undefined);
         if (!bytes) continue;
         let ok = true;
@@ -298,9 +354,9 @@ export class ChannelHost {
           if (r.status === 'rejected' || r.status === 'error' || r.id === undefined) ok = false;
         }
         // Moved only after every message in it is stored.
-        const target = ok ? source.done_dir : source.error_dir;
-        await mkdir(target, { recursive: true });
-        await rename(path, join(target, basename(path)));
+        const done: StoredFile = { target: ok ? source.done_dir : source.error_dir, stamp, failed: false };
+        stored.set(path, done);
+        await move(name, done);
       }
     };
     const timer = setInterval(() => {
@@ -318,10 +374,48 @@ export class ChannelHost {
   }
 }
 
+/** A file of the file source whose messages are stored: where it goes, and its size:mtime then. */
+interface StoredFile {
+  target: string;
+  stamp: string;
+  /** A move failed (and was logged). */
+  failed: boolean;
+}
+
+async function readMarker(path: string): Promise<StoredFile | undefined> {
+  try {
+    const { target, stamp } = JSON.parse(await readFile(path, 'utf8')) as { target: string; stamp: string };
+    return typeof target === 'string' && typeof stamp === 'string' ? { target, stamp, failed: true } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function serverTls(tls: TlsFiles | undefined): ServerTlsOptions | undefined {
   if (!tls) return undefined;
   if (!tls.key || !tls.cert) throw new Error('an MLLP source with tls needs key and cert');
   return { key: readFileSync(tls.key), cert: readFileSync(tls.cert), ca: tls.ca ? readFileSync(tls.ca) : undefined, requireClientCertificate: !!tls.require_client_certificate };
+}
+
+/** Hand-offs in a row a message may make (channel to channel to …): guards loops validate cannot see. */
+export const HAND_OFF_HOP_LIMIT = 8;
+
+/** Where a handed-off message came from, as stored: `channel:<from>`, then `channel:<from>/hop<n>` from the second hop on. */
+function handOffSource(from: string, hop: number): string {
+  return hop <= 1 ? `channel:${from}` : `channel:${from}/hop${hop}`;
+}
+
+/** How many hand-offs in a row brought a message here (0 for one received from outside). */
+export function handOffHop(source: string): number {
+  if (!source.startsWith('channel:')) return 0;
+  const m = /\/hop(\d+)$/.exec(source);
+  return m ? Number(m[1]) : 1;
+}
+
+/** JSON starts with { or [ (after any whitespace); anything else is taken as HL7. */
+function payloadKind(payload: Buffer): PayloadKind {
+  const first = payload.toString('latin1', 0, 64).trimStart()[0];
+  return first === '{' || first === '[' ? 'json' : 'hl7';
 }
 
 function workerKey(channel: string, destination: string): string {
