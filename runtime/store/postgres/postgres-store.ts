@@ -15,6 +15,11 @@ export interface PostgresStoreOptions {
   /** Pool size (default 8). */
   maxConnections?: number;
   /**
+   * false: use the schema as it is, without creating or migrating it (read-only tools); a
+   * missing schema is an error. Default true.
+   */
+  migrate?: boolean;
+  /**
    * How often this node tells the database it is alive; `hl7c status` calls it lost after three
    * missed beats. Default a third of HL7C_LEASE_MS (or of 30 s).
    */
@@ -197,12 +202,18 @@ export class PostgresStore implements Store {
   static async open(store: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
     const s = new PostgresStore(store, options);
     try {
-      await migrate(s.pool, s.target.schema);
+      if (options.migrate === false) await s.checkSchema();
+      else await migrate(s.pool, s.target.schema);
     } catch (err) {
       await s.pool.end().catch(() => undefined);
       throw err;
     }
     return s;
+  }
+
+  private async checkSchema(): Promise<void> {
+    const found = await this.query<{ t: string | null }>("SELECT to_regclass('schema_version')::text AS t");
+    if (!found.rows[0]?.t) throw new Error(`no hl7c schema "${this.target.schema}" at ${this.target.display}: hl7c serve or hl7c migrate creates it`);
   }
 
   get location(): string {
