@@ -22,7 +22,7 @@ describe('PostgreSQL schema', () => {
     const versions = await sql<{ version: number }>(name, 'SELECT version FROM schema_version ORDER BY version');
     expect(versions.map((v) => v.version)).toEqual(Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1));
     const tables = await sql<{ table_name: string }>('public', "SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name", [name]);
-    expect(tables.map((t) => t.table_name)).toEqual(['channels', 'deliveries', 'events', 'messages', 'node_channels', 'nodes', 'queue_owners', 'schema_version']);
+    expect(tables.map((t) => t.table_name)).toEqual(['channels', 'deliveries', 'delivery_counts', 'events', 'message_counts', 'messages', 'node_channels', 'nodes', 'queue_owners', 'schema_version']);
   });
 
   test('a database migrated by a newer hl7c is refused, not used', async () => {
@@ -152,5 +152,61 @@ describe('PostgreSQL queues shared by nodes', () => {
     ]);
     expect(status.channels).toEqual([{ name: 'adt-in', spec_version: 'v2', nodes: [{ node: 'node-a', spec_version: 'v1', alive: true }, { node: 'node-b', spec_version: 'v2', alive: false }] }]);
     expect(status.queues).toMatchObject([{ channel: 'adt-in', destination: 'webhook', queued: 1, sending: 0, stopped: 0 }]);
+  });
+
+  test('the counts /metrics reads are kept by triggers and agree with the rows, whichever connection wrote them', async () => {
+    const {
+      name,
+      stores: [a, b],
+    } = await schemaWithStores(2);
+    const ids = await Promise.all([...Array.from({ length: 20 }, (_, i) => a!.record(receivedEntry(`M${i}`))), ...Array.from({ length: 10 }, (_, i) => b!.record({ ...receivedEntry(`R${i}`), status: 'rejected', deliveries: [] }))]);
+    const now = Date.now();
+    const claim = await a!.claimDeliveries({ channel: 'adt-in', destination: 'webhook', limit: 8, owner: 'node-a', leaseMs: 1000, ordered: false, now });
+    await Promise.all(claim.deliveries.slice(0, 5).map((d) => a!.finishAttempt({ ...d, attempts: 1 }, { state: 'sent', detail: 'HTTP 200' }, now)));
+    await b!.finishAttempt({ ...claim.deliveries[5]!, attempts: 1 }, { state: 'dead', error: 'HTTP 400', detail: 'dead' }, now);
+    await b!.recordReplay(ids[25]!, { spec_version: 'v2', status: 'accepted', reason: null, identifiers: null, ack_code: 'AA', ack: null, deliveries: [{ destination: 'webhook', payload: Buffer.from('{}') }] }, now);
+    const metrics = await b!.metrics();
+    const truth = {
+      messages: await sql(name, 'SELECT channel, status, COUNT(*)::int AS count FROM messages GROUP BY 1, 2 ORDER BY 1, 2'),
+      deliveries: await sql(name, 'SELECT channel, destination, state, COUNT(*)::int AS count FROM deliveries GROUP BY 1, 2, 3 ORDER BY 1, 2, 3'),
+    };
+    expect(metrics.messages).toEqual(truth.messages);
+    expect(metrics.deliveries).toEqual(truth.deliveries);
+    expect(metrics.deliveries).toEqual([
+      { channel: 'adt-in', destination: 'webhook', state: 'dead', count: 1 },
+      { channel: 'adt-in', destination: 'webhook', state: 'queued', count: 13 },
+      { channel: 'adt-in', destination: 'webhook', state: 'sending', count: 2 },
+      { channel: 'adt-in', destination: 'webhook', state: 'sent', count: 5 },
+    ]);
+  });
+});
+
+describe('PostgreSQL going away under the store', () => {
+  test('records fail while the network to the database is cut, health says so, and the store resumes by itself', async () => {
+    const { startPgProxy } = await import('./pg-proxy.js');
+    const proxy = await startPgProxy();
+    cleanups.push(() => proxy.close());
+    const schema = testSchema('cut');
+    cleanups.push(() => schema.drop());
+    const errors: Error[] = [];
+    const store = await PostgresStore.open(schema.url.replace('127.0.0.1:5432', `127.0.0.1:${proxy.port}`), { onError: (err) => errors.push(err) });
+    cleanups.push(() => store.close().catch(() => undefined));
+    await store.openForWriting('node-cut');
+    // Several idle connections in the pool, all about to be cut.
+    await Promise.all(Array.from({ length: 5 }, (_, i) => store.record(receivedEntry(`BEFORE${i}`))));
+    expect(store.health()).toEqual({ status: 'ok' });
+
+    proxy.cut();
+    await expect(store.record(receivedEntry('DURING'))).rejects.toThrow();
+    expect(store.health()).toMatchObject({ status: 'unavailable' });
+    // Idle connections broke too: reported, never thrown at the process (which is still here).
+    expect(errors.length).toBeGreaterThan(0);
+
+    proxy.restore();
+    const id = await store.record(receivedEntry('AFTER'));
+    expect(store.health()).toEqual({ status: 'ok' });
+    const stored = await sql<{ control_id: string }>(schema.name, 'SELECT control_id FROM messages ORDER BY id');
+    expect(stored.map((r) => r.control_id)).toEqual(['BEFORE0', 'BEFORE1', 'BEFORE2', 'BEFORE3', 'BEFORE4', 'AFTER']);
+    expect(id).toBeGreaterThan(5);
   });
 });

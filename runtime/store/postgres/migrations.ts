@@ -84,6 +84,62 @@ CREATE TABLE node_channels (
   updated_at BIGINT NOT NULL,
   PRIMARY KEY (node_id, channel)
 );
+-- Counts for /metrics and /health, kept by the triggers below in the transaction that changes
+-- the rows, so a scrape never scans the tables. Each connection adds to its own slot (its
+-- backend's pid modulo 64): concurrent commits from several nodes rarely wait on one row.
+CREATE TABLE message_counts (
+  channel TEXT NOT NULL,
+  status TEXT NOT NULL,
+  slot INTEGER NOT NULL,
+  count BIGINT NOT NULL,
+  PRIMARY KEY (channel, status, slot)
+);
+CREATE TABLE delivery_counts (
+  channel TEXT NOT NULL,
+  destination TEXT NOT NULL,
+  state TEXT NOT NULL,
+  slot INTEGER NOT NULL,
+  count BIGINT NOT NULL,
+  PRIMARY KEY (channel, destination, state, slot)
+);
+CREATE FUNCTION hl7c_count_messages() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO message_counts AS c (channel, status, slot, count)
+  SELECT channel, status, pg_backend_pid() % 64, SUM(n) FROM (
+    SELECT channel, status, 1 AS n FROM new_rows
+    UNION ALL SELECT channel, status, -1 FROM old_rows
+  ) x GROUP BY channel, status HAVING SUM(n) <> 0 ORDER BY channel, status
+  ON CONFLICT (channel, status, slot) DO UPDATE SET count = c.count + excluded.count;
+  RETURN NULL;
+END $$;
+CREATE FUNCTION hl7c_count_new_messages() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO message_counts AS c (channel, status, slot, count)
+  SELECT channel, status, pg_backend_pid() % 64, COUNT(*) FROM new_rows GROUP BY channel, status ORDER BY channel, status
+  ON CONFLICT (channel, status, slot) DO UPDATE SET count = c.count + excluded.count;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER messages_counted_insert AFTER INSERT ON messages REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION hl7c_count_new_messages();
+CREATE TRIGGER messages_counted_update AFTER UPDATE ON messages REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION hl7c_count_messages();
+CREATE FUNCTION hl7c_count_deliveries() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO delivery_counts AS c (channel, destination, state, slot, count)
+  SELECT channel, destination, state, pg_backend_pid() % 64, SUM(n) FROM (
+    SELECT channel, destination, state, 1 AS n FROM new_rows
+    UNION ALL SELECT channel, destination, state, -1 FROM old_rows
+  ) x GROUP BY channel, destination, state HAVING SUM(n) <> 0 ORDER BY channel, destination, state
+  ON CONFLICT (channel, destination, state, slot) DO UPDATE SET count = c.count + excluded.count;
+  RETURN NULL;
+END $$;
+CREATE FUNCTION hl7c_count_new_deliveries() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO delivery_counts AS c (channel, destination, state, slot, count)
+  SELECT channel, destination, state, pg_backend_pid() % 64, COUNT(*) FROM new_rows GROUP BY channel, destination, state ORDER BY channel, destination, state
+  ON CONFLICT (channel, destination, state, slot) DO UPDATE SET count = c.count + excluded.count;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER deliveries_counted_insert AFTER INSERT ON deliveries REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION hl7c_count_new_deliveries();
+CREATE TRIGGER deliveries_counted_update AFTER UPDATE ON deliveries REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION hl7c_count_deliveries();
 -- An ordered queue (max_in_flight 1) is worked by one node at a time, the one holding its lease.
 -- Claims on an ordered queue lock its row, so two nodes never read its head at the same time.
 CREATE TABLE queue_owners (

@@ -409,8 +409,21 @@ export class PostgresStore implements Store {
 
   /** Entries whose node died while sending go back to their queue; live nodes' leases stay. */
   async releaseExpiredLeases(now = Date.now()): Promise<number> {
-    const result = await this.query("UPDATE deliveries SET state = 'queued', lease_owner = NULL, lease_until = NULL WHERE state = 'sending' AND (lease_until IS NULL OR lease_until <= $1)", [now]);
-    return result.rowCount ?? 0;
+    const result = await this.query<{ n: number }>(
+      `WITH c AS (
+         SELECT id, lease_owner AS prev_owner, lease_until AS prev_until FROM deliveries
+         WHERE state = 'sending' AND (lease_until IS NULL OR lease_until <= $1) FOR UPDATE SKIP LOCKED
+       ), u AS (
+         UPDATE deliveries d SET state = 'queued', lease_owner = NULL, lease_until = NULL FROM c WHERE d.id = c.id
+         RETURNING d.id, d.message_id, c.prev_owner, c.prev_until
+       ), e AS (
+         INSERT INTO events (message_id, delivery_id, at, kind, detail)
+         SELECT message_id, id, $1, ${TAKEN_OVER} FROM u WHERE prev_owner IS NOT NULL
+       )
+       SELECT COUNT(*)::int AS n FROM u`,
+      [now],
+    );
+    return result.rows[0]!.n;
   }
 
   async hasOpenDeliveries(channel: string, destination: string): Promise<boolean> {
@@ -561,14 +574,18 @@ export class PostgresStore implements Store {
   }
 
   async counts(): Promise<MessageCount[]> {
-    return (await this.query<MessageCount>('SELECT channel, status, COUNT(*)::int AS count FROM messages GROUP BY channel, status ORDER BY channel, status')).rows;
+    // Kept by triggers as rows change (message_counts): no scan of the messages.
+    return (await this.query<MessageCount>('SELECT channel, status, SUM(count)::int AS count FROM message_counts GROUP BY channel, status HAVING SUM(count) <> 0 ORDER BY channel, status')).rows;
   }
 
   async metrics(): Promise<StoreMetrics> {
     await this.finishes.idle();
     const [messages, deliveries, oldestOpen] = await Promise.all([
       this.counts(),
-      this.query<StoreMetrics['deliveries'][number]>('SELECT channel, destination, state, COUNT(*)::int AS count FROM deliveries GROUP BY channel, destination, state ORDER BY channel, destination, state'),
+      this.query<StoreMetrics['deliveries'][number]>(
+        'SELECT channel, destination, state, SUM(count)::int AS count FROM delivery_counts GROUP BY channel, destination, state HAVING SUM(count) <> 0 ORDER BY channel, destination, state',
+      ),
+      // Only unfinished entries, through their partial index.
       this.query<StoreMetrics['oldestOpen'][number]>("SELECT channel, destination, MIN(created_at) AS oldest FROM deliveries WHERE state IN ('queued', 'sending', 'stopped') GROUP BY channel, destination"),
     ]);
     return { messages, deliveries: deliveries.rows, oldestOpen: oldestOpen.rows, waiting: 0, ingestFailures: this.failures, lastError: this.unavailable?.error ?? null };
