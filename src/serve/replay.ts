@@ -37,7 +37,7 @@ export async function replayMessages(store: Store, ids: number[], env: NodeJS.Pr
     if (!message.raw) throw new Error(`message ${id} was pruned; its content is gone`);
     const { definition, specVersion: version } = await channelFor(message.channel);
     const result = runChannel(definition, message.raw);
-    const deliveries = deliveryPayloads(result);
+    const deliveries = deliveryPayloads(result, { channel: definition, raw: message.raw });
     await store.recordReplay(
       id,
       {
