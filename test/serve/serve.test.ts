@@ -119,19 +119,22 @@ describe('hl7c serve', () => {
     expect((await client.send(adtMessage('STOP-1'))).code).toBe('AA');
     await waitFor(() => deliveriesOf(serving, 'stopped') === 1, 5000, 'stopped queue');
     hook.status = 200;
-    // Each time the queue's worker reads the head with STOP-2 behind the stopped STOP-1, it has
-    // decided what to send: after two such reads it has held (or wrongly sent) STOP-2.
+    // Each claim the queue's worker makes once STOP-2 is stored has decided what to send: after
+    // two claims answered "held by a stopped entry" it has held (or wrongly sent) STOP-2.
+    let acked = false;
     let readsWithBoth = 0;
-    const store = serving.store as unknown as { nextDeliveries: (...args: unknown[]) => unknown };
-    const nextDeliveries = store.nextDeliveries.bind(store);
-    store.nextDeliveries = (...args: unknown[]) => {
-      const batch = nextDeliveries(...args);
-      void Promise.resolve(batch).then((rows) => {
-        if ((rows as Array<{ state: string }>).length === 2) readsWithBoth++;
+    const store = serving.store;
+    const claimDeliveries = store.claimDeliveries.bind(store);
+    store.claimDeliveries = (request) => {
+      const after = acked;
+      const claim = claimDeliveries(request);
+      void claim.then((c) => {
+        if (after && c.stopped && c.deliveries.length === 0) readsWithBoth++;
       });
-      return batch;
+      return claim;
     };
     expect((await client.send(adtMessage('STOP-2'))).code).toBe('AA');
+    acked = true;
     await waitFor(() => readsWithBoth >= 2, 10_000, 'the worker to read its queue with STOP-2 in it');
     expect(hook.received).toHaveLength(0);
     expect(deliveriesOf(serving, 'queued')).toBe(1);

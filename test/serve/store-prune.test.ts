@@ -18,7 +18,7 @@ test('prune works through old messages a few at a time, keeps counts, and leaves
   await store.record(receivedEntry('NEW-1', now));
   // Every old one delivered except OLD-7, still queued.
   const queue = store.nextDeliveries('adt-in', 'webhook', 10);
-  for (const d of queue.filter((d) => d.control_id !== 'OLD-7' && d.control_id !== 'NEW-1')) store.finishAttempt(d, { state: 'sent', detail: 'HTTP 200' }, now);
+  for (const d of queue.filter((d) => d.control_id !== 'OLD-7' && d.control_id !== 'NEW-1')) await store.finishAttempt(d, { state: 'sent', detail: 'HTTP 200' }, now);
   expect((await store.prune(now - 1000, 2))).toBe(6);
   const rows = (await store.listMessages());
   expect(rows.filter((m) => m.pruned).map((m) => m.control_id)).toEqual(['OLD-1', 'OLD-2', 'OLD-3', 'OLD-4', 'OLD-5', 'OLD-6']);
