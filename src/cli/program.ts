@@ -13,6 +13,7 @@ import { SCHEMA_PATH } from '../spec/schema.js';
 import { getCommand } from './commands/get.js';
 import { listenCommand } from './commands/listen.js';
 import { parseCommand } from './commands/parse.js';
+import { previewCommand } from './commands/preview.js';
 import { sendCommand } from './commands/send.js';
 import type { CliIo } from './io.js';
 
@@ -137,6 +138,14 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .description("run each spec's test cases against its compiled channel; prints pass/fail and 'N passed, N failed'")
     .argument('<specs...>', 'spec files (YAML)')
     .action((specs: string[]) => run(() => testCommand({ specs }, io))());
+
+  program
+    .command('preview')
+    .description('what the channel does with one input: outcome and ACKs, identifiers, route, each destination\'s payload (no store, no network)')
+    .argument('<spec>', 'spec file (YAML)')
+    .argument('<input>', 'file with an HL7 message or JSON (or the message or JSON itself)')
+    .option('--json', 'JSON output, for scripts')
+    .action((spec: string, input: string, o: { json?: boolean }) => run(() => previewCommand({ spec, input, json: !!o.json }, io))());
 
   program
     .command('init')
