@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, rename } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { basename, join } from 'node:path';
 import { timingSafeEqual } from 'node:crypto';
@@ -10,11 +10,13 @@ import { ackCodesOf, acksOf, deliveryPayloads, inputKind, runChannel } from '../
 import { parseBatch } from '../hl7/parse.js';
 import type { Logger } from '../log.js';
 import { MllpServer } from '../mllp/server.js';
-import type { SqliteStore } from '../store/sqlite-store.js';
+import type { Store } from '../store/store.js';
 import type { QueuedDelivery } from '../store/types.js';
 import type { AttemptOutcome, DeliveryContext } from './senders.js';
 import { createSender } from './senders.js';
-import { DestinationWorker } from './worker.js';
+import { DEFAULT_LEASE_MS, DestinationWorker } from './worker.js';
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
 
 /** A compiled channel and the spec version it came from. */
 export interface LoadedChannel {
@@ -51,10 +53,18 @@ export class ChannelHost {
   private drainTimer: NodeJS.Timeout | null = null;
   private closed = false;
 
+  /** This node, as the owner of the queue entries it claims: unique per process, restarts included. */
+  readonly owner: string;
+  private readonly leaseMs: number;
+
   constructor(
-    private readonly store: SqliteStore,
+    private readonly store: Store,
     private readonly log: Logger,
-  ) {}
+    options: { owner?: string; leaseMs?: number } = {},
+  ) {
+    this.owner = options.owner ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+    this.leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+  }
 
   /** Ports the channels listen on (useful when specs ask for port 0). */
   ports(): Record<string, number> {
@@ -67,13 +77,14 @@ export class ChannelHost {
   }
 
   async start(): Promise<void> {
-    this.store.openForWriting();
+    await this.store.openForWriting(this.owner);
     // A worker looks at its queue as soon as received messages are in it, not at its next poll.
     this.store.onQueued((channel, destination) => this.workers.get(workerKey(channel, destination))?.wake());
-    const requeued = this.store.requeueInFlight();
+    // Only entries whose sender is gone: a live node's leases are its own.
+    const requeued = await this.store.releaseExpiredLeases();
     if (requeued > 0) this.log.warn({ requeued }, 'deliveries interrupted by the last stop are queued again (at-least-once)');
     // Queues left by channels that are not loaded any more still drain.
-    for (const q of this.store.openQueues()) this.log.info(q, 'queued deliveries found');
+    for (const q of await this.store.openQueues()) this.log.info(q, 'queued deliveries found');
   }
 
   /** Applies a set of channels: starts new ones, swaps changed ones, retires removed ones. */
@@ -82,7 +93,7 @@ export class ChannelHost {
     for (const loaded of channels) {
       const name = loaded.definition.name;
       const runner = this.runners.get(name);
-      this.store.setChannel(name, loaded.specPath, loaded.specVersion, Date.now());
+      await this.store.setChannel(name, loaded.specPath, loaded.specVersion, Date.now());
       if (!runner) {
         const fresh: Runner = { current: loaded, listener: { key: '', configured: '', close: async () => undefined } };
         fresh.listener = await this.listen(fresh);
@@ -176,7 +187,7 @@ export class ChannelHost {
       if (JSON.stringify(existing.currentConfig) !== JSON.stringify(config)) existing.update(config, createSender(channel, destination, config, log));
       return;
     }
-    const worker = new DestinationWorker(this.store, channel, destination, config, createSender(channel, destination, config, log), (d) => this.deliveryContext(d), log, config.max_in_flight ?? 1);
+    const worker = new DestinationWorker(this.store, channel, destination, config, createSender(channel, destination, config, log), (d) => this.deliveryContext(d), log, this.owner, this.leaseMs);
     this.workers.set(key, worker);
     worker.start();
   }
@@ -217,15 +228,22 @@ export class ChannelHost {
   /** Workers of removed channels stop once their queues are empty. */
   private scheduleDrainCheck(): void {
     if (this.drainTimer || this.closed) return;
+    let checking = false;
     this.drainTimer = setInterval(() => {
-      for (const [key, worker] of this.workers) {
-        if (this.runners.has(worker.channel)) continue;
-        if (worker.idle) {
-          this.workers.delete(key);
-          void worker.stop();
-          this.log.info({ channel: worker.channel, destination: worker.destination }, 'queue drained; worker stopped');
+      if (checking) return;
+      checking = true;
+      void (async () => {
+        for (const [key, worker] of this.workers) {
+          if (this.runners.has(worker.channel)) continue;
+          if (await worker.isIdle()) {
+            this.workers.delete(key);
+            void worker.stop();
+            this.log.info({ channel: worker.channel, destination: worker.destination }, 'queue drained; worker stopped');
+          }
         }
-      }
+      })()
+        .catch((err: Error) => this.log.error({ err: err.message }, 'could not check drained queues'))
+        .finally(() => (checking = false));
     }, 500);
     this.drainTimer.unref();
   }
@@ -294,11 +312,46 @@ export class ChannelHost {
     await mkdir(source.dir, { recursive: true });
     let stopped = false;
     let busy: Promise<void> = Promise.resolve();
+    // Files whose messages are stored but which could not be moved out yet (done_dir missing,
+    // full or not writable): they are never read again while their size and mtime stay the
+    // same; the move is retried every poll and its failure logged once. A marker beside the
+    // file (written only when a move fails) keeps that across a restart.
+    const stored = new Map<string, StoredFile>();
+    const markerOf = (name: string) => join(source.dir, `.${name}.stored`);
+    const move = async (name: string, done: StoredFile) => {
+      const path = join(source.dir, name);
+      try {
+        await mkdir(done.target, { recursive: true });
+        await rename(path, join(done.target, name));
+        stored.delete(path);
+        if (done.failed) {
+          this.log.info({ file: name, dir: done.target }, 'file source: the stored file was moved after all');
+          await unlink(markerOf(name)).catch(() => undefined);
+        }
+      } catch (err) {
+        if (done.failed) return;
+        done.failed = true;
+        this.log.error(
+          { file: name, dir: done.target, err: (err as Error).message },
+          'file source: the messages are stored but the file could not be moved; it will not be read again, the move is retried every poll',
+        );
+        await writeFile(markerOf(name), JSON.stringify({ target: done.target, stamp: done.stamp })).catch(() => undefined);
+      }
+    };
     const scan = async () => {
       const names = (await readdir(source.dir).catch(() => [] as string[])).filter((n) => n.endsWith('.hl7')).sort();
       for (const name of names) {
         if (stopped) return;
         const path = join(source.dir, name);
+        const st = await stat(path).catch(() => undefined);
+        if (!st?.isFile()) continue;
+        const stamp = `${st.size}:${st.mtimeMs}`;
+        const earlier = stored.get(path) ?? (await readMarker(markerOf(name)));
+        if (earlier && earlier.stamp === stamp) {
+          stored.set(path, earlier);
+          await move(name, earlier);
+          continue;
+        }
         const bytes = await readFile(path).catch(() => undefined);
         if (!bytes) continue;
         let ok = true;
@@ -313,9 +366,9 @@ export class ChannelHost {
           if (r.status === 'rejected' || r.status === 'error' || r.id === undefined) ok = false;
         }
         // Moved only after every message in it is stored.
-        const target = ok ? source.done_dir : source.error_dir;
-        await mkdir(target, { recursive: true });
-        await rename(path, join(target, basename(path)));
+        const done: StoredFile = { target: ok ? source.done_dir : source.error_dir, stamp, failed: false };
+        stored.set(path, done);
+        await move(name, done);
       }
     };
     const timer = setInterval(() => {
@@ -330,6 +383,23 @@ export class ChannelHost {
         await busy;
       },
     };
+  }
+}
+
+/** A file of the file source whose messages are stored: where it goes, and its size:mtime then. */
+interface StoredFile {
+  target: string;
+  stamp: string;
+  /** A move failed (and was logged). */
+  failed: boolean;
+}
+
+async function readMarker(path: string): Promise<StoredFile | undefined> {
+  try {
+    const { target, stamp } = JSON.parse(await readFile(path, 'utf8')) as { target: string; stamp: string };
+    return typeof target === 'string' && typeof stamp === 'string' ? { target, stamp, failed: true } : undefined;
+  } catch {
+    return undefined;
   }
 }
 
