@@ -99,7 +99,7 @@ async function startNodes(count: number, receiverUrl: string): Promise<{ schema:
     Array.from({ length: count }, async () => {
       const port = await freePort();
       const env = { ...process.env, NODE_MLLP_PORT: String(port), TEST_RECEIVER: receiverUrl, HL7C_LEASE_MS: String(LEASE_MS), HL7C_LOG_LEVEL: 'warn' };
-      const started = await startBin(['serve', spec, '--store', schema.url, '--no-watch'], /channel adt-in on port (\d+)/, env);
+      const started = await startBin(['serve', spec, '--store', schema.url, '--no-watch'], /channel adt-in on port (\d+)/, env, 60_000);
       cleanups.push(() => stop(started.child, 'SIGKILL'));
       return { port: Number(started.match[1]), child: started.child };
     }),
@@ -136,10 +136,28 @@ function sendLoad(ports: number[]): { acked: Set<string>; stop(): Promise<void> 
   };
 }
 
-/** Message ids in the order they first arrived: FIFO means ascending. */
-function firstArrivals(arrivals: Arrival[]): number[] {
-  const seen = new Set<number>();
-  return arrivals.filter((a) => !seen.has(a.messageId) && seen.add(a.messageId)).map((a) => a.messageId);
+/**
+ * Per sender, the sequence numbers of its messages in the order they first arrived. A sender
+ * sends the next message only after the ACK of the one before, so FIFO means each of these is
+ * ascending. (Messages of different senders committed at the same moment on different nodes
+ * have no order between them: the queue holds them in the order their commits became visible.)
+ */
+function arrivalOrderBySender(arrivals: Arrival[]): Map<string, number[]> {
+  const seen = new Set<string>();
+  const bySender = new Map<string, number[]>();
+  for (const a of arrivals) {
+    if (seen.has(a.controlId)) continue;
+    seen.add(a.controlId);
+    const [sender, i] = a.controlId.split('-');
+    bySender.set(sender!, [...(bySender.get(sender!) ?? []), Number(i)]);
+  }
+  return bySender;
+}
+
+function expectFifoPerSender(arrivals: Arrival[]): void {
+  const bySender = arrivalOrderBySender(arrivals);
+  expect(bySender.size).toBeGreaterThan(1);
+  for (const [sender, order] of bySender) expect(order, `order of ${sender}'s messages`).toEqual([...order].sort((a, b) => a - b));
 }
 
 describe('several hl7c serve nodes on one PostgreSQL', () => {
@@ -148,7 +166,7 @@ describe('several hl7c serve nodes on one PostgreSQL', () => {
     cleanups.push(() => receiver.close());
     const { schema, nodes } = await startNodes(2, receiver.url);
     const load = sendLoad(nodes.map((n) => n.port));
-    await waitFor(() => load.acked.size >= 400, 60_000, '400 acknowledged messages');
+    await waitFor(() => load.acked.size >= 300, 60_000, '300 acknowledged messages');
     await load.stop();
     const acked = [...load.acked];
     const delivered = (path: 'ordered' | 'parallel') => new Set(receiver.arrivals[path].map((a) => a.controlId));
@@ -160,8 +178,7 @@ describe('several hl7c serve nodes on one PostgreSQL', () => {
       const keys = receiver.arrivals[path].map((a) => a.key);
       expect(keys.length, `${path}: no message delivered twice`).toBe(new Set(keys).size);
     }
-    const order = firstArrivals(receiver.arrivals.ordered);
-    expect(order).toEqual([...order].sort((a, b) => a - b));
+    expectFifoPerSender(receiver.arrivals.ordered);
     for (const n of nodes) expect(await stop(n.child, 'SIGTERM')).toBe(0);
   }, 150_000);
 
@@ -191,7 +208,7 @@ describe('several hl7c serve nodes on one PostgreSQL', () => {
     killed.child.kill('SIGKILL');
     const ackedAtKill = load.acked.size;
     // The load goes on at the survivors for a while.
-    await waitFor(() => load.acked.size >= ackedAtKill + 150, 60_000, 'more messages acknowledged by the survivors');
+    await waitFor(() => load.acked.size >= ackedAtKill + 100, 60_000, 'more messages acknowledged by the survivors');
     await load.stop();
 
     const acked = [...load.acked];
@@ -200,8 +217,7 @@ describe('several hl7c serve nodes on one PostgreSQL', () => {
 
     const stored = new Set((await sql<{ control_id: string }>(schema, "SELECT control_id FROM messages WHERE status = 'accepted'")).map((r) => r.control_id));
     expect(acked.filter((id) => !stored.has(id))).toEqual([]);
-    const order = firstArrivals(receiver.arrivals.ordered);
-    expect(order).toEqual([...order].sort((a, b) => a - b));
+    expectFifoPerSender(receiver.arrivals.ordered);
 
     // What the dead node held was taken over once its lease ran out, and within one more lease.
     const takeovers = await sql<{ at: number; detail: string }>(schema, "SELECT at, detail FROM events WHERE kind = 'lease taken over' AND detail LIKE $1", [`from ${victim!.node},%`]);

@@ -25,7 +25,7 @@ async function startNode(storeUrl: string): Promise<{ port: number; health: () =
   const dir = mkdtempSync(join(tmpdir(), 'hl7c-outage-'));
   writeFileSync(join(dir, 'adt.yaml'), adtSpec({ attempts: 1000, backoffMs: 20 }));
   const env = { ...process.env, TEST_WEBHOOK_URL: webhook.url, HL7C_LEASE_MS: '3000', HL7C_LOG_LEVEL: 'error' };
-  const node = await startBin(['serve', join(dir, 'adt.yaml'), '--store', storeUrl, '--admin-port', '0', '--no-watch'], /admin on port (\d+)/, env);
+  const node = await startBin(['serve', join(dir, 'adt.yaml'), '--store', storeUrl, '--admin-port', '0', '--no-watch'], /admin on port (\d+)/, env, 60_000);
   cleanups.push(() => stop(node.child, 'SIGKILL'));
   const port = Number(/channel adt-in on port (\d+)/.exec(node.output())![1]);
   const adminPort = Number(node.match[1]);

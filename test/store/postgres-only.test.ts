@@ -210,3 +210,72 @@ describe('PostgreSQL going away under the store', () => {
     expect(id).toBeGreaterThan(5);
   });
 });
+
+describe('hl7c migrate and hl7c status', () => {
+  test('migrate creates the schema as a deploy step, then finds it up to date; status reads it without changing it', async () => {
+    const { cli } = await import('../cli/helpers.js');
+    const schema = testSchema('cli');
+    cleanups.push(() => schema.drop());
+    const missing = await cli('status', '--store', schema.url);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toContain(`no hl7c schema "${schema.name}"`);
+    expect(await sql('public', 'SELECT 1 FROM information_schema.schemata WHERE schema_name = $1', [schema.name])).toEqual([]);
+
+    const first = await cli('migrate', '--store', schema.url);
+    expect(first).toMatchObject({ code: 0, stdout: `schema "${schema.name}" migrated from version 0 to ${SCHEMA_VERSION}\n` });
+    const again = await cli('migrate', '--store', schema.url);
+    expect(again).toMatchObject({ code: 0, stdout: `schema "${schema.name}" is up to date (version ${SCHEMA_VERSION})\n` });
+
+    const store = await PostgresStore.open(schema.url);
+    await store.openForWriting('node-x');
+    await store.setChannel('adt-in', '/specs/adt.yaml', 'abc123', Date.now());
+    await store.record(receivedEntry('ST1'));
+    const status = await cli('status', '--store', schema.url);
+    await store.close();
+    expect(status.code).toBe(0);
+    expect(status.stdout).toMatch(/^nodes: 1 alive, 0 lost, 0 stopped\n {2}node-x {2}host \S+ {2}pid \d+ .* alive\n/);
+    expect(status.stdout).toContain('channels:\n  adt-in  spec abc123  on node-x\n');
+    expect(status.stdout).toMatch(/queues:\n {2}adt-in -> webhook {2}queued 1 {2}sending 0 {2}stopped 0 {2}oldest /);
+  });
+
+  test('migrate is for PostgreSQL only', async () => {
+    const { cli } = await import('../cli/helpers.js');
+    const result = await cli('migrate', '--store', '/tmp/some.db');
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('hl7c migrate is for PostgreSQL stores');
+  });
+});
+
+describe('the message commands on PostgreSQL, from any machine that reaches it', () => {
+  test('messages lists and replay queues again what a node dead-lettered', async () => {
+    const { cli } = await import('../cli/helpers.js');
+    const { adtSpec } = await import('../serve/helpers.js');
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const {
+      url,
+      stores: [node],
+    } = await schemaWithStores(1);
+    const dir = mkdtempSync(join(tmpdir(), 'hl7c-pg-replay-'));
+    writeFileSync(join(dir, 'adt.yaml'), adtSpec());
+    // The spec's ${TEST_WEBHOOK_URL}, as the replaying machine's environment gives it.
+    process.env.TEST_WEBHOOK_URL = 'http://127.0.0.1:9/hook';
+    cleanups.push(() => delete process.env.TEST_WEBHOOK_URL);
+    await node!.openForWriting('node-r');
+    await node!.setChannel('adt-in', join(dir, 'adt.yaml'), 'v1', Date.now());
+    const id = await node!.record(receivedEntry('DL1'));
+    const [d] = (await node!.claimDeliveries({ channel: 'adt-in', destination: 'webhook', limit: 1, owner: 'node-r', leaseMs: 1000, ordered: true })).deliveries;
+    await node!.finishAttempt({ ...d!, attempts: 1 }, { state: 'dead', error: 'HTTP 400', detail: 'dead-lettered' }, Date.now());
+
+    const listed = await cli('messages', '--store', url, '--status', 'dead', '--json');
+    expect(listed.stderr).toBe('');
+    expect(listed.code).toBe(0);
+    expect((JSON.parse(listed.stdout) as Array<{ id: number; deliveries: string }>).map((m) => [m.id, m.deliveries])).toEqual([[id, 'webhook:dead']]);
+    const replayed = await cli('replay', '--store', url, '--channel', 'adt-in', '--status', 'dead');
+    expect(replayed.stderr).toContain('1 message(s) replayed');
+    expect(replayed.code).toBe(0);
+    expect(replayed.stdout).toContain(`${id}  adt-in  accepted  queued for webhook`);
+    expect((await node!.getMessage(id))!.deliveries.map((x) => x.state)).toEqual(['replayed', 'queued']);
+  });
+});

@@ -12,10 +12,6 @@ export interface PostgresTarget {
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
-export function isPostgresUrl(store: string): boolean {
-  return /^postgres(ql)?:\/\//i.test(store);
-}
-
 /**
  * Reads a store address. `?schema=name` puts hl7c's tables in a schema of their own: several
  * hl7c installations (or the channels of one, partitioned) can share one database that way.

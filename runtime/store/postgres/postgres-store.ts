@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import type pg from 'pg';
-import type { AttemptRecord, ChannelSpec, Claim, ClaimRequest, MessageCount, QueuedListener, ReplayOutcome, Store, StoreMetrics } from '../store.js';
+import type { AttemptRecord, ChannelSpec, Claim, ClaimRequest, MessageCount, QueuedListener, ReplayOutcome, Store, StoreHealth, StoreMetrics } from '../store.js';
 import type { Delivery, MessageFilter, NewMessage, QueuedDelivery, StoredEvent, StoredMessage } from '../types.js';
 import type { PostgresTarget } from './connection.js';
 import { createPool, parsePostgresUrl } from './connection.js';
@@ -12,6 +12,8 @@ export interface PostgresStoreOptions {
   durability?: 'disk' | 'process';
   /** Told about database errors (a connection lost, a commit failed); they are never thrown at the process. */
   onError?: (err: Error) => void;
+  /** Told when the database becomes unreachable, and when it is reachable again. */
+  onHealthChange?: (health: StoreHealth) => void;
   /** Pool size (default 8). */
   maxConnections?: number;
   /**
@@ -171,12 +173,25 @@ function isConnectionError(err: Error): boolean {
 export class PostgresStore implements Store {
   readonly target: PostgresTarget;
   readonly pool: pg.Pool;
+  /**
+   * Queue bookkeeping (claims, leases, outcomes, heartbeats) on connections that do not wait for
+   * the WAL flush: losing the last of these in a crash of the database only means an entry is
+   * sent again (at-least-once), and their commits no longer compete with the received messages'
+   * for the disk. What is acknowledged, and replays, go through `pool`, which does wait.
+   */
+  private readonly bookkeeping: pg.Pool;
   private readonly onError: PostgresStoreOptions['onError'];
+  private readonly onHealthChange: PostgresStoreOptions['onHealthChange'];
   private readonly heartbeatMs: number;
   private readonly records: GroupCommit<NewMessage, number>;
   private readonly finishes: GroupCommit<{ delivery: Delivery; outcome: AttemptRecord; now: number }, void>;
   private readonly queuedListeners: QueuedListener[] = [];
   private heartbeatTimer: NodeJS.Timeout | null = null;
+  /** Attempt outcomes given so far, and when (in that count) each entry's last one was: see claim. */
+  private outcomesGiven = 0;
+  private readonly outcomeGivenAt = new Map<number, number>();
+  /** The outcome count at the start of each claim running now. */
+  private readonly claimsRunning: number[] = [];
   /** The node writing through this store (openForWriting). */
   private node: string | null = null;
   private closed = false;
@@ -188,12 +203,14 @@ export class PostgresStore implements Store {
   private constructor(store: string, options: PostgresStoreOptions) {
     this.target = parsePostgresUrl(store);
     this.onError = options.onError;
+    this.onHealthChange = options.onHealthChange;
     this.heartbeatMs = options.heartbeatMs ?? defaultHeartbeatMs();
     this.pool = createPool(this.target, {
-      max: options.maxConnections ?? 8,
+      max: options.maxConnections ?? 4,
       synchronousCommit: options.durability === 'process' ? 'off' : 'on',
       onError: (err) => this.failed(err),
     });
+    this.bookkeeping = createPool(this.target, { max: 4, synchronousCommit: 'off', onError: (err) => this.failed(err) });
     this.records = new GroupCommit((items) => this.insertMessages(items), { concurrency: 2, maxBatch: 1000 });
     this.finishes = new GroupCommit((items) => this.writeFinishes(items), { concurrency: 2, maxBatch: 1000 });
   }
@@ -205,7 +222,7 @@ export class PostgresStore implements Store {
       if (options.migrate === false) await s.checkSchema();
       else await migrate(s.pool, s.target.schema);
     } catch (err) {
-      await s.pool.end().catch(() => undefined);
+      await Promise.all([s.pool.end(), s.bookkeeping.end()]).catch(() => undefined);
       throw err;
     }
     return s;
@@ -221,10 +238,10 @@ export class PostgresStore implements Store {
   }
 
   /** A query through the pool that keeps track of whether the database is reachable. */
-  private async query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | pg.QueryConfig, values?: unknown[]): Promise<pg.QueryResult<R>> {
+  private async query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | pg.QueryConfig, values?: unknown[], pool = this.pool): Promise<pg.QueryResult<R>> {
     try {
-      const result = await this.pool.query<R>(text as string, values);
-      this.unavailable = null;
+      const result = await pool.query<R>(text as string, values);
+      this.reachable();
       return result;
     } catch (err) {
       this.failed(err as Error);
@@ -235,12 +252,21 @@ export class PostgresStore implements Store {
   private failed(err: Error): void {
     this.failures++;
     this.lastError = err.message;
-    if (isConnectionError(err)) this.unavailable ??= { since: Date.now(), error: err.message };
+    if (isConnectionError(err) && !this.unavailable) {
+      this.unavailable = { since: Date.now(), error: err.message };
+      this.onHealthChange?.(this.health());
+    }
     this.onError?.(err);
   }
 
+  private reachable(): void {
+    if (!this.unavailable) return;
+    this.unavailable = null;
+    this.onHealthChange?.({ status: 'ok' });
+  }
+
   /** ok, or unavailable since when and why: new messages are answered AE meanwhile. */
-  health(): { status: 'ok' | 'unavailable'; since?: number; error?: string } {
+  health(): StoreHealth {
     return this.unavailable ? { status: 'unavailable', ...this.unavailable } : { status: 'ok' };
   }
 
@@ -262,7 +288,7 @@ export class PostgresStore implements Store {
 
   /** Tells the database this node is alive; also how a lost database is noticed coming back. */
   async heartbeat(): Promise<void> {
-    if (this.node) await this.query({ name: 'hl7c_heartbeat', text: 'UPDATE nodes SET heartbeat_at = hl7c_now_ms(), stopped_at = NULL WHERE id = $1', values: [this.node] });
+    if (this.node) await this.query({ name: 'hl7c_heartbeat', text: 'UPDATE nodes SET heartbeat_at = hl7c_now_ms(), stopped_at = NULL WHERE id = $1', values: [this.node] }, undefined, this.bookkeeping);
   }
 
   onQueued(listener: QueuedListener): void {
@@ -329,12 +355,28 @@ export class PostgresStore implements Store {
 
   async claimDeliveries(request: ClaimRequest): Promise<Claim> {
     const now = request.now ?? Date.now();
-    // Outcomes this process has not written yet would make their entries look unfinished.
-    await this.finishes.idle();
+    const start = this.outcomesGiven;
+    this.claimsRunning.push(start);
+    try {
+      // Outcomes given before this claim are written before it reads.
+      await this.finishes.idle();
+      return await this.claim(request, now, start);
+    } finally {
+      this.claimsRunning.splice(this.claimsRunning.indexOf(start), 1);
+      const oldest = this.claimsRunning.length ? Math.min(...this.claimsRunning) : Infinity;
+      for (const [id, given] of this.outcomeGivenAt) if (given <= oldest) this.outcomeGivenAt.delete(id);
+    }
+  }
+
+  private async claim(request: ClaimRequest, now: number, start: number): Promise<Claim> {
     if (!request.ordered) {
+      // An entry this node holds comes back to it (its worker knows which it is sending) unless
+      // its outcome was given while this claim ran: read before that was written, it would look
+      // unsent, and be sent again.
       const taken = (
-        await this.query<LeasedRow>({ name: 'hl7c_claim', text: CLAIM_SQL, values: [request.channel, request.destination, request.limit, request.owner, request.leaseMs, now] })
+        await this.query<LeasedRow>({ name: 'hl7c_claim', text: CLAIM_SQL, values: [request.channel, request.destination, request.limit, request.owner, request.leaseMs, now] }, undefined, this.bookkeeping)
       ).rows
+        .filter((d) => (this.outcomeGivenAt.get(d.id) ?? -1) <= start)
         .sort((a, b) => a.id - b.id)
         .map(claimed);
       let nextDueAt: number | null = null;
@@ -343,7 +385,7 @@ export class PostgresStore implements Store {
           name: 'hl7c_next_due',
           text: "SELECT MIN(next_attempt_at) AS due FROM deliveries WHERE channel = $1 AND destination = $2 AND state = 'queued'",
           values: [request.channel, request.destination],
-        });
+        }, undefined, this.bookkeeping);
         nextDueAt = due.rows[0]?.due ?? null;
       }
       return { deliveries: taken, nextDueAt, stopped: false };
@@ -374,16 +416,17 @@ export class PostgresStore implements Store {
       const taken = (await c.query<LeasedRow>({ name: 'hl7c_lease', text: LEASE_SQL, values: [ready, request.owner, until, now] })).rows.sort((a, b) => a.id - b.id).map(claimed);
       await c.query({ name: 'hl7c_queue_owner', text: 'UPDATE queue_owners SET owner = $3, lease_until = $4 WHERE channel = $1 AND destination = $2', values: [request.channel, request.destination, request.owner, until] });
       return { deliveries: taken, nextDueAt, stopped };
-    });
+    }, this.bookkeeping);
   }
 
   async renewLease(ids: number[], owner: string, leaseMs: number, now = Date.now()): Promise<void> {
     if (ids.length === 0) return;
-    await this.query({ name: 'hl7c_renew', text: RENEW_SQL, values: [ids, owner, now + leaseMs] });
+    await this.query({ name: 'hl7c_renew', text: RENEW_SQL, values: [ids, owner, now + leaseMs] }, undefined, this.bookkeeping);
   }
 
   /** Records an attempt's outcome (the attempts of one turn share a commit); its lease ends. */
   finishAttempt(delivery: Delivery, outcome: AttemptRecord, now: number): Promise<void> {
+    this.outcomeGivenAt.set(delivery.id, ++this.outcomesGiven);
     return this.finishes.add({ delivery, outcome, now });
   }
 
@@ -403,7 +446,7 @@ export class PostgresStore implements Store {
         items.map((f) => f.outcome.detail),
         items.map((f) => f.delivery.lease_owner ?? null),
       ],
-    });
+    }, undefined, this.bookkeeping);
     return items.map(() => undefined);
   }
 
@@ -484,10 +527,10 @@ export class PostgresStore implements Store {
   }
 
   /** Runs fn in one transaction on one connection. */
-  private async transaction<R>(fn: (client: pg.PoolClient) => Promise<R>): Promise<R> {
+  private async transaction<R>(fn: (client: pg.PoolClient) => Promise<R>, pool = this.pool): Promise<R> {
     let client: pg.PoolClient;
     try {
-      client = await this.pool.connect();
+      client = await pool.connect();
     } catch (err) {
       this.failed(err as Error);
       throw err;
@@ -499,7 +542,7 @@ export class PostgresStore implements Store {
       await client.query('BEGIN');
       const result = await fn(client);
       await client.query('COMMIT');
-      this.unavailable = null;
+      this.reachable();
       return result;
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
@@ -657,6 +700,6 @@ export class PostgresStore implements Store {
         [this.node],
       ).catch(() => undefined);
     }
-    await this.pool.end();
+    await Promise.all([this.pool.end(), this.bookkeeping.end()]);
   }
 }
