@@ -71,6 +71,16 @@ const CASES: Array<{ name: string; edit: (s: string) => string; code: string; at
   { name: 'build entry that is neither segment nor each', edit: (s) => `${s.replace('  mllp:\n    port: 2600', '  http:\n    port: 2600\n    path: /in').replace(/map:\n(.*\n){2}/, '')}build:\n  message_type: ORU^R01\n  version: 2.5.1\n  segments:\n    - fields: { PID-1: "1" }\n`, code: 'spec/build-segment', at: 'fields: { PID-1' },
   { name: 'lookup table file missing', edit: (s) => s.replace('{ path: PID-5.1 }', '{ path: PID-8, lookup: { file: tables/sex.csv } }'), code: 'spec/lookup-file-missing', at: 'tables/sex.csv' },
   { name: 'timezone not an offset', edit: (s) => s.replace('channel: base', 'channel: base\ntimezone: EST'), code: 'schema/invalid-format', at: 'EST' },
+  { name: 'lookup with neither on_missing nor default', edit: (s) => s.replace('{ path: PID-5.1 }', '{ path: PID-8, lookup: { M: male } }'), code: 'spec/lookup-unhandled-missing', at: '{ M: male }', severity: 'warning' },
+  { name: 'on_missing: default without a default', edit: (s) => s.replace('{ path: PID-5.1 }', '{ path: PID-8, lookup: { M: male }, on_missing: default }'), code: 'spec/on-missing-default', at: 'default }' },
+  { name: 'on_missing without a lookup', edit: (s) => s.replace('{ path: PID-5.1 }', '{ path: PID-8, on_missing: keep }'), code: 'spec/on-missing-without-lookup', at: 'keep }' },
+  { name: 'unknown on_missing', edit: (s) => s.replace('{ path: PID-5.1 }', '{ path: PID-8, lookup: { M: male }, on_missing: guess }'), code: 'schema/invalid-value', at: 'guess' },
+  { name: 'unknown on_unrouted', edit: (s) => `${s}on_unrouted: drop\n`, code: 'schema/invalid-value', at: 'drop' },
+  { name: 'transform step doing two things', edit: (s) => `${s}transform:\n  - { clear: PID-2, delete_segments: NTE }\n`, code: 'spec/transform-step', at: '{ clear: PID-2' },
+  { name: 'keep_identifier of an undefined identifier', edit: (s) => `${s}transform:\n  - keep_identifier: nobody\n`, code: 'spec/unknown-identifier', at: 'nobody' },
+  { name: 'keep_identifier of an EI identifier', edit: (s) => `${s.replace('identifiers:\n', 'identifiers:\n  order: { kind: order }\n')}transform:\n  - keep_identifier: order\n`, code: 'spec/keep-identifier-not-cx', at: 'keep_identifier: order', shift: 17 },
+  { name: 'set with both a value and an identifier', edit: (s) => `${s}transform:\n  - set: { path: PID-2, value: x, identifier: patient }\n`, code: 'schema/oneOf', at: '{ path: PID-2, value' },
+  { name: 'delete_segments with a lowercase name', edit: (s) => `${s}transform:\n  - delete_segments: [NTE, zpi]\n`, code: 'schema/invalid-format', at: 'zpi' },
   { name: 'fields without each', edit: (s) => s.replace('{ path: PID-5.1 }', '{ path: PID-5.1, fields: { a: { path: PID-1 } } }'), code: 'spec/fields-without-each', at: '{ a: {' },
 ];
 
