@@ -81,6 +81,9 @@ const CASES: Array<{ name: string; edit: (s: string) => string; code: string; at
   { name: 'keep_identifier of an EI identifier', edit: (s) => `${s.replace('identifiers:\n', 'identifiers:\n  order: { kind: order }\n')}transform:\n  - keep_identifier: order\n`, code: 'spec/keep-identifier-not-cx', at: 'keep_identifier: order', shift: 17 },
   { name: 'set with both a value and an identifier', edit: (s) => `${s}transform:\n  - set: { path: PID-2, value: x, identifier: patient }\n`, code: 'schema/oneOf', at: '{ path: PID-2, value' },
   { name: 'delete_segments with a lowercase name', edit: (s) => `${s}transform:\n  - delete_segments: [NTE, zpi]\n`, code: 'schema/invalid-format', at: 'zpi' },
+  { name: 'mllp destination on a channel that maps to JSON', edit: (s) => s.replace('    http:\n      url: http://127.0.0.1:9/x\n', '    mllp: { host: ehr.local, port: 2575 }\n'), code: 'spec/mllp-needs-hl7', at: '{ host: ehr.local' },
+  { name: 'channel handing messages to itself', edit: (s) => s.replace(/map:\n(.*\n){2}/, '').replace('    http:\n      url: http://127.0.0.1:9/x\n', '    channel: base # again\n'), code: 'spec/channel-cycle', at: 'base # again' },
+  { name: 'JSON handed to a channel that takes HL7', edit: (s) => s.replace('    http:\n      url: http://127.0.0.1:9/x\n', '    channel: base # itself\n'), code: 'spec/hand-off-kind', at: 'base # itself' },
   { name: 'fields without each', edit: (s) => s.replace('{ path: PID-5.1 }', '{ path: PID-5.1, fields: { a: { path: PID-1 } } }'), code: 'spec/fields-without-each', at: '{ a: {' },
 ];
 
