@@ -128,6 +128,14 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .action((specs: string[]) => run(async () => (await import('./commands/test.js')).testCommand({ specs }, io))());
 
   program
+    .command('preview')
+    .description('what the channel does with one input: outcome and ACKs, identifiers, route, each destination\'s payload (no store, no network)')
+    .argument('<spec>', 'spec file (YAML)')
+    .argument('<input>', 'file with an HL7 message or JSON (or the message or JSON itself)')
+    .option('--json', 'JSON output, for scripts')
+    .action((spec: string, input: string, o: { json?: boolean }) => run(async () => (await import('./commands/preview.js')).previewCommand({ spec, input, json: !!o.json }, io))());
+
+  program
     .command('init')
     .description('scaffold a spec with a sample message and one passing test')
     .argument('<dir>', 'directory to create it in')
