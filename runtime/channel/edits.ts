@@ -173,13 +173,15 @@ function trimTrailing(message: Message, p: Hl7Path): void {
 /** Removes every segment whose name matches one of the patterns (`ZPI`, or `Z*` for all Z-segments); returns how many. */
 export function deleteSegments(message: Message, patterns: readonly string[]): number {
   const matches = (name: string) => patterns.some((p) => (p.endsWith('*') ? name.startsWith(p.slice(0, -1)) : name === p));
-  let removed = 0;
-  for (let i = message.segments.length - 1; i >= 1; i--) {
-    if (matches(message.segments[i]!.name)) {
-      message.segments.splice(i, 1);
-      removed++;
-    }
+  // One pass that keeps the others in place: splicing each match out would move the rest of
+  // the message once per match.
+  const segments = message.segments;
+  let kept = 1;
+  for (let i = 1; i < segments.length; i++) {
+    if (!matches(segments[i]!.name)) segments[kept++] = segments[i]!;
   }
+  const removed = segments.length - kept;
+  segments.length = kept;
   return removed;
 }
 
