@@ -15,6 +15,7 @@ import type { QueuedDelivery } from '../store/types.js';
 import type { AttemptOutcome, DeliveryContext } from './senders.js';
 import { createSender } from './senders.js';
 import { DestinationWorker } from './worker.js';
+import { faultPoint } from '../faults.js';
 
 /** A compiled channel and the spec version it came from. */
 export interface LoadedChannel {
@@ -123,11 +124,14 @@ export class ChannelHost {
     if (this.drainTimer) clearInterval(this.drainTimer);
     await Promise.all([...this.runners.values()].map((r) => r.listener.close()));
     this.runners.clear();
+    // Every message received has been answered; deliveries in flight are finishing.
+    faultPoint('during-drain');
     await Promise.all([...this.workers.values()].map((w) => w.stop()));
     this.workers.clear();
   }
 
   private async handle(version: LoadedChannel, payload: Buffer, source: string): Promise<ChannelResult & { id?: number }> {
+    faultPoint('after-receive');
     const definition = version.definition;
     let result: ChannelResult;
     try {
