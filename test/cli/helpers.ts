@@ -44,7 +44,7 @@ export async function startBin(args: string[], ready: RegExp, env: NodeJS.Proces
   let stderr = '';
   child.stderr.on('data', (c) => (stderr += c));
   const match = await new Promise<RegExpMatchArray>((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`not ready: ${stdout} ${stderr}`)), 10_000);
+    const timer = setTimeout(() => rej(new Error(`not ready: ${stdout} ${stderr}`)), 30_000);
     child.stdout.on('data', (c) => {
       stdout += c;
       const m = stdout.match(ready);
