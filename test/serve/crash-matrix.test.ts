@@ -56,8 +56,14 @@ interface Case {
 // A point that depends on --durability (whether the log is synced before the ACK) runs with both.
 const CASES: Case[] = [
   { point: 'after-receive', hit: 60, durability: 'disk' },
+  { point: 'after-log-append', hit: 20, durability: 'disk' },
+  { point: 'after-log-append', hit: 20, durability: 'process' },
+  { point: 'during-ingest', hit: 10, durability: 'disk' },
+  { point: 'during-ingest', hit: 10, durability: 'process' },
   { point: 'during-send', hit: 40, durability: 'disk' },
   { point: 'during-reload', hit: 1, durability: 'disk', trigger: 'change the spec' },
+  // Hit 1 is the checkpoint at start-up, with nothing received; hit 2 the one SIGTERM makes after the drain.
+  { point: 'during-checkpoint', hit: 2, durability: 'disk', trigger: 'SIGTERM' },
   { point: 'during-drain', hit: 1, durability: 'process', trigger: 'SIGTERM' },
 ];
 
