@@ -18,6 +18,7 @@ import { DEFAULT_LEASE_MS, DestinationWorker } from './worker.js';
 import { asDuplicate, dedupeKeyOf, dedupeOf } from './dedupe.js';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
+import { faultPoint } from '../faults.js';
 
 /** A compiled channel and the spec version it came from. */
 export interface LoadedChannel {
@@ -140,11 +141,14 @@ export class ChannelHost {
     if (this.drainTimer) clearInterval(this.drainTimer);
     await Promise.all([...this.runners.values()].map((r) => r.listener.close()));
     this.runners.clear();
+    // Every message received has been answered; deliveries in flight are finishing.
+    faultPoint('during-drain');
     await Promise.all([...this.workers.values()].map((w) => w.stop()));
     this.workers.clear();
   }
 
   private async handle(version: LoadedChannel, payload: Buffer, source: string): Promise<ChannelResult & { id?: number }> {
+    faultPoint('after-receive');
     const definition = version.definition;
     let result: ChannelResult;
     try {
