@@ -26,6 +26,14 @@ export interface MllpSourceConfig {
   ack_mode: AckModeSetting;
   max_message_bytes?: number;
   tls?: TlsFiles;
+  dedupe?: DedupeConfig;
+}
+
+/** A source's duplicate detection: a message whose key fields match one received within the window. */
+export interface DedupeConfig {
+  /** Paths whose values together identify a message (default MSH-3, MSH-4, MSH-10). */
+  key: string[];
+  window_ms: number;
 }
 
 export interface HttpSourceConfig {
@@ -42,6 +50,7 @@ export interface FileSourceConfig {
   dir: string;
   done_dir: string;
   error_dir: string;
+  dedupe?: DedupeConfig;
 }
 
 export type SourceConfig = MllpSourceConfig | HttpSourceConfig | FileSourceConfig;
@@ -137,7 +146,8 @@ export function defineChannel(definition: ChannelDefinition): ChannelDefinition 
   return definition;
 }
 
-export type MessageStatus = 'accepted' | 'filtered' | 'rejected' | 'error';
+/** `duplicate`: a source with `dedupe` saw it within its window; answered as the first was, delivered nowhere. */
+export type MessageStatus = 'accepted' | 'filtered' | 'rejected' | 'error' | 'duplicate';
 
 export interface ChannelResult {
   status: MessageStatus;

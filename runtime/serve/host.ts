@@ -15,6 +15,7 @@ import type { QueuedDelivery } from '../store/types.js';
 import type { AttemptOutcome, DeliveryContext } from './senders.js';
 import { createSender } from './senders.js';
 import { DEFAULT_LEASE_MS, DestinationWorker } from './worker.js';
+import { asDuplicate, dedupeKeyOf, dedupeOf } from './dedupe.js';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { faultPoint } from '../faults.js';
@@ -61,6 +62,8 @@ export class ChannelHost {
   private readonly runners = new Map<string, Runner>();
   private readonly workers = new Map<string, DestinationWorker>();
   private drainTimer: NodeJS.Timeout | null = null;
+  /** Dedupe keys of messages being stored now: a second copy waits for the first. */
+  private readonly dedupeKeysRecording = new Map<string, Promise<unknown>>();
   private closed = false;
 
   /** This node, as the owner of the queue entries it claims: unique per process, restarts included. */
@@ -100,6 +103,9 @@ export class ChannelHost {
   /** Applies a set of channels: starts new ones, swaps changed ones, retires removed ones. */
   async apply(channels: LoadedChannel[]): Promise<void> {
     const wanted = new Map(channels.map((c) => [c.definition.name, c]));
+    for (const c of channels) {
+      if (dedupeOf(c.definition) && !this.store.findFirstByKey) throw new Error(`channel ${c.definition.name}: its source has dedupe, which the store ${this.store.location} cannot do yet; remove dedupe or use a SQLite store`);
+    }
     for (const loaded of channels) {
       const name = loaded.definition.name;
       const runner = this.runners.get(name);
@@ -162,10 +168,19 @@ export class ChannelHost {
       result = { status: 'error', reason: `internal error: ${(err as Error).message}`, identifiers: {}, outputs: {}, ...errorAnswer(definition, payload, 'error', 'internal error in the receiving application') };
     }
     const message = result.message;
-    const deliveries = deliveryPayloads(result, { channel: definition, raw: payload });
+    const dedupe = dedupeOf(definition);
+    const dedupeKey = dedupe && message && result.status !== 'error' ? dedupeKeyOf(definition.name, message, dedupe.key) : null;
     let id: number;
+    let deliveries: Array<{ destination: string; payload: Buffer }> = [];
     try {
-      id = await this.store.record({
+      if (dedupe && dedupeKey && this.store.findFirstByKey) {
+        // A first copy still being stored (same turn, another connection) is waited for.
+        await this.dedupeKeysRecording.get(dedupeKey);
+        const first = await this.store.findFirstByKey(definition.name, dedupeKey, Date.now() - dedupe.window_ms);
+        if (first) result = asDuplicate(result, first);
+      }
+      deliveries = result.status === 'duplicate' ? [] : deliveryPayloads(result, { channel: definition, raw: payload });
+      const recorded = this.store.record({
         channel: definition.name,
         spec_version: version.specVersion,
         source,
@@ -179,7 +194,14 @@ export class ChannelHost {
         ack_code: ackCodesOf(result) ?? (result.response ? String(result.response.status) : null),
         ack: result.ack ? Buffer.concat(acksOf(result)) : null,
         deliveries,
+        dedupe_key: dedupeKey,
       });
+      if (dedupeKey) {
+        const settled = recorded.catch(() => undefined);
+        this.dedupeKeysRecording.set(dedupeKey, settled);
+        void settled.then(() => this.dedupeKeysRecording.get(dedupeKey) === settled && this.dedupeKeysRecording.delete(dedupeKey));
+      }
+      id = await recorded;
     } catch (err) {
       // Not stored means not acknowledged: the sender keeps the message and tries again.
       this.log.error({ channel: definition.name, err: (err as Error).message }, 'could not store a message; answering with an error');
@@ -187,6 +209,7 @@ export class ChannelHost {
     }
     const log = { channel: definition.name, id, controlId: message?.controlId, type: message?.getRaw('MSH-9'), status: result.status, ack: ackCodesOf(result) };
     if (result.status === 'accepted' || result.status === 'filtered') this.log.info(log, 'message stored');
+    else if (result.status === 'duplicate') this.log.info({ ...log, reason: result.reason }, 'duplicate stored; answered as the first copy was');
     else this.log.warn({ ...log, reason: result.reason }, 'message stored and not accepted');
     return { ...result, id };
   }

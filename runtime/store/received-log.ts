@@ -27,6 +27,8 @@ type RecordHead = [
   ackBytes: number,
   destinations: string[],
   payloadBytes: number[],
+  /** Added later: records written before it have 15 elements. */
+  dedupeKey?: string | null,
 ];
 
 /** length of what follows the crc (4) · crc32 of it (4) · head length (4) · head · raw · ack · payloads */
@@ -189,6 +191,7 @@ export function encodeRecord(m: LoggedMessage): Buffer {
     ack ? ack.length : -1,
     deliveries.map((d) => d.destination),
     deliveries.map((d) => d.payload.length),
+    m.dedupe_key ?? null,
   ];
   const headText = JSON.stringify(head);
   const headBytes = Buffer.byteLength(headText);
@@ -208,7 +211,7 @@ export function encodeRecord(m: LoggedMessage): Buffer {
 /** body: what follows the length and the crc. */
 function decodeRecord(body: Buffer): LoggedMessage {
   const headBytes = body.readUInt32LE(0);
-  const [id, channel, spec_version, source, received_at, control_id, message_type, status, reason, identifiers, ack_code, rawBytes, ackBytes, destinations, payloadBytes] = JSON.parse(
+  const [id, channel, spec_version, source, received_at, control_id, message_type, status, reason, identifiers, ack_code, rawBytes, ackBytes, destinations, payloadBytes, dedupe_key] = JSON.parse(
     body.toString('utf8', 4, 4 + headBytes),
   ) as RecordHead;
   let at = 4 + headBytes;
@@ -217,7 +220,7 @@ function decodeRecord(body: Buffer): LoggedMessage {
   const raw = take(rawBytes);
   const ack = ackBytes < 0 ? null : take(ackBytes);
   const deliveries = destinations.map((destination, i) => ({ destination, payload: take(payloadBytes[i]!) }));
-  return { id, channel, spec_version, source, received_at, control_id, message_type, status, reason, identifiers, ack_code, raw, ack, deliveries };
+  return { id, channel, spec_version, source, received_at, control_id, message_type, status, reason, identifiers, ack_code, raw, ack, deliveries, dedupe_key: dedupe_key ?? null };
 }
 
 function syncDirectory(dir: string): void {

@@ -134,6 +134,7 @@ END;
 const ADDED_COLUMNS: Array<[table: string, column: string, definition: string]> = [
   ['deliveries', 'lease_owner', 'TEXT'],
   ['deliveries', 'lease_until', 'INTEGER'],
+  ['messages', 'dedupe_key', 'TEXT'],
 ];
 
 /**
@@ -201,6 +202,7 @@ export class SqliteStore implements Store {
       const columns = this.connection.prepare(`PRAGMA table_info(${table})`).all() as Array<{ name: string }>;
       if (!columns.some((c) => c.name === column)) this.connection.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${definition}`);
     }
+    this.connection.exec('CREATE INDEX IF NOT EXISTS messages_by_dedupe_key ON messages (channel, dedupe_key, received_at) WHERE dedupe_key IS NOT NULL');
     this.keepCounts();
     this.bookkeeping = path === ':memory:' ? this.connection : new Database(path);
     this.bookkeeping.pragma('synchronous = NORMAL');
@@ -374,8 +376,8 @@ export class SqliteStore implements Store {
     // Made once: building a transaction function prepares its BEGIN/COMMIT statements.
     this.ingestTransaction ??= this.connection.transaction((items: LoggedMessage[]) => {
       const insertMessage = this.statement(
-        `INSERT INTO messages (id, channel, spec_version, source, received_at, control_id, message_type, raw, status, reason, identifiers, ack_code, ack)
-         VALUES (@id, @channel, @spec_version, @source, @received_at, @control_id, @message_type, @raw, @status, @reason, @identifiers, @ack_code, @ack)
+        `INSERT INTO messages (id, channel, spec_version, source, received_at, control_id, message_type, raw, status, reason, identifiers, ack_code, ack, dedupe_key)
+         VALUES (@id, @channel, @spec_version, @source, @received_at, @control_id, @message_type, @raw, @status, @reason, @identifiers, @ack_code, @ack, @dedupe_key)
          ON CONFLICT (id) DO NOTHING`,
       );
       const insertDelivery = this.statement(
@@ -385,7 +387,7 @@ export class SqliteStore implements Store {
       const queued: Array<[string, string]> = [];
       // The first history entries (received, queued) are read from these rows, not written twice.
       for (const m of items) {
-        if (insertMessage.run({ ...m, identifiers: m.identifiers ? JSON.stringify(m.identifiers) : null }).changes === 0) continue;
+        if (insertMessage.run({ ...m, identifiers: m.identifiers ? JSON.stringify(m.identifiers) : null, dedupe_key: m.dedupe_key ?? null }).changes === 0) continue;
         for (const d of m.deliveries) {
           insertDelivery.run(m.id, m.channel, d.destination, m.received_at, d.payload, m.received_at, m.received_at);
           queued.push([m.channel, d.destination]);
@@ -583,6 +585,17 @@ export class SqliteStore implements Store {
         this.connection
           .prepare("SELECT channel, destination, COUNT(*) AS count FROM deliveries WHERE state IN ('queued', 'sending') GROUP BY channel, destination")
           .all() as Array<{ channel: string; destination: string; count: number }>,
+    );
+  }
+
+  findFirstByKey(channel: string, key: string, since: number): Promise<{ id: number; status: string; reason: string | null; ack_code: string | null; ack: Buffer | null } | undefined> {
+    this.catchUp();
+    return this.attempt(
+      () =>
+        this.statement(
+          `SELECT id, status, reason, ack_code, ack FROM messages INDEXED BY messages_by_dedupe_key
+           WHERE channel = ? AND dedupe_key = ? AND received_at >= ? AND status NOT IN ('duplicate', 'error') ORDER BY received_at, id LIMIT 1`,
+        ).get(channel, key, since) as { id: number; status: string; reason: string | null; ack_code: string | null; ack: Buffer | null } | undefined,
     );
   }
 

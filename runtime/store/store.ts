@@ -132,6 +132,13 @@ export interface Store {
   /** Queues with unfinished work (queued or being sent). */
   openQueues(): Promise<Array<{ channel: string; destination: string; count: number }>>;
 
+  /**
+   * The first message of a channel recorded with this dedupe key at or after `since` (not itself
+   * a duplicate, nor an internal error the sender is right to send again); indexed. Needed by
+   * sources with `dedupe`; a store without it refuses to run them.
+   */
+  findFirstByKey?(channel: string, key: string, since: number): Promise<{ id: number; status: string; reason: string | null; ack_code: string | null; ack: Buffer | null } | undefined>;
+
   listMessages(filter?: MessageFilter): Promise<Array<StoredMessage & { deliveries: string }>>;
 
   getMessage(id: number): Promise<{ message: StoredMessage; deliveries: Delivery[]; events: StoredEvent[] } | undefined>;

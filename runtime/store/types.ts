@@ -52,6 +52,8 @@ export interface StoredEvent {
 /** What is written, in one transaction, before a message is acknowledged. */
 export type NewMessage = Omit<StoredMessage, 'id' | 'raw' | 'pruned'> & {
   raw: Buffer;
+  /** For a source with `dedupe`: a hash of the channel and the key fields' values (findFirstByKey). */
+  dedupe_key?: string | null;
   /** One queue entry per destination the message goes to. */
   deliveries: Array<{ destination: string; payload: Buffer }>;
 };

@@ -6,7 +6,7 @@ import type { Condition } from '../../runtime/index.js';
 import { describeCondition } from '../../runtime/index.js';
 import type { LoadedSpec } from '../spec/load.js';
 import { inputKindOf, outputKindOf } from '../spec/kinds.js';
-import type { BuildSegment, BuildValue, Destination, IdentifierRule, Mapping, Spec } from '../spec/types.js';
+import type { BuildSegment, BuildValue, DedupeSpec, Destination, IdentifierRule, Mapping, Spec } from '../spec/types.js';
 
 export const HL7C_VERSION = '0.1.0';
 export const RUNTIME_IMPORT = 'hl7c/runtime';
@@ -274,11 +274,25 @@ function sourceExpr(spec: Spec, raw: Spec, use: (n: string) => string): string {
   }
   if (spec.source.file) {
     const f = raw.source.file!;
-    return `{ kind: "file", dir: ${configString(f.dir, use)}, done_dir: ${configString(f.done_dir ?? `${f.dir}/done`, use)}, error_dir: ${configString(f.error_dir ?? `${f.dir}/error`, use)} }`;
+    return `{ kind: "file", dir: ${configString(f.dir, use)}, done_dir: ${configString(f.done_dir ?? `${f.dir}/done`, use)}, error_dir: ${configString(f.error_dir ?? `${f.dir}/error`, use)}${dedupeExpr(spec.source.file.dedupe)} }`;
   }
   const mllp = spec.source.mllp!;
   const m = raw.source.mllp!;
-  return `{ kind: "mllp", host: ${configString(m.host ?? '0.0.0.0', use)}, port: ${configNumber(m.port, use)}, ack_mode: ${q(mllp.ack_mode ?? 'as_requested')}${mllp.max_message_bytes ? `, max_message_bytes: ${mllp.max_message_bytes}` : ''}${tlsExpr(m.tls, use)} }`;
+  return `{ kind: "mllp", host: ${configString(m.host ?? '0.0.0.0', use)}, port: ${configNumber(m.port, use)}, ack_mode: ${q(mllp.ack_mode ?? 'as_requested')}${mllp.max_message_bytes ? `, max_message_bytes: ${mllp.max_message_bytes}` : ''}${tlsExpr(m.tls, use)}${dedupeExpr(mllp.dedupe)} }`;
+}
+
+/** Default key: the sender (MSH-3, MSH-4) and its control id (MSH-10), which a resend repeats. */
+const DEFAULT_DEDUPE_KEY = ['MSH-3', 'MSH-4', 'MSH-10'];
+
+function dedupeExpr(dedupe: DedupeSpec | undefined): string {
+  if (!dedupe) return '';
+  return `, dedupe: { key: ${JSON.stringify(dedupe.key ?? DEFAULT_DEDUPE_KEY)}, window_ms: ${windowMs(dedupe.window)} }`;
+}
+
+/** "24h" and the like (the schema allows only these forms) in milliseconds. */
+function windowMs(text: string): number {
+  const m = /^(\d+)(s|m|h|d)$/.exec(text)!;
+  return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
 }
 
 /** TLS file paths, kept as ${ENV} references like other config. */

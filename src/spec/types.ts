@@ -6,9 +6,9 @@ export interface Spec {
   description?: string;
   timezone?: string;
   source: {
-    mllp?: { host?: string; port: number; ack_mode?: 'original' | 'enhanced' | 'as_requested'; max_message_bytes?: number; tls?: Record<string, unknown> };
+    mllp?: { host?: string; port: number; ack_mode?: 'original' | 'enhanced' | 'as_requested'; max_message_bytes?: number; tls?: Record<string, unknown>; dedupe?: DedupeSpec };
     http?: { host?: string; port: number; path: string; auth_token?: string };
-    file?: { dir: string; done_dir?: string; error_dir?: string };
+    file?: { dir: string; done_dir?: string; error_dir?: string; dedupe?: DedupeSpec };
   };
   accept?: AcceptRule[];
   identifiers?: Record<string, IdentifierRule>;
@@ -19,6 +19,13 @@ export interface Spec {
   /** A processed message no destination takes: error (default, AE) or filter (AA, recorded as filtered). */
   on_unrouted?: 'error' | 'filter';
   tests?: TestCase[];
+}
+
+/** `dedupe:` on a source: a repeat of the key within the window is answered as the first was, stored as duplicate, sent nowhere. */
+export interface DedupeSpec {
+  key?: string[];
+  /** 30s, 15m, 24h, 7d. */
+  window: string;
 }
 
 export interface BuildSpec {
