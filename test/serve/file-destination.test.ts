@@ -60,13 +60,14 @@ describe('file destination', () => {
     });
 
     // on_exists: fail: the first is written, the other two fail and are dead-lettered, visibly.
-    const settled = (deliveries: string) => deliveries.split(' ').every((d) => d.endsWith(':sent') || d.endsWith(':dead'));
-    for (;;) {
-      // The store may answer now or later: await either way.
-      const rows = await serving.store.listMessages();
-      if (rows.length === 3 && rows.every((m) => settled(m.deliveries))) break;
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    await waitFor(
+      async () => {
+        for (const m of await serving.store.listMessages()) if (!(await serving.store.getMessage(m.id))!.deliveries.every((d) => d.state === 'sent' || d.state === 'dead')) return false;
+        return true;
+      },
+      10_000,
+      'all deliveries settled',
+    );
     expect(files('strict')).toEqual(['MSG00001.hl7']);
     expect(readFileSync(join(dir, 'strict', 'MSG00001.hl7'), 'latin1')).toBe(out[0]);
     const histories = await Promise.all((await serving.store.listMessages()).map(async (m) => (await serving.store.getMessage(m.id))!));
