@@ -25,6 +25,13 @@ export interface EmittedChannel {
 const q = (v: unknown) => JSON.stringify(v);
 
 /**
+ * The local variable for an identifier: spec names are the user's (`new`, `message`,
+ * `problems`…), so they are prefixed to never meet a JavaScript keyword or a name the
+ * generated code uses itself; object keys are always quoted.
+ */
+const idVar = (name: string) => `id_${name}`;
+
+/**
  * Generates one TypeScript module for a validated spec: one exported function per stage
  * (accept, identify, map), each line pointing back at the spec, and a default export that
  * describes the channel. Deterministic: same spec text, same bytes.
@@ -56,9 +63,9 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
   for (const name of idNames) {
     const rule = spec.identifiers![name]!;
     identifyBody.push(`// ${name} (${ref('identifiers', name)}): ${describeIdentifier(rule)}`);
-    identifyBody.push(`const ${name} = ${use('settle')}(${identifierCall(name, rule, use)}, ${!!rule.required}, problems);`);
+    identifyBody.push(`const ${idVar(name)} = ${use('settle')}(${identifierCall(name, rule, use)}, ${!!rule.required}, problems);`);
   }
-  identifyBody.push(`return { identifiers: { ${idNames.join(', ')} }, problems };`);
+  identifyBody.push(`return { identifiers: { ${idNames.map((n) => `${q(n)}: ${idVar(n)}`).join(', ')} }, problems };`);
 
   // ---- map
   const timezone = spec.timezone;
@@ -78,7 +85,7 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
     if (m.path !== undefined) expr = `${scopeVar}.get(${q(m.path)})`;
     else if (m.identifier !== undefined) {
       const [name, part = 'id'] = m.identifier.split('.');
-      expr = `ids.${name}?.${part} ?? null`;
+      expr = `ids[${q(name)}]?.${part} ?? null`;
     } else if (m.concat !== undefined) {
       expr = `[${m.concat.map((p) => (typeof p === 'string' ? q(p) : `${scopeVar}.get(${q(p.path)}) ?? ""`)).join(', ')}].join("")`;
     } else if (m.each !== undefined) {

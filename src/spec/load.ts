@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { relative } from 'node:path';
-import { isScalar, LineCounter, parseDocument, visit } from 'yaml';
+import { isPair, isScalar, isSeq, LineCounter, parseDocument, visit } from 'yaml';
 import { replaceEnvReferences } from '../../runtime/index.js';
 import type { Diagnostic } from '../diagnostics/diagnostic.js';
 import type { PathKey } from './source-map.js';
@@ -14,6 +14,12 @@ export interface LoadedSpec {
   data: unknown;
   /** The data before interpolation: generated code keeps `${ENV}` references in config values. */
   raw: unknown;
+  /**
+   * Values that came from `${…}` references, as text: the schema check gives each the type its
+   * field takes (a port from the environment is a number, an authority `1` stays text), and a
+   * reference that was not set is reported once, not again as a wrong value.
+   */
+  interpolated?: Array<{ path: PathKey[]; unset: boolean }>;
   sourceMap: SourceMap;
 }
 
@@ -74,12 +80,14 @@ export function loadSpecText(file: string, text: string, env: NodeJS.ProcessEnv)
 
   const raw: unknown = doc.toJS();
   // ${NAME} and ${NAME:-default} in any string value, so one spec serves dev, test and prod.
+  const interpolated: NonNullable<LoadedSpec['interpolated']> = [];
   visit(doc, {
-    Scalar(_key, node) {
+    Scalar(_key, node, ancestors) {
       if (typeof node.value !== 'string' || !node.value.includes('${')) return;
       const original = node.value;
-      const whole = /^\$\{[^}]+\}$/.test(original);
+      let unset = false;
       const value = replaceEnvReferences(original, env, (name) => {
+        unset = true;
         const { line, col } = lineCounter.linePos(node.range?.[0] ?? 0);
         diagnostics.push({
           file,
@@ -92,15 +100,30 @@ export function loadSpecText(file: string, text: string, env: NodeJS.ProcessEnv)
         });
         return '';
       });
-      // A value that is only a reference takes the type it reads as (ports are numbers).
-      node.value = whole && /^-?\d+$/.test(value) ? Number(value) : whole && (value === 'true' || value === 'false') ? value === 'true' : value;
+      node.value = value;
+      const path = dataPath(ancestors, node);
+      if (path) interpolated.push({ path, unset });
     },
   });
   if (!isScalar(doc.contents) && doc.contents === null) {
     diagnostics.push({ file, line: 1, column: 1, severity: 'error', code: 'yaml/empty', message: 'the spec is empty', hint: 'start from `hl7c init`' });
     return { diagnostics };
   }
-  return { spec: { file, text, data: doc.toJS(), raw, sourceMap: new SourceMap(doc, lineCounter) }, diagnostics };
+  return { spec: { file, text, data: doc.toJS(), raw, interpolated, sourceMap: new SourceMap(doc, lineCounter) }, diagnostics };
+}
+
+/** Where a scalar sits in the data (keys and list indexes), or undefined for a mapping key. */
+function dataPath(ancestors: readonly unknown[], node: unknown): PathKey[] | undefined {
+  const chain = [...ancestors, node];
+  const path: PathKey[] = [];
+  for (let i = 0; i < chain.length; i++) {
+    const a = chain[i];
+    if (isPair(a)) {
+      if (a.key === chain[i + 1]) return undefined;
+      path.push(String(isScalar(a.key) ? a.key.value : a.key));
+    } else if (isSeq(a)) path.push(a.items.indexOf(chain[i + 1] as never));
+  }
+  return path;
 }
 
 export type { PathKey };

@@ -28,9 +28,53 @@ const validate = ajv.compile(schema);
 
 /** Checks a spec against the JSON Schema; each error points at the YAML node that is wrong. */
 export function schemaDiagnostics(spec: LoadedSpec): Diagnostic[] {
+  coerceInterpolated(spec);
   if (validate(spec.data)) return [];
-  const errors = pruneErrors(validate.errors ?? []);
+  // An unset ${…} was reported where it was read; the empty text it left is not a second finding.
+  const unset = (spec.interpolated ?? []).filter((v) => v.unset).map((v) => v.path.join('\u0000'));
+  const errors = pruneErrors(validate.errors ?? []).filter((e) => {
+    const at = pathOf(e.instancePath).join('\u0000');
+    return !unset.some((u) => at === u || at.startsWith(`${u}\u0000`));
+  });
   return errors.map((e) => toDiagnostic(spec, e));
+}
+
+/**
+ * Gives each value read from a `${…}` reference the type its field takes: interpolation makes
+ * text, and `LAB_MRN_AUTHORITY=1` must fill a text field as "1" while `PORT=2575` fills a port
+ * as 2575. Only values from references are touched; a literal of the wrong type stays wrong.
+ */
+function coerceInterpolated(spec: LoadedSpec): void {
+  const from = spec.interpolated ?? [];
+  if (from.length === 0) return;
+  const keys = new Set(from.map((v) => v.path.join('\u0000')));
+  for (let round = 0; round < 3 && !validate(spec.data); round++) {
+    let changed = false;
+    for (const e of validate.errors ?? []) {
+      if (e.keyword !== 'type') continue;
+      const path = pathOf(e.instancePath);
+      if (!keys.has(path.join('\u0000')) || path.length === 0) continue;
+      const parent = path.slice(0, -1).reduce<unknown>((node, k) => (node as Record<PathKey, unknown>)?.[k], spec.data) as Record<PathKey, unknown> | undefined;
+      const key = path[path.length - 1]!;
+      const value = parent?.[key];
+      const types = String((e.params as { type: string | string[] }).type).split(',');
+      const coerced = coerce(value, types);
+      if (parent && coerced !== undefined && coerced !== value) {
+        parent[key] = coerced;
+        changed = true;
+      }
+    }
+    if (!changed) return;
+  }
+}
+
+function coerce(value: unknown, types: string[]): unknown {
+  const text = String(value);
+  if (types.includes('integer') && /^-?\d+$/.test(text)) return Number(text);
+  if (types.includes('number') && text.trim() !== '' && Number.isFinite(Number(text))) return Number(text);
+  if (types.includes('boolean') && (text === 'true' || text === 'false')) return text === 'true';
+  if (types.includes('string')) return text;
+  return undefined;
 }
 
 /**

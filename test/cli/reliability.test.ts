@@ -154,11 +154,11 @@ describe('directories and wrong files (case 11)', () => {
     const validated = await run(['validate', 'examples']);
     expect(validated.stderr).not.toMatch(/EISDIR/);
     expect(validated.code).toBe(0);
-    expect(validated.stderr).toMatch(/^4 spec\(s\): 0 error\(s\)/m);
+    expect(validated.stderr).toMatch(/^5 spec\(s\): 0 error\(s\)/m);
     const out = temp('build');
     const built = await run(['build', 'examples', '--out', out]);
     expect(built.code).toBe(0);
-    expect(readdirSync(out).filter((f) => f.endsWith('.ts')).sort()).toEqual(['adt-to-webhook.ts', 'notes-to-ehr.ts', 'results-to-ehr.ts', 'siu-appointments.ts']);
+    expect(readdirSync(out).filter((f) => f.endsWith('.ts')).sort()).toEqual(['adt-forward.ts', 'adt-to-webhook.ts', 'notes-to-ehr.ts', 'results-to-ehr.ts', 'siu-appointments.ts']);
     const tested = await run(['test', 'examples']);
     expect(tested.code).toBe(0);
     expect(tested.stdout).toMatch(/\d+ passed, 0 failed/);

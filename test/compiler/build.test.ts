@@ -9,14 +9,14 @@ import { runChannel } from '../../runtime/index.js';
 import { cli, REPO } from '../cli/helpers.js';
 import { corpusFile } from '../corpus.js';
 
-const EXAMPLES = ['examples/adt-to-webhook.yaml', 'examples/siu-appointments.yaml', 'examples/results-to-ehr.yaml', 'examples/notes-to-ehr.yaml'];
+const EXAMPLES = ['examples/adt-to-webhook.yaml', 'examples/siu-appointments.yaml', 'examples/results-to-ehr.yaml', 'examples/notes-to-ehr.yaml', 'examples/adt-forward.yaml'];
 const GOLDEN = join(REPO, 'test/golden');
 
 describe('hl7c build', () => {
   test('output matches the golden files (set HL7C_UPDATE_GOLDEN=1 to accept a deliberate change)', async () => {
     const result = await buildSpecs(EXAMPLES, { cwd: REPO, env: {} });
     expect(result.ok).toBe(true);
-    expect(result.files.map((f) => f.fileName)).toEqual(['adt-to-webhook.ts', 'siu-appointments.ts', 'results-to-ehr.ts', 'notes-to-ehr.ts']);
+    expect(result.files.map((f) => f.fileName)).toEqual(['adt-to-webhook.ts', 'siu-appointments.ts', 'results-to-ehr.ts', 'notes-to-ehr.ts', 'adt-forward.ts']);
     for (const file of result.files) {
       const golden = join(GOLDEN, file.fileName);
       if (process.env.HL7C_UPDATE_GOLDEN) writeFileSync(golden, file.code);
@@ -41,7 +41,7 @@ describe('hl7c build', () => {
       expect(f.code).toMatch(/export function accept\(/);
       expect(f.code).toMatch(/export function identify\(/);
       expect(f.code).toMatch(/export function route\(/);
-      expect(f.code).toMatch(f.fileName.includes('to-ehr') ? /export function build\(/ : /export function map\(/);
+      expect(f.code).toMatch(f.fileName.includes('to-ehr') ? /export function build\(/ : f.fileName === 'adt-forward.ts' ? /export function transform\(/ : /export function map\(/);
     }
   });
 
@@ -251,7 +251,7 @@ describe('hl7c validate / test / init', () => {
   test('test: examples pass, with the closing line', async () => {
     const r = await cli('test', ...EXAMPLES.map((e) => join(REPO, e)));
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^12 passed, 0 failed$/m);
+    expect(r.stdout).toMatch(/^15 passed, 0 failed$/m);
   });
 
   test('test: a failing case shows what differs and exits 1', async () => {

@@ -22,12 +22,12 @@ export function accept(message: Message): AcceptDecision {
 export function identify(message: Message): Identification {
   const problems: IdentifierProblem[] = [];
   // patient (examples/adt-to-webhook.yaml:25): the PID-3 repetition with CX.4 = EPI and CX.5 = MR; required
-  const patient = settle(selectCx(message, "patient", { "field": "PID-3", "assigning_authority": "EPI", "type_code": "MR" }), true, problems);
+  const id_patient = settle(selectCx(message, "patient", { "field": "PID-3", "assigning_authority": "EPI", "type_code": "MR" }), true, problems);
   // visit (examples/adt-to-webhook.yaml:30): the PV1-19 repetition with CX.5 = VN
-  const visit = settle(selectCx(message, "visit", { "field": "PV1-19", "type_code": "VN" }), false, problems);
+  const id_visit = settle(selectCx(message, "visit", { "field": "PV1-19", "type_code": "VN" }), false, problems);
   // merged_from (examples/adt-to-webhook.yaml:33): the MRG-1 repetition with CX.4 = EPI and CX.5 = MR (the retired identifier; PID-3 holds the surviving one)
-  const merged_from = settle(selectCx(message, "merged_from", { "field": "MRG-1", "assigning_authority": "EPI", "type_code": "MR" }), false, problems);
-  return { identifiers: { patient, visit, merged_from }, problems };
+  const id_merged_from = settle(selectCx(message, "merged_from", { "field": "MRG-1", "assigning_authority": "EPI", "type_code": "MR" }), false, problems);
+  return { identifiers: { "patient": id_patient, "visit": id_visit, "merged_from": id_merged_from }, problems };
 }
 
 /** The JSON every destination receives (examples/adt-to-webhook.yaml:38). */
@@ -41,7 +41,7 @@ export function map(message: Message, ids: Identification["identifiers"]): Recor
   // occurred_at (examples/adt-to-webhook.yaml:40)
   setJsonPath(out, "occurred_at", applyTransform(scope.get("EVN-2"), "datetime", { defaultOffset: "-05:00" }));
   // patient.mrn (examples/adt-to-webhook.yaml:41)
-  setJsonPath(out, "patient.mrn", ids.patient?.id ?? null);
+  setJsonPath(out, "patient.mrn", ids["patient"]?.id ?? null);
   // patient.family_name (examples/adt-to-webhook.yaml:42)
   setJsonPath(out, "patient.family_name", applyTransform(scope.get("PID-5.1"), "trim"));
   // patient.given_name (examples/adt-to-webhook.yaml:43)
@@ -66,13 +66,13 @@ export function map(message: Message, ids: Identification["identifiers"]): Recor
   // encounter.class (examples/adt-to-webhook.yaml:53)
   setJsonPath(out, "encounter.class", lookupValue(scope.get("PV1-2"), { "I": "inpatient", "O": "outpatient", "E": "emergency", "P": "preadmit", "R": "recurring" }, { "on_missing": "keep", "target": "encounter.class" }));
   // encounter.visit_number (examples/adt-to-webhook.yaml:54)
-  setJsonPath(out, "encounter.visit_number", ids.visit?.id ?? null);
+  setJsonPath(out, "encounter.visit_number", ids["visit"]?.id ?? null);
   // encounter.location (examples/adt-to-webhook.yaml:55)
   setJsonPath(out, "encounter.location", [scope.get("PV1-3.1") ?? "", "/", scope.get("PV1-3.2") ?? ""].join(""));
   // encounter.attending (examples/adt-to-webhook.yaml:56)
   setJsonPath(out, "encounter.attending", scope.get("PV1-7.2"));
   // merge.retired_mrn (examples/adt-to-webhook.yaml:58)
-  if (evaluate({ "message_type": ["ADT^A40"] }, scope)) setJsonPath(out, "merge.retired_mrn", ids.merged_from?.id ?? null);
+  if (evaluate({ "message_type": ["ADT^A40"] }, scope)) setJsonPath(out, "merge.retired_mrn", ids["merged_from"]?.id ?? null);
   return out;
 }
 

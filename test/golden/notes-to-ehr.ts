@@ -54,10 +54,10 @@ export function accept(_message: Message): AcceptDecision {
 export function identify(message: Message): Identification {
   const problems: IdentifierProblem[] = [];
   // patient (examples/notes-to-ehr.yaml:58): the PID-3 repetition with CX.4 = EPI and CX.5 = MR; required
-  const patient = settle(selectCx(message, "patient", { "field": "PID-3", "assigning_authority": "EPI", "type_code": "MR" }), true, problems);
+  const id_patient = settle(selectCx(message, "patient", { "field": "PID-3", "assigning_authority": "EPI", "type_code": "MR" }), true, problems);
   // document (examples/notes-to-ehr.yaml:63): TXA-12; required
-  const document = settle(selectEi(message, "document", ["TXA-12"]), true, problems);
-  return { identifiers: { patient, document }, problems };
+  const id_document = settle(selectEi(message, "document", ["TXA-12"]), true, problems);
+  return { identifiers: { "patient": id_patient, "document": id_document }, problems };
 }
 
 /** The destinations a message goes to (examples/notes-to-ehr.yaml:67). */

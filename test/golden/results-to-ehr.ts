@@ -62,10 +62,10 @@ export function accept(_message: Message): AcceptDecision {
 export function identify(message: Message): Identification {
   const problems: IdentifierProblem[] = [];
   // patient (examples/results-to-ehr.yaml:67): the PID-3 repetition with CX.4 = EPI and CX.5 = MR; required
-  const patient = settle(selectCx(message, "patient", { "field": "PID-3", "assigning_authority": "EPI", "type_code": "MR" }), true, problems);
+  const id_patient = settle(selectCx(message, "patient", { "field": "PID-3", "assigning_authority": "EPI", "type_code": "MR" }), true, problems);
   // order (examples/results-to-ehr.yaml:72): ORC-2, then OBR-2, then ORC-3, then OBR-3; required
-  const order = settle(selectEi(message, "order", ["ORC-2", "OBR-2", "ORC-3", "OBR-3"]), true, problems);
-  return { identifiers: { patient, order }, problems };
+  const id_order = settle(selectEi(message, "order", ["ORC-2", "OBR-2", "ORC-3", "OBR-3"]), true, problems);
+  return { identifiers: { "patient": id_patient, "order": id_order }, problems };
 }
 
 /** The destinations a message goes to (examples/results-to-ehr.yaml:77). */

@@ -17,10 +17,10 @@ export function accept(message: Message): AcceptDecision {
 export function identify(message: Message): Identification {
   const problems: IdentifierProblem[] = [];
   // appointment (examples/siu-appointments.yaml:20): SCH-2, then SCH-1; required
-  const appointment = settle(selectEi(message, "appointment", ["SCH-2", "SCH-1"]), true, problems);
+  const id_appointment = settle(selectEi(message, "appointment", ["SCH-2", "SCH-1"]), true, problems);
   // patient (examples/siu-appointments.yaml:24): the PID-3 repetition with CX.4 = EPI and CX.5 = MR; required
-  const patient = settle(selectCx(message, "patient", { "field": "PID-3", "assigning_authority": "EPI", "type_code": "MR" }), true, problems);
-  return { identifiers: { appointment, patient }, problems };
+  const id_patient = settle(selectCx(message, "patient", { "field": "PID-3", "assigning_authority": "EPI", "type_code": "MR" }), true, problems);
+  return { identifiers: { "appointment": id_appointment, "patient": id_patient }, problems };
 }
 
 /** The JSON every destination receives (examples/siu-appointments.yaml:30). */
@@ -30,7 +30,7 @@ export function map(message: Message, ids: Identification["identifiers"]): Recor
   // event (examples/siu-appointments.yaml:30)
   setJsonPath(out, "event", scope.get("MSH-9.2"));
   // appointment.id (examples/siu-appointments.yaml:31)
-  setJsonPath(out, "appointment.id", ids.appointment?.id ?? null);
+  setJsonPath(out, "appointment.id", ids["appointment"]?.id ?? null);
   // appointment.status (examples/siu-appointments.yaml:32)
   setJsonPath(out, "appointment.status", applyTransform(scope.get("SCH-25.1"), "lower"));
   // appointment.reason (examples/siu-appointments.yaml:33)
@@ -42,7 +42,7 @@ export function map(message: Message, ids: Identification["identifiers"]): Recor
   // appointment.minutes (examples/siu-appointments.yaml:36)
   setJsonPath(out, "appointment.minutes", applyTransform(scope.get("SCH-9"), "number"));
   // patient.mrn (examples/siu-appointments.yaml:37)
-  setJsonPath(out, "patient.mrn", ids.patient?.id ?? null);
+  setJsonPath(out, "patient.mrn", ids["patient"]?.id ?? null);
   // providers (examples/siu-appointments.yaml:39)
   setJsonPath(out, "providers", scope.each("AIP", (aip1) => {
     const item: Record<string, unknown> = {};

@@ -120,6 +120,26 @@ describe('catalogue of broken specs', () => {
     expect(result.ok).toBe((c.severity ?? 'error') === 'warning');
   });
 
+  test('a ${…} value takes the type of its field: text stays text, a port becomes a number (issue 9, case 8)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hl7c-spec-'));
+    writeFileSync(join(dir, 'env.yaml'), BASE.replace('port: 2600', 'port: ${ADT_PORT}').replace('type_code: MR', 'type_code: MR\n    assigning_authority: ${LAB_MRN_AUTHORITY}'));
+    const result = await validateSpecs([join(dir, 'env.yaml')], { cwd: dir, env: { ADT_PORT: '2601', LAB_MRN_AUTHORITY: '1' } });
+    expect(result.diagnostics).toEqual([]);
+    const data = result.specs[0]!.data as { source: { mllp: { port: unknown } }; identifiers: { patient: { assigning_authority: unknown } } };
+    expect(data.source.mllp.port).toBe(2601);
+    expect(data.identifiers.patient.assigning_authority).toBe('1');
+    // A reference that does not read as the field's type is still a wrong value.
+    const bad = await validateSpecs([join(dir, 'env.yaml')], { cwd: dir, env: { ADT_PORT: 'abc', LAB_MRN_AUTHORITY: '1' } });
+    expect(bad.diagnostics.map((d) => d.code)).toEqual(['schema/wrong-type']);
+  });
+
+  test('an unset ${URL} is one diagnostic, not a second misleading invalid-format one', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hl7c-spec-'));
+    writeFileSync(join(dir, 'unset.yaml'), BASE.replace('http://127.0.0.1:9/x', '${HOOK_URL}'));
+    const result = await validateSpecs([join(dir, 'unset.yaml')], { cwd: dir, env: {} });
+    expect(result.diagnostics.map((d) => `${d.line} ${d.code}`)).toEqual(['20 spec/env-unset']);
+  });
+
   test('a misspelled property gets a "did you mean" hint', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hl7c-spec-'));
     writeFileSync(join(dir, 'typo.yaml'), BASE.replace('type_code: MR', 'typecode: MR'));
