@@ -32,7 +32,10 @@ const say = (s = '') => {
 
 say('# hl7c benchmark results');
 say();
-say(`Run ${new Date().toISOString().slice(0, 10)} on ${os.cpus()[0]?.model ?? 'unknown CPU'} × ${os.cpus().length}, Node ${process.version}. Produced by \`npm run bench\`${quick ? ' --quick' : ''}.`);
+// Other work on the machine skews every figure (the baselines too): the load says how much.
+say(
+  `Run ${new Date().toISOString().slice(0, 10)} on ${os.cpus()[0]?.model ?? 'unknown CPU'} × ${os.cpus().length}, Node ${process.version}, load average ${os.loadavg()[0]!.toFixed(1)} at the start. Produced by \`npm run bench\`${quick ? ' --quick' : ''}.`,
+);
 say();
 
 // ---- parse

@@ -1,4 +1,5 @@
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -117,7 +118,8 @@ describe('the PostgreSQL store going away', () => {
     const node = await startNode(schema.url);
     const load = resendingLoad(node.port, 4);
     await waitFor(() => load.acked.size >= 100, 30_000, '100 messages acknowledged');
-    execFileSync('pg_ctlcluster', ['--skip-systemctl-redirect', '15', 'main', 'restart'], { stdio: 'ignore' });
+    // Not synchronously: the senders must go on sending while the database is down.
+    await promisify(execFile)('pg_ctlcluster', ['--skip-systemctl-redirect', '15', 'main', 'restart']);
     const ackedAtRestart = load.acked.size;
     await waitFor(() => load.acked.size >= ackedAtRestart + 100, 60_000, 'service resumed after the restart');
     await load.stop();
