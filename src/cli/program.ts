@@ -33,7 +33,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
    * log their life (info), the demo only errors (it prints its own account), the rest warnings.
    */
   const logger = (levelByDefault = 'warn') =>
-    createLogger({ level: program.getOptionValueSource('logLevel') === 'default' ? levelByDefault : (program.opts().logLevel as string) });
+    createLogger({ level: program.getOptionValueSource('logLevel') === 'default' ? levelByDefault : (program.opts().logLevel as string), sync: false });
 
   program
     .command('parse')
