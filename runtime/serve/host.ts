@@ -10,11 +10,13 @@ import { ackCodesOf, acksOf, deliveryPayloads, inputKind, runChannel } from '../
 import { parseBatch } from '../hl7/parse.js';
 import type { Logger } from '../log.js';
 import { MllpServer } from '../mllp/server.js';
-import type { SqliteStore } from '../store/sqlite-store.js';
+import type { Store } from '../store/store.js';
 import type { QueuedDelivery } from '../store/types.js';
 import type { AttemptOutcome, DeliveryContext } from './senders.js';
 import { createSender } from './senders.js';
-import { DestinationWorker } from './worker.js';
+import { DEFAULT_LEASE_MS, DestinationWorker } from './worker.js';
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
 
 /** A compiled channel and the spec version it came from. */
 export interface LoadedChannel {
@@ -51,10 +53,18 @@ export class ChannelHost {
   private drainTimer: NodeJS.Timeout | null = null;
   private closed = false;
 
+  /** This node, as the owner of the queue entries it claims: unique per process, restarts included. */
+  readonly owner: string;
+  private readonly leaseMs: number;
+
   constructor(
-    private readonly store: SqliteStore,
+    private readonly store: Store,
     private readonly log: Logger,
-  ) {}
+    options: { owner?: string; leaseMs?: number } = {},
+  ) {
+    this.owner = options.owner ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+    this.leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+  }
 
   /** Ports the channels listen on (useful when specs ask for port 0). */
   ports(): Record<string, number> {
@@ -67,13 +77,14 @@ export class ChannelHost {
   }
 
   async start(): Promise<void> {
-    this.store.openForWriting();
+    await this.store.openForWriting(this.owner);
     // A worker looks at its queue as soon as received messages are in it, not at its next poll.
     this.store.onQueued((channel, destination) => this.workers.get(workerKey(channel, destination))?.wake());
-    const requeued = this.store.requeueInFlight();
+    // Only entries whose sender is gone: a live node's leases are its own.
+    const requeued = await this.store.releaseExpiredLeases();
     if (requeued > 0) this.log.warn({ requeued }, 'deliveries interrupted by the last stop are queued again (at-least-once)');
     // Queues left by channels that are not loaded any more still drain.
-    for (const q of this.store.openQueues()) this.log.info(q, 'queued deliveries found');
+    for (const q of await this.store.openQueues()) this.log.info(q, 'queued deliveries found');
   }
 
   /** Applies a set of channels: starts new ones, swaps changed ones, retires removed ones. */
@@ -82,7 +93,7 @@ export class ChannelHost {
     for (const loaded of channels) {
       const name = loaded.definition.name;
       const runner = this.runners.get(name);
-      this.store.setChannel(name, loaded.specPath, loaded.specVersion, Date.now());
+      await this.store.setChannel(name, loaded.specPath, loaded.specVersion, Date.now());
       if (!runner) {
         const fresh: Runner = { current: loaded, listener: { key: '', configured: '', close: async () => undefined } };
         fresh.listener = await this.listen(fresh);
@@ -176,7 +187,7 @@ export class ChannelHost {
       if (JSON.stringify(existing.currentConfig) !== JSON.stringify(config)) existing.update(config, createSender(channel, destination, config, log));
       return;
     }
-    const worker = new DestinationWorker(this.store, channel, destination, config, createSender(channel, destination, config, log), (d) => this.deliveryContext(d), log, config.max_in_flight ?? 1);
+    const worker = new DestinationWorker(this.store, channel, destination, config, createSender(channel, destination, config, log), (d) => this.deliveryContext(d), log, this.owner, this.leaseMs);
     this.workers.set(key, worker);
     worker.start();
   }
@@ -217,15 +228,22 @@ export class ChannelHost {
   /** Workers of removed channels stop once their queues are empty. */
   private scheduleDrainCheck(): void {
     if (this.drainTimer || this.closed) return;
+    let checking = false;
     this.drainTimer = setInterval(() => {
-      for (const [key, worker] of this.workers) {
-        if (this.runners.has(worker.channel)) continue;
-        if (worker.idle) {
-          this.workers.delete(key);
-          void worker.stop();
-          this.log.info({ channel: worker.channel, destination: worker.destination }, 'queue drained; worker stopped');
+      if (checking) return;
+      checking = true;
+      void (async () => {
+        for (const [key, worker] of this.workers) {
+          if (this.runners.has(worker.channel)) continue;
+          if (await worker.isIdle()) {
+            this.workers.delete(key);
+            void worker.stop();
+            this.log.info({ channel: worker.channel, destination: worker.destination }, 'queue drained; worker stopped');
+          }
         }
-      }
+      })()
+        .catch((err: Error) => this.log.error({ err: err.message }, 'could not check drained queues'))
+        .finally(() => (checking = false));
     }, 500);
     this.drainTimer.unref();
   }

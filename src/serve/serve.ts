@@ -2,8 +2,8 @@ import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { watch } from 'chokidar';
 import type { Logger } from '../../runtime/index.js';
-import { ChannelHost, SqliteStore, startAdminServer } from '../../runtime/serve/index.js';
-import type { LoadedChannel } from '../../runtime/serve/index.js';
+import { ChannelHost, openStore, startAdminServer } from '../../runtime/serve/index.js';
+import type { LoadedChannel, Store } from '../../runtime/serve/index.js';
 import { compileChannels as compileSpecs } from '../compiler/compile-channels.js';
 import type { Diagnostic } from '../diagnostics/diagnostic.js';
 import { formatDiagnostic } from '../diagnostics/diagnostic.js';
@@ -14,6 +14,7 @@ export { specFiles };
 export interface ServeOptions {
   /** Spec files, or directories whose *.yaml files are specs. */
   specs: string[];
+  /** A SQLite path (relative to cwd) or a `postgres://` URL. */
   storePath: string;
   /**
    * disk (default): the received-message log is fdatasynced before the ACK (one sync for the
@@ -36,7 +37,7 @@ export interface ServeOptions {
 
 export interface Serving {
   host: ChannelHost;
-  store: SqliteStore;
+  store: Store;
   adminPort?: number;
   /** Channel name to the port it listens on. */
   ports(): Record<string, number>;
@@ -84,19 +85,19 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
   const first = await compile(options);
   for (const d of first.diagnostics) log[d.severity === 'error' ? 'error' : 'warn']({ code: d.code }, formatDiagnostic(d));
   if (!first.channels) throw new Error('the specs have errors; nothing was started');
-  const store = new SqliteStore(resolve(options.cwd, options.storePath), {
-    synchronous: options.durability === 'process' ? 'NORMAL' : 'FULL',
-    onIngestError: (err, waiting) => log.error({ err: err.message, waiting }, 'received messages could not be taken into SQLite; they are safe in the received-message log and will be tried again'),
+  const store = await openStore(options.storePath, {
+    cwd: options.cwd,
+    durability: options.durability,
+    onIngestError: (err, waiting) => log.error({ err: err.message, waiting }, 'received messages could not be taken into the store; they are safe in the received-message log and will be tried again'),
   });
+  const host = new ChannelHost(store, log);
   try {
-    store.openForWriting();
+    await host.start();
   } catch (err) {
-    store.close();
+    await store.close();
     throw err;
   }
-  log.info({ store: store.path, durability: options.durability ?? 'disk' }, 'store opened');
-  const host = new ChannelHost(store, log);
-  await host.start();
+  log.info({ store: store.location, durability: options.durability ?? 'disk', node: host.owner }, 'store opened');
   await host.apply(first.channels);
   const admin = options.adminPort !== undefined ? await startAdminServer(store, options.adminPort, '127.0.0.1', () => host.ports()) : undefined;
 
@@ -154,7 +155,7 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
       await chain;
       await host.close();
       await admin?.close();
-      store.close();
+      await store.close();
     },
   };
 }
