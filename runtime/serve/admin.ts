@@ -34,11 +34,18 @@ export async function startAdminServer(store: Store, port: number, host = '127.0
 
   const answer = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     if (req.url === '/health') {
+      // A database that cannot be reached: every message is answered AE until it is back.
+      const reachable = store.health?.();
+      if (reachable && reachable.status !== 'ok') {
+        res.writeHead(503, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ status: 'unavailable', store: reachable, channels: channels() }));
+        return;
+      }
       const m = await store.metrics();
       // Messages are still received and safe in the log, but nothing new reaches the queues.
       const ingesting = m.waiting === 0 ? { status: 'ok' } : { status: 'degraded', store: { waiting: m.waiting, error: m.lastError } };
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ ...ingesting, channels: channels(), messages: m.messages }));
+      res.end(JSON.stringify({ ...ingesting, ...(reachable ? { store: { ...reachable, ...('store' in ingesting ? ingesting.store : {}) } } : {}), channels: channels(), messages: m.messages }));
       return;
     }
     if (req.url === '/metrics') {

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { SqliteStore } from './sqlite-store.js';
-import type { Store } from './store.js';
+import type { Store, StoreHealth } from './store.js';
 
 export interface OpenStoreOptions {
   /**
@@ -12,6 +12,8 @@ export interface OpenStoreOptions {
   onIngestError?: (err: Error, waiting: number) => void;
   /** What a relative SQLite path is relative to (default: the working directory). */
   cwd?: string;
+  /** Told when a store on a server (PostgreSQL) becomes unreachable, and when it is back. */
+  onHealthChange?: (health: StoreHealth) => void;
 }
 
 /** The options of a PostgreSQL store's module (runtime/store/postgres-store.ts). */

@@ -70,6 +70,13 @@ export interface StoreMetrics {
   lastError: string | null;
 }
 
+export interface StoreHealth {
+  status: 'ok' | 'unavailable';
+  /** Since when (ms) and why it is unavailable. */
+  since?: number;
+  error?: string;
+}
+
 /** One channel as last served: where its spec is and which version ran. */
 export interface ChannelSpec {
   name: string;
@@ -146,6 +153,12 @@ export interface Store {
 
   setChannel(name: string, specPath: string, specVersion: string, now: number): Promise<void>;
   channelSpecs(): Promise<ChannelSpec[]>;
+
+  /**
+   * Whether the store can take messages now, for /health. A store on a server (PostgreSQL) says
+   * `unavailable` while it cannot reach it: messages are answered AE meanwhile.
+   */
+  health?(): StoreHealth;
 
   /** Writes what is pending and releases the store; this process's leases end with it. */
   close(): Promise<void>;

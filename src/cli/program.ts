@@ -209,6 +209,19 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .action((o: { store: string; olderThan: string }) => run(async () => (await import('./commands/messages.js')).pruneCommand({ store: existingStore(o.store, io.cwd), olderThan: o.olderThan }, io))());
 
   program
+    .command('status')
+    .description('nodes on the store (alive, stopped or lost), the spec version each runs per channel, queue depths and oldest ages')
+    .addOption(storeOption())
+    .option('--json', 'JSON output')
+    .action((o: { store: string; json?: boolean }) => run(async () => (await import('./commands/status.js')).statusCommand({ store: existingStore(o.store, io.cwd), json: !!o.json }, io))());
+
+  program
+    .command('migrate')
+    .description("create or update hl7c's PostgreSQL schema (hl7c serve does it too; this is for a deploy step)")
+    .addOption(storeOption())
+    .action((o: { store: string }) => run(async () => (await import('./commands/status.js')).migrateCommand({ store: o.store }, io))());
+
+  program
     .command('demo')
     .description('the main job end to end: serve examples/ with the embedded store, push the example messages, show the deliveries')
     .option('--out <dir>', 'where the demo keeps its store and outputs', '.hl7c/demo')

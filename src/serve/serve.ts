@@ -33,6 +33,16 @@ export interface ServeOptions {
   buildDir?: string;
   /** Quiet time after a file event before recompiling. */
   settleMs?: number;
+  /**
+   * How long a claim on queue entries holds without renewal: a node that dies gives its entries
+   * up after this. Default HL7C_LEASE_MS, else 30 s.
+   */
+  leaseMs?: number;
+}
+
+function leaseFromEnv(env: NodeJS.ProcessEnv): number | undefined {
+  const ms = Number(env.HL7C_LEASE_MS);
+  return Number.isInteger(ms) && ms > 0 ? ms : undefined;
 }
 
 export interface Serving {
@@ -89,8 +99,10 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
     cwd: options.cwd,
     durability: options.durability,
     onIngestError: (err, waiting) => log.error({ err: err.message, waiting }, 'received messages could not be taken into the store; they are safe in the received-message log and will be tried again'),
+    onHealthChange: (health) =>
+      health.status === 'ok' ? log.warn('the store is reachable again; messages are acknowledged again') : log.error({ err: health.error }, 'the store cannot be reached: messages are answered AE until it is back'),
   });
-  const host = new ChannelHost(store, log);
+  const host = new ChannelHost(store, log, { leaseMs: options.leaseMs ?? leaseFromEnv(options.env ?? process.env) });
   try {
     await host.start();
   } catch (err) {
