@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from './corpus.js';
 import type { RoundTripRow } from './mllp.js';
@@ -121,7 +121,7 @@ export function listenSection(rows: ListenRow[], rounds: number, ms: number): st
   const lines = [
     '## `hl7c listen` as shipped',
     '',
-    `\`node bin/hl7c.js listen\` in its own process, its JSON logs at the default level (info: one line per message) going to a file, against the bare socket client; each round measures the limit (bare socket client → bare socket server) right before it. Median of ${rounds} round(s) of ${ms / 1000} s. Server CPU is the server process's user + system time per round trip, which a busy machine disturbs less than the rate.`,
+    `\`node bin/hl7c.js listen\` in its own process, its JSON logs at the default level (info: one line per message) going to a file, against the bare socket client; each round measures the limit (bare socket client → bare socket server) right before it. Median of ${rounds} round(s) of ${ms / 1000} s. Server CPU is the server process's user + system time per round trip, which a busy machine disturbs less than the rate. Load average when written: ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores.`,
     '',
     '| connections | limit msgs/s | hl7c listen msgs/s | % of limit | p99 ms | server CPU µs/msg (limit / listen) | log bytes/msg |',
     '| --- | --- | --- | --- | --- | --- | --- |',
