@@ -11,6 +11,8 @@ import type { RoundTripRow, ServerKind } from './mllp.js';
 import { measureRoundTrips, startServerProcess } from './mllp.js';
 import { runParseBench } from './parse.js';
 import { benchPostgres, measureFdatasync, startDurableServer } from './durable.js';
+import type { ListenRow } from './listen.js';
+import { listenSection, measureListen, summarizeListen } from './listen.js';
 
 const quick = process.argv.includes('--quick');
 const parseMs = quick ? 300 : 1500;
@@ -128,6 +130,8 @@ for (let round = 0; round < rounds; round++) {
   }
 }
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+const listenRows: ListenRow[] = [];
+for (let round = 0; round < rounds; round++) for (const connections of [1, 8]) listenRows.push(await measureListen(connections, payload, rtMs));
 const rtRows: Array<RoundTripRow & { label: string }> = [...samples.entries()].map(([key, rows]) => ({
   label: key.split('|')[0]!,
   client: rows[0]!.client,
@@ -184,6 +188,10 @@ if (postgresSkipped) {
   say();
 }
 
+for (const line of listenSection(listenRows, rounds, rtMs)) say(line);
+say();
+const listenShare = summarizeListen(listenRows).find((r) => r.connections === 1)!.share;
+
 // ---- targets
 const speedup = (message: string) => {
   const ours = parseRows.find((r) => r.message === message && r.parser === 'hl7c (string)')!.msgsPerSec;
@@ -223,6 +231,7 @@ say(
       ['parse ≥ 2× fastest peer, ORU^R01', `${fmt(speedup('ORU^R01 (22 OBX)'), 2)}×`, speedup('ORU^R01 (22 OBX)') >= 2 ? 'yes' : 'no'],
       ['MLLP round trip ≥ 80 % of limit, 1 connection', `${fmt(100 * share(1))} %`, share(1) >= 0.8 ? 'yes' : 'no'],
       ['MLLP round trip ≥ 80 % of limit, 8 connections', `${fmt(100 * share(8))} %`, share(8) >= 0.8 ? 'yes' : 'no'],
+      ['`hl7c listen` as shipped (logs on) ≥ 80 % of limit, 1 connection', `${fmt(100 * listenShare)} %`, listenShare >= 0.8 ? 'yes' : 'no'],
       ...(['disk', 'process'] as const).flatMap((d) => [
         [`durable round trip (--durability ${d}) ≥ 50 % of limit, 1 connection`, `${fmt(100 * share(1, `serve-${d}`))} %`, share(1, `serve-${d}`) >= 0.5 ? 'yes' : 'no'],
         [`durable round trip (--durability ${d}) ≥ 70 % of limit, 8 connections`, `${fmt(100 * share(8, `serve-${d}`))} %`, share(8, `serve-${d}`) >= 0.7 ? 'yes' : 'no'],

@@ -4,8 +4,8 @@ import { createLogger, Hl7ParseError, Hl7PathError, readPem } from '../../runtim
 import type { ClientTlsOptions, ServerTlsOptions } from '../../runtime/index.js';
 import type { CliIo } from './io.js';
 import { existingStore } from './store-path.js';
+import { HL7C_VERSION } from '../version.js';
 
-const VERSION = '0.1.0';
 
 function integer(value: string): number {
   const n = Number(value);
@@ -22,7 +22,7 @@ const pem = readPem;
 export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
   const program = new Command('hl7c')
     .description('HL7 v2 interface engine: parse, inspect, send and receive HL7 v2 over MLLP')
-    .version(VERSION)
+    .version(HL7C_VERSION)
     .option('--log-level <level>', 'log level for the JSON logs on stderr (silent, error, warn, info, debug)', 'warn')
     .showHelpAfterError()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
@@ -33,7 +33,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
    * log their life (info), the demo only errors (it prints its own account), the rest warnings.
    */
   const logger = (levelByDefault = 'warn') =>
-    createLogger({ level: program.getOptionValueSource('logLevel') === 'default' ? levelByDefault : (program.opts().logLevel as string) });
+    createLogger({ level: program.getOptionValueSource('logLevel') === 'default' ? levelByDefault : (program.opts().logLevel as string), sync: false });
 
   program
     .command('parse')
@@ -110,22 +110,23 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
   program
     .command('validate')
     .description('check specs: file:line:col: severity code: message, with a hint; exit 1 on any error')
-    .argument('<specs...>', 'spec files (YAML)')
+    .argument('<specs...>', 'spec files (YAML), or directories of them')
     .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
     .action((specs: string[], o: { format: 'text' | 'json' }) => run(async () => (await import('./commands/validate.js')).validateCommand({ specs, format: o.format }, io))());
 
   program
     .command('build')
-    .description('generate one TypeScript channel module per spec (nothing is written if a spec has errors)')
-    .argument('<specs...>', 'spec files (YAML)')
+    .description('generate one TypeScript channel module per spec, and the compiled channel serve and test run without the compiler (nothing is written if a spec has errors)')
+    .argument('<specs...>', 'spec files (YAML), or directories of them')
     .option('--out <dir>', 'output directory', '.hl7c/build')
     .action((specs: string[], o: { out: string }) => run(async () => (await import('./commands/build.js')).buildCommand({ specs, out: o.out }, io))());
 
   program
     .command('test')
     .description("run each spec's test cases against its compiled channel; prints pass/fail and 'N passed, N failed'")
-    .argument('<specs...>', 'spec files (YAML)')
-    .action((specs: string[]) => run(async () => (await import('./commands/test.js')).testCommand({ specs }, io))());
+    .argument('<specs...>', 'spec files (YAML), or directories of them')
+    .option('--build <dir>', 'where hl7c build left compiled channels (fresh ones run without the compiler)', '.hl7c/build')
+    .action((specs: string[], o: { build: string }) => run(async () => (await import('./commands/test.js')).testCommand({ specs, buildDir: o.build }, io))());
 
   program
     .command('preview')
@@ -149,11 +150,12 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .addOption(new Option('--durability <level>', 'disk: each message is synced to disk before its ACK (survives a power cut); process: written, not synced (survives a crash of hl7c, not of the machine)').choices(['disk', 'process']).default('disk'))
     .option('--admin-port <port>', 'serve /health and /metrics on this port', integer)
     .option('--no-watch', 'do not reload when a spec changes')
+    .option('--build <dir>', 'where hl7c build left compiled channels (fresh ones run without the compiler)', '.hl7c/build')
     .option('--processing-budget-ms <ms>', 'event-loop time one message may take; over it the message is stored as an error and answered AE', integer, 1000)
-    .action((specs: string[], o: { store: string; durability: 'disk' | 'process'; adminPort?: number; watch: boolean; processingBudgetMs: number }) =>
+    .action((specs: string[], o: { store: string; durability: 'disk' | 'process'; adminPort?: number; watch: boolean; build: string; processingBudgetMs: number }) =>
       run(async () =>
         (await import('./commands/serve.js')).serveCommand(
-          { specs, store: o.store, durability: o.durability, adminPort: o.adminPort, watch: o.watch, processingBudgetMs: o.processingBudgetMs, logger: logger('info') },
+          { specs, store: o.store, durability: o.durability, adminPort: o.adminPort, watch: o.watch, buildDir: o.build, processingBudgetMs: o.processingBudgetMs, logger: logger('info') },
           io,
         ),
       )(),

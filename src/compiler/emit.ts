@@ -8,8 +8,10 @@ import type { LoadedSpec } from '../spec/load.js';
 import { inputKindOf, outputKindOf } from '../spec/kinds.js';
 import type { BuildSegment, BuildValue, DedupeSpec, Destination, IdentifierRule, Mapping, Spec } from '../spec/types.js';
 
-export const HL7C_VERSION = '0.1.0';
-export const RUNTIME_IMPORT = 'hl7c/runtime';
+import { HL7C_VERSION } from '../version.js';
+import { RUNTIME_IMPORT } from './channel-module.js';
+
+export { HL7C_VERSION, RUNTIME_IMPORT };
 
 /** The version of a spec: a short hash of its text (in generated headers and in the store). */
 export function specHash(text: string): string {

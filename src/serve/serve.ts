@@ -4,9 +4,7 @@ import { watch } from 'chokidar';
 import type { Logger } from '../../runtime/index.js';
 import { ChannelHost, openStore, startAdminServer } from '../../runtime/serve/index.js';
 import type { LoadedChannel, Store } from '../../runtime/serve/index.js';
-import { buildSpecs } from '../compiler/build.js';
-import { specHash } from '../compiler/emit.js';
-import { loadChannel } from '../compiler/load-channel.js';
+import { compileChannels as compileSpecs } from '../compiler/compile-channels.js';
 import type { Diagnostic } from '../diagnostics/diagnostic.js';
 import { formatDiagnostic } from '../diagnostics/diagnostic.js';
 import { specFiles } from '../spec/files.js';
@@ -32,6 +30,8 @@ export interface ServeOptions {
   logger: Logger;
   /** Recompile and swap channels when a spec changes (default true). */
   watch?: boolean;
+  /** Where `hl7c build` left compiled channels: fresh ones run without the compiler. */
+  buildDir?: string;
   /** Quiet time after a file event before recompiling. */
   settleMs?: number;
   /** Milliseconds of event-loop time one message may take (default 1000); over it the message is an error answered AE. */
@@ -69,19 +69,23 @@ function fingerprint(options: ServeOptions): string {
     .join('|');
 }
 
-/** Validates, builds and loads specs as running channels; none when any spec has an error. */
-export async function compileChannels(files: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<{ channels?: LoadedChannel[]; diagnostics: Diagnostic[] }> {
-  const result = await buildSpecs(files, { cwd, env });
-  if (!result.ok) return { diagnostics: result.diagnostics };
-  const channels = result.specs.map((spec, i) => {
-    const file = result.files[i]!;
-    return { definition: loadChannel(file.code, file.fileName, env), specPath: resolve(cwd, spec.file), specVersion: specHash(spec.text) };
+/**
+ * Validates, builds and loads specs as running channels; none when any spec has an error.
+ * With `buildDir`, channels `hl7c build` compiled there from the same input run from its cache.
+ */
+export async function compileChannels(files: string[], cwd: string, env: NodeJS.ProcessEnv, buildDir?: string, log?: Logger): Promise<{ channels?: LoadedChannel[]; diagnostics: Diagnostic[] }> {
+  const result = await compileSpecs(files, { cwd, env, buildDir });
+  if (!result.channels) return { diagnostics: result.diagnostics };
+  const channels = result.channels.map((c) => {
+    log?.info({ channel: c.definition.name, specVersion: c.specVersion, from: c.cached ? 'build cache' : 'spec' }, 'channel compiled');
+    return { definition: c.definition, specPath: resolve(cwd, c.spec.file), specVersion: c.specVersion };
   });
   return { channels, diagnostics: result.diagnostics };
 }
 
 function compile(options: ServeOptions): Promise<{ channels?: LoadedChannel[]; diagnostics: Diagnostic[] }> {
-  return compileChannels(specFiles(options.specs, options.cwd), options.cwd, options.env ?? process.env);
+  const buildDir = options.buildDir === undefined ? undefined : resolve(options.cwd, options.buildDir);
+  return compileChannels(specFiles(options.specs, options.cwd), options.cwd, options.env ?? process.env, buildDir, options.logger);
 }
 
 /**

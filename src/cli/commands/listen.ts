@@ -1,7 +1,7 @@
 import { mkdir, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { acknowledgements, MllpServer, receive } from '../../../runtime/index.js';
-import type { Logger, ServerTlsOptions } from '../../../runtime/index.js';
+import type { Logger, Message, ServerTlsOptions } from '../../../runtime/index.js';
 import type { CliIo } from '../io.js';
 
 export interface ListenArgs {
@@ -26,6 +26,8 @@ export async function listenCommand(args: ListenArgs, io: CliIo): Promise<number
   const signal = await io.stopSignal;
   args.logger.info({ signal }, 'stopping');
   await server.close();
+  // The lines of the last messages are written on the next turn.
+  await new Promise((resolve) => setImmediate(resolve));
   return 0;
 }
 
@@ -33,6 +35,16 @@ export async function listenCommand(args: ListenArgs, io: CliIo): Promise<number
 export async function startReceiver(args: ListenArgs): Promise<MllpServer> {
   if (args.out) await mkdir(args.out, { recursive: true });
   const log = args.logger;
+  // One info line per message, written after its ACK has gone out (the sender does not wait
+  // for the log), for all the messages of one event-loop turn together.
+  const received: Message[] = [];
+  const logReceived = (message: Message) => {
+    if (received.push(message) === 1) setImmediate(writeReceived);
+  };
+  const writeReceived = () => {
+    for (const m of received.splice(0)) log.info({ controlId: m.controlId, type: m.getRaw('MSH-9') }, 'message received');
+  };
+  const logging = log.isLevelEnabled('info');
   const server = new MllpServer({
     host: args.host,
     port: args.port,
@@ -40,16 +52,19 @@ export async function startReceiver(args: ListenArgs): Promise<MllpServer> {
     maxMessageBytes: args.maxMessageBytes,
     idleTimeoutMs: args.idleTimeoutMs,
     logger: log,
-    handler: async (payload) => {
-      const received = receive(payload);
-      if (!received.ok) {
-        log.warn({ code: received.error.code, location: received.error.location }, 'message rejected: cannot be parsed');
-        return received.reject;
+    handler: (payload) => {
+      const result = receive(payload);
+      if (!result.ok) {
+        log.warn({ code: result.error.code, location: result.error.location }, 'message rejected: cannot be parsed');
+        return result.reject;
       }
-      const { message } = received;
-      if (args.out) await writeUnique(args.out, message.controlId, payload);
-      log.info({ controlId: message.controlId, type: message.getRaw('MSH-9') }, 'message received');
-      return acknowledgements(message, 'accept');
+      const { message } = result;
+      const answer = () => {
+        if (logging) logReceived(message);
+        return acknowledgements(message, 'accept');
+      };
+      // Stored before it is answered.
+      return args.out ? writeUnique(args.out, message.controlId, payload).then(answer) : answer();
     },
   });
   await server.listen();
