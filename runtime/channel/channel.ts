@@ -4,6 +4,7 @@ import { isAckMessage, receive } from '../ack/receive.js';
 import { encodeText } from '../hl7/charset.js';
 import type { Message } from '../hl7/message.js';
 import type { FoundIdentifier, IdentifierProblem } from './identifiers.js';
+import { jsonDepthOver, MAX_JSON_DEPTH } from './json-limits.js';
 
 export type AckModeSetting = 'original' | 'enhanced' | 'as_requested';
 
@@ -15,7 +16,17 @@ export interface TlsFiles {
   require_client_certificate?: boolean;
 }
 
-export interface MllpSourceConfig {
+/** Limits and access control shared by network sources (MLLP and HTTP). */
+export interface SourceLimits {
+  /** Connections open at once; more are closed on arrival. Absent or 0: no limit. */
+  max_connections?: number;
+  /** Close a connection idle this long; 0 turns it off. Absent: the default (10 minutes). */
+  idle_timeout_ms?: number;
+  /** Addresses allowed to connect (CIDR blocks, IPv4 or IPv6); absent: any. */
+  allow?: string[];
+}
+
+export interface MllpSourceConfig extends SourceLimits {
   kind: 'mllp';
   host: string;
   port: number;
@@ -24,13 +35,15 @@ export interface MllpSourceConfig {
   tls?: TlsFiles;
 }
 
-export interface HttpSourceConfig {
+export interface HttpSourceConfig extends SourceLimits {
   kind: 'http';
   host: string;
   port: number;
   path: string;
   /** Bearer token the app must send; empty means none required. */
   auth_token: string;
+  /** Largest request body accepted (413 past it). Absent: 10 MiB. */
+  max_body_bytes?: number;
 }
 
 export interface FileSourceConfig {
@@ -154,7 +167,10 @@ export function runChannel(channel: ChannelDefinition, payload: Buffer): Channel
 function runJson(channel: ChannelDefinition, payload: Buffer): ChannelResult {
   let input: unknown;
   try {
-    input = JSON.parse(payload.toString('utf8'));
+    const text = payload.toString('utf8');
+    const depth = jsonDepthOver(text, MAX_JSON_DEPTH);
+    if (depth !== undefined) return { status: 'rejected', reason: `the body nests objects and arrays deeper than ${MAX_JSON_DEPTH} levels (at byte ${depth})`, identifiers: {}, outputs: {} };
+    input = JSON.parse(text);
   } catch (err) {
     return { status: 'rejected', reason: `the body is not JSON: ${(err as Error).message}`, identifiers: {}, outputs: {} };
   }

@@ -6,8 +6,26 @@ import type { SqliteStore } from '../store/sqlite-store.js';
  * The admin endpoint: GET /health (JSON) and GET /metrics (Prometheus), so errors piling up on
  * a connection show on a dashboard instead of going unnoticed.
  */
-export async function startAdminServer(store: SqliteStore, port: number, host = '127.0.0.1', channels: () => Record<string, number> = () => ({})): Promise<{ port: number; close(): Promise<void> }> {
+export async function startAdminServer(
+  store: SqliteStore,
+  port: number,
+  host = '127.0.0.1',
+  channels: () => Record<string, number> = () => ({}),
+  sourceEvents: () => Record<string, Record<string, number>> = () => ({}),
+): Promise<{ port: number; close(): Promise<void> }> {
   const registry = new Registry();
+  new Gauge({
+    name: 'hl7c_source_events',
+    help: 'What each source refused or dropped since its listener started: connections refused (allow list, max_connections, TLS), closed (idle, buffered-bytes budget), bytes outside frames, oversize and truncated frames',
+    labelNames: ['channel', 'event'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [channel, counters] of Object.entries(sourceEvents())) {
+        for (const [event, count] of Object.entries(counters)) this.set({ channel, event }, count);
+      }
+    },
+  });
   new Gauge({
     name: 'hl7c_messages',
     help: 'Stored messages by channel and status',

@@ -103,7 +103,7 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
   const host = new ChannelHost(store, log);
   await host.start();
   await host.apply(first.channels);
-  const admin = options.adminPort !== undefined ? await startAdminServer(store, options.adminPort, '127.0.0.1', () => host.ports()) : undefined;
+  const admin = options.adminPort !== undefined ? await startAdminServer(store, options.adminPort, '127.0.0.1', () => host.ports(), () => host.sourceCounters()) : undefined;
 
   let chain: Promise<unknown> = Promise.resolve();
   let seen = fingerprint(options);
