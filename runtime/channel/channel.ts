@@ -76,7 +76,18 @@ export interface FileDestinationConfig {
   kind: 'file';
   dir: string;
   file_name: string;
+  /** A name already taken: write under the next free `name-2.ext`, `name-3.ext` … (default), or fail the attempt. */
+  on_exists?: 'suffix' | 'fail';
+  /** `output` (default): what the channel produced; `raw`: the bytes exactly as received (an archive copy). */
+  content?: 'output' | 'raw';
 }
+export type PayloadKind = 'json' | 'hl7';
+
+/** What a channel's source takes: http sources take the app's JSON, mllp and file sources HL7. */
+export function inputKind(channel: Pick<ChannelDefinition, 'input' | 'source'>): PayloadKind {
+  return channel.input ?? (channel.source.kind === 'http' ? 'json' : 'hl7');
+}
+
 export interface ChannelDestinationConfig {
   kind: 'channel';
   channel: string;
@@ -108,8 +119,10 @@ export interface ChannelDefinition {
   /** The spec it was compiled from, relative to where the build ran. */
   spec: string;
   source: SourceConfig;
+  /** What the source takes: JSON (http sources) or HL7 (mllp, file); a hand-off from another channel must be this kind. */
+  input?: PayloadKind;
   /** What destinations receive: mapped JSON, or the HL7 message. */
-  output: 'json' | 'hl7';
+  output: PayloadKind;
   destinations: Record<string, DestinationConfig>;
   /** JSON -> HL7 (http sources): the outgoing message built from the posted JSON. */
   build?(input: unknown): Message;
@@ -224,12 +237,19 @@ function runMessage(channel: ChannelDefinition, message: Message): ChannelResult
   return { status: 'accepted', message, identifiers, outputs, ...answer('accept') };
 }
 
-/** What each destination's queue entry holds: HL7 in the message's character set, or JSON. */
-export function deliveryPayloads(result: ChannelResult): Array<{ destination: string; payload: Buffer }> {
-  return Object.entries(result.outputs).map(([destination, output]) => ({
-    destination,
-    payload: typeof output === 'string' ? encodeText(output, result.message?.charset.encoding ?? 'utf-8') : Buffer.from(JSON.stringify(output), 'utf8'),
-  }));
+/**
+ * What each destination's queue entry holds: HL7 in the message's character set, or JSON; a
+ * file destination with `content: raw` gets the bytes as received instead (given `received`).
+ */
+export function deliveryPayloads(result: ChannelResult, received?: { channel: ChannelDefinition; raw: Buffer }): Array<{ destination: string; payload: Buffer }> {
+  return Object.entries(result.outputs).map(([destination, output]) => {
+    const target = received?.channel.destinations[destination]?.target;
+    if (received && target?.kind === 'file' && target.content === 'raw') return { destination, payload: received.raw };
+    return {
+      destination,
+      payload: typeof output === 'string' ? encodeText(output, result.message?.charset.encoding ?? 'utf-8') : Buffer.from(JSON.stringify(output), 'utf8'),
+    };
+  });
 }
 
 /** Every ACK a result sends back, in order. */

@@ -3,10 +3,10 @@ import http from 'node:http';
 import { basename, join } from 'node:path';
 import { timingSafeEqual } from 'node:crypto';
 import { ackForPayload, HL7_ERROR, readHeaderLeniently } from '../ack/ack.js';
-import type { ChannelDefinition, ChannelResult, DestinationConfig, SourceConfig, TlsFiles } from '../channel/channel.js';
+import type { ChannelDefinition, ChannelResult, DestinationConfig, PayloadKind, SourceConfig, TlsFiles } from '../channel/channel.js';
 import type { ServerTlsOptions } from '../mllp/tls.js';
 import { readFileSync } from 'node:fs';
-import { ackCodesOf, acksOf, deliveryPayloads, runChannel } from '../channel/channel.js';
+import { ackCodesOf, acksOf, deliveryPayloads, inputKind, runChannel } from '../channel/channel.js';
 import { parseBatch } from '../hl7/parse.js';
 import type { Logger } from '../log.js';
 import { allowList, DEFAULT_IDLE_TIMEOUT_MS, isAllowed, MllpServer } from '../mllp/server.js';
@@ -152,7 +152,7 @@ export class ChannelHost {
       result = { status: 'error', reason: `internal error: ${(err as Error).message}`, identifiers: {}, outputs: {}, ...errorAnswer(definition, payload, 'internal error in the receiving application') };
     }
     const message = result.message;
-    const deliveries = deliveryPayloads(result);
+    const deliveries = deliveryPayloads(result, { channel: definition, raw: payload });
     let id: number;
     try {
       id = await this.store.record({
@@ -200,13 +200,34 @@ export class ChannelHost {
   private deliveryContext(delivery: QueuedDelivery): DeliveryContext {
     return {
       controlId: delivery.control_id,
-      handToChannel: async (target, payload, from): Promise<AttemptOutcome> => {
-        const runner = this.runners.get(target);
-        if (!runner) return { ok: false, retry: true, error: `channel ${target} is not running` };
-        const result = await this.handle(runner.current, payload, `channel:${from}`);
-        return result.id !== undefined ? { ok: true, detail: `stored as message ${result.id} in ${target} (${result.status})` } : { ok: false, retry: true, error: result.reason ?? 'not stored' };
-      },
+      handToChannel: (target, payload, from) => this.handToChannel(delivery, target, payload, from),
     };
+  }
+
+  /**
+   * One attempt to hand a payload to another channel. It counts as sent only when the target
+   * stored and accepted (or filtered) it: a payload of the kind the target does not take, one the
+   * target rejects or answers with an error, and the hand-off past the hop limit are final failures
+   * (dead-lettered, or the queue stops, per on_failure); one the target could not store is retried.
+   */
+  private async handToChannel(delivery: QueuedDelivery, target: string, payload: Buffer, from: string): Promise<AttemptOutcome> {
+    const runner = this.runners.get(target);
+    if (!runner) return { ok: false, retry: true, error: `channel ${target} is not running` };
+    const stored = await this.store.getMessage(delivery.message_id);
+    const hop = handOffHop(stored?.message.source ?? '') + 1;
+    if (hop > HAND_OFF_HOP_LIMIT) {
+      return { ok: false, retry: false, error: `hop limit: handing it to ${target} would be hand-off ${hop} in a row (at most ${HAND_OFF_HOP_LIMIT}); do the channels hand messages round in a loop?` };
+    }
+    const kind = payloadKind(payload);
+    const takes = inputKind(runner.current.definition);
+    if (kind !== takes) return { ok: false, retry: false, error: `channel ${target} takes ${takes.toUpperCase()}; ${from} hands it ${kind.toUpperCase()}` };
+    const result = await this.handle(runner.current, payload, handOffSource(from, hop));
+    if (result.id === undefined) return { ok: false, retry: true, error: `${target} could not store it: ${result.reason ?? 'unknown error'}` };
+    const where = `message ${result.id} in ${target}`;
+    if (result.status === 'rejected' || result.status === 'error') {
+      return { ok: false, retry: false, error: `${target} ${result.status === 'rejected' ? 'rejected' : 'could not take'} it (${where}, ${result.status}): ${result.reason ?? 'no reason given'}` };
+    }
+    return { ok: true, detail: `stored as ${where} (${result.status})` };
   }
 
   /** Workers of removed channels stop once their queues are empty. */
@@ -416,6 +437,27 @@ function serverTls(tls: TlsFiles | undefined): ServerTlsOptions | undefined {
   if (!tls) return undefined;
   if (!tls.key || !tls.cert) throw new Error('an MLLP source with tls needs key and cert');
   return { key: readFileSync(tls.key), cert: readFileSync(tls.cert), ca: tls.ca ? readFileSync(tls.ca) : undefined, requireClientCertificate: !!tls.require_client_certificate };
+}
+
+/** Hand-offs in a row a message may make (channel to channel to …): guards loops validate cannot see. */
+export const HAND_OFF_HOP_LIMIT = 8;
+
+/** Where a handed-off message came from, as stored: `channel:<from>`, then `channel:<from>/hop<n>` from the second hop on. */
+function handOffSource(from: string, hop: number): string {
+  return hop <= 1 ? `channel:${from}` : `channel:${from}/hop${hop}`;
+}
+
+/** How many hand-offs in a row brought a message here (0 for one received from outside). */
+export function handOffHop(source: string): number {
+  if (!source.startsWith('channel:')) return 0;
+  const m = /\/hop(\d+)$/.exec(source);
+  return m ? Number(m[1]) : 1;
+}
+
+/** JSON starts with { or [ (after any whitespace); anything else is taken as HL7. */
+function payloadKind(payload: Buffer): PayloadKind {
+  const first = payload.toString('latin1', 0, 64).trimStart()[0];
+  return first === '{' || first === '[' ? 'json' : 'hl7';
 }
 
 function workerKey(channel: string, destination: string): string {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { rename, mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { link, mkdir, unlink, writeFile } from 'node:fs/promises';
+import { extname, join } from 'node:path';
 import type { DestinationConfig } from '../channel/channel.js';
 import { interpolateTemplate } from './template.js';
 import { MllpClient } from '../mllp/client.js';
@@ -59,12 +60,8 @@ export function createSender(channel: string, destination: string, config: Desti
               dirReady = true;
             }
             const name = interpolateTemplate(t.file_name, { control_id: context.controlId ?? String(delivery.message_id), message_id: String(delivery.message_id), channel });
-            const path = join(t.dir, name);
-            // Written whole or not at all: readers never see half a file.
-            const tmp = `${path}.tmp-${process.pid}`;
-            await writeFile(tmp, delivery.payload ?? Buffer.alloc(0));
-            await rename(tmp, path);
-            return { ok: true, detail: `wrote ${name}` };
+            const written = await writeNewFile(t.dir, name, delivery.payload ?? Buffer.alloc(0), t.on_exists ?? 'suffix');
+            return { ok: true, detail: `wrote ${written}` };
           } catch (err) {
             // The directory may have been removed under us: make it again next time.
             dirReady = false;
@@ -98,6 +95,52 @@ export function createSender(channel: string, destination: string, config: Desti
         send: (delivery, context) => context.handToChannel(t.channel, delivery.payload ?? Buffer.alloc(0), channel),
         close: async () => undefined,
       };
+  }
+}
+
+const MAX_SUFFIX = 10_000;
+
+/**
+ * Writes a file under `name` in `dir` without ever replacing one: the bytes go to a temporary
+ * file first (readers never see half a file), which is then hard-linked to its name. link()
+ * fails with EEXIST when the name is taken, atomically, so two workers or two nodes writing the
+ * same name cannot overwrite each other (a check-then-rename could). A taken name is written as
+ * `name-2.ext`, `name-3.ext` … or, with `on_exists: fail`, is an error. Returns the name written.
+ */
+export async function writeNewFile(dir: string, name: string, bytes: Buffer, onExists: 'suffix' | 'fail'): Promise<string> {
+  const tmp = join(dir, `.hl7c-${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
+  await writeFile(tmp, bytes, { flag: 'wx' });
+  try {
+    const ext = extname(name);
+    const stem = name.slice(0, name.length - ext.length);
+    for (let n = 1; n <= MAX_SUFFIX; n++) {
+      const candidate = n === 1 ? name : `${stem}-${n}${ext}`;
+      try {
+        await link(tmp, join(dir, candidate));
+        return candidate;
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'EEXIST') {
+          if (onExists === 'fail') throw new Error(`${name} already exists in ${dir} (on_exists: fail)`);
+          continue;
+        }
+        // No hard links here (some network shares): an exclusive create is still never an overwrite.
+        if (code === 'EPERM' || code === 'ENOTSUP' || code === 'ENOSYS' || code === 'EXDEV') {
+          try {
+            await writeFile(join(dir, candidate), bytes, { flag: 'wx' });
+            return candidate;
+          } catch (inner) {
+            if ((inner as NodeJS.ErrnoException).code !== 'EEXIST') throw inner;
+            if (onExists === 'fail') throw new Error(`${name} already exists in ${dir} (on_exists: fail)`);
+            continue;
+          }
+        }
+        throw err;
+      }
+    }
+    throw new Error(`${name} and ${MAX_SUFFIX - 1} suffixed names already exist in ${dir}`);
+  } finally {
+    await unlink(tmp).catch(() => undefined);
   }
 }
 

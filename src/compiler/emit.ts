@@ -5,6 +5,7 @@ import { IndentationText, Project, QuoteKind } from 'ts-morph';
 import type { Condition } from '../../runtime/index.js';
 import { describeCondition } from '../../runtime/index.js';
 import type { LoadedSpec } from '../spec/load.js';
+import { inputKindOf, outputKindOf } from '../spec/kinds.js';
 import type { BuildSegment, BuildValue, Destination, IdentifierRule, Mapping, SourceLimitKeys, Spec } from '../spec/types.js';
 
 export const HL7C_VERSION = '0.1.0';
@@ -152,7 +153,7 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
   // ---- channel description (config values keep their ${ENV} references)
   const source = sourceExpr(spec, raw, use);
   const destinations = destinationNames.map((name) => `${q(name)}: ${destinationExpr(raw.destinations![name]!, use)}`).join(',\n');
-  const output = spec.map ? 'json' : 'hl7';
+  const output = outputKindOf(spec);
 
   const project = new Project({ useInMemoryFileSystem: true, manipulationSettings: { indentationText: IndentationText.TwoSpaces, quoteKind: QuoteKind.Double } });
   const file = project.createSourceFile(`${spec.channel}.ts`, '', { overwrite: true });
@@ -224,7 +225,7 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
   });
   file.addExportAssignment({
     isExportEquals: false,
-    expression: `defineChannel({\nname: ${q(spec.channel)},\nspec: ${q(loaded.file)},\nsource: ${source},\noutput: ${q(output)},\ndestinations: {\n${destinations}\n},\n${stages.join(',\n')},\n})`,
+    expression: `defineChannel({\nname: ${q(spec.channel)},\nspec: ${q(loaded.file)},\nsource: ${source},\ninput: ${q(inputKindOf(spec))},\noutput: ${q(output)},\ndestinations: {\n${destinations}\n},\n${stages.join(',\n')},\n})`,
   });
   file.formatText({ indentSize: 2, convertTabsToSpaces: true, ensureNewLineAtEndOfFile: true });
   const header = [
@@ -359,7 +360,7 @@ function destinationExpr(d: Destination, use: (n: string) => string): string {
     const headers = Object.entries(d.http.headers ?? {}).map(([k, v]) => `${q(k)}: ${configString(v, use)}`);
     target = `{ kind: "http", url: ${configString(d.http.url, use)}, method: ${q(d.http.method ?? 'POST')}, headers: { ${headers.join(', ')} }, timeout_ms: ${d.http.timeout_ms ?? 10_000} }`;
   } else if (d.mllp) target = `{ kind: "mllp", host: ${configString(d.mllp.host, use)}, port: ${configNumber(d.mllp.port, use)}, on_ae: ${q(d.mllp.on_ae ?? 'retry')}, on_ar: ${q(d.mllp.on_ar ?? 'fail')}${tlsExpr(d.mllp.tls, use)} }`;
-  else if (d.file) target = `{ kind: "file", dir: ${configString(d.file.dir, use)}, file_name: ${q(d.file.file_name ?? '{control_id}.json')} }`;
+  else if (d.file) target = `{ kind: "file", dir: ${configString(d.file.dir, use)}, file_name: ${q(d.file.file_name ?? '{control_id}.json')}${d.file.on_exists ? `, on_exists: ${q(d.file.on_exists)}` : ''}${d.file.content ? `, content: ${q(d.file.content)}` : ''} }`;
   else target = `{ kind: "channel", channel: ${q(d.channel)} }`;
   const r = d.retry ?? {};
   return `{ ${d.when ? `when: ${JSON.stringify(d.when)}, ` : ''}target: ${target}, retry: { attempts: ${r.attempts ?? 5}, backoff_ms: ${r.backoff_ms ?? 1000}, max_backoff_ms: ${r.max_backoff_ms ?? 60_000} }, on_failure: ${q(d.on_failure ?? 'dead_letter')}${d.max_in_flight && d.max_in_flight > 1 ? `, max_in_flight: ${d.max_in_flight}` : ''} }`;

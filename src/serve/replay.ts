@@ -37,7 +37,7 @@ export async function replayMessages(store: SqliteStore, ids: number[], env: Nod
     if (!message.raw) throw new Error(`message ${id} was pruned; its content is gone`);
     const { definition, specVersion: version } = await channelFor(message.channel);
     const result = runChannel(definition, message.raw);
-    const deliveries = deliveryPayloads(result);
+    const deliveries = deliveryPayloads(result, { channel: definition, raw: message.raw });
     store.recordReplay(
       id,
       {

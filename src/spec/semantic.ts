@@ -7,6 +7,7 @@ import { isZSegment, MESSAGE_SEGMENTS, SEGMENT_FIELD_COUNTS } from './hl7-tables
 import type { LoadedSpec } from './load.js';
 import { editDistance } from './schema.js';
 import type { PathKey } from './source-map.js';
+import { inputKindOf, outputKindOf } from './kinds.js';
 import type { BuildSegment, Mapping, Spec } from './types.js';
 
 const CX_DEFAULT_FIELD: Record<string, string> = { patient: 'PID-3', visit: 'PV1-19', account: 'PID-18', merge: 'MRG-1' };
@@ -151,6 +152,9 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
     if (d.when) walkCondition(d.when, ['destinations', name, 'when']);
     const kinds = ['http', 'mllp', 'file', 'channel'].filter((k) => (d as Record<string, unknown>)[k] !== undefined);
     if (kinds.length !== 1) at(['destinations', name], 'error', 'spec/destination-kind', `destination ${name} must be exactly one of http, mllp, file, channel${kinds.length ? ` (has ${kinds.join(', ')})` : ''}`);
+    if (d.mllp && outputKindOf(spec) === 'json') {
+      at(['destinations', name, 'mllp'], 'error', 'spec/mllp-needs-hl7', `destination ${name} sends over MLLP, which carries HL7, but this channel maps to JSON`, 'send the JSON with an http or file destination, or drop map: to forward the HL7 message');
+    }
   }
   spec.tests?.forEach((t, i) => {
     const input = typeof t.input === 'string' ? t.input.trim() : 'MSH';
@@ -233,12 +237,94 @@ export function crossSpecDiagnostics(specs: LoadedSpec[]): Diagnostic[] {
     }
   }
   for (const loaded of specs) {
-    for (const [name, d] of Object.entries((loaded.data as Spec).destinations ?? {})) {
-      if (d.channel !== undefined && !names.has(d.channel)) {
-        const pos = loaded.sourceMap.valueAt(['destinations', name, 'channel']);
+    const spec = loaded.data as Spec;
+    for (const [name, d] of Object.entries(spec.destinations ?? {})) {
+      if (d.channel === undefined) continue;
+      const pos = loaded.sourceMap.valueAt(['destinations', name, 'channel']);
+      const target = names.get(d.channel);
+      if (!target) {
         out.push({ file: loaded.file, line: pos.line, column: pos.column, severity: 'error', code: 'spec/unknown-channel', message: `destination ${name} hands messages to channel ${d.channel}, which no spec defines`, hint: `defined channels: ${[...names.keys()].join(', ')}` });
+        continue;
+      }
+      const gives = outputKindOf(spec);
+      const takes = inputKindOf(target.data as Spec);
+      if (gives !== takes) {
+        out.push({
+          file: loaded.file,
+          line: pos.line,
+          column: pos.column,
+          severity: 'error',
+          code: 'spec/hand-off-kind',
+          message: `destination ${name} hands ${gives.toUpperCase()} (${gives === 'json' ? 'this channel maps' : 'this channel forwards HL7'}) to channel ${d.channel}, which takes ${takes.toUpperCase()} (${target.file})`,
+          hint: takes === 'json' ? `a channel with an http source takes the app's JSON; add map: here, or hand to a channel with an mllp or file source` : `a channel with an mllp or file source takes HL7; remove map: here to forward the HL7 message, or hand to a channel with an http source and build:`,
+        });
       }
     }
   }
+  out.push(...channelCycles(specs));
+  return out;
+}
+
+/** One hop of a hand-off: a channel destination, and where the spec says it. */
+interface Hop {
+  from: string;
+  destination: string;
+  to: string;
+  file: string;
+  line: number;
+  column: number;
+}
+
+/**
+ * Channels that hand messages round in a loop (a → b → a, or a → a): each such message would be
+ * copied forever. Every cycle found is reported once, at its first hop, naming every hop.
+ */
+function channelCycles(specs: LoadedSpec[]): Diagnostic[] {
+  const hops = new Map<string, Hop[]>();
+  for (const loaded of specs) {
+    const spec = loaded.data as Spec;
+    for (const [destination, d] of Object.entries(spec.destinations ?? {})) {
+      if (d.channel === undefined) continue;
+      const pos = loaded.sourceMap.valueAt(['destinations', destination, 'channel']);
+      const list = hops.get(spec.channel) ?? [];
+      list.push({ from: spec.channel, destination, to: d.channel, file: loaded.file, line: pos.line, column: pos.column });
+      hops.set(spec.channel, list);
+    }
+  }
+  const out: Diagnostic[] = [];
+  const reported = new Set<string>();
+  const state = new Map<string, 'open' | 'done'>();
+  const path: Hop[] = [];
+  const visit = (channel: string) => {
+    state.set(channel, 'open');
+    for (const hop of hops.get(channel) ?? []) {
+      if (state.get(hop.to) === 'open') {
+        const cycle = hop.to === channel ? [hop] : [...path.slice(path.findIndex((h) => h.from === hop.to)), hop];
+        // The same loop found from another channel is the same loop: keyed by its hops, rotated.
+        const keys = cycle.map((h) => `${h.from}.${h.destination}`);
+        const start = keys.indexOf([...keys].sort()[0]!);
+        const key = [...keys.slice(start), ...keys.slice(0, start)].join(' ');
+        if (reported.has(key)) continue;
+        reported.add(key);
+        const ordered = [...cycle.slice(start), ...cycle.slice(0, start)];
+        const first = ordered[0]!;
+        out.push({
+          file: first.file,
+          line: first.line,
+          column: first.column,
+          severity: 'error',
+          code: 'spec/channel-cycle',
+          message: `channels hand messages round in a loop: ${ordered.map((h) => `${h.from} → ${h.to} (destination ${h.destination}, ${h.file}:${h.line}:${h.column})`).join(', ')}`,
+          hint: 'every message would be copied again and again; break the loop (a when: on a destination does not: validate cannot see which messages pass it)',
+        });
+      } else if (!state.has(hop.to)) {
+        path.push(hop);
+        visit(hop.to);
+        path.pop();
+      }
+    }
+    state.set(channel, 'done');
+  };
+  for (const channel of [...hops.keys()].sort()) if (!state.has(channel)) visit(channel);
   return out;
 }

@@ -99,7 +99,7 @@ export interface Mapping {
 export interface Destination {
   http?: { url: string; method?: string; headers?: Record<string, string>; timeout_ms?: number };
   mllp?: { host: string; port: number; on_ae?: 'retry' | 'fail'; on_ar?: 'retry' | 'fail'; tls?: Record<string, unknown> };
-  file?: { dir: string; file_name?: string };
+  file?: { dir: string; file_name?: string; on_exists?: 'suffix' | 'fail'; content?: 'output' | 'raw' };
   channel?: string;
   retry?: { attempts?: number; backoff_ms?: number; max_backoff_ms?: number };
   on_failure?: 'dead_letter' | 'stop_queue';

@@ -87,6 +87,7 @@ export default defineChannel({
   name: "adt-to-webhook",
   spec: "examples/adt-to-webhook.yaml",
   source: { kind: "mllp", host: "0.0.0.0", port: Number(interpolate("${ADT_PORT:-2575}")), ack_mode: "as_requested" },
+  input: "hl7",
   output: "json",
   destinations: {
     "patient_webhook": { target: { kind: "http", url: interpolate("${WEBHOOK_URL:-http://127.0.0.1:8080/hl7/patient-events}"), method: "POST", headers: { "Authorization": interpolate("Bearer ${WEBHOOK_TOKEN:-dev-token}") }, timeout_ms: 10000 }, retry: { attempts: 8, backoff_ms: 1000, max_backoff_ms: 60000 }, on_failure: "dead_letter" }

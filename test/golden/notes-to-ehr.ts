@@ -71,6 +71,7 @@ export default defineChannel({
   name: "notes-to-ehr",
   spec: "examples/notes-to-ehr.yaml",
   source: { kind: "http", host: "0.0.0.0", port: Number(interpolate("${NOTES_HTTP_PORT:-8082}")), path: "/notes", auth_token: interpolate("${NOTES_TOKEN:-}") },
+  input: "json",
   output: "hl7",
   destinations: {
     "epic": { target: { kind: "mllp", host: interpolate("${EHR_HOST:-127.0.0.1}"), port: Number(interpolate("${EHR_NOTES_PORT:-6662}")), on_ae: "retry", on_ar: "fail" }, retry: { attempts: 10, backoff_ms: 2000, max_backoff_ms: 60000 }, on_failure: "stop_queue" }

@@ -79,6 +79,7 @@ export default defineChannel({
   name: "results-to-ehr",
   spec: "examples/results-to-ehr.yaml",
   source: { kind: "http", host: "0.0.0.0", port: Number(interpolate("${RESULTS_HTTP_PORT:-8081}")), path: "/results", auth_token: interpolate("${RESULTS_TOKEN:-}") },
+  input: "json",
   output: "hl7",
   destinations: {
     "epic": { target: { kind: "mllp", host: interpolate("${EHR_HOST:-127.0.0.1}"), port: Number(interpolate("${EHR_RESULTS_PORT:-6661}")), on_ae: "retry", on_ar: "fail" }, retry: { attempts: 10, backoff_ms: 2000, max_backoff_ms: 300000 }, on_failure: "stop_queue" }

@@ -75,6 +75,7 @@ export default defineChannel({
   name: "siu-appointments",
   spec: "examples/siu-appointments.yaml",
   source: { kind: "mllp", host: "0.0.0.0", port: Number(interpolate("${SIU_PORT:-2576}")), ack_mode: "as_requested" },
+  input: "hl7",
   output: "json",
   destinations: {
     "importer": { target: { kind: "file", dir: interpolate("${APPOINTMENTS_DIR:-.hl7c/out/appointments}"), file_name: "{control_id}.json" }, retry: { attempts: 3, backoff_ms: 500, max_backoff_ms: 60000 }, on_failure: "stop_queue" }

@@ -71,6 +71,9 @@ const CASES: Array<{ name: string; edit: (s: string) => string; code: string; at
   { name: 'build entry that is neither segment nor each', edit: (s) => `${s.replace('  mllp:\n    port: 2600', '  http:\n    port: 2600\n    path: /in').replace(/map:\n(.*\n){2}/, '')}build:\n  message_type: ORU^R01\n  version: 2.5.1\n  segments:\n    - fields: { PID-1: "1" }\n`, code: 'spec/build-segment', at: 'fields: { PID-1' },
   { name: 'lookup table file missing', edit: (s) => s.replace('{ path: PID-5.1 }', '{ path: PID-8, lookup: { file: tables/sex.csv } }'), code: 'spec/lookup-file-missing', at: 'tables/sex.csv' },
   { name: 'timezone not an offset', edit: (s) => s.replace('channel: base', 'channel: base\ntimezone: EST'), code: 'schema/invalid-format', at: 'EST' },
+  { name: 'mllp destination on a channel that maps to JSON', edit: (s) => s.replace('    http:\n      url: http://127.0.0.1:9/x\n', '    mllp: { host: ehr.local, port: 2575 }\n'), code: 'spec/mllp-needs-hl7', at: '{ host: ehr.local' },
+  { name: 'channel handing messages to itself', edit: (s) => s.replace(/map:\n(.*\n){2}/, '').replace('    http:\n      url: http://127.0.0.1:9/x\n', '    channel: base # again\n'), code: 'spec/channel-cycle', at: 'base # again' },
+  { name: 'JSON handed to a channel that takes HL7', edit: (s) => s.replace('    http:\n      url: http://127.0.0.1:9/x\n', '    channel: base # itself\n'), code: 'spec/hand-off-kind', at: 'base # itself' },
   { name: 'fields without each', edit: (s) => s.replace('{ path: PID-5.1 }', '{ path: PID-5.1, fields: { a: { path: PID-1 } } }'), code: 'spec/fields-without-each', at: '{ a: {' },
 ];
 

@@ -1,0 +1,12 @@
+import type { PayloadKind } from '../../runtime/index.js';
+import type { Spec } from './types.js';
+
+/** What a channel's source takes: the app's JSON (http) or HL7 (mllp, file). */
+export function inputKindOf(spec: Spec): PayloadKind {
+  return spec.source.http ? 'json' : 'hl7';
+}
+
+/** What a channel hands its destinations: JSON when it maps, HL7 otherwise. */
+export function outputKindOf(spec: Spec): PayloadKind {
+  return spec.map ? 'json' : 'hl7';
+}

@@ -1,0 +1,90 @@
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, test } from 'vitest';
+import { MllpClient } from '../../runtime/index.js';
+import { writeNewFile } from '../../runtime/serve/senders.js';
+import { startServing } from '../../src/serve/serve.js';
+import { corpusFile } from '../corpus.js';
+import { memoryLogger, waitFor } from './helpers.js';
+
+const cleanups: Array<() => Promise<unknown> | unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+// Three real ADTs from the corpus that all carry MSH-10 = MSG00001.
+const SAME_CONTROL_ID = ['adt/fhirconv-adt-a01-v28.hl7', 'adt/fhirconv-adt-a03-v28.hl7', 'adt/fhirconv-adt-a08-v28.hl7'].map((f) => corpusFile(f));
+
+const spec = `channel: archive
+source: { mllp: { host: 127.0.0.1, port: 0 } }
+transform:
+  - set: { path: MSH-5, value: ARCHIVE }
+destinations:
+  raw:
+    file: { dir: $DIR/raw, file_name: "{control_id}.hl7", content: raw }
+  out:
+    file: { dir: $DIR/out, file_name: "{control_id}.hl7" }
+  strict:
+    file: { dir: $DIR/strict, file_name: "{control_id}.hl7", on_exists: fail }
+    retry: { attempts: 2, backoff_ms: 10, max_backoff_ms: 10 }
+`;
+
+async function serveArchive() {
+  const dir = mkdtempSync(join(tmpdir(), 'hl7c-file-dest-'));
+  writeFileSync(join(dir, 'archive.yaml'), spec.replaceAll('$DIR', dir));
+  const { logger } = memoryLogger();
+  const serving = await startServing({ specs: [join(dir, 'archive.yaml')], storePath: join(dir, 'store.db'), cwd: dir, env: {}, logger, watch: false });
+  cleanups.push(() => serving.close());
+  const client = new MllpClient({ host: '127.0.0.1', port: serving.ports().archive! });
+  cleanups.push(() => client.close());
+  return { dir, serving, client };
+}
+
+describe('file destination', () => {
+  test('three messages with the same control id make three files; raw keeps the received bytes, output the rewritten message; on_exists: fail dead-letters', async () => {
+    const { dir, serving, client } = await serveArchive();
+    for (const bytes of SAME_CONTROL_ID) expect((await client.send(bytes)).code).toBe('AA');
+    const files = (sub: string) => readdirSync(join(dir, sub)).filter((f) => !f.startsWith('.')).sort();
+    await waitFor(() => files('raw').length === 3 && files('out').length === 3, 10_000, 'three files in raw/ and out/');
+
+    // Sent one at a time, oldest first: the suffixes follow the order received.
+    expect(files('raw')).toEqual(['MSG00001-2.hl7', 'MSG00001-3.hl7', 'MSG00001.hl7']);
+    const raw = ['MSG00001.hl7', 'MSG00001-2.hl7', 'MSG00001-3.hl7'].map((f) => readFileSync(join(dir, 'raw', f)));
+    raw.forEach((bytes, i) => expect(bytes.equals(SAME_CONTROL_ID[i]!)).toBe(true));
+    const out = ['MSG00001.hl7', 'MSG00001-2.hl7', 'MSG00001-3.hl7'].map((f) => readFileSync(join(dir, 'out', f), 'latin1'));
+    out.forEach((text, i) => {
+      // What the channel produced: MSH-5 rewritten, everything else as received.
+      expect(text).toBe(SAME_CONTROL_ID[i]!.toString('latin1').replace(/^(MSH(?:\|[^|]*){3})\|[^|]*/, '$1|ARCHIVE'));
+      expect(text).toContain('|ARCHIVE|');
+    });
+
+    // on_exists: fail: the first is written, the other two fail and are dead-lettered, visibly.
+    await waitFor(() => serving.store.listMessages().every((m) => serving.store.getMessage(m.id)!.deliveries.every((d) => d.state === 'sent' || d.state === 'dead')), 10_000, 'all deliveries settled');
+    expect(files('strict')).toEqual(['MSG00001.hl7']);
+    expect(readFileSync(join(dir, 'strict', 'MSG00001.hl7'), 'latin1')).toBe(out[0]);
+    const histories = await Promise.all(serving.store.listMessages().map(async (m) => (await serving.store.getMessage(m.id))!));
+    const strict = histories.map((h) => h.deliveries.find((d) => d.destination === 'strict')!);
+    expect(strict.map((d) => d.state)).toEqual(['sent', 'dead', 'dead']);
+    expect(strict[1]!.last_error).toMatch(/MSG00001\.hl7 already exists .*on_exists: fail/);
+    expect(strict[1]!.attempts).toBe(2);
+    // Each attempt's detail names the file it wrote.
+    const rawDetails = histories.map((h) => h.events.filter((e) => e.delivery_id === h.deliveries.find((d) => d.destination === 'raw')!.id && e.detail?.startsWith('wrote')).map((e) => e.detail));
+    expect(rawDetails).toEqual([['wrote MSG00001.hl7'], ['wrote MSG00001-2.hl7'], ['wrote MSG00001-3.hl7']]);
+  });
+
+  test('writers racing for one name never overwrite each other: every write lands in its own file, whole', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hl7c-file-race-'));
+    const payloads = Array.from({ length: 24 }, (_, i) => Buffer.from(`MSH|^~\\&|A|B|C|D|1||ADT^A08|SAME|P|2.5.1\rNTE|${i}|${'x'.repeat(5000 + i)}\r`));
+    const names = await Promise.all(payloads.map((p) => writeNewFile(dir, 'SAME.hl7', p, 'suffix')));
+    expect(new Set(names).size).toBe(24);
+    const onDisk = readdirSync(dir).sort();
+    expect(onDisk).toEqual([...names].sort());
+    // Each file holds exactly one writer's bytes; no temporary files are left behind.
+    const contents = onDisk.map((f) => readFileSync(join(dir, f)).toString('latin1')).sort();
+    expect(contents).toEqual(payloads.map((p) => p.toString('latin1')).sort());
+    const failed = await Promise.allSettled(payloads.slice(0, 4).map((p) => writeNewFile(dir, 'SAME.hl7', p, 'fail')));
+    expect(failed.every((r) => r.status === 'rejected')).toBe(true);
+    expect(readdirSync(dir)).toHaveLength(24);
+  });
+});
