@@ -260,7 +260,8 @@ describe('MLLP client', () => {
     const noControlId = Array.from({ length: 20_000 }, () => client.send(sampleMessage('')));
     const notAcked = Array.from({ length: 20_000 }, (_, i) => client.send(sampleMessage(`NE-${i}`).replace('|P|2.5.1', '|P|2.5.1|||NE')));
     const last = client.send(sampleMessage('LAST'));
-    await new Promise((r) => setTimeout(r, 50));
+    // Waits on the first message reaching the handler, not on a sleep (slow under load).
+    await waitUntil(() => seen.length > 0);
     expect(seen).toEqual(['HOLD']);
     release();
     expect((await first).code).toBe('AA');
