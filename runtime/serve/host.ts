@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, rename } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { basename, join } from 'node:path';
 import { timingSafeEqual } from 'node:crypto';
@@ -394,11 +394,46 @@ export class ChannelHost {
     await mkdir(source.dir, { recursive: true });
     let stopped = false;
     let busy: Promise<void> = Promise.resolve();
+    // Files whose messages are stored but which could not be moved out yet (done_dir missing,
+    // full or not writable): they are never read again while their size and mtime stay the
+    // same; the move is retried every poll and its failure logged once. A marker beside the
+    // file (written only when a move fails) keeps that across a restart.
+    const stored = new Map<string, StoredFile>();
+    const markerOf = (name: string) => join(source.dir, `.${name}.stored`);
+    const move = async (name: string, done: StoredFile) => {
+      const path = join(source.dir, name);
+      try {
+        await mkdir(done.target, { recursive: true });
+        await rename(path, join(done.target, name));
+        stored.delete(path);
+        if (done.failed) {
+          this.log.info({ file: name, dir: done.target }, 'file source: the stored file was moved after all');
+          await unlink(markerOf(name)).catch(() => undefined);
+        }
+      } catch (err) {
+        if (done.failed) return;
+        done.failed = true;
+        this.log.error(
+          { file: name, dir: done.target, err: (err as Error).message },
+          'file source: the messages are stored but the file could not be moved; it will not be read again, the move is retried every poll',
+        );
+        await writeFile(markerOf(name), JSON.stringify({ target: done.target, stamp: done.stamp })).catch(() => undefined);
+      }
+    };
     const scan = async () => {
       const names = (await readdir(source.dir).catch(() => [] as string[])).filter((n) => n.endsWith('.hl7')).sort();
       for (const name of names) {
         if (stopped) return;
         const path = join(source.dir, name);
+        const st = await stat(path).catch(() => undefined);
+        if (!st?.isFile()) continue;
+        const stamp = `${st.size}:${st.mtimeMs}`;
+        const earlier = stored.get(path) ?? (await readMarker(markerOf(name)));
+        if (earlier && earlier.stamp === stamp) {
+          stored.set(path, earlier);
+          await move(name, earlier);
+          continue;
+        }
         const bytes = await readFile(path).catch(() => undefined);
         if (!bytes) continue;
         let ok = true;
@@ -413,9 +448,9 @@ export class ChannelHost {
           if (r.status === 'rejected' || r.status === 'error' || r.id === undefined) ok = false;
         }
         // Moved only after every message in it is stored.
-        const target = ok ? source.done_dir : source.error_dir;
-        await mkdir(target, { recursive: true });
-        await rename(path, join(target, basename(path)));
+        const done: StoredFile = { target: ok ? source.done_dir : source.error_dir, stamp, failed: false };
+        stored.set(path, done);
+        await move(name, done);
       }
     };
     const timer = setInterval(() => {
@@ -430,6 +465,23 @@ export class ChannelHost {
         await busy;
       },
     };
+  }
+}
+
+/** A file of the file source whose messages are stored: where it goes, and its size:mtime then. */
+interface StoredFile {
+  target: string;
+  stamp: string;
+  /** A move failed (and was logged). */
+  failed: boolean;
+}
+
+async function readMarker(path: string): Promise<StoredFile | undefined> {
+  try {
+    const { target, stamp } = JSON.parse(await readFile(path, 'utf8')) as { target: string; stamp: string };
+    return typeof target === 'string' && typeof stamp === 'string' ? { target, stamp, failed: true } : undefined;
+  } catch {
+    return undefined;
   }
 }
 

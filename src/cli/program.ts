@@ -2,19 +2,8 @@ import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createLogger, Hl7ParseError, Hl7PathError, readPem } from '../../runtime/index.js';
 import type { ClientTlsOptions, ServerTlsOptions } from '../../runtime/index.js';
-import { buildCommand } from './commands/build.js';
-import { demoCommand } from './commands/demo.js';
-import { initCommand } from './commands/init.js';
-import { messagesCommand, pruneCommand, replayCommand, showCommand } from './commands/messages.js';
-import { serveCommand } from './commands/serve.js';
-import { testCommand } from './commands/test.js';
-import { validateCommand } from './commands/validate.js';
-import { SCHEMA_PATH } from '../spec/schema.js';
-import { getCommand } from './commands/get.js';
-import { listenCommand } from './commands/listen.js';
-import { parseCommand } from './commands/parse.js';
-import { sendCommand } from './commands/send.js';
 import type { CliIo } from './io.js';
+import { existingStore } from './store-path.js';
 
 const VERSION = '0.1.0';
 
@@ -51,7 +40,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .description('print a message (or every message of a batch) as JSON or re-encoded HL7')
     .argument('<file>', 'file with an HL7 message or batch')
     .addOption(new Option('--to <format>', 'output format').choices(['json', 'hl7']).default('json'))
-    .action((file: string, opts: { to: 'json' | 'hl7' }) => run(() => parseCommand({ file, to: opts.to }, io))());
+    .action((file: string, opts: { to: 'json' | 'hl7' }) => run(async () => (await import('./commands/parse.js')).parseCommand({ file, to: opts.to }, io))());
 
   program
     .command('get')
@@ -59,7 +48,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .argument('<file>', 'file with an HL7 message or batch')
     .argument('<paths...>', 'HL7 paths')
     .option('--json', 'print a JSON object of path to value')
-    .action((file: string, paths: string[], opts: { json?: boolean }) => run(() => getCommand({ file, paths, json: !!opts.json }, io))());
+    .action((file: string, paths: string[], opts: { json?: boolean }) => run(async () => (await import('./commands/get.js')).getCommand({ file, paths, json: !!opts.json }, io))());
 
   program
     .command('send')
@@ -79,8 +68,8 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
       const tls: ClientTlsOptions | undefined = useTls
         ? { ca: pem(o.ca as string), cert: pem(o.cert as string), key: pem(o.key as string), servername: o.servername as string | undefined, insecure: !!o.insecure }
         : undefined;
-      return run(() =>
-        sendCommand({ host: o.host as string, port: o.port as number, files, tls, timeoutMs: o.timeout as number, logger: logger() }, io),
+      return run(async () =>
+        (await import('./commands/send.js')).sendCommand({ host: o.host as string, port: o.port as number, files, tls, timeoutMs: o.timeout as number, logger: logger() }, io),
       )();
     });
 
@@ -102,8 +91,8 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
         if (!o.tlsKey || !o.tlsCert) throw new InvalidArgumentError('--tls-key and --tls-cert go together');
         tls = { key: pem(o.tlsKey as string)!, cert: pem(o.tlsCert as string)!, ca: pem(o.tlsCa as string), requireClientCertificate: !!o.requireClientCert };
       }
-      return run(() =>
-        listenCommand(
+      return run(async () =>
+        (await import('./commands/listen.js')).listenCommand(
           {
             host: o.host as string,
             port: o.port as number,
@@ -123,26 +112,26 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .description('check specs: file:line:col: severity code: message, with a hint; exit 1 on any error')
     .argument('<specs...>', 'spec files (YAML)')
     .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
-    .action((specs: string[], o: { format: 'text' | 'json' }) => run(() => validateCommand({ specs, format: o.format }, io))());
+    .action((specs: string[], o: { format: 'text' | 'json' }) => run(async () => (await import('./commands/validate.js')).validateCommand({ specs, format: o.format }, io))());
 
   program
     .command('build')
     .description('generate one TypeScript channel module per spec (nothing is written if a spec has errors)')
     .argument('<specs...>', 'spec files (YAML)')
     .option('--out <dir>', 'output directory', '.hl7c/build')
-    .action((specs: string[], o: { out: string }) => run(() => buildCommand({ specs, out: o.out }, io))());
+    .action((specs: string[], o: { out: string }) => run(async () => (await import('./commands/build.js')).buildCommand({ specs, out: o.out }, io))());
 
   program
     .command('test')
     .description("run each spec's test cases against its compiled channel; prints pass/fail and 'N passed, N failed'")
     .argument('<specs...>', 'spec files (YAML)')
-    .action((specs: string[]) => run(() => testCommand({ specs }, io))());
+    .action((specs: string[]) => run(async () => (await import('./commands/test.js')).testCommand({ specs }, io))());
 
   program
     .command('init')
     .description('scaffold a spec with a sample message and one passing test')
     .argument('<dir>', 'directory to create it in')
-    .action((dir: string) => run(() => initCommand({ dir, schemaPath: SCHEMA_PATH }, io))());
+    .action((dir: string) => run(async () => (await import('./commands/init.js')).initCommand({ dir, schemaPath: (await import('../spec/schema.js')).SCHEMA_PATH }, io))());
 
   program
     .command('serve')
@@ -153,8 +142,8 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .option('--admin-port <port>', 'serve /health and /metrics on this port', integer)
     .option('--no-watch', 'do not reload when a spec changes')
     .action((specs: string[], o: { store: string; durability: 'disk' | 'process'; adminPort?: number; watch: boolean }) =>
-      run(() =>
-        serveCommand(
+      run(async () =>
+        (await import('./commands/serve.js')).serveCommand(
           { specs, store: o.store, durability: o.durability, adminPort: o.adminPort, watch: o.watch, logger: logger('info') },
           io,
         ),
@@ -176,9 +165,9 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .option('--json', 'JSON output')
     .action(
       (o: { store: string; channel?: string; status?: string; since?: string; controlId?: string; type?: string; identifier?: string; limit: number; showPhi?: boolean; json?: boolean }) =>
-        run(() =>
-          messagesCommand(
-            { store: o.store, channel: o.channel, status: o.status, since: o.since, controlId: o.controlId, type: o.type, identifier: o.identifier, limit: o.limit, showPhi: !!o.showPhi, json: !!o.json },
+        run(async () =>
+          (await import('./commands/messages.js')).messagesCommand(
+            { store: existingStore(o.store, io.cwd), channel: o.channel, status: o.status, since: o.since, controlId: o.controlId, type: o.type, identifier: o.identifier, limit: o.limit, showPhi: !!o.showPhi, json: !!o.json },
             io,
           ),
         )(),
@@ -189,7 +178,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .argument('<id>', 'message id', integer)
     .option('--show-phi', 'print the message content')
     // --store belongs to `messages`, so it is read from there, wherever it is written.
-    .action((id: number, o: { showPhi?: boolean }) => run(() => showCommand({ store: messages.opts().store as string, id, showPhi: !!(o.showPhi || messages.opts().showPhi) }, io))());
+    .action((id: number, o: { showPhi?: boolean }) => run(async () => (await import('./commands/messages.js')).showCommand({ store: existingStore(messages.opts().store as string, io.cwd), id, showPhi: !!(o.showPhi || messages.opts().showPhi) }, io))());
 
   program
     .command('replay')
@@ -199,7 +188,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .option('--channel <name>', 'with --status: every such message of this channel')
     .option('--status <status>', 'dead, stopped, error or rejected')
     .action((ids: string[], o: { store: string; channel?: string; status?: string }) =>
-      run(() => replayCommand({ store: o.store, ids: ids.map((i) => integer(i)), channel: o.channel, status: o.status }, io))(),
+      run(async () => (await import('./commands/messages.js')).replayCommand({ store: existingStore(o.store, io.cwd), ids: ids.map((i) => integer(i)), channel: o.channel, status: o.status }, io))(),
     );
 
   program
@@ -207,14 +196,14 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .description('remove the content of old messages, keeping their counts and history')
     .requiredOption('--older-than <age>', 'e.g. 30d')
     .option('--store <path>', 'SQLite store', '.hl7c/store.db')
-    .action((o: { store: string; olderThan: string }) => run(() => pruneCommand({ store: o.store, olderThan: o.olderThan }, io))());
+    .action((o: { store: string; olderThan: string }) => run(async () => (await import('./commands/messages.js')).pruneCommand({ store: existingStore(o.store, io.cwd), olderThan: o.olderThan }, io))());
 
   program
     .command('demo')
     .description('the main job end to end: serve examples/ with the embedded store, push the example messages, show the deliveries')
     .option('--out <dir>', 'where the demo keeps its store and outputs', '.hl7c/demo')
     .action((o: { out: string }) =>
-      run(() => demoCommand({ out: join(io.cwd, o.out), logger: logger('error') }, io))(),
+      run(async () => (await import('./commands/demo.js')).demoCommand({ out: join(io.cwd, o.out), logger: logger('error') }, io))(),
     );
 
   return program;

@@ -1,5 +1,5 @@
-import { readdirSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { watch } from 'chokidar';
 import type { Logger } from '../../runtime/index.js';
 import { ChannelHost, SqliteStore, startAdminServer } from '../../runtime/serve/index.js';
@@ -9,6 +9,9 @@ import { specHash } from '../compiler/emit.js';
 import { loadChannel } from '../compiler/load-channel.js';
 import type { Diagnostic } from '../diagnostics/diagnostic.js';
 import { formatDiagnostic } from '../diagnostics/diagnostic.js';
+import { specFiles } from '../spec/files.js';
+
+export { specFiles };
 
 export interface ServeOptions {
   /** Spec files, or directories whose *.yaml files are specs. */
@@ -40,18 +43,6 @@ export interface Serving {
   /** Recompiles now; resolves with the diagnostics (and whether the new version was applied). */
   reload(): Promise<{ applied: boolean; diagnostics: Diagnostic[] }>;
   close(): Promise<void>;
-}
-
-/** Expands directories to the specs in them. */
-export function specFiles(paths: string[], cwd: string): string[] {
-  return paths.flatMap((p) => {
-    const absolute = resolve(cwd, p);
-    if (!statSync(absolute, { throwIfNoEntry: false })?.isDirectory()) return [absolute];
-    return readdirSync(absolute)
-      .filter((f) => /\.ya?ml$/.test(f))
-      .sort()
-      .map((f) => join(absolute, f));
-  });
 }
 
 /** Paths, sizes and modification times of the specs: changes when any spec does. */

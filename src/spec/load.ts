@@ -28,6 +28,22 @@ export async function loadSpec(path: string, env: NodeJS.ProcessEnv, cwd: string
 }
 
 export function loadSpecText(file: string, text: string, env: NodeJS.ProcessEnv): { spec?: LoadedSpec; diagnostics: Diagnostic[] } {
+  // An HL7 file passed where a spec belongs reads as one YAML string: say what it is instead.
+  if (/^\uFEFF?\s*(MSH|FHS|BHS)[^A-Za-z0-9\s]/.test(text)) {
+    return {
+      diagnostics: [
+        {
+          file,
+          line: 1,
+          column: 1,
+          severity: 'error',
+          code: 'spec/hl7-message',
+          message: 'this is an HL7 message, not a spec',
+          hint: 'give the interface spec (.yaml) here; `hl7c parse <file>` reads a message, `hl7c send` sends it',
+        },
+      ],
+    };
+  }
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const diagnostics: Diagnostic[] = [];

@@ -110,15 +110,18 @@ describe('MLLP server over real sockets', () => {
   test('close() lets a message being handled finish and answers it', async () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
+    let handling!: () => void;
+    const handled = new Promise<void>((r) => (handling = r));
     const { server, port } = await startServer({
       handler: async (payload) => {
+        handling();
         await gate;
         return ackingHandler(payload, { id: 0, remoteAddress: '', remotePort: 0 });
       },
     });
     const p = await peer(port);
     await p.write(frame(sampleMessage('DRAIN-1')));
-    await new Promise((r) => setTimeout(r, 50));
+    await handled;
     const closing = server.close();
     release();
     await closing;
@@ -245,12 +248,17 @@ describe('MLLP client', () => {
   test('sends queued behind one in flight keep their order, even thousands that settle at once', async () => {
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
+    let holding!: () => void;
+    const holdArrived = new Promise<void>((r) => (holding = r));
     const seen: string[] = [];
     const { port } = await startServer({
       handler: async (payload) => {
         const m = parseMessage(payload);
         seen.push(m.controlId);
-        if (m.controlId === 'HOLD') await held;
+        if (m.controlId === 'HOLD') {
+          holding();
+          await held;
+        }
         return acknowledge(m, 'accept');
       },
     });
@@ -260,8 +268,7 @@ describe('MLLP client', () => {
     const noControlId = Array.from({ length: 20_000 }, () => client.send(sampleMessage('')));
     const notAcked = Array.from({ length: 20_000 }, (_, i) => client.send(sampleMessage(`NE-${i}`).replace('|P|2.5.1', '|P|2.5.1|||NE')));
     const last = client.send(sampleMessage('LAST'));
-    // Waits on the first message reaching the handler, not on a sleep (slow under load).
-    await waitUntil(() => seen.length > 0);
+    await holdArrived;
     expect(seen).toEqual(['HOLD']);
     release();
     expect((await first).code).toBe('AA');
@@ -297,12 +304,19 @@ describe('MLLP client', () => {
   test('a connection closed before the ACK rejects with CONNECTION_CLOSED', async () => {
     let release!: () => void;
     const stuck = new Promise<undefined>((r) => (release = () => r(undefined)));
-    const { server, port } = await startServer({ handler: () => stuck });
+    let arrive!: () => void;
+    const arrived = new Promise<void>((r) => (arrive = r));
+    const { server, port } = await startServer({
+      handler: () => {
+        arrive();
+        return stuck;
+      },
+    });
     cleanups.push(() => release());
     const client = new MllpClient({ host: '127.0.0.1', port });
     cleanups.push(() => client.close());
     const sending = client.send(sampleMessage('LOST-1'));
-    await new Promise((r) => setTimeout(r, 100));
+    await arrived;
     // Drop every open connection from the server side.
     (server as unknown as { sockets: Set<import('node:net').Socket> }).sockets.forEach((s) => s.destroy());
     await expect(sending).rejects.toBeInstanceOf(MllpError);

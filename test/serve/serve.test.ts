@@ -119,8 +119,20 @@ describe('hl7c serve', () => {
     expect((await client.send(adtMessage('STOP-1'))).code).toBe('AA');
     await waitFor(() => deliveriesOf(serving, 'stopped') === 1, 5000, 'stopped queue');
     hook.status = 200;
+    // Each time the queue's worker reads the head with STOP-2 behind the stopped STOP-1, it has
+    // decided what to send: after two such reads it has held (or wrongly sent) STOP-2.
+    let readsWithBoth = 0;
+    const store = serving.store as unknown as { nextDeliveries: (...args: unknown[]) => unknown };
+    const nextDeliveries = store.nextDeliveries.bind(store);
+    store.nextDeliveries = (...args: unknown[]) => {
+      const batch = nextDeliveries(...args);
+      void Promise.resolve(batch).then((rows) => {
+        if ((rows as Array<{ state: string }>).length === 2) readsWithBoth++;
+      });
+      return batch;
+    };
     expect((await client.send(adtMessage('STOP-2'))).code).toBe('AA');
-    await new Promise((r) => setTimeout(r, 600));
+    await waitFor(() => readsWithBoth >= 2, 10_000, 'the worker to read its queue with STOP-2 in it');
     expect(hook.received).toHaveLength(0);
     expect(deliveriesOf(serving, 'queued')).toBe(1);
     process.env.TEST_WEBHOOK_URL = hook.url;

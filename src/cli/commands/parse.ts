@@ -7,11 +7,15 @@ export interface ParseArgs {
   to: 'json' | 'hl7';
 }
 
-/** `hl7c parse`: the message as JSON (shape in runtime/hl7/json.ts) or re-encoded HL7. */
+/**
+ * `hl7c parse`: the message as JSON (shape in runtime/hl7/json.ts) or re-encoded HL7. HL7 to a
+ * program (a pipe or a file) is the message's own bytes: CR segment ends, MSH-18's character
+ * set; to a terminal it is one segment per line.
+ */
 export async function parseCommand(args: ParseArgs, io: CliIo): Promise<number> {
   const batch = await readBatchFile(args.file);
   if (args.to === 'hl7') {
-    io.stdout(batch.toString().replace(/\r/g, '\n'));
+    io.stdout(io.stdoutIsTerminal ? batch.toString().replace(/\r/g, '\n') : batch.toBytes());
     return 0;
   }
   const messages = batch.messages.map(messageToJson);

@@ -3,11 +3,12 @@ import { loadChannel } from '../../compiler/load-channel.js';
 import type { Spec } from '../../spec/types.js';
 import { runCase } from '../../testing/run-tests.js';
 import type { CliIo } from '../io.js';
+import { specArguments } from '../spec-args.js';
 import { printDiagnostics } from './validate.js';
 
 /** `hl7c test`: runs every spec's test cases against its compiled channel, in process. */
 export async function testCommand(args: { specs: string[] }, io: CliIo): Promise<number> {
-  const result = await buildSpecs(args.specs, { cwd: io.cwd });
+  const result = await buildSpecs(specArguments(args.specs, io.cwd), { cwd: io.cwd });
   printDiagnostics(result.diagnostics, 'text', io);
   if (!result.ok) return 1;
   let passed = 0;
