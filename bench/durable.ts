@@ -23,15 +23,17 @@ destinations:
 `;
 
 /**
- * Starts `hl7c serve` (SQLite store, store-before-ACK, one file destination) in a child process
- * for the durable round-trip benchmark.
+ * Starts `hl7c serve` (store-before-ACK, one file destination) in a child process for the
+ * durable round-trip benchmark: on a SQLite file of its own, or on `store` (a PostgreSQL
+ * address; nodes given the same one share its queues, and `outDir` is then theirs to share).
  */
-export async function startDurableServer(durability: 'disk' | 'process'): Promise<{ port: number; stop: () => void; delivered: () => number }> {
+export async function startDurableServer(durability: 'disk' | 'process', store?: string, outDir?: string): Promise<{ port: number; stop: () => void; delivered: () => number }> {
   const dir = mkdtempSync(join(tmpdir(), 'hl7c-bench-'));
   writeFileSync(join(dir, 'bench.yaml'), SPEC);
-  const child = spawn(process.execPath, [join(REPO_ROOT, 'bin/hl7c.js'), '--log-level', 'error', 'serve', join(dir, 'bench.yaml'), '--store', join(dir, 'store.db'), '--durability', durability, '--no-watch'], {
+  const out = outDir ?? join(dir, 'out');
+  const child = spawn(process.execPath, [join(REPO_ROOT, 'bin/hl7c.js'), '--log-level', 'error', 'serve', join(dir, 'bench.yaml'), '--store', store ?? join(dir, 'store.db'), '--durability', durability, '--no-watch'], {
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, BENCH_OUT: join(dir, 'out'), HL7C_LOG_LEVEL: 'error' },
+    env: { ...process.env, BENCH_OUT: out, HL7C_LOG_LEVEL: 'error' },
   });
   const port = await new Promise<number>((res, rej) => {
     let out = '';
@@ -44,7 +46,7 @@ export async function startDurableServer(durability: 'disk' | 'process'): Promis
   });
   const delivered = () => {
     try {
-      return readdirSync(join(dir, 'out')).filter((n) => n.endsWith('.json')).length;
+      return readdirSync(out).filter((n) => n.endsWith('.json')).length;
     } catch {
       return 0;
     }
@@ -54,22 +56,50 @@ export async function startDurableServer(durability: 'disk' | 'process'): Promis
 
 /**
  * The disk's own limit for an ACK that survives a power cut on one connection: appends of a
- * 2 KB record, each followed by fdatasync, in the directory the durable server uses.
+ * 2 KB record, each followed by fdatasync, in the directory the durable server uses. Returns
+ * the rate and the median time of one append + fdatasync.
  */
-export function measureFdatasync(ms: number): number {
+export function measureFdatasync(ms: number): { perSecond: number; p50Ms: number } {
   const dir = mkdtempSync(join(tmpdir(), 'hl7c-fsync-'));
   const fd = openSync(join(dir, 'log'), 'a');
   const record = Buffer.alloc(2048, 0x41);
-  let count = 0;
+  const times: number[] = [];
   const start = process.hrtime.bigint();
   const until = Date.now() + ms;
   while (Date.now() < until) {
+    const t0 = process.hrtime.bigint();
     writeSync(fd, record);
     fdatasyncSync(fd);
-    count++;
+    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
   }
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   closeSync(fd);
   rmSync(dir, { recursive: true });
-  return count / seconds;
+  times.sort((a, b) => a - b);
+  return { perSecond: times.length / seconds, p50Ms: times[Math.floor(times.length / 2)] ?? 0 };
+}
+
+/**
+ * A schema of its own for a PostgreSQL benchmark run on HL7C_BENCH_PG (default: the local test
+ * database), dropped by `drop`; null when PostgreSQL cannot be reached (those rows are skipped).
+ */
+export async function benchPostgres(): Promise<{ url: string; drop: () => Promise<void> } | null> {
+  const base = process.env.HL7C_BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
+  const name = `hl7c_bench_${process.pid}_${Date.now().toString(36)}`;
+  const { default: pg } = await import('pg');
+  const admin = async (sql: string) => {
+    const client = new pg.Client({ connectionString: base, connectionTimeoutMillis: 3000 });
+    await client.connect();
+    try {
+      await client.query(sql);
+    } finally {
+      await client.end();
+    }
+  };
+  try {
+    await admin('SELECT 1');
+  } catch {
+    return null;
+  }
+  return { url: `${base}?schema=${name}`, drop: () => admin(`DROP SCHEMA IF EXISTS ${name} CASCADE`) };
 }

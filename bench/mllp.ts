@@ -18,7 +18,7 @@ export interface RoundTripRow {
   total: number;
 }
 
-export type ServerKind = 'bare' | 'hl7c' | 'medplum' | 'serve-disk' | 'serve-process';
+export type ServerKind = 'bare' | 'hl7c' | 'medplum' | 'serve-disk' | 'serve-process' | 'serve-pg' | 'serve-pg-2';
 
 /** Starts a benchmark server in a child process; resolves with its port and a stop function. */
 export async function startServerProcess(kind: ServerKind): Promise<{ port: number; stop: () => void; child: ChildProcess }> {
@@ -77,16 +77,18 @@ export const CLIENTS = { bare: bareSender, hl7c: hl7cSender };
 
 /**
  * Round trips (send, wait for the ACK, send the next) on `connections` connections at once for
- * `ms` milliseconds; latency per round trip.
+ * `ms` milliseconds; latency per round trip. Several ports (nodes behind a load balancer): the
+ * connections are spread over them in turn.
  */
 export async function measureRoundTrips(
   client: keyof typeof CLIENTS,
-  port: number,
+  port: number | number[],
   connections: number,
   payload: (id: number) => string,
   ms: number,
 ): Promise<Omit<RoundTripRow, 'client' | 'server'>> {
-  const senders = await Promise.all(Array.from({ length: connections }, () => CLIENTS[client](port, payload)));
+  const ports = Array.isArray(port) ? port : [port];
+  const senders = await Promise.all(Array.from({ length: connections }, (_, i) => CLIENTS[client](ports[i % ports.length]!, payload)));
   const latencies: number[] = [];
   let next = 0;
   let total = 0;

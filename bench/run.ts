@@ -10,7 +10,7 @@ import { ADT_A01, ORU_R01 } from './messages.js';
 import type { RoundTripRow, ServerKind } from './mllp.js';
 import { measureRoundTrips, startServerProcess } from './mllp.js';
 import { runParseBench } from './parse.js';
-import { measureFdatasync, startDurableServer } from './durable.js';
+import { benchPostgres, measureFdatasync, startDurableServer } from './durable.js';
 
 const quick = process.argv.includes('--quick');
 const parseMs = quick ? 300 : 1500;
@@ -65,10 +65,16 @@ const rounds = quick ? 1 : 3;
 const samples = new Map<string, RoundTripRow[]>();
 const record = (key: string, row: RoundTripRow) => samples.set(key, [...(samples.get(key) ?? []), row]);
 const durableLabel = (d: string) => `hl7c client → hl7c serve --durability ${d} (SQLite, stored before ACK, file destination)`;
+const pgLabel = (nodes: number) =>
+  nodes === 1 ? 'hl7c client → hl7c serve --store postgres:// (1 node, --durability disk, file destination)' : `hl7c client → ${nodes} hl7c serve nodes on one PostgreSQL (connections spread over them)`;
 const drains: Array<{ durability: string; connections: number; acked: number; duringWindow: number; drainMs: number }> = [];
 const fsyncRates: number[] = [];
+const fsyncP50s: number[] = [];
+let postgresSkipped = false;
 for (let round = 0; round < rounds; round++) {
-  fsyncRates.push(measureFdatasync(quick ? 300 : 1000));
+  const fsync = measureFdatasync(quick ? 300 : 1000);
+  fsyncRates.push(fsync.perSecond);
+  fsyncP50s.push(fsync.p50Ms);
   for (const [client, server, label] of combos) {
     const s = await startServerProcess(server);
     try {
@@ -93,6 +99,28 @@ for (let round = 0; round < rounds; round++) {
       }
     } finally {
       durable.stop();
+    }
+  }
+  // PostgreSQL: one node, then two on one database with the connections spread over both.
+  for (const nodeCount of [1, 2]) {
+    const pg = await benchPostgres();
+    if (!pg) {
+      postgresSkipped = true;
+      break;
+    }
+    const out = join(os.tmpdir(), `hl7c-bench-pg-out-${process.pid}-${round}-${nodeCount}`);
+    // Started one after the other: the first creates the schema.
+    const nodes = [];
+    for (let n = 0; n < nodeCount; n++) nodes.push(await startDurableServer('disk', pg.url, out));
+    try {
+      for (const connections of [1, 8]) {
+        const row = await measureRoundTrips('hl7c', nodes.map((n) => n.port), connections, payload, rtMs);
+        record(`${pgLabel(nodeCount)}|${connections}`, { ...row, client: 'hl7c', server: (nodeCount === 1 ? 'serve-pg' : 'serve-pg-2') as ServerKind });
+      }
+    } finally {
+      for (const n of nodes) n.stop();
+      await new Promise((r) => setTimeout(r, 200));
+      await pg.drop().catch(() => undefined);
     }
   }
 }
@@ -145,8 +173,13 @@ say(
 );
 say();
 const fsyncRate = median(fsyncRates);
-say(`The disk's own limit for a power-loss-safe ACK on one connection (append 2 KB + fdatasync, in a loop, same run): ${fmt(fsyncRate)} /s, i.e. ${fmt(1000 / fsyncRate, 3)} ms each. --durability disk on 1 connection cannot exceed it.`);
+const fsyncP50 = median(fsyncP50s);
+say(`The disk's own limit for a power-loss-safe ACK on one connection (append 2 KB + fdatasync, in a loop, same run): ${fmt(fsyncRate)} /s, i.e. ${fmt(1000 / fsyncRate, 3)} ms each (p50 ${fmt(fsyncP50, 3)} ms). --durability disk on 1 connection cannot exceed it.`);
 say();
+if (postgresSkipped) {
+  say('PostgreSQL rows skipped: no database at HL7C_BENCH_PG (default postgres://postgres@127.0.0.1:5432/test).');
+  say();
+}
 
 // ---- targets
 const speedup = (message: string) => {
@@ -159,6 +192,24 @@ const share = (connections: number, server: string = 'hl7c') => {
   const limit = rtRows.find((r) => r.client === 'bare' && r.server === 'bare' && r.connections === connections)!.msgsPerSec;
   return ours / limit;
 };
+/** A durable setup against the plain hl7c MLLP server (parse, build ACK, nothing stored), same run. */
+const ofPlain = (connections: number, server: string) => {
+  const ours = rtRows.find((r) => r.server === server && r.connections === connections)?.msgsPerSec;
+  const plain = rtRows.find((r) => r.client === 'hl7c' && r.server === 'hl7c' && r.connections === connections)!.msgsPerSec;
+  return ours === undefined ? undefined : ours / plain;
+};
+const p50 = (connections: number, server: string) => rtRows.find((r) => r.server === server && r.connections === connections)?.p50Ms;
+const durableTargets = (['serve-disk', 'serve-pg', 'serve-pg-2'] as const).flatMap((server) => {
+  const name = { 'serve-disk': 'SQLite --durability disk', 'serve-pg': 'PostgreSQL, 1 node', 'serve-pg-2': 'PostgreSQL, 2 nodes' }[server];
+  const share8 = ofPlain(8, server);
+  if (share8 === undefined) return [];
+  const rows = [[`${name}: 8 connections ≥ 50 % of the plain hl7c MLLP server`, `${fmt(100 * share8)} %`, share8 >= 0.5 ? 'yes' : 'no']];
+  const latency = p50(1, server);
+  if (server !== 'serve-pg-2' && latency !== undefined) {
+    rows.push([`${name}: 1 connection p50 ≤ fdatasync p50 + 0.3 ms (${fmt(fsyncP50 + 0.3, 3)} ms)`, `${fmt(latency, 3)} ms`, latency <= fsyncP50 + 0.3 ? 'yes' : 'no']);
+  }
+  return rows;
+});
 say('## Targets');
 say();
 say(
@@ -173,6 +224,7 @@ say(
         [`durable round trip (--durability ${d}) ≥ 50 % of limit, 1 connection`, `${fmt(100 * share(1, `serve-${d}`))} %`, share(1, `serve-${d}`) >= 0.5 ? 'yes' : 'no'],
         [`durable round trip (--durability ${d}) ≥ 70 % of limit, 8 connections`, `${fmt(100 * share(8, `serve-${d}`))} %`, share(8, `serve-${d}`) >= 0.7 ? 'yes' : 'no'],
       ]),
+      ...durableTargets,
       [
         '(not a target) --durability disk, 1 connection, against the disk\'s fdatasync limit',
         `${fmt((100 * rtRows.find((r) => r.server === 'serve-disk' && r.connections === 1)!.msgsPerSec) / fsyncRate)} %`,

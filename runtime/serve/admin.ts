@@ -1,13 +1,14 @@
 import http from 'node:http';
 import { Gauge, Registry } from 'prom-client';
-import type { SqliteStore } from '../store/sqlite-store.js';
+import type { Store, StoreMetrics } from '../store/store.js';
 
 /**
  * The admin endpoint: GET /health (JSON) and GET /metrics (Prometheus), so errors piling up on
- * a connection show on a dashboard instead of going unnoticed.
+ * a connection show on a dashboard instead of going unnoticed. Every figure comes from one
+ * `store.metrics()` read per request; a store that cannot answer gives 500 with the reason.
  */
 export async function startAdminServer(
-  store: SqliteStore,
+  store: Store,
   port: number,
   host = '127.0.0.1',
   channels: () => Record<string, number> = () => ({}),
@@ -26,84 +27,70 @@ export async function startAdminServer(
       }
     },
   });
-  new Gauge({
-    name: 'hl7c_messages',
-    help: 'Stored messages by channel and status',
-    labelNames: ['channel', 'status'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const row of store.counts()) this.set({ channel: row.channel, status: row.status }, row.count);
-    },
-  });
-  new Gauge({
-    name: 'hl7c_deliveries',
-    help: 'Destination queue entries by channel, destination and state',
-    labelNames: ['channel', 'destination', 'state'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      const rows = store.db.prepare('SELECT channel, destination, state, COUNT(*) AS count FROM deliveries GROUP BY channel, destination, state').all() as Array<{ channel: string; destination: string; state: string; count: number }>;
-      for (const r of rows) this.set({ channel: r.channel, destination: r.destination, state: r.state }, r.count);
-    },
-  });
-  new Gauge({
+  const messages = new Gauge({ name: 'hl7c_messages', help: 'Stored messages by channel and status', labelNames: ['channel', 'status'], registers: [registry] });
+  const deliveries = new Gauge({ name: 'hl7c_deliveries', help: 'Destination queue entries by channel, destination and state', labelNames: ['channel', 'destination', 'state'], registers: [registry] });
+  const oldestAge = new Gauge({
     name: 'hl7c_queue_oldest_age_seconds',
     help: 'Age of the oldest unfinished entry of each destination queue: the one to alert on when a queue is stuck or falling behind',
     labelNames: ['channel', 'destination'],
     registers: [registry],
-    collect() {
-      this.reset();
-      const rows = store.db
-        .prepare("SELECT channel, destination, MIN(created_at) AS oldest FROM deliveries WHERE state IN ('queued', 'sending', 'stopped') GROUP BY channel, destination")
-        .all() as Array<{ channel: string; destination: string; oldest: number }>;
-      const now = Date.now();
-      for (const r of rows) this.set({ channel: r.channel, destination: r.destination }, Math.max(0, (now - r.oldest) / 1000));
-    },
   });
-  new Gauge({
-    name: 'hl7c_store_ingest_failures',
-    help: 'Times received messages could not be taken into SQLite (they stay in the received-message log and are retried)',
-    registers: [registry],
-    collect() {
-      this.set(store.ingestFailures);
-    },
-  });
-  new Gauge({
-    name: 'hl7c_store_waiting_messages',
-    help: 'Received messages, safe in the received-message log, that SQLite has not taken in yet',
-    registers: [registry],
-    collect() {
-      store.ingestWaiting();
-      this.set(store.waitingToIngest);
-    },
-  });
-  const server = http.createServer((req, res) => {
+  const ingestFailures = new Gauge({ name: 'hl7c_store_ingest_failures', help: 'Times received messages could not be taken into the store (they stay in the received-message log and are retried)', registers: [registry] });
+  const waiting = new Gauge({ name: 'hl7c_store_waiting_messages', help: 'Received messages, safe in the received-message log, that the store has not taken in yet', registers: [registry] });
+
+  const fill = (m: StoreMetrics) => {
+    messages.reset();
+    for (const r of m.messages) messages.set({ channel: r.channel, status: r.status }, r.count);
+    deliveries.reset();
+    for (const r of m.deliveries) deliveries.set({ channel: r.channel, destination: r.destination, state: r.state }, r.count);
+    oldestAge.reset();
+    const now = Date.now();
+    for (const r of m.oldestOpen) oldestAge.set({ channel: r.channel, destination: r.destination }, Math.max(0, (now - r.oldest) / 1000));
+    ingestFailures.set(m.ingestFailures);
+    waiting.set(m.waiting);
+  };
+
+  const answer = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     if (req.url === '/health') {
-      const messages = store.counts();
+      // A database that cannot be reached: every message is answered AE until it is back.
+      const reachable = store.health?.();
+      if (reachable && reachable.status !== 'ok') {
+        res.writeHead(503, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ status: 'unavailable', store: reachable, channels: channels() }));
+        return;
+      }
+      const m = await store.metrics();
       // Messages are still received and safe in the log, but nothing new reaches the queues.
-      const ingesting = store.waitingToIngest === 0 ? { status: 'ok' } : { status: 'degraded', store: { waiting: store.waitingToIngest, error: store.lastIngestError } };
+      const ingesting = m.waiting === 0 ? { status: 'ok' } : { status: 'degraded', store: { waiting: m.waiting, error: m.lastError } };
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ ...ingesting, channels: channels(), messages }));
+      res.end(JSON.stringify({ ...ingesting, ...(reachable ? { store: { ...reachable, ...('store' in ingesting ? ingesting.store : {}) } } : {}), channels: channels(), messages: m.messages }));
       return;
     }
     if (req.url === '/metrics') {
-      registry
-        .metrics()
-        .then((text) => {
-          res.writeHead(200, { 'content-type': registry.contentType });
-          res.end(text);
-        })
-        .catch((err: Error) => {
-          res.writeHead(500);
-          res.end(err.message);
-        });
+      fill(await store.metrics());
+      const text = await registry.metrics();
+      res.writeHead(200, { 'content-type': registry.contentType });
+      res.end(text);
       return;
     }
     res.writeHead(404);
     res.end();
+  };
+
+  const server = http.createServer((req, res) => {
+    answer(req, res).catch((err: Error) => {
+      // The store could not answer (locked, gone, disk full): say so, and keep serving.
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ status: 'error', reason: `the store could not be read: ${err.message}` }));
+    });
   });
-  await new Promise<void>((resolve) => server.listen(port, host, () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
   return {
     port: (server.address() as { port: number }).port,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),

@@ -12,11 +12,13 @@ import type { Logger } from '../log.js';
 import { allowList, DEFAULT_IDLE_TIMEOUT_MS, isAllowed, MllpServer } from '../mllp/server.js';
 import { ThrottledLog } from '../log.js';
 import { checkHttpSourceAuth } from './source-guard.js';
-import type { SqliteStore } from '../store/sqlite-store.js';
+import type { Store } from '../store/store.js';
 import type { QueuedDelivery } from '../store/types.js';
 import type { AttemptOutcome, DeliveryContext } from './senders.js';
 import { createSender } from './senders.js';
-import { DestinationWorker } from './worker.js';
+import { DEFAULT_LEASE_MS, DestinationWorker } from './worker.js';
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
 
 /** A compiled channel and the spec version it came from. */
 export interface LoadedChannel {
@@ -55,10 +57,18 @@ export class ChannelHost {
   private drainTimer: NodeJS.Timeout | null = null;
   private closed = false;
 
+  /** This node, as the owner of the queue entries it claims: unique per process, restarts included. */
+  readonly owner: string;
+  private readonly leaseMs: number;
+
   constructor(
-    private readonly store: SqliteStore,
+    private readonly store: Store,
     private readonly log: Logger,
-  ) {}
+    options: { owner?: string; leaseMs?: number } = {},
+  ) {
+    this.owner = options.owner ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+    this.leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+  }
 
   /** Ports the channels listen on (useful when specs ask for port 0). */
   ports(): Record<string, number> {
@@ -81,13 +91,14 @@ export class ChannelHost {
   }
 
   async start(): Promise<void> {
-    this.store.openForWriting();
+    await this.store.openForWriting(this.owner);
     // A worker looks at its queue as soon as received messages are in it, not at its next poll.
     this.store.onQueued((channel, destination) => this.workers.get(workerKey(channel, destination))?.wake());
-    const requeued = this.store.requeueInFlight();
+    // Only entries whose sender is gone: a live node's leases are its own.
+    const requeued = await this.store.releaseExpiredLeases();
     if (requeued > 0) this.log.warn({ requeued }, 'deliveries interrupted by the last stop are queued again (at-least-once)');
     // Queues left by channels that are not loaded any more still drain.
-    for (const q of this.store.openQueues()) this.log.info(q, 'queued deliveries found');
+    for (const q of await this.store.openQueues()) this.log.info(q, 'queued deliveries found');
   }
 
   /** Applies a set of channels: starts new ones, swaps changed ones, retires removed ones. */
@@ -96,7 +107,7 @@ export class ChannelHost {
     for (const loaded of channels) {
       const name = loaded.definition.name;
       const runner = this.runners.get(name);
-      this.store.setChannel(name, loaded.specPath, loaded.specVersion, Date.now());
+      await this.store.setChannel(name, loaded.specPath, loaded.specVersion, Date.now());
       if (!runner) {
         const fresh: Runner = { current: loaded, listener: { key: '', configured: '', close: async () => undefined } };
         fresh.listener = await this.listen(fresh);
@@ -184,15 +195,14 @@ export class ChannelHost {
   private ensureWorker(channel: string, destination: string, config: DestinationConfig): void {
     const key = workerKey(channel, destination);
     const existing = this.workers.get(key);
-    // The sender's lines get channel and destination from its child logger; the worker names
-    // them in each line itself, so it gets the parent (a child too would repeat the keys).
+    // Sender and worker lines get channel and destination from this child logger only.
     const log = this.log.child({ channel, destination });
     if (existing) {
       // An unchanged destination keeps its sender, and so its open connection to the far side.
       if (JSON.stringify(existing.currentConfig) !== JSON.stringify(config)) existing.update(config, createSender(channel, destination, config, log));
       return;
     }
-    const worker = new DestinationWorker(this.store, channel, destination, config, createSender(channel, destination, config, log), (d) => this.deliveryContext(d), this.log, config.max_in_flight ?? 1);
+    const worker = new DestinationWorker(this.store, channel, destination, config, createSender(channel, destination, config, log), (d) => this.deliveryContext(d), log, this.owner, this.leaseMs);
     this.workers.set(key, worker);
     worker.start();
   }
@@ -233,15 +243,22 @@ export class ChannelHost {
   /** Workers of removed channels stop once their queues are empty. */
   private scheduleDrainCheck(): void {
     if (this.drainTimer || this.closed) return;
+    let checking = false;
     this.drainTimer = setInterval(() => {
-      for (const [key, worker] of this.workers) {
-        if (this.runners.has(worker.channel)) continue;
-        if (worker.idle) {
-          this.workers.delete(key);
-          void worker.stop();
-          this.log.info({ channel: worker.channel, destination: worker.destination }, 'queue drained; worker stopped');
+      if (checking) return;
+      checking = true;
+      void (async () => {
+        for (const [key, worker] of this.workers) {
+          if (this.runners.has(worker.channel)) continue;
+          if (await worker.isIdle()) {
+            this.workers.delete(key);
+            void worker.stop();
+            this.log.info({ channel: worker.channel, destination: worker.destination }, 'queue drained; worker stopped');
+          }
         }
-      }
+      })()
+        .catch((err: Error) => this.log.error({ err: err.message }, 'could not check drained queues'))
+        .finally(() => (checking = false));
     }, 500);
     this.drainTimer.unref();
   }

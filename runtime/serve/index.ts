@@ -5,6 +5,9 @@
 export { SqliteStore } from '../store/sqlite-store.js';
 export type { SqliteStoreOptions } from '../store/sqlite-store.js';
 export type * from '../store/types.js';
+export type * from '../store/store.js';
+export { openStore, isPostgresUrl } from '../store/open.js';
+export type { OpenStoreOptions } from '../store/open.js';
 export { ChannelHost } from './host.js';
 export type { LoadedChannel } from './host.js';
 export { DestinationWorker, backoffDelay } from './worker.js';

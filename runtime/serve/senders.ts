@@ -78,6 +78,8 @@ export function createSender(channel: string, destination: string, config: Desti
       const client = new MllpClient({ host: t.host, port: t.port, tls, reconnect: { attempts: 1 }, ackTimeoutMs: 30_000, logger: log });
       return {
         async send(delivery) {
+          // MLLP carries HL7: JSON (a channel that maps) can never be acknowledged, so fail once, clearly.
+          if (looksLikeJson(delivery.payload)) return { ok: false, retry: false, error: 'the payload is JSON (this channel maps); an MLLP destination takes HL7' };
           try {
             const ack = await client.send(delivery.payload ?? Buffer.alloc(0));
             if (!ack.acknowledged || ack.code === 'AA' || ack.code === 'CA') return { ok: true, detail: ack.code ? `${ack.code} ${ack.acknowledgedControlId}` : ack.text };

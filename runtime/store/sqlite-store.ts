@@ -3,7 +3,8 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { LoggedMessage } from './received-log.js';
 import { readReceivedLog, ReceivedLog } from './received-log.js';
-import type { Delivery, DeliveryState, QueuedDelivery, MessageFilter, NewMessage, StoredEvent, StoredMessage } from './types.js';
+import type { AttemptRecord, ChannelSpec, Claim, ClaimRequest, MessageCount, QueuedListener, ReplayOutcome, Store, StoreMetrics } from './store.js';
+import type { Delivery, QueuedDelivery, MessageFilter, NewMessage, StoredEvent, StoredMessage } from './types.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS messages (
@@ -90,8 +91,13 @@ const INGEST_INTERVAL_MS = 5;
 const INGEST_AT_ONCE = 256;
 const DEFAULT_LOG_LIMIT_BYTES = 64 * 1024 * 1024;
 
-/** A queue that got work: its worker can look now rather than at its next poll. */
-export type QueuedListener = (channel: string, destination: string) => void;
+export type { QueuedListener } from './store.js';
+
+/** Columns added after the first release: added in place to a store an older hl7c made. */
+const ADDED_COLUMNS: Array<[table: string, column: string, definition: string]> = [
+  ['deliveries', 'lease_owner', 'TEXT'],
+  ['deliveries', 'lease_until', 'INTEGER'],
+];
 
 /**
  * The embedded store: SQLite in WAL mode, fronted by an append-only log of received messages.
@@ -101,7 +107,7 @@ export type QueuedListener = (channel: string, destination: string) => void;
  * store takes in whatever an earlier process left in the log, so nothing acknowledged is ever
  * only in memory.
  */
-export class SqliteStore {
+export class SqliteStore implements Store {
   private readonly connection: Database.Database;
   /**
    * A second connection for queue bookkeeping (sending/sent marks). Losing one of those in a
@@ -144,6 +150,10 @@ export class SqliteStore {
     this.connection.pragma('wal_autocheckpoint = 4000');
     this.connection.pragma('cache_size = -32000');
     this.connection.exec(SCHEMA);
+    for (const [table, column, definition] of ADDED_COLUMNS) {
+      const columns = this.connection.prepare(`PRAGMA table_info(${table})`).all() as Array<{ name: string }>;
+      if (!columns.some((c) => c.name === column)) this.connection.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${definition}`);
+    }
     this.bookkeeping = path === ':memory:' ? this.connection : new Database(path);
     this.bookkeeping.pragma('synchronous = NORMAL');
     this.bookkeeping.pragma('busy_timeout = 5000');
@@ -167,10 +177,21 @@ export class SqliteStore {
     return { nextId: highest() + 1, wholeBytes };
   }
 
-  /** The SQLite connection for queries of its own, with everything received so far taken in. */
+  /**
+   * The SQLite connection, with everything received so far taken in: for tests that look at the
+   * rows themselves. hl7c's own code goes through the Store interface.
+   */
   get db(): Database.Database {
-    this.catchUp();
+    try {
+      this.flushBookkeeping();
+    } catch {
+      // As for any report: a few milliseconds stale.
+    }
     return this.connection;
+  }
+
+  get location(): string {
+    return this.path;
   }
 
   /** Where received messages are appended before they are acknowledged. */
@@ -178,11 +199,25 @@ export class SqliteStore {
     return `${this.path}.received`;
   }
 
+  /** The node that writes through this store (openForWriting), whose leases are live. */
+  private owner: string | null = null;
+
   /**
    * Makes this store the one that receives messages: a second `hl7c serve` on the same store
-   * would hand out the same message ids, so it is refused while the first one runs.
+   * would hand out the same message ids, so it is refused while the first one runs. Message ids
+   * come from a counter in this process, which is correct because no other process writes.
    */
-  openForWriting(): void {
+  openForWriting(owner?: string): Promise<void> {
+    try {
+      this.becomeWriter();
+      if (owner) this.owner = owner;
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
+  private becomeWriter(): void {
     if (this.receivedLog || this.path === ':memory:') return;
     const claim = this.connection.transaction(() => {
       const owner = this.connection.prepare('SELECT pid FROM store_owner WHERE id = 1').get() as { pid: number } | undefined;
@@ -214,7 +249,7 @@ export class SqliteStore {
   record(entry: NewMessage): Promise<number> {
     try {
       // First: opening for writing reads the log and so fixes the next id.
-      this.openForWriting();
+      this.becomeWriter();
     } catch (err) {
       return Promise.reject(err as Error);
     }
@@ -366,44 +401,153 @@ export class SqliteStore {
     }
   }
 
-  /** Work for a destination queue: the oldest entries not yet sent, in FIFO order. */
+  /** The oldest unfinished entries of a queue, in FIFO order, without taking them (tests, tools). */
   nextDeliveries(channel: string, destination: string, limit: number): QueuedDelivery[] {
     this.flushBookkeeping();
+    return this.queueHead(channel, destination, limit);
+  }
+
+  private queueHead(channel: string, destination: string, limit: number): LeasedRow[] {
     return this.statement(
       `SELECT d.*, m.control_id FROM deliveries d JOIN messages m ON m.id = d.message_id
        WHERE d.channel = ? AND d.destination = ? AND d.state IN ('queued', 'sending', 'stopped')
        ORDER BY d.id LIMIT ?`,
       this.bookkeeping,
-    ).all(channel, destination, limit) as QueuedDelivery[];
+    ).all(channel, destination, limit) as LeasedRow[];
   }
 
-  markSending(id: number, now: number): void {
-    this.defer(() => this.statement("UPDATE deliveries SET state = 'sending', attempts = attempts + 1, updated_at = ? WHERE id = ?", this.bookkeeping).run(now, id));
+  /**
+   * Reads the head of the queue and leases what may be taken, in one write transaction on the
+   * bookkeeping connection (written after whatever bookkeeping is pending).
+   */
+  claimDeliveries(request: ClaimRequest): Promise<Claim> {
+    try {
+      this.flushBookkeeping();
+      this.claimTransaction ??= this.bookkeeping.transaction((r: ClaimRequest & { now: number }) => this.claim(r));
+      return Promise.resolve(this.claimTransaction.immediate({ ...request, now: request.now ?? Date.now() }));
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
   }
 
-  /** Records an attempt's outcome and the state it leaves the entry in. */
-  finishAttempt(delivery: Delivery, outcome: { state: DeliveryState; error?: string; nextAttemptAt?: number; detail: string }, now: number): void {
+  private claimTransaction: Database.Transaction<(r: ClaimRequest & { now: number }) => Claim> | undefined;
+
+  private claim(r: ClaimRequest & { now: number }): Claim {
+    const leasedElsewhere = (d: LeasedRow) => d.state === 'sending' && d.lease_owner !== null && d.lease_owner !== r.owner && (d.lease_until ?? 0) > r.now;
+    const taken: LeasedRow[] = [];
+    let nextDueAt: number | null = null;
+    let stopped = false;
+    if (r.ordered) {
+      const head = this.queueHead(r.channel, r.destination, r.limit);
+      for (const d of head) {
+        if (d.state === 'stopped') {
+          stopped = true;
+          break;
+        }
+        // One node at a time works an ordered queue: the one holding its head.
+        if (leasedElsewhere(d)) break;
+        if (d.next_attempt_at > r.now) {
+          nextDueAt = d.next_attempt_at;
+          break;
+        }
+        taken.push(d);
+      }
+    } else {
+      const rows = this.statement(
+        `SELECT d.*, m.control_id FROM deliveries d JOIN messages m ON m.id = d.message_id
+         WHERE d.channel = ? AND d.destination = ? AND d.state IN ('queued', 'sending') AND d.next_attempt_at <= ?
+           AND (d.lease_owner IS NULL OR d.lease_owner = ? OR d.lease_until <= ?)
+         ORDER BY d.id LIMIT ?`,
+        this.bookkeeping,
+      ).all(r.channel, r.destination, r.now, r.owner, r.now, r.limit) as LeasedRow[];
+      taken.push(...rows);
+      if (taken.length === 0) {
+        const due = this.statement("SELECT MIN(next_attempt_at) AS due FROM deliveries WHERE channel = ? AND destination = ? AND state = 'queued'", this.bookkeeping).get(r.channel, r.destination) as {
+          due: number | null;
+        };
+        nextDueAt = due.due;
+      }
+    }
+    const lease = this.statement("UPDATE deliveries SET state = 'sending', lease_owner = ?, lease_until = ?, updated_at = ? WHERE id = ?", this.bookkeeping);
+    const until = r.now + r.leaseMs;
+    for (const d of taken) lease.run(r.owner, until, r.now, d.id);
+    return { deliveries: taken.map((d) => ({ ...d, state: 'sending', lease_owner: r.owner, lease_until: until })), nextDueAt, stopped };
+  }
+
+  renewLease(ids: number[], owner: string, leaseMs: number, now = Date.now()): Promise<void> {
     this.defer(() => {
-      this.statement('UPDATE deliveries SET state = ?, last_error = ?, next_attempt_at = ?, updated_at = ? WHERE id = ?', this.bookkeeping).run(outcome.state, outcome.error ?? null, outcome.nextAttemptAt ?? delivery.next_attempt_at, now, delivery.id);
+      const renew = this.statement("UPDATE deliveries SET lease_until = ? WHERE id = ? AND lease_owner = ? AND state = 'sending'", this.bookkeeping);
+      for (const id of ids) renew.run(now + leaseMs, id, owner);
+    });
+    return Promise.resolve();
+  }
+
+  /** Records an attempt's outcome and the state it leaves the entry in; its lease ends. */
+  finishAttempt(delivery: Delivery, outcome: AttemptRecord, now: number): Promise<void> {
+    this.defer(() => {
+      this.statement('UPDATE deliveries SET state = ?, attempts = ?, last_error = ?, next_attempt_at = ?, updated_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?', this.bookkeeping).run(
+        outcome.state,
+        delivery.attempts,
+        outcome.error ?? null,
+        outcome.nextAttemptAt ?? delivery.next_attempt_at,
+        now,
+        delivery.id,
+      );
       this.statement('INSERT INTO events (message_id, delivery_id, at, kind, detail) VALUES (?, ?, ?, ?, ?)', this.bookkeeping).run(delivery.message_id, delivery.id, now, `attempt ${delivery.attempts}: ${outcome.state}`, outcome.detail);
     });
+    return Promise.resolve();
   }
 
-  /** After a restart: entries that were being sent go back to the queue (at-least-once). */
-  requeueInFlight(): number {
-    this.flushBookkeeping();
-    return this.connection.prepare("UPDATE deliveries SET state = 'queued' WHERE state = 'sending'").run().changes;
+  /**
+   * Entries being sent whose lease has run out go back to their queue (at-least-once). Only one
+   * process writes a SQLite store, so once this one is the writer every lease held by another
+   * owner belongs to a process that is gone: those come back at once, not after their expiry.
+   */
+  releaseExpiredLeases(now = Date.now()): Promise<number> {
+    try {
+      this.flushBookkeeping();
+      const released = this.connection
+        .prepare("UPDATE deliveries SET state = 'queued', lease_owner = NULL, lease_until = NULL WHERE state = 'sending' AND (lease_owner IS NULL OR lease_until <= ? OR (? IS NOT NULL AND lease_owner <> ?))")
+        .run(now, this.owner, this.owner).changes;
+      return Promise.resolve(released);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
+  hasOpenDeliveries(channel: string, destination: string): Promise<boolean> {
+    try {
+      return Promise.resolve(this.nextDeliveries(channel, destination, 1).length > 0);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
   }
 
   /** Destinations with unfinished work, for workers of channels that are gone (drain). */
-  openQueues(): Array<{ channel: string; destination: string; count: number }> {
+  openQueues(): Promise<Array<{ channel: string; destination: string; count: number }>> {
     this.catchUp();
-    return this.connection
-      .prepare("SELECT channel, destination, COUNT(*) AS count FROM deliveries WHERE state IN ('queued', 'sending') GROUP BY channel, destination")
-      .all() as Array<{ channel: string; destination: string; count: number }>;
+    return this.attempt(
+      () =>
+        this.connection
+          .prepare("SELECT channel, destination, COUNT(*) AS count FROM deliveries WHERE state IN ('queued', 'sending') GROUP BY channel, destination")
+          .all() as Array<{ channel: string; destination: string; count: number }>,
+    );
   }
 
-  listMessages(filter: MessageFilter = {}): Array<StoredMessage & { deliveries: string }> {
+  /** A synchronous read or write, as a promise (a thrown error becomes a rejection). */
+  private attempt<T>(work: () => T): Promise<T> {
+    try {
+      return Promise.resolve(work());
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
+  listMessages(filter: MessageFilter = {}): Promise<Array<StoredMessage & { deliveries: string }>> {
+    return this.attempt(() => this.listMessagesNow(filter));
+  }
+
+  private listMessagesNow(filter: MessageFilter): Array<StoredMessage & { deliveries: string }> {
     this.catchUp();
     const where: string[] = [];
     const args: unknown[] = [];
@@ -443,7 +587,11 @@ export class SqliteStore {
     return rows.map((r) => ({ ...fromRow(r), deliveries: r.deliveries ?? '' }));
   }
 
-  getMessage(id: number): { message: StoredMessage; deliveries: Delivery[]; events: StoredEvent[] } | undefined {
+  getMessage(id: number): Promise<{ message: StoredMessage; deliveries: Delivery[]; events: StoredEvent[] } | undefined> {
+    return this.attempt(() => this.getMessageNow(id));
+  }
+
+  private getMessageNow(id: number): { message: StoredMessage; deliveries: Delivery[]; events: StoredEvent[] } | undefined {
     this.catchUp();
     const row = this.connection.prepare('SELECT * FROM messages WHERE id = ?').get(id) as MessageRow | undefined;
     if (!row) return undefined;
@@ -463,7 +611,11 @@ export class SqliteStore {
    * Replaces a message's outcome with a new run (replay): its unfinished or dead queue entries are
    * closed as replayed and new ones are queued, all in one transaction.
    */
-  recordReplay(id: number, outcome: Omit<NewMessage, 'channel' | 'source' | 'received_at' | 'raw' | 'control_id' | 'message_type'>, now: number): void {
+  recordReplay(id: number, outcome: ReplayOutcome, now: number): Promise<void> {
+    return this.attempt(() => this.recordReplayNow(id, outcome, now));
+  }
+
+  private recordReplayNow(id: number, outcome: ReplayOutcome, now: number): void {
     this.flushBookkeeping();
     const tx = this.connection.transaction(() => {
       this.connection
@@ -497,7 +649,11 @@ export class SqliteStore {
    * whose deliveries are finished; rows, outcomes and counts stay. A few hundred messages per
    * transaction, so a running serve is never kept waiting for the write lock for long.
    */
-  prune(olderThan: number, perTransaction = 500): number {
+  prune(olderThan: number, perTransaction = 500): Promise<number> {
+    return this.attempt(() => this.pruneNow(olderThan, perTransaction));
+  }
+
+  private pruneNow(olderThan: number, perTransaction: number): number {
     this.flushBookkeeping();
     const next = this.connection.prepare(
       `SELECT id FROM messages WHERE received_at < ? AND pruned = 0
@@ -521,23 +677,51 @@ export class SqliteStore {
     }
   }
 
-  counts(): Array<{ channel: string; status: string; count: number }> {
+  counts(): Promise<MessageCount[]> {
     this.catchUp();
-    return this.connection.prepare('SELECT channel, status, COUNT(*) AS count FROM messages GROUP BY channel, status ORDER BY channel, status').all() as Array<{ channel: string; status: string; count: number }>;
+    return this.attempt(() => this.connection.prepare('SELECT channel, status, COUNT(*) AS count FROM messages GROUP BY channel, status ORDER BY channel, status').all() as MessageCount[]);
   }
 
-  setChannel(name: string, specPath: string, specVersion: string, now: number): void {
-    this.connection
+  metrics(): Promise<StoreMetrics> {
+    this.catchUp();
+    return this.attempt(() => ({
+      messages: this.connection.prepare('SELECT channel, status, COUNT(*) AS count FROM messages GROUP BY channel, status ORDER BY channel, status').all() as MessageCount[],
+      deliveries: this.connection.prepare('SELECT channel, destination, state, COUNT(*) AS count FROM deliveries GROUP BY channel, destination, state').all() as StoreMetrics['deliveries'],
+      oldestOpen: this.connection
+        .prepare("SELECT channel, destination, MIN(created_at) AS oldest FROM deliveries WHERE state IN ('queued', 'sending', 'stopped') GROUP BY channel, destination")
+        .all() as StoreMetrics['oldestOpen'],
+      waiting: this.waiting.length,
+      ingestFailures: this.ingestFailures,
+      lastError: this.lastIngestError,
+    }));
+  }
+
+  setChannel(name: string, specPath: string, specVersion: string, now: number): Promise<void> {
+    return this.attempt(() => {
+      this.connection
       .prepare('INSERT INTO channels (name, spec_path, spec_version, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET spec_path = excluded.spec_path, spec_version = excluded.spec_version, updated_at = excluded.updated_at')
       .run(name, specPath, specVersion, now);
+    });
   }
 
-  channelSpecs(): Array<{ name: string; spec_path: string; spec_version: string }> {
-    return this.connection.prepare('SELECT name, spec_path, spec_version FROM channels').all() as Array<{ name: string; spec_path: string; spec_version: string }>;
+  channelSpecs(): Promise<ChannelSpec[]> {
+    return this.attempt(() => this.connection.prepare('SELECT name, spec_path, spec_version FROM channels').all() as ChannelSpec[]);
   }
 
-  close(): void {
+  close(): Promise<void> {
+    return this.attempt(() => this.closeNow());
+  }
+
+  private closeNow(): void {
     this.catchUp();
+    // Entries this process leased and did not send go back to their queue now, not at expiry.
+    if (this.owner) {
+      try {
+        this.connection.prepare("UPDATE deliveries SET state = 'queued', lease_owner = NULL, lease_until = NULL WHERE state = 'sending' AND lease_owner = ?").run(this.owner);
+      } catch {
+        // The next writer releases them.
+      }
+    }
     if (this.receivedLog) {
       // Everything it held is in SQLite now (a failed take-over leaves it for the next start).
       if (this.waiting.length === 0) this.truncateReceivedLog();
@@ -550,6 +734,9 @@ export class SqliteStore {
     this.connection.close();
   }
 }
+
+/** A deliveries row with its lease columns (not part of Delivery: only the store reads them). */
+type LeasedRow = QueuedDelivery & { lease_owner: string | null; lease_until: number | null };
 
 function processIsAlive(pid: number): boolean {
   try {

@@ -32,6 +32,9 @@ export interface Delivery {
   last_error: string | null;
   created_at: number;
   updated_at: number;
+  /** The node sending it now, and until when (state `sending`); another node may take it after. */
+  lease_owner?: string | null;
+  lease_until?: number | null;
 }
 
 /** A queue entry as a worker reads it: with its message's MSH-10 (for file names and logs). */

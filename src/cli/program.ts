@@ -128,6 +128,14 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .action((specs: string[]) => run(async () => (await import('./commands/test.js')).testCommand({ specs }, io))());
 
   program
+    .command('preview')
+    .description('what the channel does with one input: outcome and ACKs, identifiers, route, each destination\'s payload (no store, no network)')
+    .argument('<spec>', 'spec file (YAML)')
+    .argument('<input>', 'file with an HL7 message or JSON (or the message or JSON itself)')
+    .option('--json', 'JSON output, for scripts')
+    .action((spec: string, input: string, o: { json?: boolean }) => run(async () => (await import('./commands/preview.js')).previewCommand({ spec, input, json: !!o.json }, io))());
+
+  program
     .command('init')
     .description('scaffold a spec with a sample message and one passing test')
     .argument('<dir>', 'directory to create it in')
@@ -137,7 +145,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .command('serve')
     .description('run the channels: store before ACK, destination queues with retry, hot reload of the specs')
     .argument('<specs...>', 'spec files, or directories of them')
-    .option('--store <path>', 'SQLite store', '.hl7c/store.db')
+    .addOption(storeOption())
     .addOption(new Option('--durability <level>', 'disk: each message is synced to disk before its ACK (survives a power cut); process: written, not synced (survives a crash of hl7c, not of the machine)').choices(['disk', 'process']).default('disk'))
     .option('--admin-port <port>', 'serve /health and /metrics on this port', integer)
     .option('--no-watch', 'do not reload when a spec changes')
@@ -153,7 +161,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
   const messages = program
     .command('messages')
     .description('list stored messages (patient identifiers masked unless --show-phi)')
-    .option('--store <path>', 'SQLite store', '.hl7c/store.db')
+    .addOption(storeOption())
     .option('--channel <name>', 'only this channel')
     .option('--status <status>', 'accepted, filtered, rejected, error, or a delivery state: queued, sent, dead, stopped')
     .option('--since <when>', 'e.g. 24h, 7d, or an ISO date')
@@ -184,7 +192,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .command('replay')
     .description('send stored messages again through the current spec version (a running serve delivers them)')
     .argument('[ids...]', 'message ids')
-    .option('--store <path>', 'SQLite store', '.hl7c/store.db')
+    .addOption(storeOption())
     .option('--channel <name>', 'with --status: every such message of this channel')
     .option('--status <status>', 'dead, stopped, error or rejected')
     .action((ids: string[], o: { store: string; channel?: string; status?: string }) =>
@@ -195,8 +203,21 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .command('prune')
     .description('remove the content of old messages, keeping their counts and history')
     .requiredOption('--older-than <age>', 'e.g. 30d')
-    .option('--store <path>', 'SQLite store', '.hl7c/store.db')
+    .addOption(storeOption())
     .action((o: { store: string; olderThan: string }) => run(async () => (await import('./commands/messages.js')).pruneCommand({ store: existingStore(o.store, io.cwd), olderThan: o.olderThan }, io))());
+
+  program
+    .command('status')
+    .description('nodes on the store (alive, stopped or lost), the spec version each runs per channel, queue depths and oldest ages')
+    .addOption(storeOption())
+    .option('--json', 'JSON output')
+    .action((o: { store: string; json?: boolean }) => run(async () => (await import('./commands/status.js')).statusCommand({ store: existingStore(o.store, io.cwd), json: !!o.json }, io))());
+
+  program
+    .command('migrate')
+    .description("create or update hl7c's PostgreSQL schema (hl7c serve does it too; this is for a deploy step)")
+    .addOption(storeOption())
+    .action((o: { store: string }) => run(async () => (await import('./commands/status.js')).migrateCommand({ store: o.store }, io))());
 
   program
     .command('demo')
@@ -237,4 +258,9 @@ function describeError(err: unknown): string {
     return err.message;
   }
   return String(err);
+}
+
+/** `--store`: a SQLite file or a `postgres://` URL; `HL7C_STORE` when not given. */
+function storeOption(): Option {
+  return new Option('--store <path-or-url>', 'the store: a SQLite file, or postgres://user@host/db for several nodes on one PostgreSQL').env('HL7C_STORE').default('.hl7c/store.db');
 }

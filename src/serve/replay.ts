@@ -1,6 +1,6 @@
 import { dirname } from 'node:path';
 import { ackCodesOf, deliveryPayloads, runChannel } from '../../runtime/index.js';
-import type { LoadedChannel, SqliteStore } from '../../runtime/serve/index.js';
+import type { LoadedChannel, Store } from '../../runtime/serve/index.js';
 import { compileChannels } from './serve.js';
 
 export interface ReplayResult {
@@ -16,8 +16,8 @@ export interface ReplayResult {
  * outcome is recorded on the message (its history keeps the old one), unfinished or dead queue
  * entries are closed as replayed, and new ones are queued for a running `hl7c serve` to send.
  */
-export async function replayMessages(store: SqliteStore, ids: number[], env: NodeJS.ProcessEnv = process.env): Promise<ReplayResult[]> {
-  const specs = new Map(store.channelSpecs().map((c) => [c.name, c]));
+export async function replayMessages(store: Store, ids: number[], env: NodeJS.ProcessEnv = process.env): Promise<ReplayResult[]> {
+  const specs = new Map((await store.channelSpecs()).map((c) => [c.name, c]));
   const compiled = new Map<string, LoadedChannel>();
   const channelFor = async (name: string) => {
     const cached = compiled.get(name);
@@ -31,14 +31,14 @@ export async function replayMessages(store: SqliteStore, ids: number[], env: Nod
   };
   const results: ReplayResult[] = [];
   for (const id of ids) {
-    const found = store.getMessage(id);
+    const found = await store.getMessage(id);
     if (!found) throw new Error(`no message ${id}`);
     const { message } = found;
     if (!message.raw) throw new Error(`message ${id} was pruned; its content is gone`);
     const { definition, specVersion: version } = await channelFor(message.channel);
     const result = runChannel(definition, message.raw);
     const deliveries = deliveryPayloads(result, { channel: definition, raw: message.raw });
-    store.recordReplay(
+    await store.recordReplay(
       id,
       {
         spec_version: version,

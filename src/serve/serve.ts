@@ -2,8 +2,8 @@ import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { watch } from 'chokidar';
 import type { Logger } from '../../runtime/index.js';
-import { ChannelHost, SqliteStore, startAdminServer } from '../../runtime/serve/index.js';
-import type { LoadedChannel } from '../../runtime/serve/index.js';
+import { ChannelHost, openStore, startAdminServer } from '../../runtime/serve/index.js';
+import type { LoadedChannel, Store } from '../../runtime/serve/index.js';
 import { buildSpecs } from '../compiler/build.js';
 import { specHash } from '../compiler/emit.js';
 import { loadChannel } from '../compiler/load-channel.js';
@@ -16,6 +16,7 @@ export { specFiles };
 export interface ServeOptions {
   /** Spec files, or directories whose *.yaml files are specs. */
   specs: string[];
+  /** A SQLite path (relative to cwd) or a `postgres://` URL. */
   storePath: string;
   /**
    * disk (default): the received-message log is fdatasynced before the ACK (one sync for the
@@ -32,11 +33,21 @@ export interface ServeOptions {
   watch?: boolean;
   /** Quiet time after a file event before recompiling. */
   settleMs?: number;
+  /**
+   * How long a claim on queue entries holds without renewal: a node that dies gives its entries
+   * up after this. Default HL7C_LEASE_MS, else 30 s.
+   */
+  leaseMs?: number;
+}
+
+function leaseFromEnv(env: NodeJS.ProcessEnv): number | undefined {
+  const ms = Number(env.HL7C_LEASE_MS);
+  return Number.isInteger(ms) && ms > 0 ? ms : undefined;
 }
 
 export interface Serving {
   host: ChannelHost;
-  store: SqliteStore;
+  store: Store;
   adminPort?: number;
   /** Channel name to the port it listens on. */
   ports(): Record<string, number>;
@@ -80,19 +91,21 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
   const first = await compile(options);
   for (const d of first.diagnostics) log[d.severity === 'error' ? 'error' : 'warn']({ code: d.code }, formatDiagnostic(d));
   if (!first.channels) throw new Error('the specs have errors; nothing was started');
-  const store = new SqliteStore(resolve(options.cwd, options.storePath), {
-    synchronous: options.durability === 'process' ? 'NORMAL' : 'FULL',
-    onIngestError: (err, waiting) => log.error({ err: err.message, waiting }, 'received messages could not be taken into SQLite; they are safe in the received-message log and will be tried again'),
+  const store = await openStore(options.storePath, {
+    cwd: options.cwd,
+    durability: options.durability,
+    onIngestError: (err, waiting) => log.error({ err: err.message, waiting }, 'received messages could not be taken into the store; they are safe in the received-message log and will be tried again'),
+    onHealthChange: (health) =>
+      health.status === 'ok' ? log.warn('the store is reachable again; messages are acknowledged again') : log.error({ err: health.error }, 'the store cannot be reached: messages are answered AE until it is back'),
   });
+  const host = new ChannelHost(store, log, { leaseMs: options.leaseMs ?? leaseFromEnv(options.env ?? process.env) });
   try {
-    store.openForWriting();
+    await host.start();
   } catch (err) {
-    store.close();
+    await store.close();
     throw err;
   }
-  log.info({ store: store.path, durability: options.durability ?? 'disk' }, 'store opened');
-  const host = new ChannelHost(store, log);
-  await host.start();
+  log.info({ store: store.location, durability: options.durability ?? 'disk', node: host.owner }, 'store opened');
   await host.apply(first.channels);
   const admin = options.adminPort !== undefined ? await startAdminServer(store, options.adminPort, '127.0.0.1', () => host.ports(), () => host.sourceCounters()) : undefined;
 
@@ -150,7 +163,7 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
       await chain;
       await host.close();
       await admin?.close();
-      store.close();
+      await store.close();
     },
   };
 }

@@ -38,13 +38,13 @@ export function runBin(args: string[], options: { timeoutMs?: number; env?: Node
 }
 
 /** Starts a long-running `hl7c` command and waits for a line on stdout matching `ready`. */
-export async function startBin(args: string[], ready: RegExp, env: NodeJS.ProcessEnv = process.env): Promise<{ child: ChildProcessWithoutNullStreams; match: RegExpMatchArray; output: () => string }> {
+export async function startBin(args: string[], ready: RegExp, env: NodeJS.ProcessEnv = process.env, timeoutMs = 10_000): Promise<{ child: ChildProcessWithoutNullStreams; match: RegExpMatchArray; output: () => string }> {
   const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO, env });
   let stdout = '';
   let stderr = '';
   child.stderr.on('data', (c) => (stderr += c));
   const match = await new Promise<RegExpMatchArray>((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`not ready: ${stdout} ${stderr}`)), 10_000);
+    const timer = setTimeout(() => rej(new Error(`not ready: ${stdout} ${stderr}`)), timeoutMs);
     child.stdout.on('data', (c) => {
       stdout += c;
       const m = stdout.match(ready);

@@ -25,10 +25,10 @@ test('/metrics gives the age of the oldest unfinished entry per queue, and drops
   };
   expect(await age()).toBeGreaterThanOrEqual(119);
   const [oldest, newer] = store.nextDeliveries('adt-in', 'webhook', 10);
-  store.finishAttempt(oldest!, { state: 'sent', detail: 'HTTP 200' }, Date.now());
+  await store.finishAttempt(oldest!, { state: 'sent', detail: 'HTTP 200' }, Date.now());
   const second = (await age())!;
   expect(second).toBeGreaterThanOrEqual(4);
   expect(second).toBeLessThan(119);
-  store.finishAttempt(newer!, { state: 'sent', detail: 'HTTP 200' }, Date.now());
+  await store.finishAttempt(newer!, { state: 'sent', detail: 'HTTP 200' }, Date.now());
   expect(await age()).toBeUndefined();
 });

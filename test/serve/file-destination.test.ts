@@ -60,10 +60,17 @@ describe('file destination', () => {
     });
 
     // on_exists: fail: the first is written, the other two fail and are dead-lettered, visibly.
-    await waitFor(() => serving.store.listMessages().every((m) => serving.store.getMessage(m.id)!.deliveries.every((d) => d.state === 'sent' || d.state === 'dead')), 10_000, 'all deliveries settled');
+    await waitFor(
+      async () => {
+        for (const m of await serving.store.listMessages()) if (!(await serving.store.getMessage(m.id))!.deliveries.every((d) => d.state === 'sent' || d.state === 'dead')) return false;
+        return true;
+      },
+      10_000,
+      'all deliveries settled',
+    );
     expect(files('strict')).toEqual(['MSG00001.hl7']);
     expect(readFileSync(join(dir, 'strict', 'MSG00001.hl7'), 'latin1')).toBe(out[0]);
-    const histories = await Promise.all(serving.store.listMessages().map(async (m) => (await serving.store.getMessage(m.id))!));
+    const histories = await Promise.all((await serving.store.listMessages()).map(async (m) => (await serving.store.getMessage(m.id))!));
     const strict = histories.map((h) => h.deliveries.find((d) => d.destination === 'strict')!);
     expect(strict.map((d) => d.state)).toEqual(['sent', 'dead', 'dead']);
     expect(strict[1]!.last_error).toMatch(/MSG00001\.hl7 already exists .*on_exists: fail/);

@@ -68,6 +68,6 @@ describe('file source when the move to done_dir fails (issue 10, case 13)', () =
     writeFileSync(join(dir, 'in', 'b.hl7'), adtMessage('RB1'));
     await waitFor(() => existsSync(join(dir, 'in', '.b.hl7.stored')), 10_000, 'b.hl7 stored');
     await waitFor(() => delivered(dir) === 2, 10_000, 'b.hl7 delivered');
-    expect(second.serving.store.listMessages().map((m) => m.control_id)).toEqual(['RA1', 'RB1']);
+    expect((await second.serving.store.listMessages()).map((m) => m.control_id)).toEqual(['RA1', 'RB1']);
   });
 });

@@ -104,9 +104,9 @@ destinations: { out: { file: { dir: $DIR/sink } } }
     expect(delivery).toMatchObject({ state: 'dead', attempts: 1, last_error: 'channel sink takes HL7; mapper hands it JSON' });
     // Nothing reached the target.
     expect((await serving.store.listMessages()).map((m) => m.channel)).toEqual(['mapper']);
-    const listed = await cli('messages', '--store', serving.store.path, '--status', 'dead', '--json');
+    const listed = await cli('messages', '--store', serving.store.location, '--status', 'dead', '--json');
     expect(JSON.parse(listed.stdout)).toMatchObject([{ channel: 'mapper', control_id: 'JSON-1', deliveries: 'next:dead' }]);
-    const shown = await cli('messages', 'show', '1', '--store', serving.store.path);
+    const shown = await cli('messages', 'show', '1', '--store', serving.store.location);
     expect(shown.stdout).toContain('channel sink takes HL7; mapper hands it JSON; dead-lettered');
   });
 

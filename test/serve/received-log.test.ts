@@ -45,10 +45,10 @@ describe('received-message log (stored before the ACK, taken into SQLite after)'
     expect(raw.prepare('SELECT COUNT(*) AS n FROM messages').get()).toEqual({ n: 0 });
     raw.close();
     // … and any read through a store takes it in first.
-    expect(store.getMessage(id)?.message.control_id).toBe('MSG-1');
+    expect((await store.getMessage(id))?.message.control_id).toBe('MSG-1');
   });
 
-  test('after a crash, opening the store takes in every logged message once, queue entries included', () => {
+  test('after a crash, opening the store takes in every logged message once, queue entries included', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hl7c-log-'));
     const path = crashedStore(dir, ['A', 'B', 'C']);
     // Records up to an id already stored are passed by without being decoded.
@@ -56,20 +56,20 @@ describe('received-message log (stored before the ACK, taken into SQLite after)'
     expect(tail.messages.map((m) => [m.id, m.control_id])).toEqual([[3, 'C']]);
     expect(tail.wholeBytes).toBe(statSync(`${path}.received`).size);
     const reader = open(path);
-    expect(reader.listMessages().map((m) => m.control_id)).toEqual(['A', 'B', 'C']);
+    expect((await reader.listMessages()).map((m) => m.control_id)).toEqual(['A', 'B', 'C']);
     expect(reader.nextDeliveries('adt-in', 'webhook', 10).map((d) => d.control_id)).toEqual(['A', 'B', 'C']);
     // Read again (a second process, or the next start): nothing twice.
     const again = open(path);
-    expect(again.listMessages()).toHaveLength(3);
+    expect((await again.listMessages())).toHaveLength(3);
     expect(again.db.prepare('SELECT COUNT(*) AS n FROM deliveries').get()).toEqual({ n: 3 });
   });
 
-  test('a torn last record (cut off by a power loss) is left out; the whole ones before it are kept', () => {
+  test('a torn last record (cut off by a power loss) is left out; the whole ones before it are kept', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hl7c-log-'));
     const path = crashedStore(dir, ['A', 'B']);
     const torn = encodeRecord({ ...receivedEntry('TORN'), id: 3 });
     appendFileSync(`${path}.received`, torn.subarray(0, torn.length - 10));
-    expect(open(path).listMessages().map((m) => m.control_id)).toEqual(['A', 'B']);
+    expect((await open(path).listMessages()).map((m) => m.control_id)).toEqual(['A', 'B']);
   });
 
   test('a writer cuts a torn tail off before appending, even when the log cannot be emptied yet', async () => {
@@ -94,13 +94,13 @@ describe('received-message log (stored before the ACK, taken into SQLite after)'
     }
   });
 
-  test('a record whose bytes changed fails its CRC and is not taken in', () => {
+  test('a record whose bytes changed fails its CRC and is not taken in', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hl7c-log-'));
     const path = crashedStore(dir, ['A']);
     const bad = encodeRecord({ ...receivedEntry('BAD'), id: 2 });
     bad.writeUInt8(bad.readUInt8(bad.length - 3) ^ 0xff, bad.length - 3);
     appendFileSync(`${path}.received`, bad);
-    expect(open(path).listMessages().map((m) => m.control_id)).toEqual(['A']);
+    expect((await open(path).listMessages()).map((m) => m.control_id)).toEqual(['A']);
   });
 
   test('a new writer numbers on from the logged messages, and empties the log once it holds them', async () => {
@@ -110,7 +110,7 @@ describe('received-message log (stored before the ACK, taken into SQLite after)'
     writer.openForWriting();
     expect(statSync(`${path}.received`).size).toBe(0);
     expect(await writer.record(receivedEntry('C'))).toBe(3);
-    expect(writer.listMessages().map((m) => [m.id, m.control_id])).toEqual([
+    expect((await writer.listMessages()).map((m) => [m.id, m.control_id])).toEqual([
       [1, 'A'],
       [2, 'B'],
       [3, 'C'],
@@ -141,7 +141,7 @@ describe('received-message log (stored before the ACK, taken into SQLite after)'
     store.ingestWaiting();
     expect(logSize()).toBe(0);
     // Emptied only because SQLite has it all: a fresh reader finds every message.
-    expect(open(store.path).listMessages().map((m) => m.control_id)).toEqual(['FIRST', ...Array.from({ length: 10 }, (_, i) => `HELD-${i}`), 'LAST']);
+    expect((await open(store.path).listMessages()).map((m) => m.control_id)).toEqual(['FIRST', ...Array.from({ length: 10 }, (_, i) => `HELD-${i}`), 'LAST']);
   });
 
   test('with durability FULL, record() resolves only after the log is synced, and many records share a sync', async () => {
@@ -149,7 +149,7 @@ describe('received-message log (stored before the ACK, taken into SQLite after)'
     const store = open(join(dir, 'store.db'), 'FULL');
     const ids = await Promise.all(Array.from({ length: 50 }, (_, i) => store.record(receivedEntry(`M${i}`))));
     expect(ids).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
-    expect(store.listMessages()).toHaveLength(50);
+    expect((await store.listMessages())).toHaveLength(50);
     expect(store.receivedLogSyncs).toBeGreaterThan(0);
     expect(store.receivedLogSyncs).toBeLessThan(50);
   });
@@ -161,13 +161,13 @@ describe('received-message log (stored before the ACK, taken into SQLite after)'
     try {
       const first = open(path);
       first.db.prepare('INSERT INTO store_owner (id, pid, since) VALUES (1, ?, 0)').run(other.pid);
-      expect(() => first.openForWriting()).toThrow(new RegExp(`in use by another hl7c serve \\(pid ${other.pid}\\)`));
+      await expect(first.openForWriting()).rejects.toThrow(new RegExp(`in use by another hl7c serve \\(pid ${other.pid}\\)`));
     } finally {
       other.kill('SIGKILL');
       await new Promise((r) => other.once('exit', r));
     }
     const second = open(path);
-    second.openForWriting();
+    await second.openForWriting();
     expect(second.db.prepare('SELECT pid FROM store_owner').get()).toEqual({ pid: process.pid });
   });
 

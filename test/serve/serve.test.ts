@@ -26,7 +26,7 @@ async function serve(spec: string, env: NodeJS.ProcessEnv, extra: { watch?: bool
 }
 
 const deliveriesOf = (serving: Serving, state: string) =>
-  (serving.store.db.prepare('SELECT COUNT(*) AS n FROM deliveries WHERE state = ?').get(state) as { n: number }).n;
+  ((serving.store as SqliteStore).db.prepare('SELECT COUNT(*) AS n FROM deliveries WHERE state = ?').get(state) as { n: number }).n;
 
 describe('hl7c serve', () => {
   test('MLLP in → mapped JSON to the HTTP destination, with an idempotency key; ACK AA after the store', async () => {
@@ -40,7 +40,7 @@ describe('hl7c serve', () => {
     const reader = new SqliteStore(store);
     cleanups.push(() => reader.close());
     expect(reader.nextDeliveries('adt-in', 'webhook', 10).map((d) => d.control_id)).toEqual(['MSG-1']);
-    const stored = serving.store.listMessages();
+    const stored = (await serving.store.listMessages());
     expect(stored).toHaveLength(1);
     expect(stored[0]!.raw!.toString()).toBe(adtMessage('MSG-1'));
     await waitFor(() => hook.received.length === 1, 5000, 'delivery');
@@ -54,13 +54,13 @@ describe('hl7c serve', () => {
     cleanups.push(() => hook.close());
     const { client, serving, lines } = await serve(adtSpec(), { TEST_WEBHOOK_URL: hook.url });
     // Queue bookkeeping fails, as on a full disk: the worker's next look at its queue throws.
-    const other = new SqliteStore(serving.store.path);
+    const other = new SqliteStore(serving.store.location);
     cleanups.push(() => other.close());
     other.db.exec("CREATE TRIGGER refuse BEFORE UPDATE ON deliveries BEGIN SELECT RAISE(ABORT, 'database or disk is full (simulated)'); END");
     expect((await client.send(adtMessage('BOOK-1'))).code).toBe('AA');
     await waitFor(() => lines.some((l) => l.msg === 'destination queue failed; working it again shortly' && String(l.err).includes('simulated')), 5000, 'the failure logged');
     // Reports still work meanwhile, a few milliseconds stale.
-    expect(serving.store.listMessages().map((m) => m.control_id)).toEqual(['BOOK-1']);
+    expect((await serving.store.listMessages()).map((m) => m.control_id)).toEqual(['BOOK-1']);
     other.db.exec('DROP TRIGGER refuse');
     await waitFor(() => deliveriesOf(serving, 'sent') === 1, 5000, 'the outcome recorded once the store works again');
     // The attempt's outcome was kept through the failure, so the message was not sent again.
@@ -74,11 +74,11 @@ describe('hl7c serve', () => {
     const { client, serving } = await serve(adtSpec({ attempts: 50, backoffMs: 30 }), { TEST_WEBHOOK_URL: hook.url });
     expect((await client.send(adtMessage('RETRY-1'))).code).toBe('AA');
     // Three attempts finished and failed, so the one that succeeds is at least the fourth.
-    await waitFor(() => (serving.store.db.prepare("SELECT COUNT(*) AS n FROM events WHERE kind LIKE 'attempt %: queued'").get() as { n: number }).n >= 3, 5000, 'three failed attempts');
+    await waitFor(() => ((serving.store as SqliteStore).db.prepare("SELECT COUNT(*) AS n FROM events WHERE kind LIKE 'attempt %: queued'").get() as { n: number }).n >= 3, 5000, 'three failed attempts');
     hook.status = 200;
     await waitFor(() => hook.received.length === 1, 10_000, 'delivery after recovery');
     await waitFor(() => deliveriesOf(serving, 'sent') === 1, 5000, 'sent recorded');
-    const { deliveries, events } = serving.store.getMessage(1)!;
+    const { deliveries, events } = (await serving.store.getMessage(1))!;
     expect(deliveries[0]!.state).toBe('sent');
     expect(events.filter((e) => e.kind.startsWith('attempt')).length).toBeGreaterThanOrEqual(4);
     expect(events.some((e) => e.detail?.includes('HTTP 503; next try in'))).toBe(true);
@@ -119,19 +119,22 @@ describe('hl7c serve', () => {
     expect((await client.send(adtMessage('STOP-1'))).code).toBe('AA');
     await waitFor(() => deliveriesOf(serving, 'stopped') === 1, 5000, 'stopped queue');
     hook.status = 200;
-    // Each time the queue's worker reads the head with STOP-2 behind the stopped STOP-1, it has
-    // decided what to send: after two such reads it has held (or wrongly sent) STOP-2.
+    // Each claim the queue's worker makes once STOP-2 is stored has decided what to send: after
+    // two claims answered "held by a stopped entry" it has held (or wrongly sent) STOP-2.
+    let acked = false;
     let readsWithBoth = 0;
-    const store = serving.store as unknown as { nextDeliveries: (...args: unknown[]) => unknown };
-    const nextDeliveries = store.nextDeliveries.bind(store);
-    store.nextDeliveries = (...args: unknown[]) => {
-      const batch = nextDeliveries(...args);
-      void Promise.resolve(batch).then((rows) => {
-        if ((rows as Array<{ state: string }>).length === 2) readsWithBoth++;
+    const store = serving.store;
+    const claimDeliveries = store.claimDeliveries.bind(store);
+    store.claimDeliveries = (request) => {
+      const after = acked;
+      const claim = claimDeliveries(request);
+      void claim.then((c) => {
+        if (after && c.stopped && c.deliveries.length === 0) readsWithBoth++;
       });
-      return batch;
+      return claim;
     };
     expect((await client.send(adtMessage('STOP-2'))).code).toBe('AA');
+    acked = true;
     await waitFor(() => readsWithBoth >= 2, 10_000, 'the worker to read its queue with STOP-2 in it');
     expect(hook.received).toHaveLength(0);
     expect(deliveriesOf(serving, 'queued')).toBe(1);
@@ -139,7 +142,7 @@ describe('hl7c serve', () => {
     cleanups.push(() => {
       delete process.env.TEST_WEBHOOK_URL;
     });
-    expect((await cli('replay', '1', '--store', serving.store.path)).code).toBe(0);
+    expect((await cli('replay', '1', '--store', serving.store.location)).code).toBe(0);
     await waitFor(() => hook.received.length === 2, 5000, 'both delivered after replay');
     expect(hook.received.map((r) => r.body.message_id)).toEqual(['STOP-1', 'STOP-2']);
   });
@@ -278,9 +281,9 @@ destinations:
     await new Promise((r) => setTimeout(r, 20));
     const pruned = await cli('prune', '--older-than', '0m', '--store', store);
     expect(pruned.stdout).toContain('1 message(s) pruned');
-    const { message } = serving.store.getMessage(1)!;
+    const { message } = (await serving.store.getMessage(1))!;
     expect(message.raw).toBeNull();
     expect(message.pruned).toBe(true);
-    expect(serving.store.counts()).toEqual([{ channel: 'adt-in', status: 'accepted', count: 1 }]);
+    expect((await serving.store.counts())).toEqual([{ channel: 'adt-in', status: 'accepted', count: 1 }]);
   });
 });

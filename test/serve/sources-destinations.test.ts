@@ -55,9 +55,9 @@ destinations: { out: { file: { dir: $DIR/out } } }
     const failed = await client.send(asking('NO-MRN', 'AL|AL', 'E9^^^OTHER'));
     expect(failed.code).toBe('CE');
     expect(failed.accept).toBeUndefined();
-    const stored = Object.fromEntries(serving.store.listMessages().map((m) => [m.control_id, m]));
+    const stored = Object.fromEntries((await serving.store.listMessages()).map((m) => [m.control_id, m]));
     expect([stored['NE-AL']!.ack_code, stored['AL-AL']!.ack_code, stored['NO-MRN']!.ack_code]).toEqual(['AA', 'CA AA', 'CE']);
-    const sentBack = serving.store.getMessage(stored['AL-AL']!.id)!.message.ack!.toString('latin1');
+    const sentBack = (await serving.store.getMessage(stored['AL-AL']!.id))!.message.ack!.toString('latin1');
     expect(sentBack.match(/^MSA\|(\w\w)\|AL-AL/gm)).toEqual(['MSA|CA|AL-AL', 'MSA|AA|AL-AL']);
   });
 
@@ -92,7 +92,7 @@ destinations: { out: { file: { dir: $DIR/out, file_name: "{control_id}.hl7" } } 
     const written = readFileSync(join(dir, 'out', `${answer.control_id}.hl7`), 'utf8');
     expect(written).toContain('PID|||E1^^^^MR');
     expect(written).toContain('OBX|2||||6.1');
-    expect(serving.store.listMessages().map((m) => m.status)).toEqual(['rejected', 'accepted']);
+    expect((await serving.store.listMessages()).map((m) => m.status)).toEqual(['rejected', 'accepted']);
   });
 
   test('file source: each .hl7 file is stored, then moved to done (or error when a message is not accepted)', async () => {
@@ -111,7 +111,7 @@ destinations: { out: { file: { dir: $DIR/out } } }
     writeFileSync(join(dir, 'in', 'bad.hl7'), 'MSH|^~\\&|A|B|C|D|1||ORM^O01|F3|P|2.5.1\r');
     await waitFor(() => existsSync(join(dir, 'in', 'done', 'good.hl7')) && existsSync(join(dir, 'in', 'error', 'bad.hl7')), 10_000, 'files moved');
     expect(readdirSync(join(dir, 'in')).filter((f) => f.endsWith('.hl7'))).toEqual([]);
-    const rows = serving.store.listMessages();
+    const rows = (await serving.store.listMessages());
     expect(rows.map((r) => [r.control_id, r.status, r.source])).toEqual([
       ['F3', 'rejected', 'file:bad.hl7'],
       ['F1', 'accepted', 'file:good.hl7'],
@@ -142,7 +142,7 @@ destinations: { files: { file: { dir: $DIR/out, file_name: "{control_id}.json" }
     expect((await client.send(adtMessage('CH-1'))).code).toBe('AA');
     await waitFor(() => existsSync(join(dir, 'out', 'CH-1.json')), 5000, 'delivered through the second channel');
     expect(JSON.parse(readFileSync(join(dir, 'out', 'CH-1.json'), 'utf8'))).toEqual({ receiver: 'BACKEND', id: 'CH-1' });
-    const rows = serving.store.listMessages();
+    const rows = (await serving.store.listMessages());
     expect(rows.map((r) => [r.channel, r.source.split(':')[0]])).toEqual([
       ['front', 'mllp'],
       ['back', 'channel'],

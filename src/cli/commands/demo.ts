@@ -70,11 +70,11 @@ export async function demoCommand(args: DemoArgs, io: CliIo): Promise<number> {
 
     // Deliveries happen in the background; give the queues a moment to empty.
     const deadline = Date.now() + 10_000;
-    const open = () => serving.store.db.prepare("SELECT COUNT(*) AS n FROM deliveries WHERE state IN ('queued', 'sending')").get() as { n: number };
-    while (open().n > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    while ((await serving.store.openQueues()).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     io.stdout('delivered:\n');
-    for (const row of serving.store.db.prepare('SELECT channel, destination, state, COUNT(*) AS n FROM deliveries GROUP BY channel, destination, state ORDER BY channel').all() as Array<{ channel: string; destination: string; state: string; n: number }>) {
-      io.stdout(`  ${row.channel.padEnd(18)} -> ${row.destination.padEnd(16)} ${row.state} ${row.n}\n`);
+    const rows = (await serving.store.metrics()).deliveries.filter((r) => r.count > 0).sort((a, b) => a.channel.localeCompare(b.channel) || a.destination.localeCompare(b.destination) || a.state.localeCompare(b.state));
+    for (const row of rows) {
+      io.stdout(`  ${row.channel.padEnd(18)} -> ${row.destination.padEnd(16)} ${row.state} ${row.count}\n`);
       if (row.state !== 'sent') failures++;
     }
     const ehrFiles = (await readdir(join(args.out, 'ehr-received'))).length;

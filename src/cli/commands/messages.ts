@@ -1,4 +1,4 @@
-import { SqliteStore } from '../../../runtime/serve/index.js';
+import { openStore } from '../../../runtime/serve/index.js';
 import type { StoredMessage } from '../../../runtime/serve/index.js';
 import { parseMessage } from '../../../runtime/index.js';
 import { replayMessages } from '../../serve/replay.js';
@@ -42,9 +42,9 @@ export function parseSince(text: string, now = Date.now()): number {
 }
 
 export async function messagesCommand(args: MessagesArgs, io: CliIo): Promise<number> {
-  const store = new SqliteStore(args.store);
+  const store = await openStore(args.store);
   try {
-    const rows = store.listMessages({
+    const rows = await store.listMessages({
       channel: args.channel,
       status: args.status,
       since: args.since ? parseSince(args.since) : undefined,
@@ -67,14 +67,14 @@ export async function messagesCommand(args: MessagesArgs, io: CliIo): Promise<nu
     io.stderr(`${rows.length} message(s)\n`);
     return 0;
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
 export async function showCommand(args: { store: string; id: number; showPhi: boolean }, io: CliIo): Promise<number> {
-  const store = new SqliteStore(args.store);
+  const store = await openStore(args.store);
   try {
-    const found = store.getMessage(args.id);
+    const found = await store.getMessage(args.id);
     if (!found) {
       io.stderr(`no message ${args.id}\n`);
       return 1;
@@ -106,12 +106,12 @@ export async function showCommand(args: { store: string; id: number; showPhi: bo
     for (const e of events) io.stdout(`  ${new Date(e.at).toISOString()}  ${e.kind}${e.detail ? `  ${e.detail}` : ''}\n`);
     return 0;
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
 export async function replayCommand(args: { store: string; ids: number[]; channel?: string; status?: string }, io: CliIo): Promise<number> {
-  const store = new SqliteStore(args.store);
+  const store = await openStore(args.store);
   try {
     let ids = args.ids;
     if (ids.length === 0) {
@@ -119,24 +119,24 @@ export async function replayCommand(args: { store: string; ids: number[]; channe
         io.stderr('name message ids, or --channel and --status (dead, stopped, error, rejected)\n');
         return 2;
       }
-      ids = store.listMessages({ channel: args.channel, status: args.status, limit: 100_000 }).map((m) => m.id);
+      ids = (await store.listMessages({ channel: args.channel, status: args.status, limit: 100_000 })).map((m) => m.id);
     }
     const results = await replayMessages(store, ids);
     for (const r of results) io.stdout(`${r.id}  ${r.channel}  ${r.status}${r.queued.length ? `  queued for ${r.queued.join(', ')}` : ''}${r.reason ? `  "${r.reason}"` : ''}\n`);
     io.stderr(`${results.length} message(s) replayed; a running hl7c serve sends them\n`);
     return 0;
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
 export async function pruneCommand(args: { store: string; olderThan: string }, io: CliIo): Promise<number> {
-  const store = new SqliteStore(args.store);
+  const store = await openStore(args.store);
   try {
-    const pruned = store.prune(parseSince(args.olderThan));
+    const pruned = await store.prune(parseSince(args.olderThan));
     io.stdout(`${pruned} message(s) pruned (content removed; counts and history kept)\n`);
     return 0;
   } finally {
-    store.close();
+    await store.close();
   }
 }

@@ -1,0 +1,165 @@
+import type { Delivery, DeliveryState, MessageFilter, NewMessage, QueuedDelivery, StoredEvent, StoredMessage } from './types.js';
+
+/** A queue that got work: its worker can look now rather than at its next poll. */
+export type QueuedListener = (channel: string, destination: string) => void;
+
+/** What a worker asks for when it takes work from a destination queue. */
+export interface ClaimRequest {
+  channel: string;
+  destination: string;
+  /** At most this many entries. */
+  limit: number;
+  /** The node taking them (given by the host; unique per running process). */
+  owner: string;
+  /** The entries are this node's for so long unless renewed; after that any node may take them. */
+  leaseMs: number;
+  /**
+   * FIFO queue (`max_in_flight: 1`): entries are taken from the head only, in order; a stopped
+   * head, a head not due yet or a head leased by another node holds the whole queue.
+   * Otherwise any due, unleased entry may be taken, oldest first.
+   */
+  ordered: boolean;
+  /** The time the lease and due dates are measured against (default: now). */
+  now?: number;
+}
+
+export interface Claim {
+  /** Entries now leased to the owner, in FIFO order, each with its message's MSH-10. */
+  deliveries: QueuedDelivery[];
+  /** When nothing was taken because entries wait for their next attempt: the earliest such time. */
+  nextDueAt: number | null;
+  /** An ordered queue held by a stopped entry (`on_failure: stop_queue`) until it is replayed. */
+  stopped: boolean;
+}
+
+/** An attempt's outcome and the state it leaves the entry in; the lease on it ends. */
+export interface AttemptRecord {
+  state: DeliveryState;
+  error?: string;
+  nextAttemptAt?: number;
+  /** For the message's history. */
+  detail: string;
+}
+
+/** A message's replayed outcome: what `recordReplay` stores in place of the first run's. */
+export type ReplayOutcome = Omit<NewMessage, 'channel' | 'source' | 'received_at' | 'raw' | 'control_id' | 'message_type'>;
+
+export interface MessageCount {
+  channel: string;
+  status: string;
+  count: number;
+}
+
+export interface DeliveryCount {
+  channel: string;
+  destination: string;
+  state: string;
+  count: number;
+}
+
+/** What /metrics and /health report. Implementations keep these cheap to read (no table scans). */
+export interface StoreMetrics {
+  messages: MessageCount[];
+  deliveries: DeliveryCount[];
+  /** Per queue with unfinished entries: when its oldest unfinished entry was queued. */
+  oldestOpen: Array<{ channel: string; destination: string; oldest: number }>;
+  /** Received messages accepted (safe) but not yet queryable; more than a few means the store is failing. */
+  waiting: number;
+  /** Times taking received messages in failed, and the last reason. */
+  ingestFailures: number;
+  lastError: string | null;
+}
+
+export interface StoreHealth {
+  status: 'ok' | 'unavailable';
+  /** Since when (ms) and why it is unavailable. */
+  since?: number;
+  error?: string;
+}
+
+/** One channel as last served: where its spec is and which version ran. */
+export interface ChannelSpec {
+  name: string;
+  spec_path: string;
+  spec_version: string;
+}
+
+/**
+ * Where messages, their outcomes and the destination queues live. The host, the workers, the
+ * admin server and the CLI use this and nothing else: no caller outside `runtime/store/` holds a
+ * database handle or writes SQL. `SqliteStore` (embedded, one node) and the PostgreSQL store
+ * (several nodes) implement it, and `test/store/store-contract.ts` holds both to it.
+ */
+export interface Store {
+  /** For logs and errors: a path, or a URL without its password. */
+  readonly location: string;
+
+  /**
+   * Makes this store the one that receives messages for node `owner` (a second writer is refused
+   * where the implementation cannot share: SQLite).
+   */
+  openForWriting(owner: string): Promise<void>;
+
+  /**
+   * Stores a received message and its queue entries; resolves with its id (issued by the store)
+   * once it is as durable as the store promises. Messages recorded in the same event-loop turn
+   * share one commit. Nothing is acknowledged before this resolves.
+   */
+  record(entry: NewMessage): Promise<number>;
+
+  /** Told (in this process) when a queue got entries. */
+  onQueued(listener: QueuedListener): void;
+
+  /** Takes work from a destination queue under a lease (see ClaimRequest). */
+  claimDeliveries(request: ClaimRequest): Promise<Claim>;
+
+  /** Extends the owner's lease on entries still being sent. */
+  renewLease(ids: number[], owner: string, leaseMs: number, now?: number): Promise<void>;
+
+  /** Records an attempt (the count is `delivery.attempts`, this one included) and ends its lease. */
+  finishAttempt(delivery: Delivery, outcome: AttemptRecord, now: number): Promise<void>;
+
+  /**
+   * Entries whose lease has expired (their node died while sending) go back to their queue; a
+   * live node's leases are left alone. Returns how many. (SQLite has one writer at a time, so
+   * there every lease not held by the current writer is expired.)
+   */
+  releaseExpiredLeases(now?: number): Promise<number>;
+
+  /** True when the queue has entries not finished (queued, being sent, or stopped). */
+  hasOpenDeliveries(channel: string, destination: string): Promise<boolean>;
+
+  /** Queues with unfinished work (queued or being sent). */
+  openQueues(): Promise<Array<{ channel: string; destination: string; count: number }>>;
+
+  listMessages(filter?: MessageFilter): Promise<Array<StoredMessage & { deliveries: string }>>;
+
+  getMessage(id: number): Promise<{ message: StoredMessage; deliveries: Delivery[]; events: StoredEvent[] } | undefined>;
+
+  /**
+   * Replaces a message's outcome with a new run: its unfinished or dead queue entries are closed
+   * as replayed and new ones queued (a stopped entry is queued again in its place), atomically.
+   */
+  recordReplay(id: number, outcome: ReplayOutcome, now: number): Promise<void>;
+
+  /** Removes the content of finished messages received before `olderThan`; rows and counts stay. */
+  prune(olderThan: number, perTransaction?: number): Promise<number>;
+
+  /** Stored messages by channel and status. */
+  counts(): Promise<MessageCount[]>;
+
+  /** Counters for /metrics and /health. */
+  metrics(): Promise<StoreMetrics>;
+
+  setChannel(name: string, specPath: string, specVersion: string, now: number): Promise<void>;
+  channelSpecs(): Promise<ChannelSpec[]>;
+
+  /**
+   * Whether the store can take messages now, for /health. A store on a server (PostgreSQL) says
+   * `unavailable` while it cannot reach it: messages are answered AE meanwhile.
+   */
+  health?(): StoreHealth;
+
+  /** Writes what is pending and releases the store; this process's leases end with it. */
+  close(): Promise<void>;
+}
