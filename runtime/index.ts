@@ -9,6 +9,8 @@ export {
   ackCodeFor,
   ackCodesToSend,
   ackForPayload,
+  acksForPayload,
+  applicationAckCodeFor,
   ackRequestOf,
   ackBytes,
   buildAck,
@@ -35,6 +37,7 @@ export type { Received } from './ack/receive.js';
 export * from './channel/conditions.js';
 export * from './channel/identifiers.js';
 export * from './channel/transforms.js';
+export * from './channel/edits.js';
 export { Scope } from './channel/scope.js';
 export * from './channel/channel.js';
 export { interpolate, replaceEnvReferences } from './channel/env.js';

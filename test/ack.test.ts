@@ -1,3 +1,6 @@
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { acknowledge, acknowledgements, buildAck, HL7_ERROR, parseMessage, readAck, receive } from '../runtime/index.js';
 import { corpusFile } from './corpus.js';
@@ -84,35 +87,53 @@ describe('ACK messages', () => {
 
   test.each([
     ['AL', 'accept', 'CA'],
-    ['AL', 'error', 'CE'],
-    ['AL', 'reject', 'CR'],
+    // Stored but failed in processing: still committed, so CA; the AE/AR is the application ACK's.
+    ['AL', 'error', 'CA'],
+    ['AL', 'reject', 'CA'],
+    ['AL', 'not_stored', 'CE'],
     ['ER', 'accept', undefined],
-    ['ER', 'reject', 'CR'],
+    ['ER', 'error', undefined],
+    ['ER', 'reject', undefined],
+    ['ER', 'not_stored', 'CE'],
     ['SU', 'accept', 'CA'],
-    ['SU', 'error', undefined],
+    ['SU', 'error', 'CA'],
     ['NE', 'accept', undefined],
+    ['NE', 'not_stored', 'CE'],
     ['', 'accept', 'CA'],
-  ] as const)('enhanced mode MSH-15=%s, outcome %s → %s', (msh15, outcome, code) => {
-    const ack = acknowledge(msg('2.5', msh15, 'AL'), outcome);
-    expect(ack === undefined ? undefined : readAck(parseMessage(ack)).code).toBe(code);
+  ] as const)('enhanced mode MSH-15=%s, outcome %s → accept ACK %s', (msh15, outcome, code) => {
+    const ack = acknowledge(msg('2.5', msh15, 'AL'), outcome, [{ code: 207, userMessage: 'why' }]);
+    const read = ack === undefined ? undefined : readAck(parseMessage(ack));
+    expect(read?.code).toBe(code);
+    // A CA carries no error: the application ACK does.
+    if (read?.code === 'CA') expect(read.errors).toEqual([]);
   });
 
   test.each([
     ['', '', 'accept', ['AA']],
     ['', '', 'error', ['AE']],
+    ['', '', 'reject', ['AR']],
+    ['', '', 'not_stored', ['AE']],
     ['AL', 'NE', 'accept', ['CA']],
+    ['AL', 'NE', 'error', ['CA']],
     ['AL', '', 'accept', ['CA']],
     ['NE', 'AL', 'accept', ['AA']],
     ['NE', 'AL', 'reject', ['AR']],
     ['AL', 'AL', 'accept', ['CA', 'AA']],
     ['', 'AL', 'accept', ['CA', 'AA']],
-    ['AL', 'AL', 'error', ['CE']],
+    // An application error is never a CE ("not committed, send again"): CA, then AE/AR.
+    ['AL', 'AL', 'error', ['CA', 'AE']],
+    ['AL', 'AL', 'reject', ['CA', 'AR']],
+    ['AL', 'AL', 'not_stored', ['CE']],
     ['ER', 'AL', 'accept', ['AA']],
-    ['ER', 'AL', 'error', ['CE']],
+    ['ER', 'AL', 'error', ['AE']],
+    ['ER', 'AL', 'not_stored', ['CE']],
     ['NE', 'ER', 'accept', []],
     ['NE', 'ER', 'error', ['AE']],
+    ['NE', 'NE', 'not_stored', ['CE']],
     ['AL', 'ER', 'accept', ['CA']],
+    ['AL', 'ER', 'error', ['CA', 'AE']],
     ['AL', 'SU', 'accept', ['CA', 'AA']],
+    ['AL', 'SU', 'error', ['CA']],
     ['NE', 'SU', 'error', []],
     ['NE', 'NE', 'accept', []],
   ] as const)('MSH-15=%s MSH-16=%s, outcome %s: the receiver sends %j', (msh15, msh16, outcome, codes) => {
@@ -140,5 +161,37 @@ describe('ACK messages', () => {
     expect(ack.getRaw('ERR-2')).toBe('PID^1^3^1');
     expect(ack.get('ERR-3.1')).toBe('102');
     expect(ack.get('ERR-8')).toMatch(/control byte 0x0b/);
+  });
+});
+
+describe('the README table "what the sender sees"', () => {
+  const readme = readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'README.md'), 'utf8');
+  const table = readme.slice(readme.indexOf('| MSH-15 / MSH-16 |'));
+  const lines = table.split('\n');
+  const rows = lines
+    .slice(2, lines.findIndex((l) => !l.startsWith('|')))
+    .map((l) => l.split('|').slice(1, -1).map((c) => c.trim()));
+  const outcomes = ['accept', 'error', 'reject', 'not_stored'] as const;
+
+  test('has a row for each MSH-15/16 combination that matters', () => {
+    expect(rows.length).toBeGreaterThanOrEqual(11);
+  });
+
+  test.each(rows.map((r) => [r[0]!, r] as const))('%s: the receiver sends what the table says', (_, row) => {
+    const [head, ...cells] = row;
+    const pairs = head!.startsWith('empty / empty')
+      ? [['', '']]
+      : (() => {
+          const [a, b] = head!.split(' / ');
+          const alts = (v: string) => v!.split(' or ').map((x) => (x === 'empty' ? '' : x));
+          return alts(a!).flatMap((x) => alts(b!).map((y) => [x, y]));
+        })();
+    for (const [msh15, msh16] of pairs) {
+      outcomes.forEach((outcome, i) => {
+        const expected = cells[i] === 'nothing' ? [] : cells[i]!.split(', ');
+        const sent = acknowledgements(msg('2.5', msh15, msh16), outcome).map((b) => readAck(parseMessage(b)).code);
+        expect(sent, `${msh15}/${msh16} ${outcome}`).toEqual(expected);
+      });
+    }
   });
 });

@@ -10,8 +10,13 @@ import { hl7Timestamp, newControlId } from '../hl7/timestamp.js';
 /** MSA-1, HL7 table 0008. */
 export type AckCode = 'AA' | 'AE' | 'AR' | 'CA' | 'CE' | 'CR';
 
-/** The outcome the receiver reached, independent of the acknowledgement mode. */
-export type AckOutcome = 'accept' | 'error' | 'reject';
+/**
+ * The outcome the receiver reached, independent of the acknowledgement mode: the message was
+ * processed ('accept'), stored but failed in processing ('error', e.g. an identifier problem or
+ * a mapping failure), stored and refused ('reject', e.g. a message type this interface does not
+ * take), or could not be stored at all ('not_stored', the only outcome that is not committed).
+ */
+export type AckOutcome = 'accept' | 'error' | 'reject' | 'not_stored';
 
 /** HL7 table 0357 codes used in ERR-3. */
 export const HL7_ERROR = {
@@ -85,25 +90,42 @@ export function ackRequestOf(message: Message): AckRequest {
   return { mode: accept || application ? 'enhanced' : 'original', accept, application };
 }
 
-/** The MSA-1 code for an outcome in a mode: AA/AE/AR originally, CA/CE/CR as an accept ACK. */
+/**
+ * The MSA-1 code for an outcome in a mode. Original mode's one ACK says how processing went:
+ * AA/AE/AR (AE when the message could not be stored, so the sender sends it again). An enhanced
+ * mode accept ACK says only whether the message was committed: CA once it is stored, whatever
+ * processing found (that goes in the application ACK), CE when it could not be stored.
+ */
 export function ackCodeFor(outcome: AckOutcome, mode: AckMode): AckCode {
-  const original = outcome === 'accept' ? 'AA' : outcome === 'error' ? 'AE' : 'AR';
-  return mode === 'original' ? original : (`C${original[1]}` as AckCode);
+  if (mode === 'enhanced') return outcome === 'not_stored' ? 'CE' : 'CA';
+  return outcome === 'accept' ? 'AA' : outcome === 'reject' ? 'AR' : 'AE';
 }
 
-/** Whether an accept ACK should be sent at all under MSH-15 (always true in original mode). */
+/** The application ACK code (AA/AE/AR) for an outcome of processing. */
+export function applicationAckCodeFor(outcome: AckOutcome): AckCode {
+  return ackCodeFor(outcome, 'original');
+}
+
+/**
+ * Whether an accept ACK should be sent at all under MSH-15 (always true in original mode). In
+ * enhanced mode MSH-15 is asked about the commit, not about processing: ER sends a CE when the
+ * message could not be stored, not when a stored message failed in processing. A message that
+ * could not be stored is always answered, even under NE: no application ACK will follow, and
+ * a sender left without an answer could not tell that it must send again.
+ */
 export function shouldSendAcceptAck(request: AckRequest, outcome: AckOutcome): boolean {
+  if (request.mode === 'original' || outcome === 'not_stored') return true;
   // AL, or empty with MSH-16 valued: the accept ACK is expected.
-  return request.mode === 'original' || conditionAsks(request.accept, outcome, true);
+  return conditionAsks(request.accept, 'accept', true);
 }
 
 /**
  * Whether an application ACK (AA/AE/AR) should follow under MSH-16, in enhanced mode. Original
  * mode's one ACK already is the application ACK. An empty MSH-16 beside a valued MSH-15 asks
- * for the accept ACK alone.
+ * for the accept ACK alone. A message that was not stored was not processed: nothing follows.
  */
 export function shouldSendApplicationAck(request: AckRequest, outcome: AckOutcome): boolean {
-  return request.mode !== 'original' && conditionAsks(request.application, outcome, false);
+  return request.mode !== 'original' && outcome !== 'not_stored' && conditionAsks(request.application, outcome, false);
 }
 
 /** Whether a table 0155 condition asks for an ACK after this outcome; `otherwise` answers for an empty or unknown value. */
@@ -125,13 +147,13 @@ function conditionAsks(condition: AckCondition, outcome: AckOutcome, otherwise: 
 /**
  * The MSA-1 codes a receiver sends for a message with this outcome, in order: the accept ACK
  * MSH-15 asks for (in original mode the one ACK), then the application ACK MSH-16 asks for.
- * An application ACK reports on processing, so it follows only a message committed (CA) or
- * stands alone when no accept ACK is sent.
+ * CE only ever means "not stored, send again"; a stored message that failed in processing is
+ * CA, then AE/AR in the application ACK, so a sender never resends what was already committed.
  */
 export function ackCodesToSend(request: AckRequest, outcome: AckOutcome): AckCode[] {
   const codes: AckCode[] = [];
   if (shouldSendAcceptAck(request, outcome)) codes.push(ackCodeFor(outcome, request.mode));
-  if (shouldSendApplicationAck(request, outcome) && (codes.length === 0 || codes[0] === 'CA')) codes.push(ackCodeFor(outcome, 'original'));
+  if (shouldSendApplicationAck(request, outcome)) codes.push(applicationAckCodeFor(outcome));
   return codes;
 }
 
@@ -173,6 +195,8 @@ export interface ReceivedHeader {
   charset: string;
   /** MSH-15 */
   acceptAckType: string;
+  /** MSH-16 (read leniently only; parsed messages are asked with ackRequestOf). */
+  applicationAckType?: string;
 }
 
 function headerOf(m: Message): ReceivedHeader {
@@ -219,6 +243,7 @@ export function readHeaderLeniently(text: string): ReceivedHeader {
     version: f(12),
     charset: f(18),
     acceptAckType: f(15),
+    applicationAckType: f(16),
   };
 }
 
@@ -229,6 +254,19 @@ export function readHeaderLeniently(text: string): ReceivedHeader {
 export function ackForPayload(payload: Buffer, code: AckCode, error: AckError): Buffer {
   const header = readHeaderLeniently(payload.subarray(0, 64 * 1024).toString('latin1'));
   return ackBytesFromHeader(header, { code, errors: [error] });
+}
+
+/**
+ * The ACKs for a payload whose header is read leniently (see ackForPayload), in the order and
+ * with the codes ackCodesToSend gives for its MSH-15/16; `mode` overrides the mode the header
+ * asks for (a channel's ack_mode). Used when the channel could not run or the store failed.
+ */
+export function acksForPayload(payload: Buffer, outcome: AckOutcome, error: AckError, mode?: AckMode): Array<{ code: AckCode; ack: Buffer }> {
+  const header = readHeaderLeniently(payload.subarray(0, 64 * 1024).toString('latin1'));
+  const accept = header.acceptAckType.trim().toUpperCase() as AckCondition;
+  const application = (header.applicationAckType ?? '').trim().toUpperCase() as AckCondition;
+  const request: AckRequest = { mode: mode ?? (accept || application ? 'enhanced' : 'original'), accept, application };
+  return ackCodesToSend(request, outcome).map((code) => ({ code, ack: ackBytesFromHeader(header, { code, errors: code === 'CA' ? [] : [error] }) }));
 }
 
 function ackBytesFromHeader(h: ReceivedHeader, options: AckOptions): Buffer {

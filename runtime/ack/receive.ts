@@ -53,24 +53,26 @@ export function isAckMessage(message: Message): boolean {
 
 /**
  * The acknowledgement to send for a message with this outcome, following MSH-15/16: original
- * mode AA/AE/AR, enhanced mode CA/CE/CR, or nothing when MSH-15 says not to (or it is an ACK).
+ * mode AA/AE/AR, enhanced mode CA (stored) or CE (not stored), or nothing when MSH-15 says not
+ * to (or it is an ACK). A CA carries no errors: they belong in the application ACK.
  * This is the first ACK only; `acknowledgements` adds the application ACK MSH-16 may ask for.
  */
 export function acknowledge(message: Message, outcome: AckOutcome, errors: AckError[] = []): Buffer | undefined {
   if (isAckMessage(message)) return undefined;
   const request = ackRequestOf(message);
   if (!shouldSendAcceptAck(request, outcome)) return undefined;
-  return ackBytes(message, { code: ackCodeFor(outcome, request.mode), errors });
+  const code = ackCodeFor(outcome, request.mode);
+  return ackBytes(message, { code, errors: code === 'CA' ? [] : errors });
 }
 
 /**
  * Every acknowledgement a receiver that has stored and processed a message sends, in order
  * (see ackCodesToSend): in original mode the one AA/AE/AR; in enhanced mode the accept ACK
- * (CA/CE/CR) MSH-15 asks for, then the application ACK (AA/AE/AR) MSH-16 asks for. MSH-15 NE
+ * (CA, or CE when not stored) MSH-15 asks for, then the application ACK (AA/AE/AR) MSH-16 asks for. MSH-15 NE
  * with MSH-16 AL thus gets one AA, as in original mode; without it the sender would wait for
  * an answer that never comes.
  */
 export function acknowledgements(message: Message, outcome: AckOutcome, errors: AckError[] = []): Buffer[] {
   if (isAckMessage(message)) return [];
-  return ackCodesToSend(ackRequestOf(message), outcome).map((code) => ackBytes(message, { code, errors }));
+  return ackCodesToSend(ackRequestOf(message), outcome).map((code) => ackBytes(message, { code, errors: code === 'CA' ? [] : errors }));
 }

@@ -3,8 +3,11 @@ import { ackBytes, ackCodesToSend, ackRequestOf, HL7_ERROR } from '../ack/ack.js
 import { isAckMessage, receive } from '../ack/receive.js';
 import { encodeText } from '../hl7/charset.js';
 import type { Message } from '../hl7/message.js';
+import { describeCondition } from './conditions.js';
+import { TransformError } from './edits.js';
 import type { FoundIdentifier, IdentifierProblem } from './identifiers.js';
 import { jsonDepthOver, MAX_JSON_DEPTH } from './json-limits.js';
+import { LookupError } from './transforms.js';
 
 export type AckModeSetting = 'original' | 'enhanced' | 'as_requested';
 
@@ -124,6 +127,12 @@ export interface ChannelDefinition {
   /** What destinations receive: mapped JSON, or the HL7 message. */
   output: PayloadKind;
   destinations: Record<string, DestinationConfig>;
+  /**
+   * A message that passed every stage but that no destination takes: 'error' (status error,
+   * AE with the reason) or 'filter' (status filtered, AA, the reason recorded). Default error:
+   * nothing accepted goes nowhere unnoticed.
+   */
+  on_unrouted?: 'error' | 'filter';
   /** JSON -> HL7 (http sources): the outgoing message built from the posted JSON. */
   build?(input: unknown): Message;
   accept(message: Message): AcceptDecision;
@@ -230,11 +239,36 @@ function runMessage(channel: ChannelDefinition, message: Message): ChannelResult
     output = channel.output === 'json' ? channel.map!(message, identifiers) : message.toString();
     routed = channel.route(message);
   } catch (err) {
-    const reason = `mapping failed: ${(err as Error).message}`;
+    const error = stageError(err);
+    return { status: 'error', reason: error.userMessage, message, identifiers, outputs: {}, ...answer('error', [error]) };
+  }
+  if (routed.length === 0) {
+    const reason = unroutedReason(channel);
+    if (channel.on_unrouted === 'filter') return { status: 'filtered', reason, message, identifiers, outputs: {}, ...answer('accept') };
     return { status: 'error', reason, message, identifiers, outputs: {}, ...answer('error', [{ code: HL7_ERROR.applicationInternalError, userMessage: reason }]) };
   }
   const outputs = Object.fromEntries(routed.map((name) => [name, output]));
   return { status: 'accepted', message, identifiers, outputs, ...answer('accept') };
+}
+
+/** What went wrong in transform, map or route, as the ERR the sender reads. */
+function stageError(err: unknown): AckError {
+  if (err instanceof TransformError) {
+    const userMessage = err.identifier ? err.message : `transform failed: ${err.message}`;
+    return { code: err.identifier ? HL7_ERROR.requiredFieldMissing : HL7_ERROR.applicationInternalError, userMessage, ...(err.location ? { location: err.location } : {}) };
+  }
+  if (err instanceof LookupError) return { code: HL7_ERROR.tableValueNotFound, userMessage: `mapping failed: ${err.message}` };
+  return { code: HL7_ERROR.applicationInternalError, userMessage: `mapping failed: ${(err as Error).message}` };
+}
+
+function unroutedReason(channel: ChannelDefinition): string {
+  const names = Object.keys(channel.destinations);
+  if (names.length === 0) return 'not routed: the channel has no destinations';
+  const needs = names.map((name) => {
+    const when = channel.destinations[name]!.when;
+    return when ? `${name} needs ${describeCondition(when)}` : name;
+  });
+  return `not routed: no destination takes this message (${needs.join('; ')})`;
 }
 
 /**
@@ -271,7 +305,8 @@ function ackFor(channel: ChannelDefinition, message: Message, outcome: AckOutcom
   const request = { ...requested, mode: setting === 'as_requested' ? requested.mode : setting };
   const [first, second] = ackCodesToSend(request, outcome);
   return {
-    ...(first ? { ack: ackBytes(message, { code: first, errors }), ackCode: first } : {}),
+    // A CA says "stored"; what went wrong in processing goes in the application ACK.
+    ...(first ? { ack: ackBytes(message, { code: first, errors: first === 'CA' ? [] : errors }), ackCode: first } : {}),
     ...(second ? { applicationAck: ackBytes(message, { code: second, errors }), applicationAckCode: second } : {}),
   };
 }

@@ -1,6 +1,6 @@
 import type { Message } from '../hl7/message.js';
 import type { Hl7Path } from '../hl7/path.js';
-import { parsePath } from '../hl7/path.js';
+import { formatPath, parsePath } from '../hl7/path.js';
 import { unescapeValue } from '../hl7/escape.js';
 
 /** An identifier as found: the ID and where it came from. */
@@ -52,7 +52,7 @@ export function selectCx(message: Message, name: string, selector: CxSelector): 
     if (id === '' || id === '""') return;
     if (selector.assigning_authority !== undefined && authority !== selector.assigning_authority) return;
     if (selector.type_code !== undefined && type !== selector.type_code) return;
-    matches.push({ id, assigning_authority: authority, type_code: type, source: `${path.segment}-${path.field}[${i + 1}]` });
+    matches.push({ id, assigning_authority: authority, type_code: type, source: formatPath({ segment: path.segment, segmentRepetition: path.segmentRepetition, field: path.field, repetition: i + 1 }) });
   });
   const wanted = describeSelector(selector);
   if (matches.length > 1) {

@@ -60,10 +60,29 @@ export function setJsonPath(target: Record<string, unknown>, path: string, value
   node[keys[keys.length - 1]!] = value;
 }
 
-/** A lookup table: a value not in the table reads as null (so `default` can apply). */
-export function lookupValue(value: MappedValue, table: Readonly<Record<string, string>>): MappedValue {
+/** What a lookup does with a value its table does not have (`on_missing`). */
+export interface LookupOptions {
+  /** null (the default): the value reads as null, so `default` can apply; keep: the value as it came; error: the message fails. */
+  on_missing?: 'null' | 'keep' | 'default' | 'error';
+  /** Where the value was mapped to, for the error (never the value itself: it may identify a patient). */
+  target?: string;
+}
+
+/** A value a lookup table does not have, under `on_missing: error`. */
+export class LookupError extends Error {
+  constructor(readonly target: string | undefined) {
+    super(`the value mapped to ${target ?? 'a lookup'} is not in its lookup table (on_missing: error)`);
+    this.name = 'LookupError';
+  }
+}
+
+/** A lookup table: a value not in the table reads as null (so `default` can apply), unless `on_missing` says otherwise. */
+export function lookupValue(value: MappedValue, table: Readonly<Record<string, string>>, options: LookupOptions = {}): MappedValue {
   if (value === null || value === '') return value;
-  return Object.hasOwn(table, String(value)) ? table[String(value)]! : null;
+  if (Object.hasOwn(table, String(value))) return table[String(value)]!;
+  if (options.on_missing === 'keep') return value;
+  if (options.on_missing === 'error') throw new LookupError(options.target);
+  return null;
 }
 
 /** The default for a value that is empty, null or missing. */

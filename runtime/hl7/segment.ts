@@ -66,6 +66,14 @@ export class Segment {
     this.raw = null;
   }
 
+  /** Drops the fields after field n (empty places at the end of a segment carry nothing). */
+  truncate(n: number): void {
+    const fields = this.split();
+    if (fields.length <= n + 1) return;
+    fields.length = n + 1;
+    this.raw = null;
+  }
+
   toString(): string {
     if (this.raw !== null) return this.raw;
     const f = this.split();

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import { Gauge, Registry } from 'prom-client';
+import type { Logger } from '../log.js';
 import type { Store, StoreMetrics } from '../store/store.js';
 
 /**
@@ -12,6 +13,7 @@ export async function startAdminServer(
   port: number,
   host = '127.0.0.1',
   channels: () => Record<string, number> = () => ({}),
+  log?: Logger,
   sourceEvents: () => Record<string, Record<string, number>> = () => ({}),
 ): Promise<{ port: number; close(): Promise<void> }> {
   const registry = new Registry();
@@ -80,17 +82,26 @@ export async function startAdminServer(
   const server = http.createServer((req, res) => {
     answer(req, res).catch((err: Error) => {
       // The store could not answer (locked, gone, disk full): say so, and keep serving.
+      log?.error({ err: err.message, url: req.url }, 'admin request failed: the store could not be read');
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ status: 'error', reason: `the store could not be read: ${err.message}` }));
     });
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const refused = (err: NodeJS.ErrnoException) =>
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new Error(`the admin port ${port} on ${host} is in use: choose another --admin-port, or stop what listens there`)
+          : new Error(`the admin port ${port} on ${host} cannot be opened: ${err.message}`),
+      );
+    server.once('error', refused);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', refused);
       resolve();
     });
   });
+  // After listening, an error (a socket the OS tears down, …) is reported, never a crash.
+  server.on('error', (err) => log?.error({ err: err.message }, 'admin server error'));
   return {
     port: (server.address() as { port: number }).port,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),

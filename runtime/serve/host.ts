@@ -2,7 +2,7 @@ import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:
 import http from 'node:http';
 import { basename, join } from 'node:path';
 import { timingSafeEqual } from 'node:crypto';
-import { ackForPayload, HL7_ERROR, readHeaderLeniently } from '../ack/ack.js';
+import { ackForPayload, acksForPayload, HL7_ERROR, readHeaderLeniently } from '../ack/ack.js';
 import type { ChannelDefinition, ChannelResult, DestinationConfig, PayloadKind, SourceConfig, TlsFiles } from '../channel/channel.js';
 import type { ServerTlsOptions } from '../mllp/tls.js';
 import { readFileSync } from 'node:fs';
@@ -160,7 +160,7 @@ export class ChannelHost {
     } catch (err) {
       // A bug in generated or runtime code: the message is still stored and answered.
       this.log.error({ channel: definition.name, err: (err as Error).message }, 'channel failed on a message');
-      result = { status: 'error', reason: `internal error: ${(err as Error).message}`, identifiers: {}, outputs: {}, ...errorAnswer(definition, payload, 'internal error in the receiving application') };
+      result = { status: 'error', reason: `internal error: ${(err as Error).message}`, identifiers: {}, outputs: {}, ...errorAnswer(definition, payload, 'error', 'internal error in the receiving application') };
     }
     const message = result.message;
     const deliveries = deliveryPayloads(result, { channel: definition, raw: payload });
@@ -184,7 +184,7 @@ export class ChannelHost {
     } catch (err) {
       // Not stored means not acknowledged: the sender keeps the message and tries again.
       this.log.error({ channel: definition.name, err: (err as Error).message }, 'could not store a message; answering with an error');
-      return { ...result, ...errorAnswer(definition, payload, 'the message could not be stored; send it again') };
+      return { ...result, ...errorAnswer(definition, payload, 'not_stored', 'the message could not be stored; send it again') };
     }
     const log = { channel: definition.name, id, controlId: message?.controlId, type: message?.getRaw('MSH-9'), status: result.status, ack: ackCodesOf(result) };
     if (result.status === 'accepted' || result.status === 'filtered') this.log.info(log, 'message stored');
@@ -544,10 +544,20 @@ function bearerMatches(header: string | undefined, token: string): boolean {
   return given.length === wanted.length && timingSafeEqual(given, wanted);
 }
 
-/** The answer when the message could not be handled or stored: it replaces whatever the channel would have answered. */
-function errorAnswer(definition: ChannelDefinition, payload: Buffer, userMessage: string): Pick<ChannelResult, 'ack' | 'ackCode' | 'applicationAck' | 'applicationAckCode' | 'response'> {
+/**
+ * The answer when the channel failed on the message ('error': it is stored and answered as an
+ * application error) or the store failed ('not_stored': AE in original mode, CE in enhanced
+ * mode, so the sender sends it again); it replaces whatever the channel would have answered.
+ */
+function errorAnswer(definition: ChannelDefinition, payload: Buffer, outcome: 'error' | 'not_stored', userMessage: string): Pick<ChannelResult, 'ack' | 'ackCode' | 'applicationAck' | 'applicationAckCode' | 'response'> {
   const none = { ack: undefined, ackCode: undefined, applicationAck: undefined, applicationAckCode: undefined };
-  if (definition.source.kind === 'http') return { ...none, response: { status: 503, body: { status: 'error', reason: userMessage } } };
+  if (definition.source.kind === 'http') return { ...none, response: { status: outcome === 'not_stored' ? 503 : 500, body: { status: 'error', reason: userMessage } } };
   if (definition.source.kind !== 'mllp') return none;
-  return { ...none, ack: ackForPayload(payload, 'AE', { code: HL7_ERROR.applicationInternalError, userMessage }), ackCode: 'AE' };
+  const setting = definition.source.ack_mode;
+  const [first, second] = acksForPayload(payload, outcome, { code: HL7_ERROR.applicationInternalError, userMessage }, setting === 'as_requested' ? undefined : setting);
+  return {
+    ...none,
+    ...(first ? { ack: first.ack, ackCode: first.code } : {}),
+    ...(second ? { applicationAck: second.ack, applicationAckCode: second.code } : {}),
+  };
 }

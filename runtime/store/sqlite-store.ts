@@ -82,6 +82,8 @@ export interface SqliteStoreOptions {
   synchronous?: 'FULL' | 'NORMAL';
   /** Told when taking received messages into SQLite fails (they stay in the log and are retried). */
   onIngestError?: (err: Error, waiting: number) => void;
+  /** Told every SQL statement the main connection runs (tests look at what a report costs). */
+  traceStatements?: (sql: string) => void;
   /** The received-message log is emptied when it has grown past this and SQLite holds all of it. Default 64 MiB. */
   receivedLogLimitBytes?: number;
 }
@@ -92,6 +94,40 @@ const INGEST_AT_ONCE = 256;
 const DEFAULT_LOG_LIMIT_BYTES = 64 * 1024 * 1024;
 
 export type { QueuedListener } from './store.js';
+
+/**
+ * Counts by channel and status (messages) and by queue and state (deliveries), kept by triggers
+ * in the same transaction as the change: /metrics and /health read a few rows instead of
+ * scanning tables that hold hundreds of thousands (a scan of 292k deliveries held the event
+ * loop, and every ACK, for a second). Triggers, not counters in memory, because replay and
+ * prune run in other processes on the same file.
+ */
+const COUNTS = `
+CREATE TABLE message_counts (channel TEXT NOT NULL, status TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (channel, status)) WITHOUT ROWID;
+CREATE TABLE delivery_counts (channel TEXT NOT NULL, destination TEXT NOT NULL, state TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (channel, destination, state)) WITHOUT ROWID;
+INSERT INTO message_counts SELECT channel, status, COUNT(*) FROM messages GROUP BY channel, status;
+INSERT INTO delivery_counts SELECT channel, destination, state, COUNT(*) FROM deliveries GROUP BY channel, destination, state;
+CREATE TRIGGER message_counted AFTER INSERT ON messages BEGIN
+  INSERT INTO message_counts VALUES (NEW.channel, NEW.status, 1) ON CONFLICT (channel, status) DO UPDATE SET count = count + 1;
+END;
+CREATE TRIGGER message_recounted AFTER UPDATE OF status ON messages WHEN OLD.status <> NEW.status BEGIN
+  UPDATE message_counts SET count = count - 1 WHERE channel = OLD.channel AND status = OLD.status;
+  INSERT INTO message_counts VALUES (NEW.channel, NEW.status, 1) ON CONFLICT (channel, status) DO UPDATE SET count = count + 1;
+END;
+CREATE TRIGGER message_uncounted AFTER DELETE ON messages BEGIN
+  UPDATE message_counts SET count = count - 1 WHERE channel = OLD.channel AND status = OLD.status;
+END;
+CREATE TRIGGER delivery_counted AFTER INSERT ON deliveries BEGIN
+  INSERT INTO delivery_counts VALUES (NEW.channel, NEW.destination, NEW.state, 1) ON CONFLICT (channel, destination, state) DO UPDATE SET count = count + 1;
+END;
+CREATE TRIGGER delivery_recounted AFTER UPDATE OF state ON deliveries WHEN OLD.state <> NEW.state BEGIN
+  UPDATE delivery_counts SET count = count - 1 WHERE channel = OLD.channel AND destination = OLD.destination AND state = OLD.state;
+  INSERT INTO delivery_counts VALUES (NEW.channel, NEW.destination, NEW.state, 1) ON CONFLICT (channel, destination, state) DO UPDATE SET count = count + 1;
+END;
+CREATE TRIGGER delivery_uncounted AFTER DELETE ON deliveries BEGIN
+  UPDATE delivery_counts SET count = count - 1 WHERE channel = OLD.channel AND destination = OLD.destination AND state = OLD.state;
+END;
+`;
 
 /** Columns added after the first release: added in place to a store an older hl7c made. */
 const ADDED_COLUMNS: Array<[table: string, column: string, definition: string]> = [
@@ -125,6 +161,16 @@ export class SqliteStore implements Store {
   private ingestTimer: NodeJS.Timeout | null = null;
   private readonly queuedListeners: QueuedListener[] = [];
 
+  /** Creates the count tables and their triggers on a store that has none: counted once, here. */
+  private keepCounts(): void {
+    const exists = this.connection.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'delivery_counts'").get();
+    if (exists) return;
+    this.connection.transaction(() => {
+      // Another process may have made them meanwhile: checked again under the write lock.
+      if (!this.connection.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'delivery_counts'").get()) this.connection.exec(COUNTS);
+    }).immediate();
+  }
+
   /** Prepared once per connection: preparing is a large part of a small query's cost. */
   private statement(sql: string, connection: Database.Database = this.connection): Database.Statement {
     const key = `${connection === this.connection ? 'db' : 'bk'}:${sql}`;
@@ -141,7 +187,7 @@ export class SqliteStore implements Store {
     this.synchronous = options.synchronous ?? 'FULL';
     this.onIngestError = options.onIngestError;
     this.receivedLogLimitBytes = options.receivedLogLimitBytes ?? DEFAULT_LOG_LIMIT_BYTES;
-    this.connection = new Database(path);
+    this.connection = new Database(path, options.traceStatements ? { verbose: (sql) => options.traceStatements!(String(sql)) } : {});
     this.connection.pragma('journal_mode = WAL');
     // A reader's own changes (replay, prune) are synced; the writer relaxes this (openForWriting).
     this.connection.pragma('synchronous = FULL');
@@ -154,6 +200,7 @@ export class SqliteStore implements Store {
       const columns = this.connection.prepare(`PRAGMA table_info(${table})`).all() as Array<{ name: string }>;
       if (!columns.some((c) => c.name === column)) this.connection.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${definition}`);
     }
+    this.keepCounts();
     this.bookkeeping = path === ':memory:' ? this.connection : new Database(path);
     this.bookkeeping.pragma('synchronous = NORMAL');
     this.bookkeeping.pragma('busy_timeout = 5000');
@@ -679,21 +726,37 @@ export class SqliteStore implements Store {
 
   counts(): Promise<MessageCount[]> {
     this.catchUp();
-    return this.attempt(() => this.connection.prepare('SELECT channel, status, COUNT(*) AS count FROM messages GROUP BY channel, status ORDER BY channel, status').all() as MessageCount[]);
+    return this.attempt(() => this.statement('SELECT channel, status, count FROM message_counts WHERE count > 0 ORDER BY channel, status').all() as MessageCount[]);
   }
 
+  /**
+   * From the count tables, and per queue with open entries its head (the partial index
+   * deliveries_open): no statement here reads more than a few rows.
+   */
   metrics(): Promise<StoreMetrics> {
     this.catchUp();
-    return this.attempt(() => ({
-      messages: this.connection.prepare('SELECT channel, status, COUNT(*) AS count FROM messages GROUP BY channel, status ORDER BY channel, status').all() as MessageCount[],
-      deliveries: this.connection.prepare('SELECT channel, destination, state, COUNT(*) AS count FROM deliveries GROUP BY channel, destination, state').all() as StoreMetrics['deliveries'],
-      oldestOpen: this.connection
-        .prepare("SELECT channel, destination, MIN(created_at) AS oldest FROM deliveries WHERE state IN ('queued', 'sending', 'stopped') GROUP BY channel, destination")
-        .all() as StoreMetrics['oldestOpen'],
-      waiting: this.waiting.length,
-      ingestFailures: this.ingestFailures,
-      lastError: this.lastIngestError,
-    }));
+    return this.attempt(() => {
+      const deliveries = this.statement('SELECT channel, destination, state, count FROM delivery_counts ORDER BY channel, destination, state').all() as StoreMetrics['deliveries'];
+      const open = new Map<string, { channel: string; destination: string }>();
+      for (const d of deliveries) if (d.count > 0 && OPEN_STATES.includes(d.state)) open.set(`${d.channel}\u0000${d.destination}`, d);
+      const head = this.statement(
+        `SELECT created_at FROM deliveries INDEXED BY deliveries_open
+         WHERE channel = ? AND destination = ? AND state IN ('queued', 'sending', 'stopped') ORDER BY id LIMIT 1`,
+      );
+      const oldestOpen: StoreMetrics['oldestOpen'] = [];
+      for (const q of open.values()) {
+        const row = head.get(q.channel, q.destination) as { created_at: number } | undefined;
+        if (row) oldestOpen.push({ channel: q.channel, destination: q.destination, oldest: row.created_at });
+      }
+      return {
+        messages: this.statement('SELECT channel, status, count FROM message_counts WHERE count > 0 ORDER BY channel, status').all() as MessageCount[],
+        deliveries,
+        oldestOpen,
+        waiting: this.waiting.length,
+        ingestFailures: this.ingestFailures,
+        lastError: this.lastIngestError,
+      };
+    });
   }
 
   setChannel(name: string, specPath: string, specVersion: string, now: number): Promise<void> {
@@ -734,6 +797,8 @@ export class SqliteStore implements Store {
     this.connection.close();
   }
 }
+
+const OPEN_STATES = ['queued', 'sending', 'stopped'];
 
 /** A deliveries row with its lease columns (not part of Delivery: only the store reads them). */
 type LeasedRow = QueuedDelivery & { lease_owner: string | null; lease_until: number | null };

@@ -90,7 +90,11 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
     for (const t of m.transform ?? []) {
       expr = `${use('applyTransform')}(${expr}, ${q(t)}${t === 'datetime' && timezone ? `, { defaultOffset: ${q(timezone)} }` : ''})`;
     }
-    if (m.lookup) expr = `${use('lookupValue')}(${expr}, ${q('file' in m.lookup && typeof m.lookup.file === 'string' ? readCsvTable(resolve(loaded.dir ?? '.', m.lookup.file)) : m.lookup)})`;
+    if (m.lookup) {
+      const table = q('file' in m.lookup && typeof m.lookup.file === 'string' ? readCsvTable(resolve(loaded.dir ?? '.', m.lookup.file)) : m.lookup);
+      const onMissing = m.on_missing === null ? 'null' : m.on_missing;
+      expr = `${use('lookupValue')}(${expr}, ${table}${onMissing && onMissing !== 'null' && onMissing !== 'default' ? `, ${q({ on_missing: onMissing, target: path.filter((k) => k !== 'map' && k !== 'fields').join('.') })}` : ''})`;
+    }
     if (m.default !== undefined) expr = `${use('withDefault')}(${expr}, ${q(m.default)})`;
     return expr;
   };
@@ -129,14 +133,34 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
     buildBody.push('return builder.message;');
   }
 
-  // ---- transform (HL7 -> HL7)
+  // ---- transform (HL7 -> HL7): values move as structure; only literal values are escaped
   const transformBody: string[] = [];
   (spec.transform ?? []).forEach((step, i) => {
-    transformBody.push(`// ${ref('transform', i)}`);
-    if ('set' in step) transformBody.push(`message.set(${q(step.set.path)}, ${q(step.set.value)});`);
-    else if ('copy' in step) transformBody.push(`message.set(${q(step.copy.to)}, message.get(${q(step.copy.from)}));`);
-    else if ('clear' in step) transformBody.push(`message.clear(${q(step.clear)});`);
-    else transformBody.push(`while (message.removeSegment(${q(step.delete_segments)})) { /* every ${step.delete_segments} */ }`);
+    const lines: string[] = [];
+    if ('set' in step) {
+      if ('identifier' in step.set) {
+        const rule = spec.identifiers![step.set.identifier]!;
+        if (!rule.required) lines.push(`// ${step.set.identifier} is optional: when it is missing or ambiguous, ${step.set.path} is left as it is`);
+        lines.push(`${use('setIdentifier')}(message, ${q(step.set.path)}, ${selectionExpr(step.set.identifier, rule)});`);
+      } else lines.push(`message.set(${q(step.set.path)}, ${q(step.set.value)});`);
+    } else if ('copy' in step) lines.push(`${use('copyElement')}(message, ${q(step.copy.from)}, message, ${q(step.copy.to)});`);
+    else if ('clear' in step) lines.push(`${use('clearElement')}(message, ${q(step.clear)});`);
+    else if ('keep_identifier' in step) {
+      const rule = spec.identifiers![step.keep_identifier]!;
+      const field = rule.field ?? defaultCx(rule.kind);
+      lines.push(
+        rule.required
+          ? `// ${field} keeps only the repetition ${step.keep_identifier} selects (required: checked by identify)`
+          : `// ${field} keeps only the repetition ${step.keep_identifier} selects; it is optional, so when missing or ambiguous ${field} is left as it is`,
+      );
+      lines.push(`${use('keepIdentifier')}(message, ${selectionExpr(step.keep_identifier, rule)});`);
+    } else {
+      const names = typeof step.delete_segments === 'string' ? [step.delete_segments] : step.delete_segments;
+      lines.push(`${use('deleteSegments')}(message, ${q(names)});`);
+    }
+    transformBody.push(`// ${ref('transform', i)}${step.when ? `: when ${describeCondition(step.when)}` : ''}`);
+    if (step.when) transformBody.push(`if (${conditionExpr(step.when, use)}) {`, ...lines, '}');
+    else transformBody.push(...lines);
   });
 
   // ---- route
@@ -225,7 +249,7 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
   });
   file.addExportAssignment({
     isExportEquals: false,
-    expression: `defineChannel({\nname: ${q(spec.channel)},\nspec: ${q(loaded.file)},\nsource: ${source},\ninput: ${q(inputKindOf(spec))},\noutput: ${q(output)},\ndestinations: {\n${destinations}\n},\n${stages.join(',\n')},\n})`,
+    expression: `defineChannel({\nname: ${q(spec.channel)},\nspec: ${q(loaded.file)},\nsource: ${source},\ninput: ${q(inputKindOf(spec))},\noutput: ${q(output)},\ndestinations: {\n${destinations}\n},\non_unrouted: ${q(spec.on_unrouted ?? 'error')},\n${stages.join(',\n')},\n})`,
   });
   file.formatText({ indentSize: 2, convertTabsToSpaces: true, ensureNewLineAtEndOfFile: true });
   const header = [
@@ -332,14 +356,24 @@ function fieldsFor(rule: IdentifierRule): string[] {
   return rule.prefer === 'placer' ? ['ORC-2', 'OBR-2', 'ORC-3', 'OBR-3'] : ['ORC-3', 'OBR-3', 'ORC-2', 'OBR-2'];
 }
 
+/** The identifier rule as transform steps read it (keep_identifier, set: {identifier}). */
+function selectionExpr(name: string, rule: IdentifierRule): string {
+  if (rule.kind === 'order' || rule.kind === 'appointment' || rule.kind === 'document') return `{ name: ${q(name)}, required: ${!!rule.required}, ei: ${q(fieldsFor(rule))} }`;
+  return `{ name: ${q(name)}, required: ${!!rule.required}, cx: ${q(cxSelector(rule))} }`;
+}
+
+function cxSelector(rule: IdentifierRule): Record<string, string> {
+  const selector: Record<string, string> = { field: rule.field ?? defaultCx(rule.kind) };
+  if (rule.assigning_authority !== undefined) selector.assigning_authority = rule.assigning_authority;
+  if (rule.type_code !== undefined) selector.type_code = rule.type_code;
+  return selector;
+}
+
 function identifierCall(name: string, rule: IdentifierRule, use: (n: string) => string): string {
   if (rule.kind === 'order' || rule.kind === 'appointment' || rule.kind === 'document') {
     return `${use('selectEi')}(message, ${q(name)}, ${q(fieldsFor(rule))})`;
   }
-  const selector: Record<string, string> = { field: rule.field ?? defaultCx(rule.kind) };
-  if (rule.assigning_authority !== undefined) selector.assigning_authority = rule.assigning_authority;
-  if (rule.type_code !== undefined) selector.type_code = rule.type_code;
-  return `${use('selectCx')}(message, ${q(name)}, ${q(selector)})`;
+  return `${use('selectCx')}(message, ${q(name)}, ${q(cxSelector(rule))})`;
 }
 
 function usesIdentifiers(fields: Record<string, Mapping>): boolean {

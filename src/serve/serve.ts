@@ -106,8 +106,18 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
     throw err;
   }
   log.info({ store: store.location, durability: options.durability ?? 'disk', node: host.owner }, 'store opened');
-  await host.apply(first.channels);
-  const admin = options.adminPort !== undefined ? await startAdminServer(store, options.adminPort, '127.0.0.1', () => host.ports(), () => host.sourceCounters()) : undefined;
+  // The admin port is bound before any source listens: a port in use stops the start with
+  // nothing half-started (no listener accepting messages that nobody watches).
+  let admin: Awaited<ReturnType<typeof startAdminServer>> | undefined;
+  try {
+    if (options.adminPort !== undefined) admin = await startAdminServer(store, options.adminPort, '127.0.0.1', () => host.ports(), log, () => host.sourceCounters());
+    await host.apply(first.channels);
+  } catch (err) {
+    await host.close().catch(() => undefined);
+    await admin?.close().catch(() => undefined);
+    await store.close().catch(() => undefined);
+    throw err;
+  }
 
   let chain: Promise<unknown> = Promise.resolve();
   let seen = fingerprint(options);

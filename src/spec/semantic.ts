@@ -112,6 +112,11 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
       at([...where, 'lookup', 'file'], 'error', 'spec/lookup-file-missing', `lookup table ${m.lookup.file} does not exist`, 'a CSV with a header row and two columns: code,value; paths are relative to the spec');
     }
     if (m.fields && !m.each) at([...where, 'fields'], 'error', 'spec/fields-without-each', 'fields: belongs with each:');
+    if (m.on_missing !== undefined && !m.lookup) at([...where, 'on_missing'], 'error', 'spec/on-missing-without-lookup', 'on_missing: says what a lookup does with a value its table lacks; this mapping has no lookup:');
+    if (m.on_missing === 'default' && m.default === undefined) at([...where, 'on_missing'], 'error', 'spec/on-missing-default', 'on_missing: default needs a default: value', 'add default: …, or choose on_missing: null | keep | error');
+    if (m.lookup && m.on_missing === undefined && m.default === undefined) {
+      at([...where, 'lookup'], 'warning', 'spec/lookup-unhandled-missing', 'a value this lookup table lacks silently becomes null', 'say what should happen: on_missing: null | keep | default | error, or give a default:');
+    }
     for (const [key, child] of Object.entries(m.fields ?? {})) walkMapping(child, [...where, 'fields', key]);
   };
   for (const [key, m] of Object.entries(spec.map ?? {})) walkMapping(m, ['map', key]);
@@ -136,14 +141,31 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
     at(['map'], 'error', 'spec/map-with-build', 'a channel that builds HL7 from JSON sends that HL7 on; map: (HL7 to JSON) does not apply', 'remove map:, or split into two channels');
   }
   spec.build?.segments.forEach((seg, i) => walkBuild(seg, ['build', 'segments', i]));
+  const checkIdentifierName = (name: string, where: PathKey[], cxOnly: boolean) => {
+    const rule = identifiers[name];
+    if (!rule) {
+      at(where, 'error', 'spec/unknown-identifier', `no identifier named ${name}`, Object.keys(identifiers).length ? `defined: ${Object.keys(identifiers).join(', ')}` : 'define it under identifiers:');
+    } else if (cxOnly && !CX_DEFAULT_FIELD[rule.kind]) {
+      at(where, 'error', 'spec/keep-identifier-not-cx', `keep_identifier reduces a repeating CX field to one repetition; ${name} is a ${rule.kind} identifier (an EI), which does not repeat`, 'use keep_identifier with a patient, visit, account or merge identifier');
+    }
+  };
   spec.transform?.forEach((step, i) => {
     const where: PathKey[] = ['transform', i];
-    if ('set' in step) checkPath(step.set.path, [...where, 'set', 'path']);
+    const kinds = ['set', 'copy', 'clear', 'delete_segments', 'keep_identifier'].filter((k) => k in step);
+    if (kinds.length !== 1) {
+      at(where, 'error', 'spec/transform-step', kinds.length ? `a transform step does one thing; this one has ${kinds.join(' and ')}` : 'a transform step needs one of set, copy, clear, delete_segments, keep_identifier', 'split it into several steps; when: may go beside any of them');
+    }
+    if (step.when) walkCondition(step.when, [...where, 'when']);
+    if ('set' in step) {
+      checkPath(step.set.path, [...where, 'set', 'path']);
+      if ('identifier' in step.set) checkIdentifierName(step.set.identifier, [...where, 'set', 'identifier'], false);
+    }
     if ('copy' in step) {
       checkPath(step.copy.from, [...where, 'copy', 'from']);
       checkPath(step.copy.to, [...where, 'copy', 'to']);
     }
     if ('clear' in step) checkPath(step.clear, [...where, 'clear']);
+    if ('keep_identifier' in step) checkIdentifierName(step.keep_identifier, [...where, 'keep_identifier'], true);
   });
   if (!spec.destinations || Object.keys(spec.destinations).length === 0) {
     at(['channel'], 'warning', 'spec/no-destination', `channel ${spec.channel} has no destinations: accepted messages go nowhere`, 'add destinations:');

@@ -23,6 +23,8 @@ export interface Spec {
   build?: BuildSpec;
   transform?: TransformStep[];
   destinations?: Record<string, Destination>;
+  /** A processed message no destination takes: error (default, AE) or filter (AA, recorded as filtered). */
+  on_unrouted?: 'error' | 'filter';
   tests?: TestCase[];
 }
 
@@ -61,11 +63,14 @@ export type BuildValue =
       default?: string | number | boolean | null;
     };
 
-export type TransformStep =
-  | { set: { path: string; value: string | null } }
+/** One HL7 -> HL7 edit; every step may carry `when`, the condition under which it applies. */
+export type TransformStep = (
+  | { set: { path: string; value: string | null } | { path: string; identifier: string } }
   | { copy: { from: string; to: string } }
   | { clear: string }
-  | { delete_segments: string };
+  | { delete_segments: string | string[] }
+  | { keep_identifier: string }
+) & { when?: Condition };
 
 export interface AcceptRule {
   rule: string;
@@ -92,9 +97,13 @@ export interface Mapping {
   fields?: Record<string, Mapping>;
   transform?: Array<'trim' | 'upper' | 'lower' | 'date' | 'datetime' | 'number'>;
   lookup?: Record<string, string> | { file: string };
+  /** A value the lookup table does not have; YAML `null` and "null" mean the same. */
+  on_missing?: LookupMissing | null;
   default?: string | number | boolean | null;
   when?: Condition;
 }
+
+export type LookupMissing = 'null' | 'keep' | 'default' | 'error';
 
 export interface Destination {
   http?: { url: string; method?: string; headers?: Record<string, string>; timeout_ms?: number };
@@ -111,12 +120,18 @@ export interface TestCase {
   name: string;
   input: string | Record<string, unknown>;
   expect: {
-    ack?: 'AA' | 'AE' | 'AR' | 'CA' | 'CE' | 'CR' | 'none';
+    ack?: 'AA' | 'AE' | 'AR' | 'CA' | 'CE' | 'CR' | 'CA AA' | 'CA AE' | 'CA AR' | 'none';
     status?: 'accepted' | 'filtered' | 'rejected' | 'error';
     reason?: string;
     identifiers?: Record<string, string | null>;
     output?: Record<string, unknown>;
     hl7?: Record<string, string | null>;
+    /** The whole output message, a segment per line, except MSH-7 and MSH-10. */
+    message?: string;
+    /** Per destination: a JSON subset, an HL7 message as text, or null for "not sent there". */
+    destinations?: Record<string, Record<string, unknown> | string | null>;
+    /** The destinations taken, in spec order. */
+    route?: string[];
     response_status?: number;
   };
 }

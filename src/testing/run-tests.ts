@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { ChannelDefinition, ChannelResult } from '../../runtime/index.js';
-import { runChannel } from '../../runtime/index.js';
+import { ackCodesOf, HL7_NULL, runChannel } from '../../runtime/index.js';
 import type { TestCase } from '../spec/types.js';
 
 export interface CaseResult {
@@ -24,8 +24,10 @@ export async function runCase(channel: ChannelDefinition, testCase: TestCase, sp
   const result = runChannel(channel, await testInput(testCase.input, specDir));
   const mismatches: string[] = [];
   const e = testCase.expect;
-  const ack = result.ackCode ?? 'none';
-  if (e.ack !== undefined && e.ack !== ack) mismatches.push(`ack: expected ${e.ack}, got ${ack}${result.reason ? ` (${result.reason})` : ''}`);
+  const ack = ackCodesOf(result) ?? 'none';
+  // After a CA, what happened is the application ACK's code: "AE" matches "CA AE", "CA" alone does not.
+  const finalAck = result.applicationAckCode ?? result.ackCode ?? 'none';
+  if (e.ack !== undefined && e.ack !== ack && e.ack !== finalAck) mismatches.push(`ack: expected ${e.ack}, got ${ack}${result.reason ? ` (${result.reason})` : ''}`);
   if (e.status !== undefined && e.status !== result.status) mismatches.push(`status: expected ${e.status}, got ${result.status}${result.reason ? ` (${result.reason})` : ''}`);
   if (e.reason !== undefined && !(result.reason ?? '').includes(e.reason)) mismatches.push(`reason: expected to contain "${e.reason}", got "${result.reason ?? ''}"`);
   for (const [name, expected] of Object.entries(e.identifiers ?? {})) {
@@ -35,16 +37,67 @@ export async function runCase(channel: ChannelDefinition, testCase: TestCase, sp
   if (e.response_status !== undefined && e.response_status !== result.response?.status) {
     mismatches.push(`response status: expected ${e.response_status}, got ${result.response?.status ?? 'none'}${result.reason ? ` (${result.reason})` : ''}`);
   }
+  // Fields as encoded on the wire: escapes and separators are part of what the receiver gets.
   for (const [path, expected] of Object.entries(e.hl7 ?? {})) {
-    const got = result.message ? result.message.get(path) : undefined;
-    if (got !== expected) mismatches.push(`${path}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(got ?? null)}`);
+    const got = result.message ? wireValue(result.message.getRaw(path)) : null;
+    if (got !== expected) mismatches.push(`${path}: expected ${JSON.stringify(expected)} on the wire, got ${JSON.stringify(got)}`);
   }
-  if (e.output !== undefined) {
-    for (const [destination, output] of Object.entries(outputsOrNone(result))) {
-      for (const diff of subsetDiff(e.output, output, `output[${destination}]`)) mismatches.push(diff);
+  if (e.message !== undefined) {
+    const got = result.message ? messageLines(result.message.toString()) : [];
+    mismatches.push(...linesDiff(messageLines(e.message), got, 'message'));
+  }
+  if (e.route !== undefined) {
+    const got = Object.keys(result.outputs);
+    if (JSON.stringify(got) !== JSON.stringify(e.route)) mismatches.push(`route: expected ${JSON.stringify(e.route)}, got ${JSON.stringify(got)}`);
+  }
+  for (const [destination, expected] of Object.entries(e.destinations ?? {})) {
+    const sent = Object.hasOwn(result.outputs, destination);
+    if (expected === null) {
+      if (sent) mismatches.push(`destinations.${destination}: expected nothing sent there, but the message goes there`);
+    } else if (!sent) {
+      mismatches.push(`destinations.${destination}: expected output, but the message does not go there (route: ${JSON.stringify(Object.keys(result.outputs))})`);
+    } else {
+      const output = result.outputs[destination];
+      if (typeof expected === 'string') {
+        mismatches.push(...linesDiff(messageLines(expected), typeof output === 'string' ? messageLines(output) : [JSON.stringify(output)], `destinations.${destination}`));
+      } else mismatches.push(...subsetDiff(expected, output, `destinations.${destination}`));
     }
   }
   return { name: testCase.name, passed: mismatches.length === 0, mismatches };
+}
+
+/** The encoded value as a test states it: the HL7 null `""` as null, absent as ''. */
+function wireValue(raw: string): string | null {
+  return raw === HL7_NULL ? null : raw;
+}
+
+/**
+ * A message as lines to compare: one segment per line (CR, LF or CRLF), blank lines and outer
+ * spaces dropped, MSH-7 and MSH-10 blanked as they are new for every message a channel builds.
+ */
+function messageLines(text: string): string[] {
+  return text
+    .split(/\r\n|\r|\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== '')
+    .map((l) => (l.startsWith('MSH') ? blankMshTimeAndId(l) : l));
+}
+
+function blankMshTimeAndId(line: string): string {
+  const sep = line[3] ?? '|';
+  const fields = line.split(sep);
+  // fields[0] is MSH, fields[1] is MSH-2, so MSH-n is fields[n - 1].
+  if (fields.length > 6) fields[6] = '(MSH-7)';
+  if (fields.length > 9) fields[9] = '(MSH-10)';
+  return fields.join(sep);
+}
+
+function linesDiff(expected: string[], actual: string[], what: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < Math.max(expected.length, actual.length); i++) {
+    if (expected[i] !== actual[i]) out.push(`${what} segment ${i + 1}: expected ${JSON.stringify(expected[i] ?? '(none)')}, got ${JSON.stringify(actual[i] ?? '(none)')}`);
+  }
+  return out;
 }
 
 function outputsOrNone(result: ChannelResult): Record<string, unknown> {

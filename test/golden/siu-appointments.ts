@@ -80,6 +80,7 @@ export default defineChannel({
   destinations: {
     "importer": { target: { kind: "file", dir: interpolate("${APPOINTMENTS_DIR:-.hl7c/out/appointments}"), file_name: "{control_id}.json" }, retry: { attempts: 3, backoff_ms: 500, max_backoff_ms: 60000 }, on_failure: "stop_queue" }
   },
+  on_unrouted: "error",
   accept,
   identify,
   map,

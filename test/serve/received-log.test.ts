@@ -237,13 +237,13 @@ describe('received-message log (stored before the ACK, taken into SQLite after)'
       const ack = await client.send(adtMessage('NOT-STORED'));
       expect(ack.code).toBe('AE');
       expect(ack.errors.join(' ')).toMatch(/could not be stored; send it again/);
-      // Asked for an accept ACK and an application ACK: the AE replaces both, no AA follows it.
+      // Asked for an accept ACK and an application ACK: not committed is a CE (send again) alone, no AA follows it.
       // Replies keep the order of messages, so the next message's ACK shows nothing came between.
       const peer = await RawPeer.connect(host.ports()['adt-in']!);
       try {
         await peer.write(frame(adtMessage('NOT-STORED-2').replace('|P|2.5.1', '|P|2.5.1|||AL|AL')), frame(adtMessage('NOT-STORED-3')));
         const replies = (await peer.waitForFrames(2)).map((f) => readAck(parseMessage(f)));
-        expect(replies.map((a) => `${a.code} ${a.acknowledgedControlId}`)).toEqual(['AE NOT-STORED-2', 'AE NOT-STORED-3']);
+        expect(replies.map((a) => `${a.code} ${a.acknowledgedControlId}`)).toEqual(['CE NOT-STORED-2', 'AE NOT-STORED-3']);
       } finally {
         await peer.end();
       }

@@ -51,12 +51,17 @@ destinations: { out: { file: { dir: $DIR/out } } }
     // Without the application ACK, a sender using MSH-15 NE / MSH-16 AL would wait forever.
     expect(await client.send(asking('NE-AL', 'NE|AL'))).toMatchObject({ acknowledged: true, code: 'AA' });
     expect(await client.send(asking('AL-AL', 'AL|AL'))).toMatchObject({ code: 'AA', accept: { code: 'CA' } });
-    // Committed with an error: the accept ACK says so, and no application ACK follows.
+    // Committed with an application error: CA (stored, do not resend), then the AE naming the field.
+    // A CE here would tell the sender "not committed, send it again".
     const failed = await client.send(asking('NO-MRN', 'AL|AL', 'E9^^^OTHER'));
-    expect(failed.code).toBe('CE');
-    expect(failed.accept).toBeUndefined();
+    expect(failed).toMatchObject({ code: 'AE', accept: { code: 'CA' } });
+    expect(failed.errors.join(' ')).toMatch(/identifier patient: no repetition of PID-3/);
     const stored = Object.fromEntries((await serving.store.listMessages()).map((m) => [m.control_id, m]));
-    expect([stored['NE-AL']!.ack_code, stored['AL-AL']!.ack_code, stored['NO-MRN']!.ack_code]).toEqual(['AA', 'CA AA', 'CE']);
+    expect([stored['NE-AL']!.ack_code, stored['AL-AL']!.ack_code, stored['NO-MRN']!.ack_code]).toEqual(['AA', 'CA AA', 'CA AE']);
+    const failedBack = (await serving.store.getMessage(stored['NO-MRN']!.id))!.message.ack!.toString('latin1');
+    expect(failedBack.match(/^MSA\|[^\r]*/gm)).toEqual(['MSA|CA|NO-MRN', expect.stringMatching(/^MSA\|AE\|NO-MRN\|identifier patient/)]);
+    // Under ER the accept ACK is not sent for a committed message: the AE alone answers.
+    expect(await client.send(asking('ER-AL', 'ER|AL', 'E9^^^OTHER'))).toMatchObject({ code: 'AE' });
     const sentBack = (await serving.store.getMessage(stored['AL-AL']!.id))!.message.ack!.toString('latin1');
     expect(sentBack.match(/^MSA\|(\w\w)\|AL-AL/gm)).toEqual(['MSA|CA|AL-AL', 'MSA|AA|AL-AL']);
   });

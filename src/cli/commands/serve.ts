@@ -11,15 +11,33 @@ export interface ServeArgs {
   logger: Logger;
 }
 
-/** `hl7c serve`: runs the channels until SIGINT/SIGTERM, then stops cleanly. */
+/**
+ * `hl7c serve`: runs the channels until SIGINT/SIGTERM, then stops cleanly (exit 0).
+ *
+ * A promise rejected with nobody to handle it is a bug that may have left a message or a queue
+ * in an unknown state: it is logged, the server stops as for SIGTERM (sockets closed, messages
+ * in flight answered, queues' attempts recorded), and the process exits 1 so that a supervisor
+ * (systemd, Kubernetes) restarts it; the store makes the restart lose nothing ACKed.
+ */
 export async function serveCommand(args: ServeArgs, io: CliIo): Promise<number> {
-  const serving = await startServing({ specs: args.specs, storePath: args.store, durability: args.durability, adminPort: args.adminPort, cwd: io.cwd, logger: args.logger, watch: args.watch });
-  for (const [channel, port] of Object.entries(serving.ports())) io.stdout(`channel ${channel} on port ${port}\n`);
-  if (serving.adminPort !== undefined) io.stdout(`admin on port ${serving.adminPort} (/health, /metrics)\n`);
-  io.stdout(`serving; store ${args.store}\n`);
-  const signal = await io.stopSignal;
-  args.logger.info({ signal }, 'stopping: no new messages; finishing the ones in flight');
-  await serving.close();
-  args.logger.info('stopped');
-  return 0;
+  let fatal: (err: unknown) => void = () => undefined;
+  const failed = new Promise<{ err: unknown }>((resolve) => (fatal = (err) => resolve({ err })));
+  const onUnhandled = (err: unknown) => fatal(err);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    const serving = await startServing({ specs: args.specs, storePath: args.store, durability: args.durability, adminPort: args.adminPort, cwd: io.cwd, logger: args.logger, watch: args.watch });
+    for (const [channel, port] of Object.entries(serving.ports())) io.stdout(`channel ${channel} on port ${port}\n`);
+    if (serving.adminPort !== undefined) io.stdout(`admin on port ${serving.adminPort} (/health, /metrics)\n`);
+    io.stdout(`serving; store ${args.store}\n`);
+    const stop = await Promise.race([io.stopSignal.then((signal) => ({ signal })), failed]);
+    if ('err' in stop) {
+      const err = stop.err instanceof Error ? stop.err : new Error(String(stop.err));
+      args.logger.fatal({ err: err.message, stack: err.stack }, 'unhandled rejection: stopping (exit 1) so that a supervisor restarts hl7c');
+    } else args.logger.info({ signal: stop.signal }, 'stopping: no new messages; finishing the ones in flight');
+    await serving.close();
+    args.logger.info('stopped');
+    return 'err' in stop ? 1 : 0;
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
 }
