@@ -19,6 +19,7 @@ import { createSender } from './senders.js';
 import { DEFAULT_LEASE_MS, DestinationWorker } from './worker.js';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
+import { faultPoint } from '../faults.js';
 
 /** A compiled channel and the spec version it came from. */
 export interface LoadedChannel {
@@ -148,11 +149,14 @@ export class ChannelHost {
     if (this.drainTimer) clearInterval(this.drainTimer);
     await Promise.all([...this.runners.values()].map((r) => r.listener.close()));
     this.runners.clear();
+    // Every message received has been answered; deliveries in flight are finishing.
+    faultPoint('during-drain');
     await Promise.all([...this.workers.values()].map((w) => w.stop()));
     this.workers.clear();
   }
 
   private async handle(version: LoadedChannel, payload: Buffer, source: string): Promise<ChannelResult & { id?: number }> {
+    faultPoint('after-receive');
     const definition = version.definition;
     let result: ChannelResult;
     try {

@@ -3,6 +3,7 @@ import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import type { QueuedDelivery } from '../store/types.js';
 import type { DeliveryContext, Sender } from './senders.js';
+import { faultPoint } from '../faults.js';
 
 const IDLE_POLL_MS = 250;
 const ERROR_PAUSE_MS = 1000;
@@ -184,6 +185,7 @@ export class DestinationWorker {
     try {
       const attempt = delivery.attempts + 1;
       const outcome = await this.sender.send(delivery, this.context(delivery));
+      faultPoint('during-send');
       const now = Date.now();
       // channel and destination come from the logger (a child carrying them).
       const where = { message: delivery.message_id, attempt };

@@ -2,6 +2,7 @@ import { closeSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, openSync
 import { dirname } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { NewMessage } from './types.js';
+import { faultPoint } from '../faults.js';
 
 /** A received message as the log holds it: the store's id is fixed when it is appended. */
 export type LoggedMessage = NewMessage & { id: number };
@@ -117,6 +118,7 @@ export class ReceivedLog {
       return;
     }
     this.size += bytes.length;
+    faultPoint('after-log-append');
     for (const w of waiting) w.resolve();
   }
 

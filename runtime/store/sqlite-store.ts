@@ -5,6 +5,7 @@ import type { LoggedMessage } from './received-log.js';
 import { readReceivedLog, ReceivedLog } from './received-log.js';
 import type { AttemptRecord, ChannelSpec, Claim, ClaimRequest, MessageCount, QueuedListener, ReplayOutcome, Store, StoreMetrics } from './store.js';
 import type { Delivery, QueuedDelivery, MessageFilter, NewMessage, StoredEvent, StoredMessage } from './types.js';
+import { faultPoint } from '../faults.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS messages (
@@ -344,7 +345,10 @@ export class SqliteStore implements Store {
    */
   private truncateReceivedLog(): void {
     const [result] = this.connection.pragma('wal_checkpoint(PASSIVE)') as Array<{ busy: number; log: number; checkpointed: number }>;
-    if (result && result.busy === 0 && result.checkpointed >= result.log) this.receivedLog!.truncate();
+    if (result && result.busy === 0 && result.checkpointed >= result.log) {
+      faultPoint('during-checkpoint');
+      this.receivedLog!.truncate();
+    }
   }
 
   /** fdatasync calls made on the received-message log (each covers every message appended before it). */
@@ -387,6 +391,7 @@ export class SqliteStore implements Store {
           queued.push([m.channel, d.destination]);
         }
       }
+      faultPoint('during-ingest');
       return queued;
     });
     const queued = this.ingestTransaction.immediate(messages);

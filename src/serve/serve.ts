@@ -10,6 +10,7 @@ import { loadChannel } from '../compiler/load-channel.js';
 import type { Diagnostic } from '../diagnostics/diagnostic.js';
 import { formatDiagnostic } from '../diagnostics/diagnostic.js';
 import { specFiles } from '../spec/files.js';
+import { faultPoint } from '../../runtime/faults.js';
 
 export { specFiles };
 
@@ -129,6 +130,7 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
         for (const d of next.diagnostics.filter((x) => x.severity === 'error')) log.error({ code: d.code }, `spec change rejected, the running version stays: ${formatDiagnostic(d)}`);
         return { applied: false, diagnostics: next.diagnostics };
       }
+      faultPoint('during-reload');
       await host.apply(next.channels);
       return { applied: true, diagnostics: next.diagnostics };
     });

@@ -38,7 +38,7 @@ export function runBin(args: string[], options: { timeoutMs?: number; env?: Node
 }
 
 /** Starts a long-running `hl7c` command and waits for a line on stdout matching `ready`. */
-export async function startBin(args: string[], ready: RegExp, env: NodeJS.ProcessEnv = process.env, timeoutMs = 10_000): Promise<{ child: ChildProcessWithoutNullStreams; match: RegExpMatchArray; output: () => string }> {
+export async function startBin(args: string[], ready: RegExp, env: NodeJS.ProcessEnv = process.env, timeoutMs = 30_000): Promise<{ child: ChildProcessWithoutNullStreams; match: RegExpMatchArray; output: () => string }> {
   const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO, env });
   let stdout = '';
   let stderr = '';
