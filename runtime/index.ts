@@ -22,15 +22,15 @@ export {
   shouldSendAcceptAck,
   shouldSendApplicationAck,
 } from './ack/ack.js';
-export { DEFAULT_MAX_MESSAGE_BYTES, frame, MllpDecoder } from './mllp/framing.js';
+export { BufferBudget, DEFAULT_MAX_MESSAGE_BYTES, frame, HEAD_BYTES, MllpDecoder } from './mllp/framing.js';
 export type { FrameEvents } from './mllp/framing.js';
-export { MllpServer } from './mllp/server.js';
-export type { ConnectionInfo, MllpHandler, MllpReply, MllpServerOptions } from './mllp/server.js';
+export { allowList, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_BUFFERED_BYTES, isAllowed, MllpServer } from './mllp/server.js';
+export type { ConnectionInfo, MllpHandler, MllpReply, MllpServerCounters, MllpServerOptions, OversizeHandler } from './mllp/server.js';
 export { MllpClient, MllpError } from './mllp/client.js';
 export type { MllpClientOptions, SendResult } from './mllp/client.js';
 export type { ClientTlsOptions, ServerTlsOptions } from './mllp/tls.js';
 export { readPem } from './mllp/tls.js';
-export { createLogger, silentLogger } from './log.js';
+export { createLogger, silentLogger, ThrottledLog } from './log.js';
 export type { Logger } from './log.js';
 export { acknowledge, acknowledgements, isAckMessage, parseErrorToAckError, receive } from './ack/receive.js';
 export type { Received } from './ack/receive.js';

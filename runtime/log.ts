@@ -24,3 +24,39 @@ function destination(sync: boolean): pino.DestinationStream {
 }
 
 export const silentLogger: Logger = pino({ level: 'silent' });
+
+/**
+ * Warnings that a peer can trigger at will (noise between frames, refused connections) go
+ * through this: a few lines, then at most one per interval for each kind, saying how many
+ * were left out. The events are still counted by the caller; only the lines are limited.
+ */
+export class ThrottledLog {
+  private readonly kinds = new Map<string, { tokens: number; refilledAt: number; suppressed: number }>();
+
+  constructor(
+    private readonly log: Logger,
+    private readonly burst = 5,
+    private readonly intervalMs = 10_000,
+  ) {}
+
+  warn(kind: string, fields: Record<string, unknown>, message: string): void {
+    const now = Date.now();
+    let state = this.kinds.get(kind);
+    if (!state) {
+      state = { tokens: this.burst, refilledAt: now, suppressed: 0 };
+      this.kinds.set(kind, state);
+    }
+    if (now - state.refilledAt >= this.intervalMs) {
+      state.tokens = Math.min(this.burst, state.tokens + Math.floor((now - state.refilledAt) / this.intervalMs));
+      state.refilledAt = now;
+    }
+    if (state.tokens === 0) {
+      state.suppressed++;
+      return;
+    }
+    state.tokens--;
+    const suppressed = state.suppressed;
+    state.suppressed = 0;
+    this.log.warn(suppressed > 0 ? { ...fields, suppressed } : fields, suppressed > 0 ? `${message} (${suppressed} more like it not logged)` : message);
+  }
+}

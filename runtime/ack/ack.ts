@@ -278,16 +278,25 @@ function ackBytesFromHeader(h: ReceivedHeader, options: AckOptions): Buffer {
 
 export function buildAckFromHeader(h: ReceivedHeader, options: AckOptions): Message {
   const { lines, charset } = ackLines(h, options);
+  const d = ackDelimiters(h.delimiters);
   return new Message(
-    h.delimiters,
-    lines.map((line) => new Segment(line.slice(0, 3), line, h.delimiters)),
+    d,
+    lines.map((line) => new Segment(line.slice(0, 3), line, d)),
     charset,
   );
 }
 
+/**
+ * The delimiters an ACK is written with: the message's own, unless they cannot carry an error
+ * text (no escape or subcomponent character); then the standard ones, which every receiver reads.
+ */
+function ackDelimiters(d: Delimiters): Delimiters {
+  return d.escape !== undefined && d.subcomponent !== undefined ? d : DEFAULT_DELIMITERS;
+}
+
 /** The ACK's segments, encoded, and the character set to write them in. */
 function ackLines(h: ReceivedHeader, options: AckOptions): { lines: string[]; charset: Charset } {
-  const d = h.delimiters;
+  const d = ackDelimiters(h.delimiters);
   const sep = d.field;
   const routing = ackRoutingFor(h);
   const msh = routing.beforeTimestamp + hl7Timestamp(options.now) + routing.beforeControlId + (options.controlId ?? newControlId()) + routing.afterControlId;
@@ -332,14 +341,16 @@ function ackRoutingFor(h: ReceivedHeader): AckRouting {
   ) {
     return lastRouting!;
   }
-  const d = h.delimiters;
+  const d = ackDelimiters(h.delimiters);
   const sep = d.field;
   const v25 = isVersion25OrLater(h.version);
   const typeParts = h.messageType.split(d.component);
   const trigger = typeParts[1] ?? '';
   const ackType = !trigger ? 'ACK' : v25 || typeParts.length > 2 ? `ACK${d.component}${trigger}${d.component}ACK` : `ACK${d.component}${trigger}`;
-  // MSH-12, and MSH-18 when the message had one; trailing empty fields are left off.
-  const tail = h.charset ? `${sep}${h.version}${sep.repeat(6)}${h.charset}` : h.version ? `${sep}${h.version}` : '';
+  // MSH-12 (required: a header too broken to name one gets the version whose ERR layout is
+  // used), and MSH-18 when the message had one; trailing empty fields are left off.
+  const version = h.version || '2.5.1';
+  const tail = h.charset ? `${sep}${version}${sep.repeat(6)}${h.charset}` : `${sep}${version}`;
   const encoding = h.charset ? (encodingForDeclared(firstRepetition(h.charset, d.repetition)) ?? 'utf-8') : 'utf-8';
   lastRouting = {
     header: h,

@@ -26,8 +26,16 @@ export function receive(payload: Buffer): Received {
     return { ok: true, message: parseMessage(payload) };
   } catch (err) {
     if (!(err instanceof Hl7ParseError)) throw err;
-    return { ok: false, error: err, reject: ackForPayload(payload, 'AR', parseErrorToAckError(err)) };
+    const error = forSender(err);
+    return { ok: false, error, reject: ackForPayload(payload, 'AR', parseErrorToAckError(error)) };
   }
+}
+
+/** A parse error in words for the sending system's staff: the parser's own text names library calls. */
+function forSender(err: Hl7ParseError): Hl7ParseError {
+  if (err.code !== 'BAD_BATCH') return err;
+  const what = err.location.segmentName === 'MSH' ? 'several messages' : `a batch (${err.location.segmentName ?? 'FHS/BHS'} header)`;
+  return new Hl7ParseError(err.code, `${what} arrived where one message was expected: send each message on its own (one message per MLLP frame or request)`, err.location);
 }
 
 export function parseErrorToAckError(err: Hl7ParseError): AckError {

@@ -7,6 +7,7 @@ import { DEFAULT_PROCESSING_BUDGET_MS, ProcessingBudgetExceeded, withProcessingB
 import { describeCondition } from './conditions.js';
 import { TransformError } from './edits.js';
 import type { FoundIdentifier, IdentifierProblem } from './identifiers.js';
+import { jsonDepthOver, MAX_JSON_DEPTH } from './json-limits.js';
 import { LookupError } from './transforms.js';
 
 export type AckModeSetting = 'original' | 'enhanced' | 'as_requested';
@@ -19,7 +20,17 @@ export interface TlsFiles {
   require_client_certificate?: boolean;
 }
 
-export interface MllpSourceConfig {
+/** Limits and access control shared by network sources (MLLP and HTTP). */
+export interface SourceLimits {
+  /** Connections open at once; more are closed on arrival. Absent or 0: no limit. */
+  max_connections?: number;
+  /** Close a connection idle this long; 0 turns it off. Absent: the default (10 minutes). */
+  idle_timeout_ms?: number;
+  /** Addresses allowed to connect (CIDR blocks, IPv4 or IPv6); absent: any. */
+  allow?: string[];
+}
+
+export interface MllpSourceConfig extends SourceLimits {
   kind: 'mllp';
   host: string;
   port: number;
@@ -36,13 +47,15 @@ export interface DedupeConfig {
   window_ms: number;
 }
 
-export interface HttpSourceConfig {
+export interface HttpSourceConfig extends SourceLimits {
   kind: 'http';
   host: string;
   port: number;
   path: string;
   /** Bearer token the app must send; empty means none required. */
   auth_token: string;
+  /** Largest request body accepted (413 past it). Absent: 10 MiB. */
+  max_body_bytes?: number;
 }
 
 export interface FileSourceConfig {
@@ -194,7 +207,10 @@ export interface RunOptions {
 function runJson(channel: ChannelDefinition, payload: Buffer): ChannelResult {
   let input: unknown;
   try {
-    input = JSON.parse(payload.toString('utf8'));
+    const text = payload.toString('utf8');
+    const depth = jsonDepthOver(text, MAX_JSON_DEPTH);
+    if (depth !== undefined) return { status: 'rejected', reason: `the body nests objects and arrays deeper than ${MAX_JSON_DEPTH} levels (at byte ${depth})`, identifiers: {}, outputs: {} };
+    input = JSON.parse(text);
   } catch (err) {
     return { status: 'rejected', reason: `the body is not JSON: ${(err as Error).message}`, identifiers: {}, outputs: {} };
   }

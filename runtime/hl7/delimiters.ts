@@ -100,9 +100,14 @@ function readDelimitersAnew(segment: string, segmentIndex: number): Delimiters {
   return d;
 }
 
+/**
+ * Control characters and space cannot separate anything; nor can digits and capital letters,
+ * which make up segment names, message codes, versions and table values (`MSH|^H|` or
+ * `MSH|7C|` would split `ADT^A08` or `2.5.1`). Lower-case letters are seen in the wild (`$r?@`).
+ */
 function isUnusableDelimiter(c: string): boolean {
   const code = c.charCodeAt(0);
-  return code < 0x21 || code === 0x7f;
+  return code < 0x21 || code === 0x7f || (code >= 0x30 && code <= 0x39) || (code >= 0x41 && code <= 0x5a);
 }
 
 function describeChar(c: string): string {

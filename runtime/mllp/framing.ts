@@ -44,27 +44,64 @@ export interface FrameEvents {
   oversize(head: Buffer, size: number): void;
   /** A new start block arrived before the end of the frame in progress, which was dropped. */
   truncated(partial: Buffer): void;
+  /**
+   * A partial frame could not grow because the shared budget of buffered bytes (across
+   * connections) is spent; the decoder dropped what it held and reads nothing more.
+   */
+  overBudget?(wanted: number): void;
 }
 
-const HEAD_BYTES = 4096;
+/** First bytes of an oversize frame kept to answer (and store) it: enough for any MSH. */
+export const HEAD_BYTES = 4096;
+
+/**
+ * Bytes held by the partial frames of many decoders (all connections of a listener), so that
+ * many slow senders together cannot take more memory than this.
+ */
+export class BufferBudget {
+  private held = 0;
+  constructor(readonly limit: number) {}
+
+  get used(): number {
+    return this.held;
+  }
+
+  take(bytes: number): boolean {
+    if (this.held + bytes > this.limit) return false;
+    this.held += bytes;
+    return true;
+  }
+
+  give(bytes: number): void {
+    this.held = Math.max(0, this.held - bytes);
+  }
+}
 
 /**
  * Turns a TCP byte stream into MLLP payloads. Frames may be split across reads or several may
  * share one read. A frame ends at <EB>; the <CR> after it is consumed when present (some senders
  * omit it). Memory stays bounded by maxMessageBytes: an oversize frame is skipped to its end.
+ *
+ * A frame that arrives whole in one read is handed on as a view of that read. A partial frame
+ * is copied into one buffer of the decoder's own, grown by doubling: keeping the reads
+ * themselves would pin a socket read buffer per dripped byte (each read is its own
+ * allocation), which is how 3.7 MB dripped over 100 connections once held 1.1 GB.
  */
 export class MllpDecoder {
-  private parts: Buffer[] = [];
+  /** The partial frame; only bytes [0, size) are data. */
+  private buffer: Buffer | null = null;
   private size = 0;
   private inFrame = false;
   private skipping = false;
   private skipped = 0;
   private head: Buffer | null = null;
   private expectCr = false;
+  private spent = false;
 
   constructor(
     private readonly events: FrameEvents,
     private readonly maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES,
+    private readonly budget?: BufferBudget,
   ) {}
 
   /** True while a frame has started but not ended (for idle and close diagnostics). */
@@ -72,7 +109,27 @@ export class MllpDecoder {
     return this.inFrame;
   }
 
+  /** Payload bytes of the partial frame held now. */
+  get bufferedBytes(): number {
+    return this.size + (this.head?.length ?? 0);
+  }
+
+  /** Memory the decoder holds for them (its buffer's capacity): at most about twice bufferedBytes. */
+  get retainedBytes(): number {
+    return (this.buffer?.length ?? 0) + (this.head?.length ?? 0);
+  }
+
+  /** Drops any partial frame and returns its memory to the budget (the connection closed). */
+  release(): void {
+    this.drop();
+    this.inFrame = false;
+    this.skipping = false;
+    this.skipped = 0;
+    this.head = null;
+  }
+
   push(chunk: Buffer): void {
+    if (this.spent) return;
     let i = 0;
     const n = chunk.length;
     if (this.expectCr && n > 0) {
@@ -94,8 +151,14 @@ export class MllpDecoder {
       const end = chunk.indexOf(END_BLOCK, i);
       const restart = chunk.indexOf(START_BLOCK, i);
       if (restart !== -1 && (end === -1 || restart < end)) {
-        this.append(chunk, i, restart);
-        this.events.truncated(this.take());
+        // The frame in progress is cut off by a new one: report what was held, then start afresh.
+        if (this.skipping) this.skipped += restart - i;
+        const partial = this.skipping ? null : this.take(chunk, i, restart);
+        if (partial) this.events.truncated(partial);
+        else {
+          this.events.truncated(this.head ?? Buffer.alloc(0));
+          this.endSkip();
+        }
         i = restart + 1;
         this.inFrame = true;
         continue;
@@ -104,9 +167,15 @@ export class MllpDecoder {
         this.append(chunk, i, n);
         return;
       }
-      this.append(chunk, i, end);
       this.inFrame = false;
-      this.finishFrame();
+      if (this.skipping) {
+        this.skipped += end - i;
+        this.finishOversize();
+      } else {
+        const payload = this.take(chunk, i, end);
+        if (payload) this.events.frame(payload);
+        else this.finishOversize();
+      }
       i = end + 1;
       if (i < n) {
         if (chunk[i] === CARRIAGE_RETURN) i++;
@@ -126,44 +195,85 @@ export class MllpDecoder {
     if (count > 0) this.events.discarded(count);
   }
 
+  /** Keeps chunk[from, to) as part of the frame in progress. */
   private append(chunk: Buffer, from: number, to: number): void {
     if (to <= from) return;
+    const length = to - from;
     if (this.skipping) {
-      this.skipped += to - from;
+      this.skipped += length;
       return;
     }
-    const piece = chunk.subarray(from, to);
-    if (this.size + piece.length > this.maxMessageBytes) {
-      const all = Buffer.concat([...this.parts, piece]);
-      this.head = all.subarray(0, HEAD_BYTES);
-      this.skipped = this.size + piece.length;
-      this.parts = [];
-      this.size = 0;
-      this.skipping = true;
+    if (this.size + length > this.maxMessageBytes) {
+      this.startSkip(chunk.subarray(from, to));
       return;
     }
-    // Node hands each read a buffer of its own, so a view is safe to keep.
-    this.parts.push(piece);
-    this.size += piece.length;
+    const needed = this.size + length;
+    if (!this.buffer || this.buffer.length < needed) {
+      const capacity = Math.min(this.maxMessageBytes, Math.max(needed, 256, (this.buffer?.length ?? 0) * 2));
+      const grown = capacity - (this.buffer?.length ?? 0);
+      if (this.budget && !this.budget.take(grown)) {
+        this.spent = true;
+        this.release();
+        this.events.overBudget?.(grown);
+        return;
+      }
+      const next = Buffer.allocUnsafe(capacity);
+      if (this.buffer) this.buffer.copy(next, 0, 0, this.size);
+      this.buffer = next;
+    }
+    chunk.copy(this.buffer, this.size, from, to);
+    this.size = needed;
   }
 
-  private finishFrame(): void {
-    if (this.skipping) {
-      const head = this.head ?? Buffer.alloc(0);
-      const size = this.skipped;
-      this.skipping = false;
-      this.skipped = 0;
-      this.head = null;
-      this.events.oversize(head, size);
-      return;
+  /**
+   * The frame ending at chunk[to]: the held bytes plus chunk[from, to), or null when that is
+   * over the limit (the decoder is then skipping it, with its head kept). A frame read whole
+   * is a view of the read; a held one is handed over with its buffer and the decoder starts afresh.
+   */
+  private take(chunk: Buffer, from: number, to: number): Buffer | null {
+    const length = to - from;
+    if (this.size + length > this.maxMessageBytes) {
+      this.startSkip(chunk.subarray(from, to));
+      return null;
     }
-    this.events.frame(this.take());
-  }
-
-  private take(): Buffer {
-    const payload = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.size);
-    this.parts = [];
-    this.size = 0;
+    if (!this.buffer) return chunk.subarray(from, to);
+    let target = this.buffer;
+    // The last piece needs no room from the budget: the frame leaves the decoder at once.
+    if (target.length < this.size + length) {
+      target = Buffer.allocUnsafe(this.size + length);
+      this.buffer.copy(target, 0, 0, this.size);
+    }
+    chunk.copy(target, this.size, from, to);
+    const payload = target.subarray(0, this.size + length);
+    this.drop();
     return payload;
+  }
+
+  private drop(): void {
+    if (this.buffer) this.budget?.give(this.buffer.length);
+    this.buffer = null;
+    this.size = 0;
+  }
+
+  private startSkip(piece: Buffer): void {
+    const held = this.buffer ? this.buffer.subarray(0, this.size) : Buffer.alloc(0);
+    const all = Buffer.concat([held.subarray(0, HEAD_BYTES), piece.subarray(0, HEAD_BYTES)]);
+    this.head = Buffer.from(all.subarray(0, HEAD_BYTES));
+    this.skipped = this.size + piece.length;
+    this.drop();
+    this.skipping = true;
+  }
+
+  private endSkip(): void {
+    this.skipping = false;
+    this.skipped = 0;
+    this.head = null;
+  }
+
+  private finishOversize(): void {
+    const head = this.head ?? Buffer.alloc(0);
+    const size = this.skipped;
+    this.endSkip();
+    this.events.oversize(head, size);
   }
 }

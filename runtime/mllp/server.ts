@@ -3,8 +3,8 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { ackForPayload, HL7_ERROR } from '../ack/ack.js';
 import type { Logger } from '../log.js';
-import { silentLogger } from '../log.js';
-import { DEFAULT_MAX_MESSAGE_BYTES, frame, MllpDecoder } from './framing.js';
+import { silentLogger, ThrottledLog } from '../log.js';
+import { BufferBudget, DEFAULT_MAX_MESSAGE_BYTES, frame, MllpDecoder } from './framing.js';
 import type { ServerTlsOptions } from './tls.js';
 
 export interface ConnectionInfo {
@@ -27,20 +27,84 @@ export type MllpReply = Uint8Array | string | ReadonlyArray<Uint8Array | string>
  */
 export type MllpHandler = (payload: Buffer, connection: ConnectionInfo) => Promise<MllpReply> | MllpReply;
 
+/** A frame over the size limit: its first bytes (enough for MSH), its size and the limit. */
+export type OversizeHandler = (head: Buffer, size: number, limit: number, connection: ConnectionInfo) => Promise<MllpReply> | MllpReply;
+
 export interface MllpServerOptions {
   host?: string;
   port: number;
   tls?: ServerTlsOptions;
   /** Largest payload accepted; bigger frames are skipped and answered with AR. Default 10 MiB. */
   maxMessageBytes?: number;
-  /** Close a connection with no traffic for this long; 0 (default) keeps it open. */
+  /**
+   * Bytes all connections together may hold in partial frames (default 256 MiB). A connection
+   * whose partial frame would go past it is closed, logged and counted.
+   */
+  maxBufferedBytes?: number;
+  /** Close a connection with no traffic for this long; 0 keeps it open. Default 10 minutes. */
   idleTimeoutMs?: number;
+  /** Connections open at once; more are closed on arrival, logged and counted. 0 (default): no limit. */
+  maxConnections?: number;
+  /** Addresses allowed to connect, as CIDR blocks (IPv4 or IPv6) or single addresses; empty or absent: any. */
+  allow?: readonly string[];
+  /** Answers a frame over maxMessageBytes (default: AR naming the size and the limit). */
+  oversize?: OversizeHandler;
   logger?: Logger;
   handler: MllpHandler;
 }
 
 /** Frames queued on one connection before we stop reading from it (back-pressure). */
 const MAX_QUEUED_FRAMES = 64;
+
+export const DEFAULT_IDLE_TIMEOUT_MS = 10 * 60 * 1000;
+export const DEFAULT_MAX_BUFFERED_BYTES = 256 * 1024 * 1024;
+
+/** What a listener refused or dropped, counted for metrics (the log lines about them are throttled). */
+export interface MllpServerCounters {
+  /** Bytes outside any frame, dropped (line ends and spaces between frames not counted). */
+  bytesOutsideFrames: number;
+  /** Frames over the size limit, answered AR. */
+  oversizeFrames: number;
+  /** Partial frames cut off by a new start block. */
+  truncatedFrames: number;
+  /** Connections refused because their address is not in `allow`. */
+  refusedNotAllowed: number;
+  /** Connections refused because `maxConnections` were open. */
+  refusedTooMany: number;
+  /** TLS handshakes that failed (plaintext on a TLS port, bad or missing client certificate). */
+  refusedTls: number;
+  /** Connections closed because the shared budget of buffered bytes was spent. */
+  closedOverBudget: number;
+  /** Connections closed after idleTimeoutMs without traffic. */
+  closedIdle: number;
+  /** Frames that arrived while the listener was closing, left unanswered and unstored (the sender resends). */
+  unreadAtClose: number;
+}
+
+export function emptyCounters(): MllpServerCounters {
+  return { bytesOutsideFrames: 0, oversizeFrames: 0, truncatedFrames: 0, refusedNotAllowed: 0, refusedTooMany: 0, refusedTls: 0, closedOverBudget: 0, closedIdle: 0, unreadAtClose: 0 };
+}
+
+/** A block list that answers "allowed?" for addresses in CIDR notation; throws on a malformed entry. */
+export function allowList(entries: readonly string[]): net.BlockList {
+  const list = new net.BlockList();
+  for (const entry of entries) {
+    const [address = '', bits] = entry.trim().split('/');
+    const type = net.isIP(address) === 6 ? 'ipv6' : net.isIP(address) === 4 ? 'ipv4' : undefined;
+    const prefix = bits === undefined ? (type === 'ipv6' ? 128 : 32) : Number(bits);
+    if (!type || !Number.isInteger(prefix) || prefix < 0 || prefix > (type === 'ipv6' ? 128 : 32)) {
+      throw new Error(`allow: "${entry}" is not an IPv4 or IPv6 address or CIDR block (e.g. 10.20.0.0/16, fd00::/8)`);
+    }
+    list.addSubnet(address, prefix, type);
+  }
+  return list;
+}
+
+export function isAllowed(list: net.BlockList, address: string | undefined): boolean {
+  if (!address) return false;
+  const type = net.isIP(address);
+  return type !== 0 && list.check(address, type === 6 ? 'ipv6' : 'ipv4');
+}
 
 export class MllpServer extends EventEmitter {
   private server: net.Server | tls.Server | null = null;
@@ -49,25 +113,42 @@ export class MllpServer extends EventEmitter {
   private handler: MllpHandler;
   private nextConnectionId = 1;
   private readonly log: Logger;
+  private readonly throttled: ThrottledLog;
+  private readonly budget: BufferBudget;
+  private readonly allowed: net.BlockList | undefined;
+  /** Raw TCP connections open (TLS ones counted from before their handshake). */
+  private open = 0;
+  /** Set when close() begins: nothing read from then on is handled. */
+  private closing = false;
+  readonly counters: MllpServerCounters = emptyCounters();
 
   constructor(private readonly options: MllpServerOptions) {
     super();
     this.handler = options.handler;
     this.log = options.logger ?? silentLogger;
+    this.throttled = new ThrottledLog(this.log);
+    this.budget = new BufferBudget(options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES);
+    this.allowed = options.allow?.length ? allowList(options.allow) : undefined;
+  }
+
+  /** Bytes held in partial frames across all connections now. */
+  get bufferedBytes(): number {
+    return this.budget.used;
   }
 
   /** Starts listening; resolves with the bound port (useful with port 0). */
   async listen(): Promise<number> {
-    const onConnection = (socket: net.Socket) => this.accept(socket);
     const t = this.options.tls;
     const server = t
-      ? tls.createServer(
-          { key: t.key, cert: t.cert, ca: t.ca, requestCert: !!t.requireClientCertificate, rejectUnauthorized: !!t.requireClientCertificate },
-          onConnection,
-        )
-      : net.createServer(onConnection);
+      ? tls.createServer({ key: t.key, cert: t.cert, ca: t.ca, requestCert: !!t.requireClientCertificate, rejectUnauthorized: !!t.requireClientCertificate })
+      : net.createServer();
+    // Refusals happen on the raw connection, before a TLS handshake costs anything.
+    server.on('connection', (raw: net.Socket) => this.admit(raw));
+    if (t) server.on('secureConnection', (socket: tls.TLSSocket) => this.accept(socket));
+    else server.on('connection', (socket: net.Socket) => !socket.destroyed && this.accept(socket));
     server.on('tlsClientError', (err: Error, socket: net.Socket) => {
-      this.log.warn({ remote: socket.remoteAddress, err: err.message }, 'TLS handshake refused');
+      this.counters.refusedTls++;
+      this.throttled.warn('tls', { remote: socket.remoteAddress, err: err.message, refused: this.counters.refusedTls }, 'TLS handshake refused (plaintext on a TLS port, or a bad client certificate)');
     });
     this.server = server;
     await new Promise<void>((resolve, reject) => {
@@ -77,6 +158,8 @@ export class MllpServer extends EventEmitter {
         resolve();
       });
     });
+    // An error after listen (EMFILE on accept, say) must not end the process: log it.
+    server.on('error', (err: Error) => this.log.error({ err: err.message }, 'MLLP listener error'));
     const port = this.port;
     this.log.info({ port, tls: !!t }, 'MLLP listener started');
     return port;
@@ -97,13 +180,17 @@ export class MllpServer extends EventEmitter {
   }
 
   /**
-   * Stops accepting connections, lets every message already received finish and be answered
-   * (waiting at most drainTimeoutMs), then closes the open connections.
+   * Stops accepting connections and reading from open ones; every message already read
+   * finishes its handler and has its ACK written (waiting at most drainTimeoutMs); then the
+   * connections are ended. A message not read by then is neither stored nor answered, so its
+   * sender sends it again: never stored and left unanswered.
    */
   async close(drainTimeoutMs = 30_000): Promise<void> {
     const server = this.server;
     if (!server) return;
     this.server = null;
+    this.closing = true;
+    for (const socket of this.sockets) socket.pause();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     const deadlineAt = Date.now() + drainTimeoutMs;
     while (this.inFlight.size > 0 && Date.now() < deadlineAt) {
@@ -115,13 +202,39 @@ export class MllpServer extends EventEmitter {
     if (this.inFlight.size > 0) {
       this.log.warn({ unanswered: this.inFlight.size, drainTimeoutMs }, 'closing with messages still being handled; they were not acknowledged');
     }
-    for (const socket of this.sockets) socket.end();
+    for (const socket of this.sockets) {
+      socket.end();
+      // Read on, so the peer's end is seen and the connection closes; frames are ignored now.
+      socket.resume();
+    }
     const deadline = setTimeout(() => {
       for (const socket of this.sockets) socket.destroy();
     }, 2000);
     await closed;
     clearTimeout(deadline);
     this.log.info('MLLP listener closed');
+  }
+
+  /** Checks a new TCP connection against `allow` and `maxConnections`; closes it when refused. */
+  private admit(raw: net.Socket): void {
+    const remote = raw.remoteAddress;
+    if (this.allowed && !isAllowed(this.allowed, remote)) {
+      this.counters.refusedNotAllowed++;
+      this.throttled.warn('allow', { remote, refused: this.counters.refusedNotAllowed }, 'connection refused: address not in the allow list');
+      raw.destroy();
+      return;
+    }
+    const max = this.options.maxConnections ?? 0;
+    if (max > 0 && this.open >= max) {
+      this.counters.refusedTooMany++;
+      this.throttled.warn('max_connections', { remote, open: this.open, limit: max, refused: this.counters.refusedTooMany }, 'connection refused: max_connections open');
+      raw.destroy();
+      return;
+    }
+    this.open++;
+    raw.once('close', () => this.open--);
+    // Errors before the handshake ends (a reset during it) are not the MLLP socket's to report.
+    raw.on('error', () => undefined);
   }
 
   private accept(socket: net.Socket): void {
@@ -146,14 +259,14 @@ export class MllpServer extends EventEmitter {
       const run = chain.then(work).finally(() => {
         queued--;
         this.inFlight.delete(run);
-        if (queued < MAX_QUEUED_FRAMES && socket.isPaused()) socket.resume();
+        if (queued < MAX_QUEUED_FRAMES && socket.isPaused() && !this.closing) socket.resume();
       });
       this.inFlight.add(run);
       chain = run;
     };
 
     const reply = (response: MllpReply) => {
-      if (response === undefined || socket.destroyed) return;
+      if (response === undefined || socket.destroyed || socket.writableEnded) return;
       if (typeof response === 'string' || response instanceof Uint8Array) {
         socket.write(frame(response));
         return;
@@ -182,32 +295,62 @@ export class MllpServer extends EventEmitter {
       }
       return result.then(reply, (err: unknown) => fail(payload, err));
     };
+    const rejectOversize = async (head: Buffer, size: number) => {
+      this.counters.oversizeFrames++;
+      this.throttled.warn('oversize', { connection: id, bytes: size, limit: maxMessageBytes }, 'message larger than the maximum size rejected');
+      const custom = this.options.oversize;
+      if (!custom) return reply(oversizeAck(head, size, maxMessageBytes));
+      try {
+        reply(await custom(head, size, maxMessageBytes, info));
+      } catch (err) {
+        fail(head, err);
+      }
+    };
 
     const decoder = new MllpDecoder(
       {
         frame: (payload) => {
+          // Read after close() began: nobody will be there to answer, so it is not handled at all.
+          if (this.closing) {
+            this.counters.unreadAtClose++;
+            return;
+          }
           // Behind other messages: wait in line, so replies keep the order of messages.
           if (queued > 0) return enqueue(async () => answer(payload));
           // Nothing waiting: no trip through the promise queue unless the handler is async.
           const pending = answer(payload);
           if (pending) enqueue(() => pending);
         },
-        discarded: (count) => log.warn({ bytes: count }, 'bytes outside an MLLP frame discarded'),
-        truncated: (partial) =>
-          log.warn({ bytes: partial.length }, 'MLLP frame cut off by a new start block; partial message dropped unacknowledged'),
-        oversize: (head, size) =>
-          enqueue(async () => {
-            log.warn({ bytes: size, limit: maxMessageBytes }, 'message larger than the maximum size rejected');
-            reply(oversizeAck(head, size, maxMessageBytes));
-          }),
+        discarded: (count) => {
+          this.counters.bytesOutsideFrames += count;
+          this.throttled.warn('outside', { connection: id, bytes: count, total: this.counters.bytesOutsideFrames }, 'bytes outside an MLLP frame discarded');
+        },
+        truncated: (partial) => {
+          this.counters.truncatedFrames++;
+          this.throttled.warn('truncated', { connection: id, bytes: partial.length }, 'MLLP frame cut off by a new start block; partial message dropped unacknowledged');
+        },
+        oversize: (head, size) => {
+          if (!this.closing) enqueue(() => rejectOversize(head, size));
+        },
+        overBudget: () => {
+          this.counters.closedOverBudget++;
+          this.throttled.warn(
+            'budget',
+            { connection: id, buffered: this.budget.used, limit: this.budget.limit, closed: this.counters.closedOverBudget },
+            'connection closed: partial frames of all connections hold the maximum buffered bytes',
+          );
+          socket.destroy();
+        },
       },
       maxMessageBytes,
+      this.budget,
     );
 
     socket.on('data', (chunk: Buffer) => decoder.push(chunk));
-    const idle = this.options.idleTimeoutMs ?? 0;
+    const idle = this.options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     if (idle > 0) {
       socket.setTimeout(idle, () => {
+        this.counters.closedIdle++;
         log.info({ idleMs: idle, partialFrame: decoder.pending }, 'connection idle too long; closing');
         socket.end();
         setTimeout(() => socket.destroy(), 1000).unref();
@@ -217,6 +360,7 @@ export class MllpServer extends EventEmitter {
     socket.on('close', () => {
       this.sockets.delete(socket);
       log.info({ partialFrame: decoder.pending }, 'connection closed');
+      decoder.release();
       this.emit('connectionClosed', info);
     });
     this.emit('connection', info);

@@ -14,8 +14,21 @@ export async function startAdminServer(
   host = '127.0.0.1',
   channels: () => Record<string, number> = () => ({}),
   log?: Logger,
+  sourceEvents: () => Record<string, Record<string, number>> = () => ({}),
 ): Promise<{ port: number; close(): Promise<void> }> {
   const registry = new Registry();
+  new Gauge({
+    name: 'hl7c_source_events',
+    help: 'What each source refused or dropped since its listener started: connections refused (allow list, max_connections, TLS), closed (idle, buffered-bytes budget), bytes outside frames, oversize and truncated frames',
+    labelNames: ['channel', 'event'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [channel, counters] of Object.entries(sourceEvents())) {
+        for (const [event, count] of Object.entries(counters)) this.set({ channel, event }, count);
+      }
+    },
+  });
   const messages = new Gauge({ name: 'hl7c_messages', help: 'Stored messages by channel and status', labelNames: ['channel', 'status'], registers: [registry] });
   const deliveries = new Gauge({ name: 'hl7c_deliveries', help: 'Destination queue entries by channel, destination and state', labelNames: ['channel', 'destination', 'state'], registers: [registry] });
   const oldestAge = new Gauge({

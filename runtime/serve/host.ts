@@ -2,14 +2,16 @@ import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:
 import http from 'node:http';
 import { basename, join } from 'node:path';
 import { timingSafeEqual } from 'node:crypto';
-import { acksForPayload, HL7_ERROR, readHeaderLeniently } from '../ack/ack.js';
+import { ackForPayload, acksForPayload, HL7_ERROR, readHeaderLeniently } from '../ack/ack.js';
 import type { ChannelDefinition, ChannelResult, DestinationConfig, PayloadKind, SourceConfig, TlsFiles } from '../channel/channel.js';
 import type { ServerTlsOptions } from '../mllp/tls.js';
 import { readFileSync } from 'node:fs';
 import { ackCodesOf, acksOf, deliveryPayloads, inputKind, runChannel } from '../channel/channel.js';
 import { parseBatch } from '../hl7/parse.js';
 import type { Logger } from '../log.js';
-import { MllpServer } from '../mllp/server.js';
+import { allowList, DEFAULT_IDLE_TIMEOUT_MS, isAllowed, MllpServer } from '../mllp/server.js';
+import { ThrottledLog } from '../log.js';
+import { checkHttpSourceAuth } from './source-guard.js';
 import type { Store } from '../store/store.js';
 import type { QueuedDelivery } from '../store/types.js';
 import type { AttemptOutcome, DeliveryContext } from './senders.js';
@@ -34,6 +36,8 @@ interface Listener {
   /** What the spec asked for; a reload moves the listener only when this changes. */
   configured: string;
   close(): Promise<void>;
+  /** What the source refused or dropped so far (see MllpServerCounters). */
+  counters?(): Record<string, number>;
 }
 
 interface Runner {
@@ -85,6 +89,16 @@ export class ChannelHost {
     for (const [name, runner] of this.runners) {
       const port = Number(runner.listener.key.split(':').pop());
       out[name] = port;
+    }
+    return out;
+  }
+
+  /** Per channel, what its source refused or dropped (connections refused, noise bytes, oversize frames…), for metrics. */
+  sourceCounters(): Record<string, Record<string, number>> {
+    const out: Record<string, Record<string, number>> = {};
+    for (const [name, runner] of this.runners) {
+      const counters = runner.listener.counters?.();
+      if (counters) out[name] = counters;
     }
     return out;
   }
@@ -217,6 +231,7 @@ export class ChannelHost {
   private ensureWorker(channel: string, destination: string, config: DestinationConfig): void {
     const key = workerKey(channel, destination);
     const existing = this.workers.get(key);
+    // Sender and worker lines get channel and destination from this child logger only.
     const log = this.log.child({ channel, destination });
     if (existing) {
       // An unchanged destination keeps its sender, and so its open connection to the far side.
@@ -293,18 +308,59 @@ export class ChannelHost {
         port: source.port,
         tls: serverTls(source.tls),
         maxMessageBytes: source.max_message_bytes,
+        idleTimeoutMs: source.idle_timeout_ms,
+        maxConnections: source.max_connections,
+        allow: source.allow,
         logger: this.log.child({ channel: name() }),
         // Read the version when the message arrives: it finishes on that version.
         handler: async (payload, connection) => acksOf(await this.handle(runner.current, payload, `mllp:${connection.remoteAddress}:${connection.remotePort}`)),
+        oversize: (head, size, limit, connection) => this.recordOversize(runner.current, head, size, limit, `mllp:${connection.remoteAddress}:${connection.remotePort}`),
       });
       const port = await server.listen();
-      return { key: `mllp:${source.host}:${port}`, configured: listenerKey(source), close: () => server.close() };
+      return { key: `mllp:${source.host}:${port}`, configured: listenerKey(source), close: () => server.close(), counters: () => ({ ...server.counters }) };
     }
     if (source.kind === 'http') return this.listenHttp(runner, source);
     return this.watchDirectory(runner, source);
   }
 
+  /**
+   * A frame over max_message_bytes: answered AR, and stored as rejected so that it shows in
+   * `hl7c messages` and the counts. Only its first bytes are kept (enough for MSH); the reason
+   * says so.
+   */
+  private async recordOversize(version: LoadedChannel, head: Buffer, size: number, limit: number, source: string): Promise<Buffer> {
+    const reason = `message of ${size} bytes exceeds the receiver's limit of ${limit} bytes`;
+    const ack = ackForPayload(head, 'AR', { code: HL7_ERROR.otherHl7Error, userMessage: reason });
+    const header = readHeaderLeniently(head.toString('latin1'));
+    try {
+      await this.store.record({
+        channel: version.definition.name,
+        spec_version: version.specVersion,
+        source,
+        received_at: Date.now(),
+        control_id: header.controlId || null,
+        message_type: header.messageType || null,
+        raw: head,
+        status: 'rejected',
+        reason: `${reason}; only its first ${head.length} bytes are kept`,
+        identifiers: null,
+        ack_code: 'AR',
+        ack,
+        deliveries: [],
+      });
+    } catch (err) {
+      this.log.error({ channel: version.definition.name, err: (err as Error).message }, 'could not store an oversize message; answering AR all the same');
+    }
+    return ack;
+  }
+
   private async listenHttp(runner: Runner, source: Extract<SourceConfig, { kind: 'http' }>): Promise<Listener> {
+    checkHttpSourceAuth(runner.current.definition.name, source);
+    const maxBody = source.max_body_bytes ?? MAX_HTTP_BODY;
+    const counters = { refusedNotAllowed: 0, refusedTooMany: 0, closedIdle: 0, bodyTooLarge: 0, unauthorized: 0 };
+    const throttled = new ThrottledLog(this.log.child({ channel: runner.current.definition.name }));
+    const allowed = source.allow?.length ? allowList(source.allow) : undefined;
+    let open = 0;
     const server = http.createServer((req, res) => {
       const reply = (status: number, body: Record<string, unknown>) => {
         res.writeHead(status, { 'content-type': 'application/json' });
@@ -312,23 +368,65 @@ export class ChannelHost {
       };
       const current = runner.current.definition.source;
       if (current.kind !== 'http' || req.method !== 'POST' || req.url?.split('?')[0] !== current.path) return reply(404, { error: 'not found' });
-      if (current.auth_token && !bearerMatches(req.headers.authorization, current.auth_token)) return reply(401, { error: 'missing or wrong bearer token' });
+      if (current.auth_token && !bearerMatches(req.headers.authorization, current.auth_token)) {
+        counters.unauthorized++;
+        throttled.warn('unauthorized', { remote: req.socket.remoteAddress, refused: counters.unauthorized }, 'request refused: missing or wrong bearer token');
+        return reply(401, { error: 'missing or wrong bearer token' });
+      }
+      const declared = Number(req.headers['content-length'] ?? 0);
+      if (declared > maxBody) {
+        counters.bodyTooLarge++;
+        res.setHeader('connection', 'close');
+        return reply(413, { error: `body larger than ${maxBody} bytes` });
+      }
       const chunks: Buffer[] = [];
       let size = 0;
       req.on('data', (c: Buffer) => {
         size += c.length;
-        if (size > MAX_HTTP_BODY) {
-          reply(413, { error: `body larger than ${MAX_HTTP_BODY} bytes` });
+        if (size > maxBody) {
+          if (chunks.length) counters.bodyTooLarge++;
+          chunks.length = 0;
+          if (!res.headersSent) {
+            res.setHeader('connection', 'close');
+            reply(413, { error: `body larger than ${maxBody} bytes` });
+          }
           req.destroy();
         } else chunks.push(c);
       });
       req.on('end', () => {
-        if (size > MAX_HTTP_BODY) return;
+        if (size > maxBody) return;
         this.handle(runner.current, Buffer.concat(chunks), `http:${req.socket.remoteAddress}`)
           .then((r) => reply(r.response?.status ?? 500, r.response?.body ?? { status: r.status, reason: r.reason }))
           .catch((err: Error) => reply(500, { error: err.message }));
       });
     });
+    // Refused before any request is read: an address outside `allow`, or past max_connections.
+    server.on('connection', (socket: import('node:net').Socket) => {
+      if (allowed && !isAllowed(allowed, socket.remoteAddress)) {
+        counters.refusedNotAllowed++;
+        throttled.warn('allow', { remote: socket.remoteAddress, refused: counters.refusedNotAllowed }, 'connection refused: address not in the allow list');
+        socket.destroy();
+        return;
+      }
+      const max = source.max_connections ?? 0;
+      if (max > 0 && open >= max) {
+        counters.refusedTooMany++;
+        throttled.warn('max_connections', { remote: socket.remoteAddress, open, limit: max, refused: counters.refusedTooMany }, 'connection refused: max_connections open');
+        socket.destroy();
+        return;
+      }
+      open++;
+      socket.once('close', () => open--);
+    });
+    const idle = source.idle_timeout_ms ?? DEFAULT_IDLE_TIMEOUT_MS;
+    // Keep-alive connections with no request in progress close after this; so do stalled requests.
+    server.keepAliveTimeout = idle > 0 ? Math.min(idle, 5000) : 5000;
+    server.timeout = idle;
+    server.on('timeout', (socket: import('node:net').Socket) => {
+      counters.closedIdle++;
+      socket.destroy();
+    });
+    server.headersTimeout = Math.min(60_000, idle > 0 ? idle : 60_000);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(source.port, source.host, () => resolve());
@@ -337,6 +435,7 @@ export class ChannelHost {
     return {
       key: `http:${source.host}:${port}`,
       configured: listenerKey(source),
+      counters: () => ({ ...counters }),
       close: () => new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();

@@ -73,7 +73,7 @@ export class DestinationWorker {
       try {
         await this.loop();
       } catch (err) {
-        this.log.error({ channel: this.channel, destination: this.destination, err: (err as Error).message }, 'destination queue failed; working it again shortly');
+        this.log.error({ err: (err as Error).message }, 'destination queue failed; working it again shortly');
         await this.sleep(ERROR_PAUSE_MS);
       }
     }
@@ -187,7 +187,8 @@ export class DestinationWorker {
       const outcome = await this.sender.send(delivery, this.context(delivery));
       faultPoint('during-send');
       const now = Date.now();
-      const where = { channel: this.channel, destination: this.destination, message: delivery.message_id, attempt };
+      // channel and destination come from the logger (a child carrying them).
+      const where = { message: delivery.message_id, attempt };
       if (outcome.ok) {
         await this.store.finishAttempt({ ...delivery, attempts: attempt }, { state: 'sent', detail: outcome.detail }, now);
         this.log.info(where, 'delivered');

@@ -6,7 +6,7 @@ import type { Condition } from '../../runtime/index.js';
 import { describeCondition } from '../../runtime/index.js';
 import type { LoadedSpec } from '../spec/load.js';
 import { inputKindOf, outputKindOf } from '../spec/kinds.js';
-import type { BuildSegment, BuildValue, DedupeSpec, Destination, IdentifierRule, Mapping, Spec } from '../spec/types.js';
+import type { BuildSegment, BuildValue, DedupeSpec, Destination, IdentifierRule, Mapping, SourceLimitKeys, Spec } from '../spec/types.js';
 
 import { HL7C_VERSION } from '../version.js';
 import { RUNTIME_IMPORT } from './channel-module.js';
@@ -272,7 +272,8 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
 function sourceExpr(spec: Spec, raw: Spec, use: (n: string) => string): string {
   if (spec.source.http) {
     const h = raw.source.http!;
-    return `{ kind: "http", host: ${configString(h.host ?? '0.0.0.0', use)}, port: ${configNumber(h.port, use)}, path: ${q(spec.source.http.path)}, auth_token: ${configString(h.auth_token ?? '', use)} }`;
+    const http = spec.source.http;
+    return `{ kind: "http", host: ${configString(h.host ?? '0.0.0.0', use)}, port: ${configNumber(h.port, use)}, path: ${q(http.path)}, auth_token: ${configString(h.auth_token ?? '', use)}${http.max_body_bytes ? `, max_body_bytes: ${http.max_body_bytes}` : ''}${limitsExpr(http)} }`;
   }
   if (spec.source.file) {
     const f = raw.source.file!;
@@ -280,7 +281,7 @@ function sourceExpr(spec: Spec, raw: Spec, use: (n: string) => string): string {
   }
   const mllp = spec.source.mllp!;
   const m = raw.source.mllp!;
-  return `{ kind: "mllp", host: ${configString(m.host ?? '0.0.0.0', use)}, port: ${configNumber(m.port, use)}, ack_mode: ${q(mllp.ack_mode ?? 'as_requested')}${mllp.max_message_bytes ? `, max_message_bytes: ${mllp.max_message_bytes}` : ''}${tlsExpr(m.tls, use)}${dedupeExpr(mllp.dedupe)} }`;
+  return `{ kind: "mllp", host: ${configString(m.host ?? '0.0.0.0', use)}, port: ${configNumber(m.port, use)}, ack_mode: ${q(mllp.ack_mode ?? 'as_requested')}${mllp.max_message_bytes ? `, max_message_bytes: ${mllp.max_message_bytes}` : ''}${limitsExpr(mllp)}${tlsExpr(m.tls, use)}${dedupeExpr(mllp.dedupe)} }`;
 }
 
 /** Default key: the sender (MSH-3, MSH-4) and its control id (MSH-10), which a resend repeats. */
@@ -295,6 +296,15 @@ function dedupeExpr(dedupe: DedupeSpec | undefined): string {
 function windowMs(text: string): number {
   const m = /^(\d+)(s|m|h|d)$/.exec(text)!;
   return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
+}
+
+/** max_connections, idle_timeout_ms and allow of a network source, when the spec sets them. */
+function limitsExpr(source: SourceLimitKeys): string {
+  let out = '';
+  if (source.max_connections !== undefined) out += `, max_connections: ${source.max_connections}`;
+  if (source.idle_timeout_ms !== undefined) out += `, idle_timeout_ms: ${source.idle_timeout_ms}`;
+  if (source.allow !== undefined) out += `, allow: [${source.allow.map((a) => q(a)).join(', ')}]`;
+  return out;
 }
 
 /** TLS file paths, kept as ${ENV} references like other config. */

@@ -117,7 +117,7 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
   // nothing half-started (no listener accepting messages that nobody watches).
   let admin: Awaited<ReturnType<typeof startAdminServer>> | undefined;
   try {
-    if (options.adminPort !== undefined) admin = await startAdminServer(store, options.adminPort, '127.0.0.1', () => host.ports(), log);
+    if (options.adminPort !== undefined) admin = await startAdminServer(store, options.adminPort, '127.0.0.1', () => host.ports(), log, () => host.sourceCounters());
     await host.apply(first.channels);
   } catch (err) {
     await host.close().catch(() => undefined);

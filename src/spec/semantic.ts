@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { Hl7PathError, parsePath } from '../../runtime/index.js';
+import { allowList, Hl7PathError, parsePath } from '../../runtime/index.js';
 import type { Condition } from '../../runtime/index.js';
 import type { Diagnostic } from '../diagnostics/diagnostic.js';
 import { groupPathDiagnostics } from './group-paths.js';
@@ -47,6 +47,17 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
     }
     return path.segment;
   };
+
+  // An allow list the runtime could not read would stop the channel at start: say where now.
+  for (const kind of ['mllp', 'http'] as const) {
+    (spec.source[kind]?.allow ?? []).forEach((entry, i) => {
+      try {
+        allowList([entry]);
+      } catch (err) {
+        at(['source', kind, 'allow', i], 'error', 'spec/bad-allow', (err as Error).message.replace(/^allow: /, ''), 'write an address (10.20.0.5, fd00::5) or a CIDR block (10.20.0.0/16, fd00::/8)');
+      }
+    });
+  }
 
   // Which message codes can get past the accept rules (a reject/filter rule on message_type).
   const accepted = acceptedMessageCodes(spec);

@@ -1,13 +1,20 @@
 import type { Condition } from '../../runtime/index.js';
 
+/** Limits and access control of a network source (source.mllp, source.http). */
+export interface SourceLimitKeys {
+  max_connections?: number;
+  idle_timeout_ms?: number;
+  allow?: string[];
+}
+
 /** A spec after schema validation (see schema/hl7c-spec.schema.json). */
 export interface Spec {
   channel: string;
   description?: string;
   timezone?: string;
   source: {
-    mllp?: { host?: string; port: number; ack_mode?: 'original' | 'enhanced' | 'as_requested'; max_message_bytes?: number; tls?: Record<string, unknown>; dedupe?: DedupeSpec };
-    http?: { host?: string; port: number; path: string; auth_token?: string };
+    mllp?: { host?: string; port: number; ack_mode?: 'original' | 'enhanced' | 'as_requested'; max_message_bytes?: number; tls?: Record<string, unknown>; dedupe?: DedupeSpec } & SourceLimitKeys;
+    http?: { host?: string; port: number; path: string; auth_token?: string; max_body_bytes?: number } & SourceLimitKeys;
     file?: { dir: string; done_dir?: string; error_dir?: string; dedupe?: DedupeSpec };
   };
   accept?: AcceptRule[];

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { frame, MllpDecoder } from '../../runtime/index.js';
+import { BufferBudget, frame, MllpDecoder } from '../../runtime/index.js';
 
 function collect(max?: number) {
   const frames: string[] = [];
@@ -71,5 +71,51 @@ describe('MLLP framing', () => {
     decoder.push(frame('NEXT\r'));
     expect(events).toEqual([`oversize ${3 + 1000 * 1000} MSH`]);
     expect(frames).toEqual(['NEXT\r']);
+  });
+});
+
+describe('partial frames held by the decoder (dripped bytes)', () => {
+  const corpusLike = `MSH|^~\\&|EPIC|HOSP|HL7C|APP|20261125120000||ORU^R01^ORU_R01|DRIP-1|P|2.5.1\r${'OBX|1|TX|NOTE||'.padEnd(200, 'x')}\r`.repeat(5);
+
+  test('a frame dripped one byte per read decodes to the same payload as the whole frame', () => {
+    const whole = collect();
+    whole.decoder.push(frame(corpusLike));
+    const dripped = collect();
+    for (const b of frame(corpusLike)) dripped.decoder.push(Buffer.from([b]));
+    expect(dripped.frames).toEqual(whole.frames);
+    expect(dripped.frames).toEqual([corpusLike]);
+  });
+
+  test('memory held for a dripped frame is proportional to its bytes, not to the number of reads', () => {
+    const { decoder } = collect();
+    const data = frame(corpusLike);
+    // Each socket read is its own allocation (here 64 KiB, as a read buffer): a decoder that
+    // kept views of the reads would pin one of them per dripped byte.
+    for (let k = 0; k < data.length - 2; k++) {
+      const read = Buffer.allocUnsafe(64 * 1024);
+      read[0] = data[k]!;
+      decoder.push(read.subarray(0, 1));
+      const held = Math.max(0, k); // payload bytes after the start block
+      expect(decoder.bufferedBytes).toBe(held);
+      expect(decoder.retainedBytes).toBeLessThanOrEqual(Math.max(256, 2 * held));
+    }
+    expect(decoder.pending).toBe(true);
+  });
+
+  test('the bytes held across decoders are bounded by a shared budget; past it the decoder gives up and says so', () => {
+    const budget = new BufferBudget(4096);
+    const spent: number[] = [];
+    const decoders = Array.from({ length: 4 }, () => new MllpDecoder({ frame: () => undefined, discarded: () => undefined, truncated: () => undefined, oversize: () => undefined, overBudget: (n) => spent.push(n) }, 1 << 20, budget));
+    for (const d of decoders) d.push(Buffer.from('\x0b' + 'A'.repeat(1000)));
+    expect(budget.used).toBeLessThanOrEqual(4096);
+    expect(spent).toEqual([]);
+    for (const d of decoders) d.push(Buffer.from('B'.repeat(1500)));
+    expect(spent.length).toBeGreaterThan(0);
+    expect(budget.used).toBeLessThanOrEqual(4096);
+    // A decoder that gave up holds nothing; the others still decode.
+    const gaveUp = decoders.filter((d) => d.retainedBytes === 0);
+    expect(gaveUp).toHaveLength(spent.length);
+    for (const d of decoders) d.release();
+    expect(budget.used).toBe(0);
   });
 });

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import http from 'node:http';
 import { join, relative } from 'node:path';
@@ -22,8 +23,12 @@ export async function demoCommand(args: DemoArgs, io: CliIo): Promise<number> {
   const examples = join(io.cwd, 'examples');
   const webhook = await startWebhookStandIn();
   const ehr = await startReceiver({ host: '127.0.0.1', port: 0, out: join(args.out, 'ehr-received'), logger: args.logger });
+  // The write-back sources take requests only with a bearer token: one made for this run.
+  const token = randomBytes(24).toString('hex');
   const env = {
     ...process.env,
+    RESULTS_TOKEN: token,
+    NOTES_TOKEN: token,
     ADT_PORT: '0',
     SIU_PORT: '0',
     RESULTS_HTTP_PORT: '0',
@@ -55,7 +60,7 @@ export async function demoCommand(args: DemoArgs, io: CliIo): Promise<number> {
 
     io.stdout('JSON in over HTTP (write-back to the EHR):\n');
     const post = async (channel: string, path: string, body: string) => {
-      const response = await fetch(`http://127.0.0.1:${ports[channel]}${path}`, { method: 'POST', headers: { authorization: 'Bearer dev-token', 'content-type': 'application/json' }, body });
+      const response = await fetch(`http://127.0.0.1:${ports[channel]}${path}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body });
       const json = (await response.json()) as { status: string; control_id?: string; reason?: string };
       if (response.status !== 200) failures++;
       io.stdout(`  ${channel.padEnd(18)} POST ${path.padEnd(25)} -> ${response.status} ${json.status} ${json.control_id ?? ''}${json.reason ? `  (${json.reason})` : ''}\n`);
