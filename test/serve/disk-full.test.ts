@@ -88,7 +88,8 @@ describe.skipIf(namespaces !== null)(`disk full${namespaces ? ` (skipped: ${name
       expect(`${id} ${ack.code}`).toBe(`${id} AE`);
       expect(ack.errors.join(' ')).toMatch(/could not be stored; send it again/);
     }
-    expect(serve.stderr()).toMatch(/could not store a message; answering with an error/);
+    // The CLI's logs are written asynchronously (batched): wait for the line, do not expect it at once.
+    await waitFor(() => /could not store a message; answering with an error/.test(serve.stderr()), 10_000, 'the store failure logged');
     expect(serve.stderr()).toMatch(/ENOSPC/);
 
     rmSync(filler);
