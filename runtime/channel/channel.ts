@@ -2,7 +2,8 @@ import type { AckError, AckOutcome } from '../ack/ack.js';
 import { ackBytes, ackCodesToSend, ackRequestOf, HL7_ERROR } from '../ack/ack.js';
 import { isAckMessage, receive } from '../ack/receive.js';
 import { encodeText } from '../hl7/charset.js';
-import type { Message } from '../hl7/message.js';
+import { Message } from '../hl7/message.js';
+import { Segment } from '../hl7/segment.js';
 import { DEFAULT_PROCESSING_BUDGET_MS, ProcessingBudgetExceeded, withProcessingBudget } from './budget.js';
 import { describeCondition } from './conditions.js';
 import { TransformError } from './edits.js';
@@ -242,8 +243,18 @@ function runMessage(channel: ChannelDefinition, message: Message): ChannelResult
   }
 }
 
+/**
+ * The header as received, for answering: transforms may rewrite MSH (routing to the next system),
+ * but the ACK goes back to the sender, addressed from what the sender wrote.
+ */
+function receivedHeader(message: Message): Message {
+  const msh = message.header;
+  return new Message(message.delimiters, [new Segment(msh.name, msh.toString(), message.delimiters)], message.charset);
+}
+
 function runStages(channel: ChannelDefinition, message: Message): ChannelResult {
-  const answer = (outcome: AckOutcome, errors: AckError[] = []) => (channel.source.kind === 'mllp' ? ackFor(channel, message, outcome, errors) : {});
+  const answered = channel.transform && channel.source.kind === 'mllp' ? receivedHeader(message) : message;
+  const answer = (outcome: AckOutcome, errors: AckError[] = []) => (channel.source.kind === 'mllp' ? ackFor(channel, answered, outcome, errors) : {});
   const decision = channel.accept(message);
   if (decision.outcome === 'reject') {
     const reason = `${decision.reason} (rule ${decision.rule})`;

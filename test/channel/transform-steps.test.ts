@@ -34,6 +34,22 @@ const EPIC_ADT = [
 ].join('\r');
 
 describe('values keep their structure (issue 9, case 1)', () => {
+  test('the ACK goes back to the sender as addressed in the message received, not as a transform rewrote MSH', async () => {
+    const { channel } = await compile(`channel: relay
+source: { mllp: { port: 0 } }
+transform:
+  - set: { path: MSH-3, value: HL7C }
+  - set: { path: MSH-5, value: LAB }
+destinations:
+  next: { mllp: { host: 127.0.0.1, port: 1 } }
+`);
+    const result = runChannel(channel, Buffer.from(EPIC_ADT));
+    expect(String(result.outputs.next).split('\r')[0]).toMatch(/^MSH\|\^~\\&\|HL7C\|GOODHEALTH\|LAB\|/);
+    const ackHeader = result.ack!.toString('latin1').split('\r')[0]!.split('|');
+    // ACK MSH-3/4 are the receiver's (the message's MSH-5/6), MSH-5/6 the sender's (its MSH-3/4).
+    expect(ackHeader.slice(2, 6)).toEqual(['HL7C', 'DOWNSTREAM', 'EPIC', 'GOODHEALTH']);
+  });
+
   test('copy of a repetition moves it as structure: the receiver gets components, not \\S\\ escapes', async () => {
     const { channel } = await compile(`channel: relay
 source: { mllp: { port: 0 } }
