@@ -48,6 +48,8 @@ describe('file source when the move to done_dir fails (issue 10, case 13)', () =
     // The way is cleared: every file moves, and none of them is read again on the way.
     rmSync(join(dir, 'blocked'));
     await waitFor(() => ['a', 'b', 'c', 'd'].every((n) => existsSync(join(dir, 'blocked', 'done', `${n}.hl7`))), 10_000, 'files moved');
+    // Each marker goes right after its file has moved: wait for the last one, then nothing is left.
+    await waitFor(() => readdirSync(join(dir, 'in')).length === 0, 10_000, 'markers removed');
     expect(readdirSync(join(dir, 'in'))).toEqual([]);
     expect(delivered(dir)).toBe(4);
   });
