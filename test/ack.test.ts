@@ -162,6 +162,18 @@ describe('ACK messages', () => {
     expect(ack.get('ERR-3.1')).toBe('102');
     expect(ack.get('ERR-8')).toMatch(/control byte 0x0b/);
   });
+
+  test('an AR to a header holding control bytes carries none of them: the sender can frame and read it', () => {
+    // 0x1C in MSH-3 would end the ACK's MLLP frame early; NUL and 0x0B would make it unreadable.
+    const received = receive(Buffer.from('MSH|^~\\&|EP\x1cIC|HO\x00SP|HL7C|A\x0bPP|20261125||ADT^A01|BAD-2|P|2.5.1\rPID|1||1\r'));
+    expect(received.ok).toBe(false);
+    if (received.ok) return;
+    expect([...received.reject].filter((b) => (b < 0x20 && b !== 0x0d) || b === 0x7f)).toEqual([]);
+    const ack = parseMessage(received.reject);
+    expect(ack.get('MSA-1')).toBe('AR');
+    expect(ack.get('MSA-2')).toBe('BAD-2');
+    expect([ack.get('MSH-3'), ack.get('MSH-5'), ack.get('MSH-6')]).toEqual(['HL7C', 'EPIC', 'HOSP']);
+  });
 });
 
 describe('the README table "what the sender sees"', () => {

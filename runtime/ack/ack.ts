@@ -221,6 +221,8 @@ function headerOf(m: Message): ReceivedHeader {
  * Reads what it can of an MSH that failed to parse, so even a rejected message gets an ACK
  * that names it (MSA-2). Falls back to standard delimiters when MSH-1/2 are unusable.
  */
+const CONTROL_BYTES = /[\x00-\x1f\x7f]/g;
+
 export function readHeaderLeniently(text: string): ReceivedHeader {
   const line = text.split(/\r\n|\r|\n/, 1)[0] ?? '';
   let d: Delimiters;
@@ -230,7 +232,9 @@ export function readHeaderLeniently(text: string): ReceivedHeader {
     d = { ...DEFAULT_DELIMITERS };
   }
   const fields = line.startsWith('MSH') && line[3] === d.field ? line.split(d.field) : [];
-  const f = (n: number) => (n >= 2 ? (fields[n - 1] ?? '') : '');
+  // What is echoed back must be framable and readable: a 0x1C copied from a broken header would
+  // end the ACK's MLLP frame early, a NUL or 0x0B make it unreadable.
+  const f = (n: number) => (n >= 2 ? (fields[n - 1] ?? '').replace(CONTROL_BYTES, '') : '');
   return {
     delimiters: d,
     sendingApplication: f(3),
