@@ -1,5 +1,12 @@
 import net from 'node:net';
-import { frame, MllpDecoder } from '../../runtime/index.js';
+import { acknowledge, frame, MllpDecoder, receive } from '../../runtime/index.js';
+import type { MllpHandler } from '../../runtime/index.js';
+
+/** A handler that answers AA to a readable message and the parser's AR to one that is not. */
+export const ackingHandler: MllpHandler = (payload) => {
+  const r = receive(payload);
+  return r.ok ? acknowledge(r.message, 'accept') : r.reject;
+};
 
 /** A raw TCP peer that writes exactly the bytes it is given and collects the frames it gets back. */
 export class RawPeer {

@@ -2,20 +2,15 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
-import { acknowledge, allowList, isAllowed, MllpDecoder, MllpServer, parseMessage, readAck, receive } from '../../runtime/index.js';
-import type { MllpHandler, MllpServerOptions } from '../../runtime/index.js';
+import { acknowledge, allowList, isAllowed, MllpDecoder, MllpServer, parseMessage, readAck } from '../../runtime/index.js';
+import type { MllpServerOptions } from '../../runtime/index.js';
 import { memoryLogger } from '../serve/helpers.js';
-import { frame, RawPeer, sampleMessage } from './helpers.js';
+import { ackingHandler, frame, RawPeer, sampleMessage } from './helpers.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-const ackingHandler: MllpHandler = (payload) => {
-  const r = receive(payload);
-  return r.ok ? acknowledge(r.message, 'accept') : r.reject;
-};
 
 async function startServer(options: Partial<MllpServerOptions> = {}) {
   const server = new MllpServer({ host: '127.0.0.1', port: 0, handler: ackingHandler, ...options });

@@ -1,19 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
-import { acknowledge, acknowledgements, buildAck, MllpClient, MllpError, MllpServer, parseMessage, readAck, receive } from '../../runtime/index.js';
-import type { MllpHandler } from '../../runtime/index.js';
-import { frame, RawPeer, sampleMessage } from './helpers.js';
+import { acknowledge, acknowledgements, buildAck, MllpClient, MllpError, MllpServer, parseMessage, readAck } from '../../runtime/index.js';
+import { ackingHandler, frame, RawPeer, sampleMessage } from './helpers.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-const ackingHandler: MllpHandler = (payload) => {
-  const r = receive(payload);
-  return r.ok ? acknowledge(r.message, 'accept') : r.reject;
-};
 
 async function startServer(options: Partial<ConstructorParameters<typeof MllpServer>[0]> = {}) {
   const server = new MllpServer({ host: '127.0.0.1', port: 0, handler: ackingHandler, ...options });
