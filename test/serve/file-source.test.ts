@@ -41,9 +41,12 @@ describe('file source when the move to done_dir fails (issue 10, case 13)', () =
       writeFileSync(join(dir, 'in', `${name}.hl7`), adtMessage(`F${name.toUpperCase()}1`));
       await waitFor(() => existsSync(join(dir, 'in', `.${name}.hl7.stored`)), 10_000, `${name}.hl7 stored`);
     }
+    // The marker is written when the messages are stored; delivery and the failed move follow it.
+    await waitFor(() => delivered(dir) === 4, 10_000, 'd.hl7 delivered');
+    const failures = () => lines.filter((l) => String(l.msg).includes('could not be moved'));
+    await waitFor(() => failures().length === 4, 10_000, 'the move of d.hl7 tried');
+    expect(failures().map((l) => l.file)).toEqual(['a.hl7', 'b.hl7', 'c.hl7', 'd.hl7']);
     expect(delivered(dir)).toBe(4);
-    const failures = lines.filter((l) => String(l.msg).includes('could not be moved'));
-    expect(failures.map((l) => l.file)).toEqual(['a.hl7', 'b.hl7', 'c.hl7', 'd.hl7']);
 
     // The way is cleared: every file moves, and none of them is read again on the way.
     rmSync(join(dir, 'blocked'));
