@@ -23,17 +23,16 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
   const program = new Command('hl7c')
     .description('HL7 v2 interface engine: parse, inspect, send and receive HL7 v2 over MLLP')
     .version(HL7C_VERSION)
-    .option('--log-level <level>', 'log level for the JSON logs on stderr (silent, error, warn, info, debug)', 'warn')
+    .addOption(new Option('--log-level <level>', 'log level for the JSON logs on stderr (silent, error, warn, info, debug)').env('HL7C_LOG_LEVEL'))
     .showHelpAfterError()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
 
   const run = (fn: () => Promise<number>) => async () => setExitCode(await fn());
   /**
-   * The level asked for with --log-level, or the command's own default: long-running commands
+   * The level asked for with --log-level or HL7C_LOG_LEVEL, or the command's own default: long-running commands
    * log their life (info), the demo only errors (it prints its own account), the rest warnings.
    */
-  const logger = (levelByDefault = 'warn') =>
-    createLogger({ level: program.getOptionValueSource('logLevel') === 'default' ? levelByDefault : (program.opts().logLevel as string), sync: false });
+  const logger = (levelByDefault = 'warn') => createLogger({ level: (program.opts().logLevel as string | undefined) ?? levelByDefault, sync: false });
 
   program
     .command('parse')

@@ -89,6 +89,25 @@ describe('hl7c listen and send, as processes over real sockets', () => {
     expect(await stop(child)).toBe(0);
   });
 
+  test('HL7C_LOG_LEVEL sets the level of a command that has a default of its own; --log-level wins over it', async () => {
+    const file = corpus('adt/hl7apy-adt-a01-v26.hl7');
+    const controlId = parseMessage(corpusFile('adt/hl7apy-adt-a01-v26.hl7')).controlId!;
+    const logged = async (args: string[], level: string | undefined) => {
+      const env = { ...process.env };
+      delete env.HL7C_LOG_LEVEL;
+      if (level) env.HL7C_LOG_LEVEL = level;
+      const { child, match, output } = await startBin([...args, 'listen', '--port', '0', '--host', '127.0.0.1'], /listening on port (\d+)/, env);
+      children.push(child);
+      expect((await runBin(['send', '--host', '127.0.0.1', '--port', match[1]!, file])).code).toBe(0);
+      expect(await stop(child)).toBe(0);
+      return output().includes(controlId);
+    };
+    // listen logs each message at info by default.
+    expect(await logged([], undefined)).toBe(true);
+    expect(await logged([], 'warn')).toBe(false);
+    expect(await logged(['--log-level', 'info'], 'warn')).toBe(true);
+  });
+
   test('send exits 1 when an ACK is not AA/CA and says why', async () => {
     const { child, match } = await startBin(['listen', '--port', '0', '--host', '127.0.0.1', '--max-message-bytes', '500'], /listening on port (\d+)/);
     children.push(child);
