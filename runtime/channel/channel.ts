@@ -67,7 +67,14 @@ export interface FileSourceConfig {
   dedupe?: DedupeConfig;
 }
 
-export type SourceConfig = MllpSourceConfig | HttpSourceConfig | FileSourceConfig;
+/** Fed only by other channels' `channel` destinations: no port, no directory, no ACK. */
+export interface ChannelSourceConfig {
+  kind: 'channel';
+  /** What the channels handing to this one send. */
+  input: PayloadKind;
+}
+
+export type SourceConfig = MllpSourceConfig | HttpSourceConfig | FileSourceConfig | ChannelSourceConfig;
 
 export interface HttpDestinationConfig {
   kind: 'http';
@@ -99,6 +106,7 @@ export type PayloadKind = 'json' | 'hl7';
 
 /** What a channel's source takes: http sources take the app's JSON, mllp and file sources HL7. */
 export function inputKind(channel: Pick<ChannelDefinition, 'input' | 'source'>): PayloadKind {
+  if (channel.source.kind === 'channel') return channel.source.input;
   return channel.input ?? (channel.source.kind === 'http' ? 'json' : 'hl7');
 }
 
@@ -192,6 +200,7 @@ export interface ChannelResult {
 export function runChannel(channel: ChannelDefinition, payload: Buffer, options: RunOptions = {}): ChannelResult {
   return withProcessingBudget(options.processingBudgetMs ?? DEFAULT_PROCESSING_BUDGET_MS, () => {
     if (channel.source.kind === 'http') return withResponse(runJson(channel, payload));
+    if (inputKind(channel) === 'json') return runJson(channel, payload);
     const received = receive(payload);
     if (!received.ok) {
       return { status: 'rejected', reason: received.error.message, identifiers: {}, outputs: {}, ...(channel.source.kind === 'mllp' ? { ack: received.reject, ackCode: 'AR' } : {}) };

@@ -87,6 +87,8 @@ export class ChannelHost {
   ports(): Record<string, number> {
     const out: Record<string, number> = {};
     for (const [name, runner] of this.runners) {
+      // A channel source listens on nothing.
+      if (runner.listener.key.startsWith('channel:')) continue;
       const port = Number(runner.listener.key.split(':').pop());
       out[name] = port;
     }
@@ -132,7 +134,7 @@ export class ChannelHost {
       } else {
         const before = runner.current;
         runner.current = loaded;
-        const key = listenerKey(loaded.definition.source);
+        const key = listenerKey(loaded.definition.source, name);
         if (key !== runner.listener.configured) {
           const old = runner.listener;
           runner.listener = await this.listen(runner);
@@ -320,6 +322,8 @@ export class ChannelHost {
       return { key: `mllp:${source.host}:${port}`, configured: listenerKey(source), close: () => server.close(), counters: () => ({ ...server.counters }) };
     }
     if (source.kind === 'http') return this.listenHttp(runner, source);
+    // Fed by other channels' channel destinations (handToChannel): nothing to open.
+    if (source.kind === 'channel') return { key: listenerKey(source, name()), configured: listenerKey(source, name()), close: async () => undefined };
     return this.watchDirectory(runner, source);
   }
 
@@ -569,7 +573,8 @@ function workerKey(channel: string, destination: string): string {
   return `${channel}\u0000${destination}`;
 }
 
-function listenerKey(source: SourceConfig): string {
+function listenerKey(source: SourceConfig, channel = ''): string {
+  if (source.kind === 'channel') return `channel:${channel}`;
   if (source.kind === 'file') return `file:${source.dir}:0`;
   return `${source.kind}:${source.host}:${source.port}`;
 }

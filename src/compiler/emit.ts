@@ -6,7 +6,7 @@ import type { Condition } from '../../runtime/index.js';
 import { describeCondition } from '../../runtime/index.js';
 import type { LoadedSpec } from '../spec/load.js';
 import { inputKindOf, outputKindOf } from '../spec/kinds.js';
-import type { BuildSegment, BuildValue, DedupeSpec, Destination, IdentifierRule, Mapping, SourceLimitKeys, Spec } from '../spec/types.js';
+import type { BuildSegment, BuildValue, DedupeSpec, Destination, IdentifierRule, Mapping, SourceLimitKeys, Spec, TlsSpec } from '../spec/types.js';
 
 import { HL7C_VERSION } from '../version.js';
 import { RUNTIME_IMPORT } from './channel-module.js';
@@ -270,6 +270,7 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
 }
 
 function sourceExpr(spec: Spec, raw: Spec, use: (n: string) => string): string {
+  if (spec.source.channel) return `{ kind: "channel", input: ${q(spec.source.channel.input)} }`;
   if (spec.source.http) {
     const h = raw.source.http!;
     const http = spec.source.http;
@@ -308,7 +309,7 @@ function limitsExpr(source: SourceLimitKeys): string {
 }
 
 /** TLS file paths, kept as ${ENV} references like other config. */
-function tlsExpr(tls: Record<string, unknown> | undefined, use: (n: string) => string): string {
+function tlsExpr(tls: TlsSpec | undefined, use: (n: string) => string): string {
   if (!tls) return '';
   const parts = Object.entries(tls).map(([k, v]) => `${k}: ${typeof v === 'string' ? configString(v, use) : q(v)}`);
   return `, tls: { ${parts.join(', ')} }`;

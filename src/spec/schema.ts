@@ -147,7 +147,7 @@ function toDiagnostic(spec: LoadedSpec, e: ErrorObject): Diagnostic {
         ...where(spec.sourceMap.valueAt(path)),
         code: 'schema/wrong-shape',
         message: `${at} ${e.keyword === 'maxProperties' ? 'must have only one kind' : 'is empty'}`,
-        hint: path[path.length - 1] === 'source' ? 'a source is exactly one of mllp, http, file' : undefined,
+        hint: path[path.length - 1] === 'source' ? 'a source is exactly one of mllp, http, file, channel' : undefined,
       };
     case 'propertyNames':
       return { ...where(spec.sourceMap.valueAt(path)), code: 'schema/invalid-name', message: `a name in ${at} is not allowed: ${e.message ?? ''}`, hint: 'use lowercase letters, digits and _' };

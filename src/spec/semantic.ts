@@ -133,11 +133,15 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
     }
   }
 
+  const takesJson = inputKindOf(spec) === 'json';
   if (spec.source.http && !spec.build) {
     at(['source', 'http'], 'error', 'spec/build-required', 'an http source receives JSON from the app; it needs build: to turn it into an HL7 message', 'add build: with message_type, version and segments');
   }
-  if (spec.build && !spec.source.http) {
-    at(['build'], 'error', 'spec/build-needs-http-source', 'build: makes HL7 from posted JSON, so it needs an http source', 'use source: { http: { port, path } }');
+  if (spec.source.channel?.input === 'json' && !spec.build) {
+    at(['source', 'channel', 'input'], 'error', 'spec/build-required', 'this channel takes JSON from other channels; it needs build: to turn it into an HL7 message', 'add build: with message_type, version and segments, or take input: hl7');
+  }
+  if (spec.build && !takesJson) {
+    at(['build'], 'error', 'spec/build-needs-http-source', 'build: makes HL7 from JSON, so it needs a source that takes JSON', 'use source: { http: { port, path } } or source: { channel: { input: json } }');
   }
   if (spec.build && spec.map) {
     at(['map'], 'error', 'spec/map-with-build', 'a channel that builds HL7 from JSON sends that HL7 on; map: (HL7 to JSON) does not apply', 'remove map:, or split into two channels');
@@ -182,8 +186,8 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
   }
   spec.tests?.forEach((t, i) => {
     const input = typeof t.input === 'string' ? t.input.trim() : 'MSH';
-    if (typeof t.input === 'object' && !spec.source.http) {
-      at(['tests', i, 'input'], 'error', 'spec/test-input-kind', 'a JSON input only fits an http source; this channel receives HL7', 'give an HL7 message inline or a .hl7 file');
+    if (typeof t.input === 'object' && !takesJson) {
+      at(['tests', i, 'input'], 'error', 'spec/test-input-kind', 'a JSON input only fits a channel that takes JSON (an http source, or a channel source with input: json); this channel receives HL7', 'give an HL7 message inline or a .hl7 file');
     }
     if (!input.startsWith('MSH') && !existsSync(resolve(specDir, input))) {
       at(['tests', i, 'input'], 'error', 'spec/test-input-missing', `test input ${input} is neither an inline message nor a file`, `paths are relative to ${dirname(loaded.file) || '.'}`);

@@ -7,15 +7,25 @@ export interface SourceLimitKeys {
   allow?: string[];
 }
 
+/** TLS files (PEM paths) of an MLLP source or destination. */
+export interface TlsSpec {
+  key?: string;
+  cert?: string;
+  ca?: string;
+  require_client_certificate?: boolean;
+}
+
 /** A spec after schema validation (see schema/hl7c-spec.schema.json). */
 export interface Spec {
   channel: string;
   description?: string;
   timezone?: string;
   source: {
-    mllp?: { host?: string; port: number; ack_mode?: 'original' | 'enhanced' | 'as_requested'; max_message_bytes?: number; tls?: Record<string, unknown>; dedupe?: DedupeSpec } & SourceLimitKeys;
+    mllp?: { host?: string; port: number; ack_mode?: 'original' | 'enhanced' | 'as_requested'; max_message_bytes?: number; tls?: TlsSpec; dedupe?: DedupeSpec } & SourceLimitKeys;
     http?: { host?: string; port: number; path: string; auth_token?: string; max_body_bytes?: number } & SourceLimitKeys;
     file?: { dir: string; done_dir?: string; error_dir?: string; dedupe?: DedupeSpec };
+    /** Fed only by other channels' `channel` destinations; no port. */
+    channel?: { input: 'hl7' | 'json' };
   };
   accept?: AcceptRule[];
   identifiers?: Record<string, IdentifierRule>;
@@ -114,7 +124,7 @@ export type LookupMissing = 'null' | 'keep' | 'default' | 'error';
 
 export interface Destination {
   http?: { url: string; method?: string; headers?: Record<string, string>; timeout_ms?: number };
-  mllp?: { host: string; port: number; on_ae?: 'retry' | 'fail'; on_ar?: 'retry' | 'fail'; tls?: Record<string, unknown> };
+  mllp?: { host: string; port: number; on_ae?: 'retry' | 'fail'; on_ar?: 'retry' | 'fail'; tls?: TlsSpec };
   file?: { dir: string; file_name?: string; on_exists?: 'suffix' | 'fail'; content?: 'output' | 'raw' };
   channel?: string;
   retry?: { attempts?: number; backoff_ms?: number; max_backoff_ms?: number };
