@@ -78,6 +78,9 @@ export function loadSpecText(file: string, text: string, env: NodeJS.ProcessEnv)
   }
   if (diagnostics.length > 0) return { diagnostics };
 
+  diagnostics.push(...keysThatAreNotNames(doc, text, file, lineCounter));
+  if (diagnostics.length > 0) return { diagnostics };
+
   const raw: unknown = doc.toJS();
   // ${NAME} and ${NAME:-default} in any string value, so one spec serves dev, test and prod.
   const interpolated: NonNullable<LoadedSpec['interpolated']> = [];
@@ -110,6 +113,35 @@ export function loadSpecText(file: string, text: string, env: NodeJS.ProcessEnv)
     return { diagnostics };
   }
   return { spec: { file, text, data: doc.toJS(), raw, interpolated, sourceMap: new SourceMap(doc, lineCounter) }, diagnostics };
+}
+
+/**
+ * Mapping keys that YAML reads as something other than the text written: `null:`, `true:`,
+ * `no:` would become "", "true"… and `01:` or `1.0:` (a lookup code) the number 1, so a name or
+ * a code would silently change. Plain numbers written as they print (`1:`) are kept.
+ */
+function keysThatAreNotNames(doc: ReturnType<typeof parseDocument>, text: string, file: string, lineCounter: LineCounter): Diagnostic[] {
+  const found: Diagnostic[] = [];
+  visit(doc, {
+    Pair(_key, pair) {
+      const key = pair.key;
+      if (!isScalar(key) || typeof key.value === 'string' || !key.range) return;
+      const written = text.slice(key.range[0], key.range[1]);
+      if (typeof key.value === 'number' && String(key.value) === written) return;
+      const { line, col } = lineCounter.linePos(key.range[0]);
+      const reads = key.value === null ? 'null (no value)' : typeof key.value === 'boolean' ? `the boolean ${String(key.value)}` : `the number ${String(key.value)}`;
+      found.push({
+        file,
+        line,
+        column: col,
+        severity: 'error',
+        code: 'yaml/key-not-text',
+        message: `the key \`${written}\` is read by YAML as ${reads}, not as the text "${written}"`,
+        hint: `quote it: "${written}":`,
+      });
+    },
+  });
+  return found;
 }
 
 /** Where a scalar sits in the data (keys and list indexes), or undefined for a mapping key. */

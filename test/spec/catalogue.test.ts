@@ -31,6 +31,9 @@ destinations:
  * diagnostic must point at (its first occurrence after the edit, plus an optional column shift).
  */
 const CASES: Array<{ name: string; edit: (s: string) => string; code: string; at: string; shift?: number; severity?: 'warning' }> = [
+  { name: 'a YAML null as a mapping name', edit: (s) => s.replace('  family: {', '  null: {'), code: 'yaml/key-not-text', at: 'null:' },
+  { name: 'a YAML boolean as a destination name', edit: (s) => s.replace('  hook:', '  true:'), code: 'yaml/key-not-text', at: 'true:' },
+  { name: 'a lookup code YAML reads as a number', edit: (s) => s.replace('{ path: PID-5.1 }', '{ path: PV1-2, lookup: { 01: I } }'), code: 'yaml/key-not-text', at: '01:' },
   { name: 'unknown top-level key', edit: (s) => s.replace('channel: base', 'channel: base\nchanel: typo'), code: 'schema/unknown-property', at: 'chanel:' },
   { name: 'missing channel', edit: (s) => s.replace('channel: base\n', ''), code: 'schema/missing-property', at: 'source:' },
   { name: 'channel name with spaces', edit: (s) => s.replace('channel: base', 'channel: Bad Name'), code: 'schema/invalid-format', at: 'Bad Name' },
