@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test } from 'vitest';
@@ -11,6 +11,17 @@ test('every YAML block in the README validates and passes its tests', async () =
   expect(blocks.length).toBeGreaterThanOrEqual(1);
   const dir = mkdtempSync(join(tmpdir(), 'hl7c-readme-'));
   for (const [i, block] of blocks.entries()) {
+    if (block.startsWith('# hl7c.config.yaml')) {
+      // The serve config (alerts) is checked as `hl7c validate` checks it, beside the README's
+      // first spec (the channel its rules name), not as a spec.
+      const config = join(dir, `config-${i}`);
+      mkdirSync(config);
+      writeFileSync(join(config, 'hl7c.config.yaml'), block);
+      writeFileSync(join(config, 'spec.yaml'), blocks[0]!);
+      const checked = await cli('validate', config);
+      expect(checked.stderr).toBe('1 spec(s) and the serve config: 0 error(s), 0 warning(s)\n');
+      continue;
+    }
     const file = join(dir, `readme-${i}.yaml`);
     writeFileSync(file, block);
     const validated = await cli('validate', file);

@@ -14,7 +14,7 @@ import { ThrottledLog } from '../log.js';
 import { checkHttpSourceAuth } from './source-guard.js';
 import type { Store } from '../store/store.js';
 import type { QueuedDelivery } from '../store/types.js';
-import type { AttemptOutcome, DeliveryContext } from './senders.js';
+import type { AttemptOutcome, DeliveryContext, Sender } from './senders.js';
 import { createSender } from './senders.js';
 import { DEFAULT_LEASE_MS, DestinationWorker } from './worker.js';
 import { asDuplicate, dedupeKeyOf, dedupeOf } from './dedupe.js';
@@ -29,6 +29,9 @@ export interface LoadedChannel {
   /** Hash of the spec text; stored with every message. */
   specVersion: string;
 }
+
+/** A delivery attempt ended (`ok`: delivered). */
+export type AttemptListener = (channel: string, destination: string, ok: boolean) => void;
 
 interface Listener {
   /** Where it actually listens (the real port when the spec says 0). */
@@ -66,6 +69,8 @@ export class ChannelHost {
   private readonly runners = new Map<string, Runner>();
   private readonly workers = new Map<string, DestinationWorker>();
   private drainTimer: NodeJS.Timeout | null = null;
+  /** Told of every delivery attempt's end (alerts: a destination failing). */
+  private readonly attemptListeners = new Set<AttemptListener>();
   /** Dedupe keys of messages being stored now: a second copy waits for the first. */
   private readonly dedupeKeysRecording = new Map<string, Promise<unknown>>();
   private closed = false;
@@ -103,6 +108,24 @@ export class ChannelHost {
       if (counters) out[name] = counters;
     }
     return out;
+  }
+
+  /** Calls `listener` when a delivery attempt ends: whether it worked, never what was sent or answered. */
+  onAttempt(listener: AttemptListener): () => void {
+    this.attemptListeners.add(listener);
+    return () => this.attemptListeners.delete(listener);
+  }
+
+  /** A sender whose attempts are told to the attempt listeners. */
+  private observed(channel: string, destination: string, sender: Sender): Sender {
+    return {
+      send: async (delivery, context) => {
+        const outcome = await sender.send(delivery, context);
+        for (const listener of this.attemptListeners) listener(channel, destination, outcome.ok);
+        return outcome;
+      },
+      close: () => sender.close(),
+    };
   }
 
   async start(): Promise<void> {
@@ -237,10 +260,10 @@ export class ChannelHost {
     const log = this.log.child({ channel, destination });
     if (existing) {
       // An unchanged destination keeps its sender, and so its open connection to the far side.
-      if (JSON.stringify(existing.currentConfig) !== JSON.stringify(config)) existing.update(config, createSender(channel, destination, config, log));
+      if (JSON.stringify(existing.currentConfig) !== JSON.stringify(config)) existing.update(config, this.observed(channel, destination, createSender(channel, destination, config, log)));
       return;
     }
-    const worker = new DestinationWorker(this.store, channel, destination, config, createSender(channel, destination, config, log), (d) => this.deliveryContext(d), log, this.owner, this.leaseMs);
+    const worker = new DestinationWorker(this.store, channel, destination, config, this.observed(channel, destination, createSender(channel, destination, config, log)), (d) => this.deliveryContext(d), log, this.owner, this.leaseMs);
     this.workers.set(key, worker);
     worker.start();
   }

@@ -111,7 +111,8 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .description('check specs: file:line:col: severity code: message, with a hint; exit 1 on any error')
     .argument('<specs...>', 'spec files (YAML), or directories of them')
     .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
-    .action((specs: string[], o: { format: 'text' | 'json' }) => run(async () => (await import('./commands/validate.js')).validateCommand({ specs, format: o.format }, io))());
+    .option('--config <file>', 'the serve config to check (default: hl7c.config.yaml beside the specs)')
+    .action((specs: string[], o: { format: 'text' | 'json'; config?: string }) => run(async () => (await import('./commands/validate.js')).validateCommand({ specs, format: o.format, config: o.config }, io))());
 
   program
     .command('build')
@@ -151,10 +152,11 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .option('--no-watch', 'do not reload when a spec changes')
     .option('--build <dir>', 'where hl7c build left compiled channels (fresh ones run without the compiler)', '.hl7c/build')
     .option('--processing-budget-ms <ms>', 'event-loop time one message may take; over it the message is stored as an error and answered AE', integer, 1000)
-    .action((specs: string[], o: { store: string; durability: 'disk' | 'process'; adminPort?: number; watch: boolean; build: string; processingBudgetMs: number }) =>
+    .option('--config <file>', 'the serve config (alerts); default hl7c.config.yaml beside the specs')
+    .action((specs: string[], o: { store: string; durability: 'disk' | 'process'; adminPort?: number; watch: boolean; build: string; processingBudgetMs: number; config?: string }) =>
       run(async () =>
         (await import('./commands/serve.js')).serveCommand(
-          { specs, store: o.store, durability: o.durability, adminPort: o.adminPort, watch: o.watch, buildDir: o.build, processingBudgetMs: o.processingBudgetMs, logger: logger('info') },
+          { specs, store: o.store, durability: o.durability, adminPort: o.adminPort, watch: o.watch, buildDir: o.build, processingBudgetMs: o.processingBudgetMs, config: o.config, logger: logger('info') },
           io,
         ),
       )(),

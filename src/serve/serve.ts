@@ -7,8 +7,10 @@ import type { LoadedChannel, Store } from '../../runtime/serve/index.js';
 import { compileChannels as compileSpecs } from '../compiler/compile-channels.js';
 import type { Diagnostic } from '../diagnostics/diagnostic.js';
 import { formatDiagnostic } from '../diagnostics/diagnostic.js';
-import { specFiles } from '../spec/files.js';
+import { configFileFor, specFiles } from '../spec/files.js';
 import { faultPoint } from '../../runtime/faults.js';
+import { startAlerts } from '../alerts/start.js';
+import type { Alerts } from '../alerts/start.js';
 
 export { specFiles };
 
@@ -41,6 +43,8 @@ export interface ServeOptions {
    * up after this. Default HL7C_LEASE_MS, else 30 s.
    */
   leaseMs?: number;
+  /** The serve config (alerts): default hl7c.config.yaml beside the specs. */
+  configPath?: string;
 }
 
 function leaseFromEnv(env: NodeJS.ProcessEnv): number | undefined {
@@ -54,6 +58,8 @@ export interface Serving {
   adminPort?: number;
   /** Channel name to the port it listens on. */
   ports(): Record<string, number>;
+  /** The alert rules of the serve config, when it has any. */
+  alerts?: Alerts;
   /** Recompiles now; resolves with the diagnostics (and whether the new version was applied). */
   reload(): Promise<{ applied: boolean; diagnostics: Diagnostic[] }>;
   close(): Promise<void>;
@@ -98,6 +104,8 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
   const first = await compile(options);
   for (const d of first.diagnostics) log[d.severity === 'error' ? 'error' : 'warn']({ code: d.code }, formatDiagnostic(d));
   if (!first.channels) throw new Error('the specs have errors; nothing was started');
+  const configFile = configFileFor(options.specs, options.cwd, options.configPath);
+  const alerts = configFile ? await startAlerts(configFile, first.channels, options.env ?? process.env, options.cwd, log) : undefined;
   const store = await openStore(options.storePath, {
     cwd: options.cwd,
     durability: options.durability,
@@ -106,6 +114,7 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
       health.status === 'ok' ? log.warn('the store is reachable again; messages are acknowledged again') : log.error({ err: health.error }, 'the store cannot be reached: messages are answered AE until it is back'),
   });
   const host = new ChannelHost(store, log, { leaseMs: options.leaseMs ?? leaseFromEnv(options.env ?? process.env), processingBudgetMs: options.processingBudgetMs });
+  alerts?.watch(host, store);
   try {
     await host.start();
   } catch (err) {
@@ -120,6 +129,7 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
     if (options.adminPort !== undefined) admin = await startAdminServer(store, options.adminPort, '127.0.0.1', () => host.ports(), log, () => host.sourceCounters());
     await host.apply(first.channels);
   } catch (err) {
+    await alerts?.close().catch(() => undefined);
     await host.close().catch(() => undefined);
     await admin?.close().catch(() => undefined);
     await store.close().catch(() => undefined);
@@ -134,10 +144,12 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
       const next = await compile(options);
       if (!next.channels) {
         for (const d of next.diagnostics.filter((x) => x.severity === 'error')) log.error({ code: d.code }, `spec change rejected, the running version stays: ${formatDiagnostic(d)}`);
+        alerts?.reloadRejected(next.diagnostics);
         return { applied: false, diagnostics: next.diagnostics };
       }
       faultPoint('during-reload');
       await host.apply(next.channels);
+      alerts?.reloadApplied();
       return { applied: true, diagnostics: next.diagnostics };
     });
     chain = run.catch(() => undefined);
@@ -173,12 +185,14 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
     host,
     store,
     adminPort: admin?.port,
+    alerts,
     ports: () => host.ports(),
     reload,
     async close() {
       clearInterval(safetyNet);
       await watcher?.close();
       await chain;
+      await alerts?.close();
       await host.close();
       await admin?.close();
       await store.close();

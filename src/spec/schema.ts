@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
-import type { ErrorObject } from 'ajv';
+import type { ErrorObject, ValidateFunction } from 'ajv';
 import type { Diagnostic } from '../diagnostics/diagnostic.js';
 import type { LoadedSpec } from './load.js';
 import type { PathKey } from './source-map.js';
@@ -26,13 +26,18 @@ const schema = JSON.parse(readFileSync(SCHEMA_PATH, 'utf8')) as object;
 const ajv = new Ajv({ allErrors: true, strict: false, verbose: true });
 const validate = ajv.compile(schema);
 
-/** Checks a spec against the JSON Schema; each error points at the YAML node that is wrong. */
-export function schemaDiagnostics(spec: LoadedSpec): Diagnostic[] {
-  coerceInterpolated(spec);
-  if (validate(spec.data)) return [];
+/** Another of the package's schemas (schema/<name>), for YAML files checked like specs (the serve config). */
+export function packageSchema(name: string): ValidateFunction {
+  return ajv.compile(JSON.parse(readFileSync(join(packageRoot(), 'schema', name), 'utf8')) as object);
+}
+
+/** Checks a spec (or another YAML file, with its schema) against the JSON Schema; each error points at the YAML node that is wrong. */
+export function schemaDiagnostics(spec: LoadedSpec, check: ValidateFunction = validate): Diagnostic[] {
+  coerceInterpolated(spec, check);
+  if (check(spec.data)) return [];
   // An unset ${…} was reported where it was read; the empty text it left is not a second finding.
   const unset = (spec.interpolated ?? []).filter((v) => v.unset).map((v) => v.path.join('\u0000'));
-  const errors = pruneErrors(validate.errors ?? []).filter((e) => {
+  const errors = pruneErrors(check.errors ?? []).filter((e) => {
     const at = pathOf(e.instancePath).join('\u0000');
     return !unset.some((u) => at === u || at.startsWith(`${u}\u0000`));
   });
@@ -44,7 +49,7 @@ export function schemaDiagnostics(spec: LoadedSpec): Diagnostic[] {
  * text, and `LAB_MRN_AUTHORITY=1` must fill a text field as "1" while `PORT=2575` fills a port
  * as 2575. Only values from references are touched; a literal of the wrong type stays wrong.
  */
-function coerceInterpolated(spec: LoadedSpec): void {
+function coerceInterpolated(spec: LoadedSpec, validate: ValidateFunction): void {
   const from = spec.interpolated ?? [];
   if (from.length === 0) return;
   const keys = new Set(from.map((v) => v.path.join('\u0000')));
@@ -168,6 +173,8 @@ function patternHint(path: PathKey[]): string | undefined {
   if (path.includes('message_type')) return 'CODE^TRIGGER, e.g. ADT^A01, or just the code, e.g. ADT';
   if (last === 'each') return 'a segment name, e.g. OBX';
   if (last === 'timezone') return 'an offset such as -05:00';
+  if (['window', 'for', 'older_than', 'cool_down', 'check_every'].includes(last)) return 'a number and a unit: 500ms, 30s, 15m, 2h, 1d';
+  if (last === 'name') return 'lowercase letters, digits, - and _, starting with a letter';
   return undefined;
 }
 

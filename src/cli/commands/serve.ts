@@ -11,6 +11,8 @@ export interface ServeArgs {
   processingBudgetMs?: number;
   /** Where `hl7c build` left compiled channels. */
   buildDir?: string;
+  /** The serve config (alerts). */
+  config?: string;
   logger: Logger;
 }
 
@@ -28,7 +30,7 @@ export async function serveCommand(args: ServeArgs, io: CliIo): Promise<number> 
   const onUnhandled = (err: unknown) => fatal(err);
   process.on('unhandledRejection', onUnhandled);
   try {
-    const serving = await startServing({ specs: args.specs, storePath: args.store, durability: args.durability, adminPort: args.adminPort, cwd: io.cwd, logger: args.logger, watch: args.watch, buildDir: args.buildDir, processingBudgetMs: args.processingBudgetMs });
+    const serving = await startServing({ specs: args.specs, storePath: args.store, durability: args.durability, adminPort: args.adminPort, cwd: io.cwd, logger: args.logger, watch: args.watch, buildDir: args.buildDir, processingBudgetMs: args.processingBudgetMs, configPath: args.config });
     for (const [channel, port] of Object.entries(serving.ports())) io.stdout(`channel ${channel} on port ${port}\n`);
     if (serving.adminPort !== undefined) io.stdout(`admin on port ${serving.adminPort} (/health, /metrics)\n`);
     io.stdout(`serving; store ${args.store}\n`);
