@@ -151,6 +151,14 @@ CREATE TABLE queue_owners (
 );
 `,
   },
+  {
+    version: 2,
+    description: 'dedupe keys of sources with dedupe',
+    sql: `
+ALTER TABLE messages ADD COLUMN dedupe_key TEXT;
+CREATE INDEX messages_by_dedupe_key ON messages (channel, dedupe_key, received_at) WHERE dedupe_key IS NOT NULL;
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

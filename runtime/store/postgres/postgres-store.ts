@@ -67,13 +67,13 @@ const TAKEN_OVER = `'lease taken over', 'from ' || prev_owner || ', whose lease 
 
 const RECORD_SQL = `
 WITH input AS (
-  SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::bytea[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bytea[])
-    AS t(ord, channel, spec_version, source, received_at, control_id, message_type, raw, status, reason, identifiers, ack_code, ack)
+  SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::bytea[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bytea[], $17::text[])
+    AS t(ord, channel, spec_version, source, received_at, control_id, message_type, raw, status, reason, identifiers, ack_code, ack, dedupe_key)
 ), ids AS MATERIALIZED (
   SELECT ord, nextval('messages_id_seq') AS id FROM input ORDER BY ord
 ), m AS (
-  INSERT INTO messages (id, channel, spec_version, source, received_at, control_id, message_type, raw, status, reason, identifiers, ack_code, ack)
-  SELECT ids.id, i.channel, i.spec_version, i.source, i.received_at, i.control_id, i.message_type, i.raw, i.status, i.reason, i.identifiers::jsonb, i.ack_code, i.ack
+  INSERT INTO messages (id, channel, spec_version, source, received_at, control_id, message_type, raw, status, reason, identifiers, ack_code, ack, dedupe_key)
+  SELECT ids.id, i.channel, i.spec_version, i.source, i.received_at, i.control_id, i.message_type, i.raw, i.status, i.reason, i.identifiers::jsonb, i.ack_code, i.ack, i.dedupe_key
   FROM input i JOIN ids USING (ord)
 ), d AS (
   INSERT INTO deliveries (message_id, channel, destination, state, attempts, next_attempt_at, payload, created_at, updated_at)
@@ -337,6 +337,7 @@ export class PostgresStore implements Store {
         dOrd,
         dDest,
         dPayload,
+        items.map((m) => m.dedupe_key ?? null),
       ],
     });
     const ids = new Array<number>(items.length);
@@ -477,6 +478,17 @@ export class PostgresStore implements Store {
       values: [channel, destination],
     });
     return (r.rows[0] as { open: boolean }).open;
+  }
+
+  async findFirstByKey(channel: string, key: string, since: number): Promise<{ id: number; status: string; reason: string | null; ack_code: string | null; ack: Buffer | null } | undefined> {
+    const r = await this.query<{ id: number; status: string; reason: string | null; ack_code: string | null; ack: Buffer | null }>({
+      name: 'hl7c_first_by_key',
+      text: `SELECT id, status, reason, ack_code, ack FROM messages
+             WHERE channel = $1 AND dedupe_key = $2 AND received_at >= $3 AND dedupe_key IS NOT NULL AND status NOT IN ('duplicate', 'error')
+             ORDER BY received_at, id LIMIT 1`,
+      values: [channel, key, since],
+    });
+    return r.rows[0];
   }
 
   async openQueues(): Promise<Array<{ channel: string; destination: string; count: number }>> {
