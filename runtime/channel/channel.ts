@@ -82,6 +82,8 @@ export interface HttpDestinationConfig {
   method: string;
   headers: Record<string, string>;
   timeout_ms: number;
+  /** The content type to send; absent: JSON or HL7, as the payload looks. */
+  content_type?: string;
 }
 export interface MllpDestinationConfig {
   kind: 'mllp';
@@ -123,7 +125,15 @@ export interface DestinationConfig {
   on_failure: 'dead_letter' | 'stop_queue';
   /** Deliveries at once; 1 keeps FIFO order. */
   max_in_flight?: number;
+  /**
+   * The destination's own payload (its transform, map, build or body) instead of the channel's
+   * output: given the channel's message (to copy before editing), the identifiers, the JSON
+   * received (JSON channels) and the channel's output. HL7 and text come back as a string.
+   */
+  payload?: DestinationPayload;
 }
+
+export type DestinationPayload = (message: Message, identifiers: Identification['identifiers'], input: unknown, output: unknown) => unknown;
 
 export type AcceptDecision =
   | { outcome: 'accept' }
@@ -231,7 +241,7 @@ function runJson(channel: ChannelDefinition, payload: Buffer): ChannelResult {
     const reason = err instanceof ProcessingBudgetExceeded ? err.message : `could not build the message: ${(err as Error).message}`;
     return { status: 'error', reason, identifiers: {}, outputs: {} };
   }
-  return runMessage(channel, message);
+  return runMessage(channel, message, input);
 }
 
 function withResponse(result: ChannelResult): ChannelResult {
@@ -242,9 +252,9 @@ function withResponse(result: ChannelResult): ChannelResult {
   return { ...result, response: { status, body } };
 }
 
-function runMessage(channel: ChannelDefinition, message: Message): ChannelResult {
+function runMessage(channel: ChannelDefinition, message: Message, input?: unknown): ChannelResult {
   try {
-    return runStages(channel, message);
+    return runStages(channel, message, input);
   } catch (err) {
     if (!(err instanceof ProcessingBudgetExceeded)) throw err;
     const errors = [{ code: HL7_ERROR.applicationInternalError, userMessage: err.message }];
@@ -261,7 +271,7 @@ function receivedHeader(message: Message): Message {
   return new Message(message.delimiters, [new Segment(msh.name, msh.toString(), message.delimiters)], message.charset);
 }
 
-function runStages(channel: ChannelDefinition, message: Message): ChannelResult {
+function runStages(channel: ChannelDefinition, message: Message, input: unknown): ChannelResult {
   const answered = channel.transform && channel.source.kind === 'mllp' ? receivedHeader(message) : message;
   const answer = (outcome: AckOutcome, errors: AckError[] = []) => (channel.source.kind === 'mllp' ? ackFor(channel, answered, outcome, errors) : {});
   const decision = channel.accept(message);
@@ -283,10 +293,17 @@ function runStages(channel: ChannelDefinition, message: Message): ChannelResult 
   }
   let output: unknown;
   let routed: string[];
+  let outputs: Record<string, unknown>;
   try {
     channel.transform?.(message);
     output = channel.output === 'json' ? channel.map!(message, identifiers) : message.toString();
     routed = channel.route(message);
+    // A destination with its own transform, map, build or body gets that instead of the channel's output.
+    outputs = {};
+    for (const name of routed) {
+      const payload = channel.destinations[name]?.payload;
+      outputs[name] = payload ? payload(message, identifiers, input, output) : output;
+    }
   } catch (err) {
     if (err instanceof ProcessingBudgetExceeded) throw err;
     const error = stageError(err);
@@ -297,7 +314,6 @@ function runStages(channel: ChannelDefinition, message: Message): ChannelResult 
     if (channel.on_unrouted === 'filter') return { status: 'filtered', reason, message, identifiers, outputs: {}, ...answer('accept') };
     return { status: 'error', reason, message, identifiers, outputs: {}, ...answer('error', [{ code: HL7_ERROR.applicationInternalError, userMessage: reason }]) };
   }
-  const outputs = Object.fromEntries(routed.map((name) => [name, output]));
   return { status: 'accepted', message, identifiers, outputs, ...answer('accept') };
 }
 

@@ -32,7 +32,7 @@ export function createSender(channel: string, destination: string, config: Desti
             const response = await fetch(t.url, {
               method: t.method,
               headers: {
-                'content-type': looksLikeJson(delivery.payload) ? 'application/json' : 'application/hl7-v2',
+                'content-type': t.content_type ?? (looksLikeJson(delivery.payload) ? 'application/json' : 'application/hl7-v2'),
                 // Receivers de-duplicate with this: a retry or a replay after a crash repeats it.
                 'idempotency-key': `${channel}:${delivery.message_id}:${destination}`,
                 ...t.headers,

@@ -6,7 +6,7 @@ import type { Condition } from '../../runtime/index.js';
 import { describeCondition } from '../../runtime/index.js';
 import type { LoadedSpec } from '../spec/load.js';
 import { inputKindOf, outputKindOf } from '../spec/kinds.js';
-import type { BuildSegment, BuildValue, DedupeSpec, Destination, IdentifierRule, Mapping, SourceLimitKeys, Spec, TlsSpec } from '../spec/types.js';
+import type { BuildSegment, BuildSpec, BuildValue, DedupeSpec, Destination, IdentifierRule, Mapping, SourceLimitKeys, Spec, TlsSpec, TransformStep } from '../spec/types.js';
 
 import { HL7C_VERSION } from '../version.js';
 import { RUNTIME_IMPORT } from './channel-module.js';
@@ -111,15 +111,14 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
   mapBody.push('return out;');
 
   // ---- build (JSON -> HL7)
-  const buildBody: string[] = [];
-  if (spec.build) {
-    const b = spec.build;
+  let counter = 0;
+  const buildLines = (b: BuildSpec, at: Array<string | number>): string[] => {
+    const body: string[] = [];
     const header: Record<string, string> = { type: b.message_type, version: b.version };
     for (const key of ['sending_application', 'sending_facility', 'receiving_application', 'receiving_facility', 'processing_id', 'accept_ack_type', 'application_ack_type'] as const) {
       if (b[key] !== undefined) header[key] = b[key]!;
     }
-    buildBody.push(`const builder = new ${use('MessageBuilder')}(${q(header)});`);
-    let counter = 0;
+    body.push(`const builder = new ${use('MessageBuilder')}(${q(header)});`);
     const emitBuild = (segments: BuildSegment[], itemVar: string, indexVar: string | undefined, path: Array<string | number>): string[] => {
       const lines: string[] = [];
       segments.forEach((seg, i) => {
@@ -138,39 +137,91 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
       });
       return lines;
     };
-    buildBody.push(...emitBuild(b.segments, 'input', undefined, ['build', 'segments']));
-    buildBody.push('return builder.message;');
-  }
+    body.push(...emitBuild(b.segments, 'input', undefined, [...at, 'segments']));
+    return body;
+  };
+  const buildBody: string[] = spec.build ? [...buildLines(spec.build, ['build']), 'return builder.message;'] : [];
 
   // ---- transform (HL7 -> HL7): values move as structure; only literal values are escaped
-  const transformBody: string[] = [];
-  (spec.transform ?? []).forEach((step, i) => {
-    const lines: string[] = [];
-    if ('set' in step) {
-      if ('identifier' in step.set) {
-        const rule = spec.identifiers![step.set.identifier]!;
-        if (!rule.required) lines.push(`// ${step.set.identifier} is optional: when it is missing or ambiguous, ${step.set.path} is left as it is`);
-        lines.push(`${use('setIdentifier')}(message, ${q(step.set.path)}, ${selectionExpr(step.set.identifier, rule)});`);
-      } else lines.push(`message.set(${q(step.set.path)}, ${q(step.set.value)});`);
-    } else if ('copy' in step) lines.push(`${use('copyElement')}(message, ${q(step.copy.from)}, message, ${q(step.copy.to)});`);
-    else if ('clear' in step) lines.push(`${use('clearElement')}(message, ${q(step.clear)});`);
-    else if ('keep_identifier' in step) {
-      const rule = spec.identifiers![step.keep_identifier]!;
-      const field = rule.field ?? defaultCx(rule.kind);
-      lines.push(
-        rule.required
-          ? `// ${field} keeps only the repetition ${step.keep_identifier} selects (required: checked by identify)`
-          : `// ${field} keeps only the repetition ${step.keep_identifier} selects; it is optional, so when missing or ambiguous ${field} is left as it is`,
-      );
-      lines.push(`${use('keepIdentifier')}(message, ${selectionExpr(step.keep_identifier, rule)});`);
+  const transformLines = (steps: TransformStep[], at: Array<string | number>): string[] => {
+    const body: string[] = [];
+    steps.forEach((step, i) => {
+      const lines: string[] = [];
+      if ('set' in step) {
+        if ('identifier' in step.set) {
+          const rule = spec.identifiers![step.set.identifier]!;
+          if (!rule.required) lines.push(`// ${step.set.identifier} is optional: when it is missing or ambiguous, ${step.set.path} is left as it is`);
+          lines.push(`${use('setIdentifier')}(message, ${q(step.set.path)}, ${selectionExpr(step.set.identifier, rule)});`);
+        } else lines.push(`message.set(${q(step.set.path)}, ${q(step.set.value)});`);
+      } else if ('copy' in step) lines.push(`${use('copyElement')}(message, ${q(step.copy.from)}, message, ${q(step.copy.to)});`);
+      else if ('clear' in step) lines.push(`${use('clearElement')}(message, ${q(step.clear)});`);
+      else if ('keep_identifier' in step) {
+        const rule = spec.identifiers![step.keep_identifier]!;
+        const field = rule.field ?? defaultCx(rule.kind);
+        lines.push(
+          rule.required
+            ? `// ${field} keeps only the repetition ${step.keep_identifier} selects (required: checked by identify)`
+            : `// ${field} keeps only the repetition ${step.keep_identifier} selects; it is optional, so when missing or ambiguous ${field} is left as it is`,
+        );
+        lines.push(`${use('keepIdentifier')}(message, ${selectionExpr(step.keep_identifier, rule)});`);
+      } else {
+        const names = typeof step.delete_segments === 'string' ? [step.delete_segments] : step.delete_segments;
+        lines.push(`${use('deleteSegments')}(message, ${q(names)});`);
+      }
+      body.push(`// ${ref(...at, i)}${step.when ? `: when ${describeCondition(step.when)}` : ''}`);
+      if (step.when) body.push(`if (${conditionExpr(step.when, use)}) {`, ...lines, '}');
+      else body.push(...lines);
+    });
+    return body;
+  };
+  const transformBody = transformLines(spec.transform ?? [], ['transform']);
+
+  // ---- per-destination payloads: a destination's own transform, map, build or body
+  const payloadFunctions: Array<{ name: string; fn: string; doc: string; params: string[]; body: string[] }> = [];
+  const payloadNames = new Set<string>();
+  for (const [name, d] of Object.entries(spec.destinations ?? {})) {
+    if (!d.transform?.length && !d.map && !d.build && d.body === undefined) continue;
+    const at = ['destinations', name];
+    let fn = `payload_${name.replace(/[^A-Za-z0-9_]/g, '_')}`;
+    while (payloadNames.has(fn)) fn += '_';
+    payloadNames.add(fn);
+    const body: string[] = [];
+    const used = new Set<string>();
+    if (d.transform?.length) {
+      body.push(`// ${name}'s own copy: the channel's message and the other destinations' copies stay as they are`, `const message = ${use('copyMessage')}(original);`);
+      body.push(...transformLines(d.transform, [...at, 'transform']));
+      used.add('original');
+    } else used.add('message');
+    let what: string;
+    if (d.map) {
+      body.push(`const scope = ${use('Scope')}.of(message);`, 'const out: Record<string, unknown> = {};', ...emitFields(d.map, 'out', 'scope', [...at, 'map'], 1), 'return out;');
+      if (usesIdentifiers(d.map)) used.add('ids');
+      what = 'its own map (JSON)';
+    } else if (d.build) {
+      body.push(...buildLines(d.build, [...at, 'build']), 'return builder.message.toString();');
+      used.add('input');
+      what = 'its own build (HL7 from the JSON received)';
+    } else if (d.body !== undefined) {
+      const { expr, json } = templateExpr(d.body, spec.channel, use);
+      if (json) {
+        body.push(`const json = ${use('templateJson')}(output, input);`);
+        used.add('input').add('output');
+      }
+      body.push(`return ${expr};`);
+      what = 'its own body (text)';
     } else {
-      const names = typeof step.delete_segments === 'string' ? [step.delete_segments] : step.delete_segments;
-      lines.push(`${use('deleteSegments')}(message, ${q(names)});`);
+      body.push('return message.toString();');
+      what = 'its own transform (HL7)';
     }
-    transformBody.push(`// ${ref('transform', i)}${step.when ? `: when ${describeCondition(step.when)}` : ''}`);
-    if (step.when) transformBody.push(`if (${conditionExpr(step.when, use)}) {`, ...lines, '}');
-    else transformBody.push(...lines);
-  });
+    const params = [
+      `${used.has('original') ? 'original' : used.has('message') ? 'message' : '_message'}: Message`,
+      `${used.has('ids') ? 'ids' : '_ids'}: Identification["identifiers"]`,
+      `${used.has('input') ? 'input' : '_input'}: unknown`,
+      `${used.has('output') ? 'output' : '_output'}: unknown`,
+    ];
+    payloadFunctions.push({ name, fn, doc: `What ${name} receives (${ref(...at)}): ${what}, instead of the channel's output.`, params, body });
+  }
+
 
   // ---- route
   const destinationNames = Object.keys(spec.destinations ?? {});
@@ -185,7 +236,8 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
 
   // ---- channel description (config values keep their ${ENV} references)
   const source = sourceExpr(spec, raw, use);
-  const destinations = destinationNames.map((name) => `${q(name)}: ${destinationExpr(raw.destinations![name]!, use)}`).join(',\n');
+  const payloadOf = new Map(payloadFunctions.map((p) => [p.name, p.fn]));
+  const destinations = destinationNames.map((name) => `${q(name)}: ${destinationExpr(raw.destinations![name]!, use, payloadOf.get(name))}`).join(',\n');
   const output = outputKindOf(spec);
 
   const project = new Project({ useInMemoryFileSystem: true, manipulationSettings: { indentationText: IndentationText.TwoSpaces, quoteKind: QuoteKind.Double } });
@@ -256,6 +308,16 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
     returnType: 'string[]',
     statements: routeBody,
   });
+  for (const p of payloadFunctions) {
+    file.addFunction({
+      isExported: true,
+      name: p.fn,
+      docs: [p.doc],
+      parameters: p.params.map((text) => ({ name: text.slice(0, text.indexOf(':')), type: text.slice(text.indexOf(':') + 2) })),
+      returnType: 'unknown',
+      statements: p.body,
+    });
+  }
   file.addExportAssignment({
     isExportEquals: false,
     expression: `defineChannel({\nname: ${q(spec.channel)},\nspec: ${q(loaded.file)},\nsource: ${source},\ninput: ${q(inputKindOf(spec))},\noutput: ${q(output)},\ndestinations: {\n${destinations}\n},\non_unrouted: ${q(spec.on_unrouted ?? 'error')},\n${stages.join(',\n')},\n})`,
@@ -412,14 +474,42 @@ function configNumber(value: unknown, use: (n: string) => string): string {
   return typeof value === 'string' && value.includes('${') ? `Number(${use('interpolate')}(${q(value)}))` : q(value);
 }
 
-function destinationExpr(d: Destination, use: (n: string) => string): string {
+/** Where a template placeholder reads: an HL7 path, `$.a.b` in the JSON, or a name. */
+const TEMPLATE_PLACEHOLDER = /\{\{\s*(.*?)\s*\}\}/g;
+
+/**
+ * A `body:` template as one expression: literal text and placeholders joined at run time, the
+ * placeholders' paths written into the code (nothing is parsed per message). Validate has
+ * checked every placeholder.
+ */
+function templateExpr(template: string, channel: string, use: (n: string) => string): { expr: string; json: boolean } {
+  const parts: string[] = [];
+  let json = false;
+  let last = 0;
+  for (const m of template.matchAll(TEMPLATE_PLACEHOLDER)) {
+    if (m.index > last) parts.push(q(template.slice(last, m.index)));
+    const inner = m[1]!;
+    if (inner === 'channel') parts.push(q(channel));
+    else if (inner === 'control_id') parts.push('message.controlId');
+    else if (inner.startsWith('$.')) {
+      json = true;
+      parts.push(`${use('templateText')}(${use('readJson')}(json, json, ${q(inner)}))`);
+    } else parts.push(`${use('templateText')}(message.get(${q(inner)}))`);
+    last = m.index + m[0].length;
+  }
+  if (last < template.length) parts.push(q(template.slice(last)));
+  return { expr: parts.length === 0 ? '""' : parts.length === 1 && parts[0]!.startsWith('"') ? parts[0]! : `[${parts.join(', ')}].join("")`, json };
+}
+
+function destinationExpr(d: Destination, use: (n: string) => string, payload?: string): string {
   let target: string;
   if (d.http) {
     const headers = Object.entries(d.http.headers ?? {}).map(([k, v]) => `${q(k)}: ${configString(v, use)}`);
-    target = `{ kind: "http", url: ${configString(d.http.url, use)}, method: ${q(d.http.method ?? 'POST')}, headers: { ${headers.join(', ')} }, timeout_ms: ${d.http.timeout_ms ?? 10_000} }`;
+    // A body: template is text, whatever its first character.
+    target = `{ kind: "http", url: ${configString(d.http.url, use)}, method: ${q(d.http.method ?? 'POST')}, headers: { ${headers.join(', ')} }, timeout_ms: ${d.http.timeout_ms ?? 10_000}${d.body !== undefined ? `, content_type: "text/plain; charset=utf-8"` : ''} }`;
   } else if (d.mllp) target = `{ kind: "mllp", host: ${configString(d.mllp.host, use)}, port: ${configNumber(d.mllp.port, use)}, on_ae: ${q(d.mllp.on_ae ?? 'retry')}, on_ar: ${q(d.mllp.on_ar ?? 'fail')}${tlsExpr(d.mllp.tls, use)} }`;
   else if (d.file) target = `{ kind: "file", dir: ${configString(d.file.dir, use)}, file_name: ${q(d.file.file_name ?? '{control_id}.json')}${d.file.on_exists ? `, on_exists: ${q(d.file.on_exists)}` : ''}${d.file.content ? `, content: ${q(d.file.content)}` : ''} }`;
   else target = `{ kind: "channel", channel: ${q(d.channel)} }`;
   const r = d.retry ?? {};
-  return `{ ${d.when ? `when: ${JSON.stringify(d.when)}, ` : ''}target: ${target}, retry: { attempts: ${r.attempts ?? 5}, backoff_ms: ${r.backoff_ms ?? 1000}, max_backoff_ms: ${r.max_backoff_ms ?? 60_000} }, on_failure: ${q(d.on_failure ?? 'dead_letter')}${d.max_in_flight && d.max_in_flight > 1 ? `, max_in_flight: ${d.max_in_flight}` : ''} }`;
+  return `{ ${d.when ? `when: ${JSON.stringify(d.when)}, ` : ''}target: ${target}, retry: { attempts: ${r.attempts ?? 5}, backoff_ms: ${r.backoff_ms ?? 1000}, max_backoff_ms: ${r.max_backoff_ms ?? 60_000} }, on_failure: ${q(d.on_failure ?? 'dead_letter')}${d.max_in_flight && d.max_in_flight > 1 ? `, max_in_flight: ${d.max_in_flight}` : ''}${payload ? `, payload: ${payload}` : ''} }`;
 }

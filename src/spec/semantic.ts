@@ -8,8 +8,8 @@ import { isZSegment, MESSAGE_SEGMENTS, SEGMENT_FIELD_COUNTS } from './hl7-tables
 import type { LoadedSpec } from './load.js';
 import { editDistance } from './schema.js';
 import type { PathKey } from './source-map.js';
-import { inputKindOf, outputKindOf } from './kinds.js';
-import type { BuildSegment, Mapping, Spec } from './types.js';
+import { destinationOutputKindOf, inputKindOf } from './kinds.js';
+import type { BuildSegment, Mapping, Spec, TransformStep } from './types.js';
 
 const CX_DEFAULT_FIELD: Record<string, string> = { patient: 'PID-3', visit: 'PV1-19', account: 'PID-18', merge: 'MRG-1' };
 
@@ -155,8 +155,8 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
       at(where, 'error', 'spec/keep-identifier-not-cx', `keep_identifier reduces a repeating CX field to one repetition; ${name} is a ${rule.kind} identifier (an EI), which does not repeat`, 'use keep_identifier with a patient, visit, account or merge identifier');
     }
   };
-  spec.transform?.forEach((step, i) => {
-    const where: PathKey[] = ['transform', i];
+  const walkTransform = (steps: TransformStep[], base: PathKey[]) => steps.forEach((step, i) => {
+    const where: PathKey[] = [...base, i];
     const kinds = ['set', 'copy', 'clear', 'delete_segments', 'keep_identifier'].filter((k) => k in step);
     if (kinds.length !== 1) {
       at(where, 'error', 'spec/transform-step', kinds.length ? `a transform step does one thing; this one has ${kinds.join(' and ')}` : 'a transform step needs one of set, copy, clear, delete_segments, keep_identifier', 'split it into several steps; when: may go beside any of them');
@@ -173,6 +173,7 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
     if ('clear' in step) checkPath(step.clear, [...where, 'clear']);
     if ('keep_identifier' in step) checkIdentifierName(step.keep_identifier, [...where, 'keep_identifier'], true);
   });
+  walkTransform(spec.transform ?? [], ['transform']);
   if (!spec.destinations || Object.keys(spec.destinations).length === 0) {
     at(['channel'], 'warning', 'spec/no-destination', `channel ${spec.channel} has no destinations: accepted messages go nowhere`, 'add destinations:');
   }
@@ -180,8 +181,42 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
     if (d.when) walkCondition(d.when, ['destinations', name, 'when']);
     const kinds = ['http', 'mllp', 'file', 'channel'].filter((k) => (d as Record<string, unknown>)[k] !== undefined);
     if (kinds.length !== 1) at(['destinations', name], 'error', 'spec/destination-kind', `destination ${name} must be exactly one of http, mllp, file, channel${kinds.length ? ` (has ${kinds.join(', ')})` : ''}`);
-    if (d.mllp && outputKindOf(spec) === 'json') {
-      at(['destinations', name, 'mllp'], 'error', 'spec/mllp-needs-hl7', `destination ${name} sends over MLLP, which carries HL7, but this channel maps to JSON`, 'send the JSON with an http or file destination, or drop map: to forward the HL7 message');
+    const sends = destinationOutputKindOf(spec, d);
+    if (d.mllp && sends !== 'hl7') {
+      const what = d.map ? 'this destination maps to JSON' : d.body !== undefined ? 'this destination sends its body: text' : 'this channel maps to JSON';
+      at(['destinations', name, 'mllp'], 'error', 'spec/mllp-needs-hl7', `destination ${name} sends over MLLP, which carries HL7, but ${what}`, 'send the JSON with an http or file destination, or drop map: to forward the HL7 message');
+    }
+    // Its own payload: transform (with map or body), or one of map, build, body.
+    const own = (['map', 'build', 'body'] as const).filter((k) => d[k] !== undefined);
+    if (own.length > 1) at(['destinations', name, own[1]!], 'error', 'spec/destination-payload', `destination ${name} has ${own.join(' and ')}; a destination takes one of map, build, body (beside an optional transform)`, 'keep one; a second destination can carry the other');
+    if (d.build && d.transform?.length) at(['destinations', name, 'transform'], 'error', 'spec/destination-payload', `destination ${name} builds its message from JSON; a transform of the channel's message does not apply`, 'edit the built message in build:, or drop transform:');
+    if (d.transform) walkTransform(d.transform, ['destinations', name, 'transform']);
+    for (const [key, m] of Object.entries(d.map ?? {})) walkMapping(m, ['destinations', name, 'map', key]);
+    if (d.build) {
+      if (!takesJson) at(['destinations', name, 'build'], 'error', 'spec/build-needs-http-source', `destination ${name} builds HL7 from JSON, but this channel receives HL7`, 'use transform: to edit the HL7 message for this destination');
+      d.build.segments.forEach((seg, i) => walkBuild(seg, ['destinations', name, 'build', 'segments', i]));
+    }
+    if (d.body !== undefined) checkTemplate(d.body, ['destinations', name, 'body']);
+  }
+  function checkTemplate(template: string, where: PathKey[]): void {
+    for (const m of template.matchAll(/\{\{\s*(.*?)\s*\}\}/g)) {
+      const inner = m[1]!;
+      if (inner === 'channel' || inner === 'control_id') continue;
+      if (inner.startsWith('$.')) {
+        if (!/^\$(\.[A-Za-z0-9_-]+(\[\d+\])?)+$/.test(inner)) at(where, 'error', 'spec/template-placeholder', `{{${inner}}} is not a JSON path`, 'write {{$.patient.mrn}} or {{$.items[0].code}}', m.index + 2);
+        continue;
+      }
+      if (!/^[A-Z][A-Z0-9]{2}/.test(inner)) {
+        at(where, 'error', 'spec/template-placeholder', `{{${inner}}} names nothing a template can read`, 'write an HL7 path ({{PID-5.1}}), a JSON path ({{$.patient.mrn}}), {{channel}} or {{control_id}}', m.index + 2);
+        continue;
+      }
+      const before = out.length;
+      checkPath(inner, where);
+      // Point inside the template, at the placeholder.
+      for (const d of out.slice(before)) {
+        const pos = loaded.sourceMap.valueAt(where);
+        if (d.line === pos.line && d.column >= pos.column) d.column = pos.column + (lines[pos.line - 1]?.[pos.column - 1] === '"' || lines[pos.line - 1]?.[pos.column - 1] === "'" ? 1 : 0) + m.index + 2;
+      }
     }
   }
   spec.tests?.forEach((t, i) => {
@@ -274,17 +309,18 @@ export function crossSpecDiagnostics(specs: LoadedSpec[]): Diagnostic[] {
         out.push({ file: loaded.file, line: pos.line, column: pos.column, severity: 'error', code: 'spec/unknown-channel', message: `destination ${name} hands messages to channel ${d.channel}, which no spec defines`, hint: `defined channels: ${[...names.keys()].join(', ')}` });
         continue;
       }
-      const gives = outputKindOf(spec);
+      const gives = destinationOutputKindOf(spec, d);
       const takes = inputKindOf(target.data as Spec);
       if (gives !== takes) {
+        const why = d.map ? 'this destination maps' : d.build ? 'this destination builds HL7' : d.body !== undefined ? 'this destination sends its body: text' : d.transform?.length ? 'this destination transforms HL7' : gives === 'json' ? 'this channel maps' : 'this channel forwards HL7';
         out.push({
           file: loaded.file,
           line: pos.line,
           column: pos.column,
           severity: 'error',
           code: 'spec/hand-off-kind',
-          message: `destination ${name} hands ${gives.toUpperCase()} (${gives === 'json' ? 'this channel maps' : 'this channel forwards HL7'}) to channel ${d.channel}, which takes ${takes.toUpperCase()} (${target.file})`,
-          hint: takes === 'json' ? `a channel with an http source takes the app's JSON; add map: here, or hand to a channel with an mllp or file source` : `a channel with an mllp or file source takes HL7; remove map: here to forward the HL7 message, or hand to a channel with an http source and build:`,
+          message: `destination ${name} hands ${gives.toUpperCase()} (${why}) to channel ${d.channel}, which takes ${takes.toUpperCase()} (${target.file})`,
+          hint: takes === 'json' ? `a channel with an http source (or input: json) takes JSON; add map: here, or hand to a channel that takes HL7` : `a channel with an mllp, file or input: hl7 source takes HL7; remove map: here to forward the HL7 message, or hand to a channel that takes JSON`,
         });
       }
     }

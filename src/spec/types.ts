@@ -131,6 +131,14 @@ export interface Destination {
   on_failure?: 'dead_letter' | 'stop_queue';
   max_in_flight?: number;
   when?: Condition;
+  /** HL7 -> HL7 edits to this destination's own copy, after the channel's transform. */
+  transform?: TransformStep[];
+  /** This destination's own JSON (HL7 -> JSON), instead of the channel's output. */
+  map?: Record<string, Mapping>;
+  /** This destination's own HL7 message built from the JSON received (JSON channels). */
+  build?: BuildSpec;
+  /** This destination's own text: `{{PID-5.1}}`, `{{$.a.b}}`, `{{channel}}`, `{{control_id}}` placeholders. */
+  body?: string;
 }
 
 export interface TestCase {

@@ -31,7 +31,7 @@ describe('typed hand-offs between channels', () => {
     const [hl7ToJson, jsonToHl7] = result.diagnostics;
     expect(jsonToHl7!.message).toBe('destination next hands JSON (this channel maps) to channel forwarder, which takes HL7 (forwarder.yaml)');
     expect(hl7ToJson!.message).toBe('destination app hands HL7 (this channel forwards HL7) to channel writer, which takes JSON (writer.yaml)');
-    expect(hl7ToJson!.hint).toMatch(/http source takes the app's JSON/);
+    expect(hl7ToJson!.hint).toMatch(/http source \(or input: json\) takes JSON/);
   });
 
   test('HL7 to HL7 and JSON (built into HL7) to HL7 hand-offs validate', async () => {

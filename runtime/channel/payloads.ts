@@ -1,0 +1,22 @@
+import { Message } from '../hl7/message.js';
+import { Segment } from '../hl7/segment.js';
+
+/**
+ * A copy of a message that a destination's own transform may edit: the channel's message (and
+ * every other destination's copy) stays as it was.
+ */
+export function copyMessage(message: Message): Message {
+  return new Message(message.delimiters, message.segments.map((s) => new Segment(s.name, s.toString(), message.delimiters)), message.charset);
+}
+
+/** A value as template text: missing and null as '', numbers and booleans as written, objects as JSON. */
+export function templateText(value: unknown): string {
+  if (value === null || value === undefined) return '';
+  if (typeof value === 'object') return JSON.stringify(value);
+  return String(value);
+}
+
+/** The JSON a template's `{{$.a.b}}` reads: the channel's mapped output when it maps, else the JSON it received. */
+export function templateJson(output: unknown, input: unknown): unknown {
+  return output !== null && typeof output === 'object' ? output : input;
+}
