@@ -129,6 +129,16 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .action((specs: string[], o: { build: string }) => run(async () => (await import('./commands/test.js')).testCommand({ specs, buildDir: o.build }, io))());
 
   program
+    .command('import')
+    .description('translate channels from another engine into hl7c specs')
+    .command('mirth')
+    .description('one spec per channel of Mirth Connect exports (a channel, a group or a server export); what it cannot translate becomes a # TODO(import): comment, listed at the end')
+    .argument('<exports...>', 'Mirth Connect export files (XML)')
+    .option('--out <dir>', 'where to write the specs', '.')
+    .option('--force', 'overwrite specs that already exist')
+    .action((files: string[], o: { out: string; force?: boolean }) => run(async () => (await import('./commands/import-mirth.js')).importMirthCommand({ files, out: o.out, force: !!o.force }, io))());
+
+  program
     .command('preview')
     .description('what the channel does with one input: outcome and ACKs, identifiers, route, each destination\'s payload (no store, no network)')
     .argument('<spec>', 'spec file (YAML)')

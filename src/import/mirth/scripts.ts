@@ -1,0 +1,189 @@
+import { balanced, codeOnly, e4xPath, operand, splitConcat, splitTopLevel, stringLiteral } from './e4x.js';
+import type { Operand } from './e4x.js';
+
+/**
+ * Reading the JavaScript Mirth users write in filters and transformer steps, for the few shapes
+ * that have a declarative equivalent. Each reader returns undefined when the script is anything
+ * more than that shape: the caller then keeps the script as a TODO(import).
+ */
+
+/** A condition in hl7c form, with the Mirth variables it reads still named (resolved by the caller). */
+export type ScriptCondition =
+  | { operand: Operand; test: 'in'; values: string[]; negate: boolean; upper?: boolean }
+  | { operand: Operand; test: 'starts'; value: string; negate: boolean; upper?: boolean };
+
+/**
+ * A JavaScript filter rule that is a plain comparison:
+ * `var s = msg[…].toString(); return s == 'F' || s == 'C';`,
+ * `return msg[…].toString().toUpperCase().indexOf('ZZTEST') != 0;`.
+ */
+export function readFilterScript(script: string): ScriptCondition | undefined {
+  const code = codeOnly(script);
+  const lines = code.split('\n');
+  const vars = new Map<string, { operand: Operand; upper: boolean }>();
+  let result: ScriptCondition | undefined;
+  for (const line of lines) {
+    const v = /^var\s+([A-Za-z_$][\w$]*)\s*=\s*(.+?);?$/.exec(line);
+    if (v) {
+      const read = readStringExpression(v[2]!);
+      if (!read) return undefined;
+      vars.set(v[1]!, read);
+      continue;
+    }
+    const r = /^return\s+(.+?);?$/.exec(line);
+    if (r && !result) {
+      result = readComparison(r[1]!, vars);
+      if (!result) return undefined;
+      continue;
+    }
+    return undefined;
+  }
+  return result;
+}
+
+function readStringExpression(expression: string): { operand: Operand; upper: boolean } | undefined {
+  let t = expression.trim();
+  let upper = false;
+  const u = /^(.*)\.(toUpperCase|toLowerCase)\(\)$/.exec(t);
+  if (u) {
+    if (u[2] === 'toLowerCase') return undefined;
+    upper = true;
+    t = u[1]!;
+  }
+  const o = operand(t);
+  return o && o.kind !== 'literal' ? { operand: o, upper } : undefined;
+}
+
+function readComparison(expression: string, vars: Map<string, { operand: Operand; upper: boolean }>): ScriptCondition | undefined {
+  const subject = (name: string) => vars.get(name.trim()) ?? readStringExpression(name);
+  // s == 'F' || s == 'C'
+  const terms = expression.split('||').map((t) => t.trim());
+  if (terms.every((t) => /^[^=!]+==\s*(['"]).*\1$/.test(t))) {
+    let common: { operand: Operand; upper: boolean } | undefined;
+    const values: string[] = [];
+    for (const t of terms) {
+      const m = /^(.+?)\s*===?\s*(.+)$/.exec(t)!;
+      const s = subject(m[1]!);
+      const value = stringLiteral(m[2]!);
+      if (!s || value === undefined) return undefined;
+      if (common && JSON.stringify(common) !== JSON.stringify(s)) return undefined;
+      common = s;
+      values.push(value);
+    }
+    return common && { operand: common.operand, test: 'in', values, negate: false, upper: common.upper };
+  }
+  // s != 'X'
+  const ne = /^(.+?)\s*!==?\s*(['"].*['"])$/.exec(expression);
+  if (ne) {
+    const s = subject(ne[1]!);
+    const value = stringLiteral(ne[2]!);
+    return s && value !== undefined ? { operand: s.operand, test: 'in', values: [value], negate: true, upper: s.upper } : undefined;
+  }
+  // s.indexOf('ZZTEST') != 0 / == 0
+  const idx = /^(.+?)\.indexOf\((['"][^'"]*['"])\)\s*(==|===|!=|!==)\s*0$/.exec(expression);
+  if (idx) {
+    const s = subject(idx[1]!);
+    const value = stringLiteral(idx[2]!);
+    if (!s || value === undefined) return undefined;
+    return { operand: s.operand, test: 'starts', value, negate: idx[3]!.startsWith('!'), upper: s.upper };
+  }
+  return undefined;
+}
+
+/** `channelMap.put('name', <simple operand>)` lines of a step: variables it defines simply. */
+export function simplePuts(script: string): Map<string, Operand> {
+  const out = new Map<string, Operand>();
+  for (const m of codeOnly(script).matchAll(/channelMap\.put\(\s*(['"])([^'"]+)\1\s*,\s*(.+?)\);/g)) {
+    const o = operand(m[3]!);
+    if (o) out.set(m[2]!, o);
+  }
+  return out;
+}
+
+/** Every variable a script puts in the channel map (simple or not). */
+export function allPuts(script: string): string[] {
+  return [...codeOnly(script).matchAll(/channelMap\.put\(\s*(['"])([^'"]+)\1/g)].map((m) => m[2]!);
+}
+
+/**
+ * The idiom that removes every Z segment: a walk over `msg.children()` collecting names that
+ * start with Z, then `delete msg[name]`.
+ */
+export function isDeleteZSegments(script: string): boolean {
+  const code = codeOnly(script);
+  return /delete\s+msg\[/.test(code) && /(charAt\(0\)\s*===?\s*['"]Z['"]|\/\^Z\/|startsWith\(['"]Z['"]\))/.test(code) && !/msg\[[^\]]*\]\s*=[^=]/.test(code);
+}
+
+/**
+ * The idiom that picks one identifier repetition: `for each (var cx in msg['PID']['PID.3'])`
+ * comparing CX.5 (and CX.4) with values, putting CX.1 in the channel map and throwing when
+ * none matches.
+ */
+export function readIdentifierPick(script: string): { variable: string; field: string; typeCode?: string; authority?: { config?: string; literal?: string }; required: boolean } | undefined {
+  const code = codeOnly(script);
+  const loop = /for\s+each\s*\(\s*(?:var\s+)?(\w+)\s+in\s+(msg\[[^)]*\])\s*\)/.exec(code);
+  if (!loop) return undefined;
+  const field = e4xPath(loop[2]!);
+  if (!field || !/^[A-Z][A-Z0-9]{2}-\d+$/.test(field.path)) return undefined;
+  const f = field.path.replace('-', '.');
+  const typeCode = new RegExp(String.raw`\['${escape(f)}\.5'\]\.toString\(\)\s*===?\s*'([^']+)'`).exec(code)?.[1];
+  const put = /channelMap\.put\(\s*'([^']+)'\s*,\s*(\w+)\s*\)/.exec(code);
+  if (!typeCode || !put) return undefined;
+  if (!new RegExp(String.raw`${put[2]}\s*=\s*${loop[1]}\['${escape(f)}\.1'\]`).test(code)) return undefined;
+  let authority: { config?: string; literal?: string } | undefined;
+  const authVar = /authority\s*===?\s*(\w+)/.exec(code)?.[1];
+  if (authVar) {
+    const config = new RegExp(String.raw`${authVar}\s*=\s*configurationMap\.get\('([^']+)'\)`).exec(code)?.[1];
+    const fallback = new RegExp(String.raw`${authVar}\s*=\s*'([^']*)'`).exec(code)?.[1];
+    authority = { config, literal: fallback };
+  }
+  return { variable: put[1]!, field: field.path, typeCode, authority, required: /\bthrow\b/.test(code) };
+}
+
+function escape(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** A JSON object literal `{ a: expr, b: { … } }` split into its keys and value texts. */
+export function objectLiteral(text: string): Array<[string, string]> | undefined {
+  const t = text.trim();
+  if (!t.startsWith('{') || !t.endsWith('}')) return undefined;
+  const body = t.slice(1, -1);
+  const parts = splitTopLevel(body, ',');
+  const out: Array<[string, string]> = [];
+  for (const p of parts) {
+    if (p.trim() === '') continue;
+    const m = /^\s*(['"]?)([A-Za-z_$][\w$]*)\1\s*:\s*([\s\S]+)$/.exec(p);
+    if (!m) return undefined;
+    out.push([m[2]!, m[3]!.trim()]);
+  }
+  return out;
+}
+
+/** `parseInt(x, 10)`, `Number(x)`, `String(x || '')`, `x.toUpperCase()`: the operand and its transforms. */
+export function unwrap(expression: string): { inner: string; transform: string[] } {
+  let t = expression.trim();
+  const transform: string[] = [];
+  for (;;) {
+    let m = /^(?:parseInt|parseFloat|Number)\(([\s\S]+?)(?:,\s*10)?\)$/.exec(t);
+    if (m) {
+      transform.unshift('number');
+      t = m[1]!.trim();
+      continue;
+    }
+    m = /^String\(([\s\S]+?)(?:\s*\|\|\s*''|\s*\|\|\s*"")?\)$/.exec(t);
+    if (m) {
+      t = m[1]!.trim();
+      continue;
+    }
+    m = /^([\s\S]+)\.(toUpperCase|toLowerCase|trim)\(\)$/.exec(t);
+    if (m) {
+      transform.unshift(m[2] === 'toUpperCase' ? 'upper' : m[2] === 'toLowerCase' ? 'lower' : 'trim');
+      t = m[1]!.trim();
+      continue;
+    }
+    return { inner: t, transform };
+  }
+}
+
+export { balanced, splitConcat, splitTopLevel };

@@ -1,0 +1,237 @@
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, test } from 'vitest';
+import { acknowledge, MllpClient, MllpServer, parseMessage, receive } from '../../runtime/index.js';
+import { compileChannels } from '../../src/compiler/compile-channels.js';
+import { allFeatures, detectFeatures } from '../../src/import/mirth/features.js';
+import { importMirth } from '../../src/import/mirth/index.js';
+import { e4xPath } from '../../src/import/mirth/e4x.js';
+import { startServing } from '../../src/serve/serve.js';
+import type { Spec } from '../../src/spec/types.js';
+import { validateSpecs } from '../../src/spec/validate.js';
+import { runCase } from '../../src/testing/run-tests.js';
+import { runCli } from '../../src/cli/program.js';
+import { memoryLogger, waitFor } from '../serve/helpers.js';
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), '../..');
+/** The Mirth 4.5.2 sample exports live in the team's shared folder beside the repository (CI has it). */
+const SAMPLES = join(repo, '../shared/mirth-samples');
+const haveSamples = existsSync(SAMPLES);
+if (!haveSamples) console.warn(`test/import/mirth.test.ts: ${SAMPLES} is absent, so the Mirth import tests are skipped (CI has it)`);
+
+const sampleFiles = haveSamples ? readdirSync(SAMPLES).filter((f) => f.endsWith('.xml')).sort() : [];
+const samples = () => sampleFiles.map((file) => ({ file, xml: readFileSync(join(SAMPLES, file), 'utf8') }));
+
+const cleanups: Array<() => Promise<unknown> | unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+function writeSpecs(specs: Array<{ fileName: string; text: string }>): { dir: string; files: string[] } {
+  const dir = mkdtempSync(join(tmpdir(), 'hl7c-mirth-'));
+  return { dir, files: specs.map((s) => (writeFileSync(join(dir, s.fileName), s.text), join(dir, s.fileName))) };
+}
+
+describe('E4X field access', () => {
+  test.each([
+    ["msg['PID']['PID.5']['PID.5.1'].toString()", 'PID-5.1'],
+    ["msg['PID']['PID.3'][0]['PID.3.1'].toString()", 'PID-3.1'],
+    ["msg['PID']['PID.3'][1]['PID.3.4']['PID.3.4.1']", 'PID-3[2].4.1'],
+    ["msg['OBR'][0]['OBR.3']['OBR.3.1']", 'OBR-3.1'],
+    ["msg['OBX'][2]['OBX.5']", 'OBX[3]-5'],
+    ["seg['OBX.5']['OBX.5.1'].toString()", 'OBX-5.1'],
+    ["tmp['MSH']['MSH.9']['MSH.9.2']", 'MSH-9.2'],
+  ])('%s → %s', (expression, path) => {
+    expect(e4xPath(expression)?.path).toBe(path);
+  });
+  test.each([["msg['PID']['PID.5'].length()"], ['msg.children()'], ["$('mrn')"]])('%s is no field', (expression) => {
+    expect(e4xPath(expression)).toBeUndefined();
+  });
+});
+
+describe.skipIf(!haveSamples)('hl7c import mirth on the Mirth 4.5.2 samples', () => {
+  test('every sample imports to a spec that validates (together, with no environment set) and passes its generated tests', async () => {
+    const result = importMirth(samples());
+    expect(result.specs.map((s) => s.fileName).sort()).toEqual(sampleFiles.map((f) => f.replace(/\.xml$/, '.yaml')).sort());
+    const { dir, files } = writeSpecs(result.specs);
+    const validation = await validateSpecs(files, { cwd: dir, env: {} });
+    expect(validation.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+
+    const compiled = await compileChannels(files, { cwd: dir, env: {} });
+    expect(compiled.channels).toBeDefined();
+    let cases = 0;
+    for (const { spec, definition } of compiled.channels!) {
+      for (const testCase of (spec.data as Spec).tests ?? []) {
+        const r = await runCase(definition, testCase, spec.dir);
+        expect(r.mismatches, `${spec.file}: ${r.name}`).toEqual([]);
+        cases++;
+      }
+    }
+    // Six channels hold a sample message (inbound template): each became a test.
+    expect(cases).toBe(6);
+  }, 60_000);
+
+  test('the Channel Writer names the target channel, never its UUID; every TODO is in the report with its place in the export', () => {
+    const result = importMirth(samples());
+    const router = result.specs.find((s) => s.mirthName === 'LRH ADT Inbound Router')!.text;
+    expect(router).toMatch(/channel: lrh-adt-patient-index\n/);
+    const lab = result.specs.find((s) => s.mirthName === 'LRH Lab Results File Pickup')!.text;
+    expect(lab).toMatch(/channel: lrh-critical-result-alerts\n/);
+    for (const s of result.specs) expect(s.text).not.toMatch(/channel: [0-9a-f]{8}-[0-9a-f]{4}-/);
+
+    const inText = result.specs.reduce((n, s) => n + (s.text.match(/# TODO\(import\)/g) ?? []).length, 0);
+    expect(result.todos.length).toBe(inText);
+    for (const t of result.todos) {
+      expect(t.file).toMatch(/\.xml$/);
+      expect(t.location).toMatch(/^(source|destination \d+ "[^"]+"|channel \w+)/);
+    }
+    // The JavaScript that is not translated is quoted where it stood.
+    expect(router).toContain('#   | channelMap.put(\'dobIso\', reformatHL7Date(');
+    expect(result.todos.some((t) => t.channel === 'LRH Pharmacy Orders Passthrough' && /d1's response/.test(t.what))).toBe(true);
+  });
+
+  test('credentials are never copied: written in the export as text, they become environment references', () => {
+    const secrets = ['s3cret-db-Pa55', 'smtp-Pa55-word', 'portal-token-9f8e7d', 'REPLACE_ME', 'api-key-0a1b2c'];
+    const inputs = samples().map(({ file, xml }) => ({
+      file,
+      xml: xml
+        .replace('<password>${PIX_DB_PASSWORD}</password>', `<password>${secrets[0]}</password>`)
+        .replace('<password>${SMTP_PASSWORD}</password>', `<password>${secrets[1]}</password>`)
+        .replace('Bearer ${PORTAL_API_TOKEN}', `Bearer ${secrets[2]}`)
+        .replace('<string>${SCHEDULING_API_KEY}</string>', `<string>${secrets[4]}</string>`),
+    }));
+    const joined = inputs.map((i) => i.xml).join('\n');
+    for (const s of secrets) expect(joined).toContain(s);
+    for (const features of [detectFeatures(), allFeatures(true), allFeatures(false)]) {
+      const result = importMirth(inputs, { features });
+      const out = result.specs.map((s) => s.text).join('\n');
+      for (const s of secrets) expect(out).not.toContain(s);
+      expect(out).not.toContain('nursing-app');
+    }
+    const v2 = importMirth(inputs, { features: allFeatures(true) }).specs.map((s) => s.text).join('\n');
+    expect(v2).toMatch(/password: \$\{[A-Z_]+:-\}/);
+  });
+
+  test.each([
+    ['lrh-adt-inbound-router', 'v2'],
+    ['lrh-adt-patient-index', 'v2'],
+    ['lrh-mdm-transcription-inbound', 'v2'],
+    ['lrh-adt-inbound-router', 'v1'],
+  ])('golden: %s (spec language %s)', (name, language) => {
+    const result = importMirth(samples(), { features: allFeatures(language === 'v2') });
+    const text = result.specs.find((s) => s.fileName === `${name}.yaml`)!.text;
+    const golden = join(repo, 'test/import/golden', `${name}.${language}.yaml`);
+    if (process.env.HL7C_UPDATE_GOLDEN) {
+      mkdirSync(dirname(golden), { recursive: true });
+      writeFileSync(golden, text);
+    }
+    expect(text).toBe(readFileSync(golden, 'utf8'));
+  });
+
+  test('the CLI writes one spec per channel, prints the report, validates what it wrote, and refuses to overwrite', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'hl7c-mirth-cli-'));
+    let stdout = '';
+    let stderr = '';
+    const io = { stdout: (t: string | Uint8Array) => void (stdout += String(t)), stderr: (t: string) => void (stderr += t), cwd: SAMPLES, stopSignal: new Promise<string>(() => undefined) };
+    const code = await runCli(['import', 'mirth', 'lrh-adt-inbound-router.xml', 'lrh-adt-patient-index.xml', '--out', out], io);
+    expect(stderr.replace(/^.*warning spec\/no-destination.*\n.*\n/gm, '')).toBe('');
+    expect(code).toBe(0);
+    expect(readdirSync(out).sort()).toEqual(['lrh-adt-inbound-router.yaml', 'lrh-adt-patient-index.yaml']);
+    expect(stdout).toContain('lrh-adt-inbound-router.xml › channel "LRH ADT Inbound Router"');
+    expect(stdout).toMatch(/source transformer › step 2 "Reformat PV1-44 and DOB": JavaScript step/);
+    expect(stdout).toMatch(/2 spec\(s\) written, \d+ TODO\(import\) to review, 0 validation error\(s\)/);
+    stderr = '';
+    expect(await runCli(['import', 'mirth', 'lrh-adt-inbound-router.xml', '--out', out], io)).toBe(1);
+    expect(stderr).toMatch(/already exists; nothing written \(--force overwrites\)/);
+  });
+
+  test('not an export: a clear error, exit 1', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hl7c-mirth-bad-'));
+    writeFileSync(join(dir, 'x.xml'), '<list><string>nothing</string></list>');
+    let stderr = '';
+    const io = { stdout: () => undefined, stderr: (t: string) => void (stderr += t), cwd: dir, stopSignal: new Promise<string>(() => undefined) };
+    expect(await runCli(['import', 'mirth', 'x.xml'], io)).toBe(1);
+    expect(stderr).toContain('x.xml: no Mirth channel in it');
+  });
+});
+
+describe.skipIf(!haveSamples)('an imported MLLP channel under hl7c serve', () => {
+  test('the ADT router answers as Mirth did (AA, AR with its text, AE without the MR) and archives the message without Z segments', async () => {
+    const result = importMirth(samples().filter((s) => /adt-/.test(s.file)));
+    const { dir, files } = writeSpecs(result.specs);
+    // Epic stand-in: an MLLP receiver that keeps what it gets.
+    const epicGot: string[] = [];
+    const epic = new MllpServer({
+      host: '127.0.0.1',
+      port: 0,
+      handler: (payload) => {
+        const r = receive(payload);
+        if (r.ok) epicGot.push(r.message.toString());
+        return r.ok ? acknowledge(r.message, 'accept') : r.reject;
+      },
+    });
+    const epicPort = await epic.listen();
+    cleanups.push(() => epic.close());
+    const archive = join(dir, 'archive');
+    mkdirSync(archive);
+    const env = { LRH_ADT_INBOUND_ROUTER_PORT: '0', ADT_ARCHIVE_DIR: archive, EPIC_ADT_HOST: '127.0.0.1', EPIC_ADT_PORT: String(epicPort), PIX_DB_HOST: '127.0.0.1' };
+    const { logger } = memoryLogger();
+    const serving = await startServing({ specs: files, storePath: join(dir, 'store.db'), cwd: dir, env, logger, watch: false });
+    cleanups.push(() => serving.close());
+    const client = new MllpClient({ host: '127.0.0.1', port: serving.ports()['lrh-adt-inbound-router']! });
+    cleanups.push(() => client.close());
+
+    const sample = readSampleMessage('lrh-adt-inbound-router.xml');
+    const a01 = await client.send(sample);
+    expect(a01.code).toBe('AA');
+    expect(a01.acknowledgedControlId).toBe('STAR000771');
+
+    // The archive file: the channel's message as sent on, Z segments removed (Mirth's ${message.encodedData}).
+    await waitFor(() => readdirSync(archive).filter((f) => !f.startsWith('.')).length === 1, 10_000, 'the archive file');
+    const [name] = readdirSync(archive).filter((f) => !f.startsWith('.'));
+    const features = detectFeatures();
+    expect(name).toMatch(features.fileAppend ? /^A01_\d+\.hl7$/ : /^STAR000771_\d+\.hl7$/);
+    const written = readFileSync(join(archive, name!), 'latin1');
+    const expected = sample
+      .split('\r')
+      .filter((s) => s && !s.startsWith('Z'))
+      .join('\r');
+    expect(written.replace(/\r$/, '')).toBe(expected);
+    expect(written).not.toMatch(/ZPD|ZPV/);
+
+    // Epic gets the same message (and, once per-destination transform is in, its own MSH-5/6).
+    await waitFor(() => epicGot.length === 1, 10_000, 'Epic to receive the A01');
+    const atEpic = parseMessage(epicGot[0]!);
+    expect(atEpic.segments.map((s) => s.name)).toEqual(['MSH', 'EVN', 'PID', 'PV1']);
+    if (features.destinationTransform) {
+      expect(atEpic.get('MSH-5')).toBe('EPIC');
+      expect(atEpic.get('MSH-6')).toBe('LRH');
+    }
+
+    // What Mirth answered for the other test messages of the .expect.md.
+    const oru = await client.send(sample.replace('ADT^A01^ADT_A01', 'ORU^R01^ORU_R01'));
+    expect(oru.code).toBe('AR');
+    // Mirth's MSA-3 text; hl7c adds the rule's name after it.
+    expect(oru.text).toMatch(/^Message type not accepted by the LRH ADT router\./);
+    const noMr = await client.send(sample.replace('0082215^^^LRH^MR', '0082215^^^LRH^PI').replace('STAR000771', 'STAR000772'));
+    expect(noMr.code).toBe('AE');
+    const training = await client.send(sample.replace("O'HALLORAN-VIX", 'ZZTEST-ONE').replace('STAR000771', 'STAR000773'));
+    expect(training.code).toBe('AR');
+    const a02 = await client.send(sample.replace(/ADT\^A01\^ADT_A01/, 'ADT^A02^ADT_A02').replace('STAR000771', 'STAR000774'));
+    expect(a02.code).toBe('AA');
+    // A02 is archived and sent to Epic, not handed to the patient index (destination filter).
+    await waitFor(() => readdirSync(archive).filter((f) => !f.startsWith('.')).length === 2 && epicGot.length === 2, 10_000, 'the A02 archived and sent');
+    const messages = await serving.store.listMessages();
+    const a02Row = messages.find((m) => m.control_id === 'STAR000774')!;
+    const history = (await serving.store.getMessage(a02Row.id))!;
+    expect(history.deliveries.map((d) => d.destination).sort()).toEqual(['archive_to_disk', 'epic_adt_inbound']);
+  }, 60_000);
+});
+
+function readSampleMessage(file: string): string {
+  const xml = readFileSync(join(SAMPLES, file), 'utf8');
+  const b64 = /<inboundTemplate encoding="base64">([^<]+)<\/inboundTemplate>/.exec(xml)![1]!;
+  return Buffer.from(b64, 'base64').toString('utf8');
+}
