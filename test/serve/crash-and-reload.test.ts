@@ -1,4 +1,5 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
@@ -151,11 +152,18 @@ describe('hot reload', () => {
     const serving = await startServing({ specs: [specPath], storePath: join(dir, 'store.db'), cwd: dir, env: { TEST_WEBHOOK_URL: hook.url, TEST_ADT_PORT: '0' }, logger, watch: false });
     cleanups.push(() => serving.close());
     const before = serving.ports()['adt-in']!;
-    writeFileSync(specPath, adtSpec().replace('${TEST_ADT_PORT:-0}', String(before + 1)));
+    // A port the system just handed out and took back: "before + 1" is often some other test's client connection.
+    const moved = await new Promise<number>((r) => {
+      const s = net.createServer().listen(0, '127.0.0.1', () => {
+        const port = (s.address() as net.AddressInfo).port;
+        s.close(() => r(port));
+      });
+    });
+    writeFileSync(specPath, adtSpec().replace('${TEST_ADT_PORT:-0}', String(moved)));
     expect((await serving.reload()).applied).toBe(true);
-    expect(serving.ports()['adt-in']).toBe(before + 1);
+    expect(serving.ports()['adt-in']).toBe(moved);
     expect(lines.some((l) => l.msg === 'channel listener moved')).toBe(true);
-    const client = new MllpClient({ host: '127.0.0.1', port: before + 1 });
+    const client = new MllpClient({ host: '127.0.0.1', port: moved });
     cleanups.push(() => client.close());
     expect((await client.send(adtMessage('MOVED-1'))).code).toBe('AA');
     const old = new MllpClient({ host: '127.0.0.1', port: before, reconnect: { attempts: 1 } });
