@@ -8,6 +8,7 @@ import { compileChannels } from '../../src/compiler/compile-channels.js';
 import { allFeatures, detectFeatures } from '../../src/import/mirth/features.js';
 import { importMirth } from '../../src/import/mirth/index.js';
 import { e4xPath } from '../../src/import/mirth/e4x.js';
+import { compileForPreview, previewChannel } from '../../src/preview/preview.js';
 import { startServing } from '../../src/serve/serve.js';
 import type { Spec } from '../../src/spec/types.js';
 import { validateSpecs } from '../../src/spec/validate.js';
@@ -154,6 +155,55 @@ describe.skipIf(!haveSamples)('hl7c import mirth on the Mirth 4.5.2 samples', ()
     const io = { stdout: () => undefined, stderr: (t: string) => void (stderr += t), cwd: dir, stopSignal: new Promise<string>(() => undefined) };
     expect(await runCli(['import', 'mirth', 'x.xml'], io)).toBe(1);
     expect(stderr).toContain('x.xml: no Mirth channel in it');
+  });
+});
+
+describe.skipIf(!haveSamples)('imported channels produce what Mirth produced (the .expect.md checks on an OIE 4.5.2 server)', () => {
+  async function preview(name: string, input: string | Buffer) {
+    const result = importMirth(samples());
+    const { dir } = writeSpecs(result.specs);
+    const { channel, diagnostics } = await compileForPreview(join(dir, `${name}.yaml`), { cwd: dir, env: {} });
+    expect(diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+    return previewChannel(channel!, Buffer.from(input))[0]!;
+  }
+
+  test('flowsheet vitals (JSON in, ORU out): the message Epic got, field for field, but OBX-2 (left as a TODO)', async () => {
+    const xml = readFileSync(join(SAMPLES, 'lrh-flowsheet-vitals-http.xml'), 'utf8');
+    const body = Buffer.from(/<inboundTemplate encoding="base64">([^<]+)</.exec(xml)![1]!, 'base64');
+    const p = await preview('lrh-flowsheet-vitals-http', body);
+    const epic = p.payloads.find((x) => x.destination === 'epic_flowsheet_inbound')!;
+    expect(epic.kind).toBe('hl7');
+    const segments = (epic as { segments: string[] }).segments;
+    // As Epic received them from Mirth (lrh-flowsheet-vitals-http.expect.md), OBX-2 (NM) aside.
+    expect(segments.slice(1)).toEqual([
+      'PID|1||2041877^^^LRH^MR||ASHGROVE^LENA',
+      'PV1|1|I|||||||||||||||||880112934',
+      'OBR|1|||VITALS^Vital signs^L|||20260314080500-0500||||||||||||||||||F',
+      'OBX|1||8867-4^Heart rate^LN||72|/min|||||F|||20260314080500-0500||RN4471^PELLETIER, CORA',
+      'OBX|2||8480-6^Systolic blood pressure^LN||128|mm[Hg]|||||F|||20260314080500-0500||RN4471^PELLETIER, CORA',
+    ]);
+    expect(segments[0]).toMatch(/^MSH\|\^~\\&\|LRH_NURSING\|LRH\|EPIC\|LRH\|\d+.*\|\|ORU\^R01\^ORU_R01\|[^|]+\|P\|2\.5\.1/);
+  });
+
+  test('SIU scheduling: the appointment JSON has the values Mirth posted (start, end and resources aside: TODOs)', async () => {
+    const p = await preview('lrh-siu-scheduling-webhook', readSampleMessage('lrh-siu-scheduling-webhook.xml'));
+    expect(p.answer).toBe('AA');
+    const json = (p.payloads[0] as { json: Record<string, unknown> }).json;
+    expect(json).toMatchObject({ appointmentId: 'FL4410', status: 'booked', visitType: 'FOLLOWUP', patient: { mrn: '0082215', family: 'VOSS', given: 'HELGA' } });
+  });
+
+  test('lab results: the portal JSON has what Mirth posted, results from each OBX (collectedAt aside: a TODO)', async () => {
+    const p = await preview('lrh-lab-results-file-pickup', readSampleMessage('lrh-lab-results-file-pickup.xml'));
+    const portal = p.payloads.find((x) => x.destination === 'post_to_patient_portal') as { kind: string; json: Record<string, unknown> };
+    expect(portal.kind).toBe('json');
+    expect(portal.json).toMatchObject({ facility: 'LRH', mrn: '0082215', accession: 'LA-77120', orderCode: 'BMP' });
+    const results = portal.json.results as Array<Record<string, unknown>>;
+    expect(results).toHaveLength(2);
+    expect(results[0]).toMatchObject({ sequence: 1, code: '2823-3', display: 'Potassium', value: '6.9', units: 'mmol/L', abnormalFlag: 'HH', status: 'F' });
+    expect(results[1]).toMatchObject({ sequence: 2, code: '2951-2', abnormalFlag: 'N' });
+    // Preliminary results are filtered, as Mirth's JavaScript filter did.
+    const preliminary = await preview('lrh-lab-results-file-pickup', readSampleMessage('lrh-lab-results-file-pickup.xml').replace('|||F\r', '|||P\r'));
+    expect(preliminary.status).toBe('filtered');
   });
 });
 

@@ -1,4 +1,4 @@
-import { balanced, codeOnly, e4xPath, operand, splitConcat, splitTopLevel, stringLiteral } from './e4x.js';
+import { balanced, codeOnly, e4xPath, operand, splitConcat, splitTopLevel, stringLiteral, walkCode } from './e4x.js';
 import type { Operand } from './e4x.js';
 
 /**
@@ -165,25 +165,35 @@ export function unwrap(expression: string): { inner: string; transform: string[]
   let t = expression.trim();
   const transform: string[] = [];
   for (;;) {
-    let m = /^(?:parseInt|parseFloat|Number)\(([\s\S]+?)(?:,\s*10)?\)$/.exec(t);
-    if (m) {
-      transform.unshift('number');
-      t = m[1]!.trim();
+    const method = /^([\s\S]+)\.(toUpperCase|toLowerCase|trim)\(\)$/.exec(t);
+    if (method) {
+      transform.unshift(method[2] === 'toUpperCase' ? 'upper' : method[2] === 'toLowerCase' ? 'lower' : 'trim');
+      t = method[1]!.trim();
       continue;
     }
-    m = /^String\(([\s\S]+?)(?:\s*\|\|\s*''|\s*\|\|\s*"")?\)$/.exec(t);
-    if (m) {
-      t = m[1]!.trim();
+    const call = /^(parseInt|parseFloat|Number|String)\(/.exec(t);
+    // Only when the call's closing parenthesis ends the expression: `String(a) + b` is no call.
+    if (call && closingParen(t, call[0].length - 1) === t.length - 1) {
+      let inner = t.slice(call[0].length, -1).trim();
+      if (call[1] === 'parseInt') inner = inner.replace(/,\s*10$/, '');
+      if (call[1] === 'String') inner = inner.replace(/\s*\|\|\s*(''|"")$/, '');
+      if (call[1] !== 'String') transform.unshift('number');
+      t = inner;
       continue;
     }
-    m = /^([\s\S]+)\.(toUpperCase|toLowerCase|trim)\(\)$/.exec(t);
-    if (m) {
-      transform.unshift(m[2] === 'toUpperCase' ? 'upper' : m[2] === 'toLowerCase' ? 'lower' : 'trim');
-      t = m[1]!.trim();
-      continue;
-    }
-    return { inner: t, transform };
+    return { inner: t.replace(/\s*\|\|\s*(''|"")$/, ''), transform };
   }
+}
+
+function closingParen(text: string, open: number): number {
+  let at = -1;
+  walkCode(text, open, (c, i, depth) => {
+    if (c === ')' && depth === 1) {
+      at = i;
+      return true;
+    }
+  });
+  return at;
 }
 
 export { balanced, splitConcat, splitTopLevel };

@@ -97,6 +97,10 @@ class ChannelTranslator {
   identifiers: Record<string, unknown> = {};
   outputJson: Record<string, Mapping> | undefined;
   envUsed = new Map<string, string>();
+  /** `var table = { S12: 'booked', … }` objects of the script being read: lookup tables. */
+  private tables = new Map<string, Record<string, string>>();
+  /** Assignments of a JSON → HL7 script that `build:` does not carry. */
+  private buildSkipped: string[] = [];
   private emit = true;
 
   constructor(
@@ -232,9 +236,9 @@ class ChannelTranslator {
         else if (this.features.httpContent) http.content = 'json';
         const auth = child(child(s.properties, 'pluginProperties'), 'com.mirth.connect.plugins.httpauth.basic.BasicHttpAuthProperties');
         if (auth) {
-          if (this.features.basicAuth) http.basic_auth = { user: this.env(`${envName(name)}_HTTP_USER`, ''), password: this.env(`${envName(name)}_HTTP_PASSWORD`, '') };
+          if (this.features.basicAuth) http.basic_auth = { user: this.env(`${envName(name)}_USER`, ''), password: this.env(`${envName(name)}_PASSWORD`, '') };
           else {
-            http.auth_token = this.env(`${envName(name)}_HTTP_TOKEN`, '');
+            http.auth_token = this.env(`${envName(name)}_TOKEN`, '');
             this.todo(['source'], 'source (HTTP Listener) › Basic authentication', `Mirth asks for Basic auth (realm "${text(auth.realm)}"; its credentials are not copied); hl7c asks for a bearer token until basic_auth lands`);
           }
         } else if (Object.keys(child(s.properties, 'pluginProperties') ?? {}).some((k) => /HttpAuth/.test(k))) {
@@ -457,7 +461,13 @@ class ChannelTranslator {
     const code = codeOnly(script);
     if (jsonIn) {
       for (const name of allPuts(script)) this.vars.set(name, { todo: `set by the script "${step.name}"`, origin: location });
-      this.todo(['build'], location, 'the script that builds the HL7 message is translated below where its assignments are plain; check every field', script);
+      // channelMap.put('mrn', String(msg.patient.mrn)): a value of the JSON input.
+      for (const m of code.matchAll(/channelMap\.put\(\s*'([^']+)'\s*,\s*(.+?)\);/g)) {
+        const { inner, transform } = unwrap(m[2]!);
+        const json = /^msg\.([\w.]+)$/.exec(inner);
+        if (json && transform.length === 0) this.vars.set(m[1]!, { mapping: { json: json[1] }, origin: location });
+      }
+      this.todo(['build'], location, `the script that builds the HL7 message is translated below where its assignments are plain${this.buildSkipped.length ? `; not translated: ${this.buildSkipped.join(', ')}` : ''}`, script);
       return;
     }
     if (isDeleteZSegments(script)) {
@@ -529,6 +539,7 @@ class ChannelTranslator {
     }
     if (!objectText || !target) return false;
     const locals = this.localsOf(code);
+    this.tables = lookupTables(code);
     const skipped: string[] = [];
     const object = this.objectMapping(objectText, '', locals, skipped);
     if (!object) return false;
@@ -600,6 +611,20 @@ class ChannelTranslator {
         else skipped.push(name);
         continue;
       }
+      // statusByEvent[String($('eventCode'))] || 'unknown': a lookup table.
+      const lookup = /^(\w+)\[([\s\S]+)\](?:\s*\|\|\s*(['"][^'"]*['"]))?$/.exec(value);
+      if (lookup && this.tables.has(lookup[1]!)) {
+        const { inner: key } = unwrap(lookup[2]!);
+        const keyMapping = this.operandMapping(operand(key), name);
+        if (keyMapping && typeof keyMapping.path === 'string' && Object.keys(keyMapping).length === 1) {
+          const m: Mapping = { path: keyMapping.path, lookup: this.tables.get(lookup[1]!) };
+          const fallback = lookup[3] ? stringLiteral(lookup[3]) : undefined;
+          if (fallback !== undefined) Object.assign(m, { on_missing: 'default', default: fallback });
+          else m.on_missing = 'null';
+          out[name] = m;
+          continue;
+        }
+      }
       const { inner, transform } = unwrap(value);
       let mapping: Mapping | undefined;
       const l = locals.get(inner);
@@ -651,7 +676,9 @@ class ChannelTranslator {
     for (const m of code.matchAll(/(?:^|\n)tmp((?:\[[^\]]+\])+)\s*=\s*([^;\n]+);/g)) {
       const p = e4xPath(`tmp${m[1]}`);
       if (!p) continue;
-      assigned.set(p.path, this.jsonValue(m[2]!, locals, undefined));
+      const value = this.jsonValue(m[2]!, locals, undefined);
+      assigned.set(p.path, value);
+      if (value === undefined) this.buildSkipped.push(/^MSH-(7|10)(\.|$)/.test(p.path) ? `${p.path} (hl7c sets it for each message)` : `${p.path} = \`${m[2]!.trim()}\``);
     }
     const deleted = new Set([...code.matchAll(/delete\s+tmp\[\s*'([A-Z][A-Z0-9]{2})'\s*\]/g)].map((m) => m[1]!));
     const loop = /for\s*\(\s*var\s+(\w+)\s*=\s*0\s*;\s*\1\s*<\s*msg\.([\w.]+)\.length\s*;[^)]*\)\s*\{/.exec(code);
@@ -672,8 +699,9 @@ class ChannelTranslator {
           if (!p) continue;
           const v = this.jsonValue(m[2]!, inner, { item, index: loop[1]! });
           if (v !== undefined) fields[p.path] = v;
+          else this.buildSkipped.push(`${p.path} = \`${m[2]!.trim()}\``);
         }
-        segments.push({ each: loop[2], segments: [{ segment: created[2], fields }] });
+        segments.push({ each: loop[2], segments: [{ segment: created[2], fields: inHl7Order(fields) }] });
       }
     }
     build.segments = segments.length ? segments : [{ segment: 'PID', fields: {} }];
@@ -695,7 +723,7 @@ class ChannelTranslator {
       });
     });
     for (const [path, v] of assigned) if (path.startsWith(`${name}-`) && v !== undefined && !/^MSH-(7|10)/.test(path)) fields[path] = v;
-    return fields;
+    return inHl7Order(fields);
   }
 
   /** A right-hand side in a JSON → HL7 script as a build value, or undefined (left out, TODO above). */
@@ -715,7 +743,12 @@ class ChannelTranslator {
       if (m) return clean(json(m[1]!, false));
     }
     const call = /^(\w+)\(msg\.([\w.]+)\)$/.exec(inner);
-    if (call && /iso.*hl7|hl7.*date|toHL7/i.test(call[1]!)) return { json: loop ? `$.${call[2]}` : call[2], transform: ['hl7_datetime'] };
+    if (call && /iso.*hl7|hl7.*date|toHL7/i.test(call[1]!)) {
+      const template = this.channel.codeTemplates.find((t) => t.name === call[1]);
+      const note = `${call[1]}() ${template ? `(code template in library "${template.library}")` : '(defined in no step or exported library)'} is read as transform hl7_datetime: check it does the same`;
+      if (!this.buildSkipped.includes(note)) this.buildSkipped.push(note);
+      return { json: loop ? `$.${call[2]}` : call[2], transform: ['hl7_datetime'] };
+    }
     if (locals.has(inner)) {
       const v = locals.get(inner);
       if (v && typeof v === 'object' && 'json' in (v as object) && loop && !(v as { json: string }).json.startsWith('$.')) return { ...(v as object), json: `$.${(v as { json: string }).json}` };
@@ -990,11 +1023,12 @@ class ChannelTranslator {
     });
   }
 
-  /** The HL7 path a template variable reads, when the variable is a plain field. */
+  /** What a `{{…}}` placeholder reads for a variable that is a plain field (`PID-3.1`) or JSON input value (`$.patient.mrn`). */
   private templatePath(name: string): string | undefined {
     const v = this.vars.get(name) ?? this.passed?.get(name);
     const m = v?.mapping;
     if (m && typeof m.path === 'string') return m.path;
+    if (m && typeof m.json === 'string' && Object.keys(m).length === 1) return `$.${m.json}`;
     return undefined;
   }
 
@@ -1256,6 +1290,25 @@ function escapeRegex(s: string): string {
 
 function prefixKeys(o: Record<string, Mapping>, prefix: string): Record<string, Mapping> {
   return Object.fromEntries(Object.entries(o).map(([k, v]) => [k.startsWith(`${prefix}.`) ? k : `${prefix}.${k}`, v]));
+}
+
+/** `var x = { A: 'a', B: 'b' };` objects whose values are all string literals. */
+function lookupTables(code: string): Map<string, Record<string, string>> {
+  const out = new Map<string, Record<string, string>>();
+  for (const m of code.matchAll(/(?:^|\n)var\s+(\w+)\s*=\s*\{/g)) {
+    const body = balanced(code, m.index + m[0].length - 1);
+    const entries = body ? objectLiteral(body) : undefined;
+    if (!entries || entries.length === 0) continue;
+    const values = entries.map(([k, v]) => [k, stringLiteral(v)] as const);
+    if (values.every(([, v]) => v !== undefined)) out.set(m[1]!, Object.fromEntries(values) as Record<string, string>);
+  }
+  return out;
+}
+
+/** Build fields sorted as they sit in the segment (PID-3.1 before PID-3.4, PID-5 after PID-3). */
+function inHl7Order(fields: Record<string, unknown>): Record<string, unknown> {
+  const key = (p: string) => p.replace(/^[A-Z0-9]{3}-/, '').split('.').map((n) => n.padStart(4, '0')).join('.');
+  return Object.fromEntries(Object.entries(fields).sort(([a], [b]) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0)));
 }
 
 function clean(o: Record<string, unknown>): Record<string, unknown> {
