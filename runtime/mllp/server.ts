@@ -165,6 +165,11 @@ export class MllpServer extends EventEmitter {
     return port;
   }
 
+  /** True while the listener accepts connections (not yet closing). */
+  get listening(): boolean {
+    return !!this.server?.listening && !this.closing;
+  }
+
   get port(): number {
     const address = this.server?.address();
     return typeof address === 'object' && address ? address.port : 0;

@@ -21,6 +21,7 @@ import { asDuplicate, dedupeKeyOf, dedupeOf } from './dedupe.js';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { faultPoint } from '../faults.js';
+import { ServeActivity } from './activity.js';
 
 /** A compiled channel and the spec version it came from. */
 export interface LoadedChannel {
@@ -39,6 +40,8 @@ interface Listener {
   /** What the spec asked for; a reload moves the listener only when this changes. */
   configured: string;
   close(): Promise<void>;
+  /** True while it accepts connections (or, for a file source, watches its directory). */
+  listening(): boolean;
   /** What the source refused or dropped so far (see MllpServerCounters). */
   counters?(): Record<string, number>;
 }
@@ -55,6 +58,24 @@ export interface HostOptions {
   leaseMs?: number;
   /** Milliseconds of event-loop time one message may take before it is stopped and answered AE (default 1000). */
   processingBudgetMs?: number;
+}
+
+/** A running channel as the admin API shows it. */
+export interface ChannelState {
+  name: string;
+  specPath: string;
+  specVersion: string;
+  source: { kind: string; port?: number; listening: boolean };
+}
+
+/** A destination queue's worker on this node: paused, and how its last attempts went. */
+export interface WorkerState {
+  channel: string;
+  destination: string;
+  kind: string;
+  paused: boolean;
+  lastError: { error: string; at: number } | null;
+  lastSentAt: number | null;
 }
 
 const MAX_HTTP_BODY = 10 * 1024 * 1024;
@@ -77,6 +98,10 @@ export class ChannelHost {
 
   /** This node, as the owner of the queue entries it claims: unique per process, restarts included. */
   readonly owner: string;
+  /** What this node saw (messages per channel, ACK latency, reloads), for the admin API. */
+  readonly activity = new ServeActivity();
+  /** Destinations paused on this node (kept across reloads, not across a restart). */
+  private readonly paused = new Set<string>();
   private readonly leaseMs: number;
 
   constructor(
@@ -128,6 +153,56 @@ export class ChannelHost {
     };
   }
 
+  /** The channels running now, with their spec and whether their source listens. */
+  channelStates(): ChannelState[] {
+    return [...this.runners.values()].map((r) => {
+      const port = Number(r.listener.key.split(':').pop());
+      return {
+        name: r.current.definition.name,
+        specPath: r.current.specPath,
+        specVersion: r.current.specVersion,
+        source: { kind: r.current.definition.source.kind, ...(Number.isInteger(port) && port > 0 ? { port } : {}), listening: r.listener.listening() },
+      };
+    });
+  }
+
+  /** The version of a channel running now (replay runs through it). */
+  loaded(channel: string): LoadedChannel | undefined {
+    return this.runners.get(channel)?.current;
+  }
+
+  /** Every destination queue this node works. */
+  workerStates(): WorkerState[] {
+    return [...this.workers.values()].map((w) => ({
+      channel: w.channel,
+      destination: w.destination,
+      kind: w.currentConfig.target.kind,
+      paused: w.paused,
+      lastError: w.lastError,
+      lastSentAt: w.lastSentAt,
+    }));
+  }
+
+  /**
+   * Stops (or restarts) sending to a destination on this node: entries keep being queued, none is
+   * claimed while paused; what is being sent finishes. Held while this process runs (and across
+   * reloads); false when no such destination is worked here.
+   */
+  setPaused(channel: string, destination: string, paused: boolean): boolean {
+    const key = workerKey(channel, destination);
+    const worker = this.workers.get(key);
+    if (!worker) return false;
+    if (paused) this.paused.add(key);
+    else this.paused.delete(key);
+    worker.setPaused(paused);
+    return true;
+  }
+
+  /** New work for a queue (a replay, a discarded head): its worker looks now. */
+  wake(channel: string, destination: string): void {
+    this.workers.get(workerKey(channel, destination))?.wake();
+  }
+
   async start(): Promise<void> {
     await this.store.openForWriting(this.owner);
     // A worker looks at its queue as soon as received messages are in it, not at its next poll.
@@ -150,7 +225,7 @@ export class ChannelHost {
       const runner = this.runners.get(name);
       await this.store.setChannel(name, loaded.specPath, loaded.specVersion, Date.now());
       if (!runner) {
-        const fresh: Runner = { current: loaded, listener: { key: '', configured: '', close: async () => undefined } };
+        const fresh: Runner = { current: loaded, listener: { key: '', configured: '', close: async () => undefined, listening: () => false } };
         fresh.listener = await this.listen(fresh);
         this.runners.set(name, fresh);
         this.log.info({ channel: name, version: loaded.specVersion, listener: fresh.listener.key }, 'channel started');
@@ -197,6 +272,13 @@ export class ChannelHost {
 
   private async handle(version: LoadedChannel, payload: Buffer, source: string): Promise<ChannelResult & { id?: number }> {
     faultPoint('after-receive');
+    const started = performance.now();
+    const result = await this.handleAndStore(version, payload, source);
+    this.activity.received(version.definition.name, result.id === undefined ? 'not_stored' : result.status, Date.now(), (performance.now() - started) / 1000);
+    return result;
+  }
+
+  private async handleAndStore(version: LoadedChannel, payload: Buffer, source: string): Promise<ChannelResult & { id?: number }> {
     const definition = version.definition;
     let result: ChannelResult;
     try {
@@ -264,6 +346,7 @@ export class ChannelHost {
       return;
     }
     const worker = new DestinationWorker(this.store, channel, destination, config, this.observed(channel, destination, createSender(channel, destination, config, log)), (d) => this.deliveryContext(d), log, this.owner, this.leaseMs);
+    if (this.paused.has(key)) worker.setPaused(true);
     this.workers.set(key, worker);
     worker.start();
   }
@@ -342,7 +425,7 @@ export class ChannelHost {
         oversize: (head, size, limit, connection) => this.recordOversize(runner.current, head, size, limit, `mllp:${connection.remoteAddress}:${connection.remotePort}`),
       });
       const port = await server.listen();
-      return { key: `mllp:${source.host}:${port}`, configured: listenerKey(source), close: () => server.close(), counters: () => ({ ...server.counters }) };
+      return { key: `mllp:${source.host}:${port}`, configured: listenerKey(source), close: () => server.close(), listening: () => server.listening, counters: () => ({ ...server.counters }) };
     }
     if (source.kind === 'http') return this.listenHttp(runner, source);
     // Fed by other channels' channel destinations (handToChannel): nothing to open.
@@ -375,8 +458,10 @@ export class ChannelHost {
         ack,
         deliveries: [],
       });
+      this.activity.received(version.definition.name, 'rejected', Date.now());
     } catch (err) {
       this.log.error({ channel: version.definition.name, err: (err as Error).message }, 'could not store an oversize message; answering AR all the same');
+      this.activity.received(version.definition.name, 'not_stored', Date.now());
     }
     return ack;
   }
@@ -462,6 +547,7 @@ export class ChannelHost {
     return {
       key: `http:${source.host}:${port}`,
       configured: listenerKey(source),
+      listening: () => server.listening,
       counters: () => ({ ...counters }),
       close: () => new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -539,6 +625,7 @@ export class ChannelHost {
     return {
       key: `file:${source.dir}:0`,
       configured: listenerKey(source),
+      listening: () => !stopped,
       close: async () => {
         stopped = true;
         clearInterval(timer);

@@ -34,10 +34,10 @@ export function isLoopbackHost(host: string): boolean {
 }
 
 /** Why a bearer token is not fit to guard a source reachable from the network; undefined when it is. */
-export function weakTokenReason(token: string): string | undefined {
-  if (!token) return 'no auth_token is set';
-  if (WELL_KNOWN_TOKENS.has(token.toLowerCase())) return `the auth_token is a well-known placeholder ("${token}")`;
-  if (token.length < MIN_TOKEN_LENGTH) return `the auth_token is shorter than ${MIN_TOKEN_LENGTH} characters`;
+export function weakTokenReason(token: string, what = 'auth_token'): string | undefined {
+  if (!token) return `no ${what} is set`;
+  if (WELL_KNOWN_TOKENS.has(token.toLowerCase())) return `the ${what} is a well-known placeholder ("${token}")`;
+  if (token.length < MIN_TOKEN_LENGTH) return `the ${what} is shorter than ${MIN_TOKEN_LENGTH} characters`;
   return undefined;
 }
 

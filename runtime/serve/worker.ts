@@ -35,6 +35,11 @@ export class DestinationWorker {
   /** Entries claimed (leased to this node) and not finished yet: their leases are renewed. */
   private readonly held = new Set<number>();
   private renewTimer: NodeJS.Timeout | null = null;
+  /** Paused by an operator: nothing is claimed until resumed (entries being sent finish). */
+  paused = false;
+  /** The last failed attempt, and the last delivered one: the destination is failing while the failure is newer. */
+  lastError: { error: string; at: number } | null = null;
+  lastSentAt: number | null = null;
 
   constructor(
     private readonly store: Store,
@@ -77,6 +82,11 @@ export class DestinationWorker {
         await this.sleep(ERROR_PAUSE_MS);
       }
     }
+  }
+
+  setPaused(paused: boolean): void {
+    this.paused = paused;
+    if (!paused) this.wake();
   }
 
   /** New work was queued: look now rather than at the next poll. */
@@ -136,6 +146,10 @@ export class DestinationWorker {
 
   private async orderedLoop(): Promise<void> {
     while (!this.stopping && this.maxInFlight === 1) {
+      if (this.paused) {
+        await this.sleep(IDLE_POLL_MS);
+        continue;
+      }
       // A batch at a time: the outcomes of its attempts are written behind, together, and at the
       // latest when the queue is claimed from again.
       const claim = await this.claim(ORDERED_BATCH, true);
@@ -144,7 +158,7 @@ export class DestinationWorker {
         continue;
       }
       for (const delivery of claim.deliveries) {
-        if (this.stopping || this.maxInFlight !== 1) break;
+        if (this.stopping || this.paused || this.maxInFlight !== 1) break;
         // FIFO: when the head is not delivered, it is tried again before anything behind it.
         if (!(await this.attempt(delivery))) break;
       }
@@ -155,6 +169,10 @@ export class DestinationWorker {
     const pending = new Set<Promise<unknown>>();
     while (!this.stopping && this.maxInFlight > 1) {
       const room = this.maxInFlight - this.inFlight.size;
+      if (this.paused) {
+        await this.sleep(IDLE_POLL_MS);
+        continue;
+      }
       if (room <= 0) {
         await Promise.race(pending);
         continue;
@@ -189,6 +207,8 @@ export class DestinationWorker {
       const now = Date.now();
       // channel and destination come from the logger (a child carrying them).
       const where = { message: delivery.message_id, attempt };
+      if (outcome.ok) this.lastSentAt = now;
+      else this.lastError = { error: outcome.error, at: now };
       if (outcome.ok) {
         await this.store.finishAttempt({ ...delivery, attempts: attempt }, { state: 'sent', detail: outcome.detail }, now);
         this.log.info(where, 'delivered');

@@ -3,8 +3,9 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { LoggedMessage } from './received-log.js';
 import { readReceivedLog, ReceivedLog } from './received-log.js';
-import type { AttemptRecord, ChannelSpec, Claim, ClaimRequest, MessageCount, QueuedListener, ReplayOutcome, Store, StoreMetrics } from './store.js';
-import type { Delivery, QueuedDelivery, MessageFilter, NewMessage, StoredEvent, StoredMessage } from './types.js';
+import type { AttemptRecord, ChannelSpec, Claim, ClaimRequest, DiscardResult, MessageCount, QueuedListener, ReplayOutcome, Store, StoreMetrics } from './store.js';
+import type { AuditEntry, Delivery, QueuedDelivery, MessageFilter, NewAuditEntry, NewMessage, StoredEvent, StoredMessage } from './types.js';
+import { DELIVERY_STATES_FILTERED } from './types.js';
 import { faultPoint } from '../faults.js';
 
 const SCHEMA = `
@@ -58,6 +59,16 @@ CREATE TABLE IF NOT EXISTS store_owner (
   id INTEGER PRIMARY KEY CHECK (id = 1),
   pid INTEGER NOT NULL,
   since INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit (
+  id INTEGER PRIMARY KEY,
+  at INTEGER NOT NULL,
+  who TEXT NOT NULL,
+  role TEXT NOT NULL,
+  action TEXT NOT NULL,
+  target TEXT NOT NULL,
+  remote TEXT NOT NULL,
+  detail TEXT
 );
 CREATE TABLE IF NOT EXISTS channels (
   name TEXT PRIMARY KEY,
@@ -620,11 +631,21 @@ export class SqliteStore implements Store {
       where.push('m.channel = ?');
       args.push(filter.channel);
     }
-    if (filter.status) {
-      if (['queued', 'sending', 'sent', 'dead', 'stopped'].includes(filter.status)) {
+    if (filter.status === 'error_queue') {
+      where.push("(m.status IN ('rejected', 'error') OR EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.state IN ('dead', 'stopped')))");
+    } else if (filter.status) {
+      if ((DELIVERY_STATES_FILTERED as readonly string[]).includes(filter.status)) {
         where.push('EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.state = ?)');
       } else where.push('m.status = ?');
       args.push(filter.status);
+    }
+    if (filter.until !== undefined) {
+      where.push('m.received_at < ?');
+      args.push(filter.until);
+    }
+    if (filter.afterId !== undefined) {
+      where.push(filter.newestFirst ? 'm.id < ?' : 'm.id > ?');
+      args.push(filter.afterId);
     }
     if (filter.since !== undefined) {
       where.push('m.received_at >= ?');
@@ -646,7 +667,7 @@ export class SqliteStore implements Store {
     const rows = this.connection
       .prepare(
         `SELECT m.*, (SELECT GROUP_CONCAT(d.destination || ':' || d.state, ' ') FROM deliveries d WHERE d.message_id = m.id) AS deliveries
-         FROM messages m ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY m.id LIMIT ?`,
+         FROM messages m ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY m.id${filter.newestFirst ? ' DESC' : ''} LIMIT ?`,
       )
       .all(...args, filter.limit ?? 1000) as Array<MessageRow & { deliveries: string | null }>;
     return rows.map((r) => ({ ...fromRow(r), deliveries: r.deliveries ?? '' }));
@@ -687,10 +708,12 @@ export class SqliteStore implements Store {
         .prepare('UPDATE messages SET spec_version = ?, status = ?, reason = ?, identifiers = ?, ack_code = COALESCE(ack_code, ?) WHERE id = ?')
         .run(outcome.spec_version, outcome.status, outcome.reason, outcome.identifiers ? JSON.stringify(outcome.identifiers) : null, outcome.ack_code, id);
       // A stopped entry holds its queue: it is sent again in its place, so order is kept.
-      const stopped = this.connection.prepare("SELECT id, destination FROM deliveries WHERE message_id = ? AND state = 'stopped'").all(id) as Array<{ id: number; destination: string }>;
-      this.connection.prepare("UPDATE deliveries SET state = 'replayed', updated_at = ? WHERE message_id = ? AND state IN ('dead', 'stopped', 'queued')").run(now, id);
+      // With `only`, the other destinations' entries are left as they are.
+      const only = outcome.only ?? null;
+      const stopped = this.connection.prepare("SELECT id, destination FROM deliveries WHERE message_id = ? AND state = 'stopped' AND (? IS NULL OR destination = ?)").all(id, only, only) as Array<{ id: number; destination: string }>;
+      this.connection.prepare("UPDATE deliveries SET state = 'replayed', updated_at = ? WHERE message_id = ? AND state IN ('dead', 'stopped', 'queued') AND (? IS NULL OR destination = ?)").run(now, id, only, only);
       const channel = (this.connection.prepare('SELECT channel FROM messages WHERE id = ?').get(id) as { channel: string }).channel;
-      this.connection.prepare('INSERT INTO events (message_id, delivery_id, at, kind, detail) VALUES (?, NULL, ?, ?, ?)').run(id, now, `replayed: ${outcome.status}`, outcome.reason);
+      this.connection.prepare('INSERT INTO events (message_id, delivery_id, at, kind, detail) VALUES (?, NULL, ?, ?, ?)').run(id, now, `replayed: ${outcome.status}${only ? ` (to ${only})` : ''}`, outcome.reason);
       for (const d of outcome.deliveries) {
         const held = stopped.find((s) => s.destination === d.destination);
         if (held) {
@@ -707,6 +730,35 @@ export class SqliteStore implements Store {
       }
     });
     tx();
+  }
+
+  discardDelivery(messageId: number, destination: string, now: number, by: string): Promise<DiscardResult> {
+    return this.attempt(() => {
+      this.flushBookkeeping();
+      return this.connection.transaction((): DiscardResult => {
+        const entries = this.connection.prepare('SELECT id, state FROM deliveries WHERE message_id = ? AND destination = ?').all(messageId, destination) as Array<{ id: number; state: string }>;
+        if (entries.length === 0) return 'no-such-entry';
+        const held = entries.filter((e) => e.state === 'dead' || e.state === 'stopped');
+        if (held.length === 0) return 'not-dead-or-stopped';
+        for (const e of held) {
+          this.connection.prepare("UPDATE deliveries SET state = 'discarded', updated_at = ? WHERE id = ?").run(now, e.id);
+          this.connection.prepare('INSERT INTO events (message_id, delivery_id, at, kind, detail) VALUES (?, ?, ?, ?, ?)').run(messageId, e.id, now, 'discarded', `${e.state} entry discarded by ${by}`);
+        }
+        return 'discarded';
+      }).immediate();
+    });
+  }
+
+  recordAudit(entry: NewAuditEntry): Promise<void> {
+    return this.attempt(() => {
+      this.statement('INSERT INTO audit (at, who, role, action, target, remote, detail) VALUES (?, ?, ?, ?, ?, ?, ?)').run(entry.at, entry.who, entry.role, entry.action, entry.target, entry.remote, entry.detail);
+    });
+  }
+
+  listAudit(options: { limit?: number; before?: number } = {}): Promise<AuditEntry[]> {
+    return this.attempt(
+      () => this.statement('SELECT * FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?').all(options.before ?? Number.MAX_SAFE_INTEGER, options.limit ?? 100) as AuditEntry[],
+    );
   }
 
   /**
@@ -726,7 +778,7 @@ export class SqliteStore implements Store {
        ORDER BY id LIMIT ?`,
     );
     const clearMessage = this.connection.prepare('UPDATE messages SET raw = NULL, ack = NULL, identifiers = NULL, pruned = 1 WHERE id = ?');
-    const clearPayloads = this.connection.prepare("UPDATE deliveries SET payload = NULL WHERE message_id = ? AND state IN ('sent', 'dead', 'replayed')");
+    const clearPayloads = this.connection.prepare("UPDATE deliveries SET payload = NULL WHERE message_id = ? AND state IN ('sent', 'dead', 'replayed', 'discarded')");
     const pruneSome = this.connection.transaction((ids: number[]) => {
       for (const id of ids) {
         clearMessage.run(id);

@@ -1,4 +1,4 @@
-import type { Delivery, DeliveryState, MessageFilter, NewMessage, QueuedDelivery, StoredEvent, StoredMessage } from './types.js';
+import type { AuditEntry, Delivery, DeliveryState, MessageFilter, NewAuditEntry, NewMessage, QueuedDelivery, StoredEvent, StoredMessage } from './types.js';
 
 /** A queue that got work: its worker can look now rather than at its next poll. */
 export type QueuedListener = (channel: string, destination: string) => void;
@@ -42,7 +42,16 @@ export interface AttemptRecord {
 }
 
 /** A message's replayed outcome: what `recordReplay` stores in place of the first run's. */
-export type ReplayOutcome = Omit<NewMessage, 'channel' | 'source' | 'received_at' | 'raw' | 'control_id' | 'message_type'>;
+export type ReplayOutcome = Omit<NewMessage, 'channel' | 'source' | 'received_at' | 'raw' | 'control_id' | 'message_type'> & {
+  /**
+   * Replay to this destination only: only its unfinished, dead or stopped entries are closed (or
+   * queued again in place), and the others are left as they are.
+   */
+  only?: string;
+};
+
+/** What `discardDelivery` did. */
+export type DiscardResult = 'discarded' | 'no-such-entry' | 'not-dead-or-stopped';
 
 export interface MessageCount {
   channel: string;
@@ -148,6 +157,18 @@ export interface Store {
    * as replayed and new ones queued (a stopped entry is queued again in its place), atomically.
    */
   recordReplay(id: number, outcome: ReplayOutcome, now: number): Promise<void>;
+
+  /**
+   * An operator gives up on a message's dead or stopped entry for `destination`: it becomes
+   * `discarded` (kept, with an event in its history), and a stopped one no longer holds its queue.
+   */
+  discardDelivery(messageId: number, destination: string, now: number, by: string): Promise<DiscardResult>;
+
+  /** Records what an operator did or looked at (who, what, when, from where). */
+  recordAudit(entry: NewAuditEntry): Promise<void>;
+
+  /** The audit trail, newest first; `before` pages on (an entry id). */
+  listAudit(options?: { limit?: number; before?: number }): Promise<AuditEntry[]>;
 
   /** Removes the content of finished messages received before `olderThan`; rows and counts stay. */
   prune(olderThan: number, perTransaction?: number): Promise<number>;

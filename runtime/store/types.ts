@@ -18,7 +18,8 @@ export interface StoredMessage {
   pruned: boolean;
 }
 
-export type DeliveryState = 'queued' | 'sending' | 'sent' | 'dead' | 'stopped' | 'replayed';
+/** `discarded`: an operator gave up on a dead or stopped entry (it is kept, and no longer holds its queue). */
+export type DeliveryState = 'queued' | 'sending' | 'sent' | 'dead' | 'stopped' | 'replayed' | 'discarded';
 
 export interface Delivery {
   id: number;
@@ -68,5 +69,35 @@ export interface MessageFilter {
   messageType?: string;
   /** The value of an identifier found (patient, order, visit, document …), exactly. */
   identifier?: string;
+  /** Received before this time (ms). */
+  until?: number;
+  /** Paging: only messages with an id below this one (newest first) or above it (oldest first). */
+  afterId?: number;
+  /** Newest first (default: oldest first, the order they were received in). */
+  newestFirst?: boolean;
   limit?: number;
 }
+
+/**
+ * Message statuses and delivery states a filter's `status` may name. `error_queue` is what an
+ * operator has to look at: rejected or error messages, and dead or stopped entries.
+ */
+export const DELIVERY_STATES_FILTERED = ['queued', 'sending', 'sent', 'dead', 'stopped', 'discarded'] as const;
+
+/** One thing an operator did or looked at through the admin API (or the CLI). */
+export interface AuditEntry {
+  id: number;
+  at: number;
+  /** The token's name (`local` on loopback without tokens, `cli:<user>` from the CLI). */
+  who: string;
+  role: string;
+  /** e.g. `message.view`, `message.replay`, `delivery.discard`, `destination.pause`, `auth.refused`. */
+  action: string;
+  /** What it was done to: `message 12`, `adt-in/webhook`, a filter. */
+  target: string;
+  /** The remote address, or `cli`. */
+  remote: string;
+  detail: string | null;
+}
+
+export type NewAuditEntry = Omit<AuditEntry, 'id'>;

@@ -158,15 +158,17 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .argument('<specs...>', 'spec files, or directories of them')
     .addOption(storeOption())
     .addOption(new Option('--durability <level>', 'disk: each message is synced to disk before its ACK (survives a power cut); process: written, not synced (survives a crash of hl7c, not of the machine)').choices(['disk', 'process']).default('disk'))
-    .option('--admin-port <port>', 'serve /health and /metrics on this port', integer)
+    .option('--admin-port <port>', 'serve /health, /metrics and the admin API on this port', integer)
+    .option('--admin-host <host>', 'address the admin port binds (default 127.0.0.1; anything else needs HL7C_ADMIN_TOKEN or --admin-tokens)', '127.0.0.1')
+    .option('--admin-tokens <file>', 'YAML/JSON list of admin API tokens: [{name, token, role: viewer|operator}]')
     .option('--no-watch', 'do not reload when a spec changes')
     .option('--build <dir>', 'where hl7c build left compiled channels (fresh ones run without the compiler)', '.hl7c/build')
     .option('--processing-budget-ms <ms>', 'event-loop time one message may take; over it the message is stored as an error and answered AE', integer, 1000)
     .option('--config <file>', 'the serve config (alerts); default hl7c.config.yaml beside the specs')
-    .action((specs: string[], o: { store: string; durability: 'disk' | 'process'; adminPort?: number; watch: boolean; build: string; processingBudgetMs: number; config?: string }) =>
+    .action((specs: string[], o: { store: string; durability: 'disk' | 'process'; adminPort?: number; adminHost: string; adminTokens?: string; watch: boolean; build: string; processingBudgetMs: number; config?: string }) =>
       run(async () =>
         (await import('./commands/serve.js')).serveCommand(
-          { specs, store: o.store, durability: o.durability, adminPort: o.adminPort, watch: o.watch, buildDir: o.build, processingBudgetMs: o.processingBudgetMs, config: o.config, logger: logger('info') },
+          { specs, store: o.store, durability: o.durability, adminPort: o.adminPort, adminHost: o.adminHost, adminTokens: o.adminTokens, watch: o.watch, buildDir: o.build, processingBudgetMs: o.processingBudgetMs, config: o.config, logger: logger('info') },
           io,
         ),
       )(),
@@ -179,17 +181,19 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .option('--channel <name>', 'only this channel')
     .option('--status <status>', 'accepted, filtered, rejected, error, or a delivery state: queued, sent, dead, stopped')
     .option('--since <when>', 'e.g. 24h, 7d, or an ISO date')
+    .option('--until <when>', 'received before: e.g. 1h, or an ISO date')
     .option('--control-id <id>', 'the message with this MSH-10')
     .option('--type <type>', 'MSH-9: ADT for every ADT event, ADT^A08 for one')
     .option('--identifier <value>', 'messages in which this identifier (MRN, order or visit number …) was found')
-    .option('--limit <n>', 'at most this many, oldest first', integer, 1000)
+    .option('--limit <n>', 'at most this many (the newest, unless --oldest-first)', integer, 1000)
+    .option('--oldest-first', 'oldest first (default: newest first)')
     .option('--show-phi', 'show identifiers and message content')
     .option('--json', 'JSON output')
     .action(
-      (o: { store: string; channel?: string; status?: string; since?: string; controlId?: string; type?: string; identifier?: string; limit: number; showPhi?: boolean; json?: boolean }) =>
+      (o: { store: string; channel?: string; status?: string; since?: string; until?: string; controlId?: string; type?: string; identifier?: string; limit: number; oldestFirst?: boolean; showPhi?: boolean; json?: boolean }) =>
         run(async () =>
           (await import('./commands/messages.js')).messagesCommand(
-            { store: existingStore(o.store, io.cwd), channel: o.channel, status: o.status, since: o.since, controlId: o.controlId, type: o.type, identifier: o.identifier, limit: o.limit, showPhi: !!o.showPhi, json: !!o.json },
+            { store: existingStore(o.store, io.cwd), channel: o.channel, status: o.status, since: o.since, until: o.until, controlId: o.controlId, type: o.type, identifier: o.identifier, limit: o.limit, oldestFirst: !!o.oldestFirst, showPhi: !!o.showPhi, json: !!o.json },
             io,
           ),
         )(),
@@ -208,10 +212,19 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .argument('[ids...]', 'message ids')
     .addOption(storeOption())
     .option('--channel <name>', 'with --status: every such message of this channel')
-    .option('--status <status>', 'dead, stopped, error or rejected')
-    .action((ids: string[], o: { store: string; channel?: string; status?: string }) =>
-      run(async () => (await import('./commands/messages.js')).replayCommand({ store: existingStore(o.store, io.cwd), ids: ids.map((i) => integer(i)), channel: o.channel, status: o.status }, io))(),
+    .option('--status <status>', 'dead, stopped, error, rejected, or error_queue (all four)')
+    .option('--destination <name>', 'queue for this destination only (again, even if it was delivered); without it, every destination not yet delivered to')
+    .action((ids: string[], o: { store: string; channel?: string; status?: string; destination?: string }) =>
+      run(async () => (await import('./commands/messages.js')).replayCommand({ store: existingStore(o.store, io.cwd), ids: ids.map((i) => integer(i)), channel: o.channel, status: o.status, destination: o.destination }, io))(),
     );
+
+  program
+    .command('audit')
+    .description('who looked at patient data or acted (replay, discard, pause/resume, token use) through the admin API or the CLI, newest first')
+    .addOption(storeOption())
+    .option('--limit <n>', 'at most this many', integer, 100)
+    .option('--json', 'JSON output')
+    .action((o: { store: string; limit: number; json?: boolean }) => run(async () => (await import('./commands/messages.js')).auditCommand({ store: existingStore(o.store, io.cwd), limit: o.limit, json: !!o.json }, io))());
 
   program
     .command('prune')

@@ -2,8 +2,8 @@ import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { watch } from 'chokidar';
 import type { Logger } from '../../runtime/index.js';
-import { ChannelHost, openStore, startAdminServer } from '../../runtime/serve/index.js';
-import type { LoadedChannel, Store } from '../../runtime/serve/index.js';
+import { ChannelHost, openStore, Operations, startAdminServer } from '../../runtime/serve/index.js';
+import type { AdminServer, AdminToken, ExtraRoute, LoadedChannel, Store } from '../../runtime/serve/index.js';
 import { compileChannels as compileSpecs } from '../compiler/compile-channels.js';
 import type { Diagnostic } from '../diagnostics/diagnostic.js';
 import { formatDiagnostic } from '../diagnostics/diagnostic.js';
@@ -27,6 +27,12 @@ export interface ServeOptions {
    */
   durability?: 'disk' | 'process';
   adminPort?: number;
+  /** Where the admin port binds (default 127.0.0.1); off loopback it needs `adminTokens`. */
+  adminHost?: string;
+  /** Bearer tokens of the admin API (HL7C_ADMIN_TOKEN, --admin-tokens). */
+  adminTokens?: AdminToken[];
+  /** Routes added to the admin server (the dashboard, the alert engine): see ADMIN-API.md. */
+  adminRoutes?: ExtraRoute[];
   cwd: string;
   env?: NodeJS.ProcessEnv;
   logger: Logger;
@@ -56,6 +62,10 @@ export interface Serving {
   host: ChannelHost;
   store: Store;
   adminPort?: number;
+  /** The admin server (its `registerRoute` adds routes), when --admin-port is given. */
+  admin?: AdminServer;
+  /** The query/action module the admin API and the CLI share, with this serve's host. */
+  operations: Operations;
   /** Channel name to the port it listens on. */
   ports(): Record<string, number>;
   /** The alert rules of the serve config, when it has any. */
@@ -124,9 +134,13 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
   log.info({ store: store.location, durability: options.durability ?? 'disk', node: host.owner }, 'store opened');
   // The admin port is bound before any source listens: a port in use stops the start with
   // nothing half-started (no listener accepting messages that nobody watches).
-  let admin: Awaited<ReturnType<typeof startAdminServer>> | undefined;
+  let admin: AdminServer | undefined;
+  // Replays from the admin API run through the channels as loaded here.
+  const operations = new Operations({ store, host });
   try {
-    if (options.adminPort !== undefined) admin = await startAdminServer(store, options.adminPort, '127.0.0.1', () => host.ports(), log, () => host.sourceCounters());
+    if (options.adminPort !== undefined) {
+      admin = await startAdminServer({ operations, port: options.adminPort, host: options.adminHost, tokens: options.adminTokens, log, extraRoutes: options.adminRoutes });
+    }
     await host.apply(first.channels);
   } catch (err) {
     await alerts?.close().catch(() => undefined);
@@ -143,12 +157,20 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
       seen = fingerprint(options);
       const next = await compile(options);
       if (!next.channels) {
-        for (const d of next.diagnostics.filter((x) => x.severity === 'error')) log.error({ code: d.code }, `spec change rejected, the running version stays: ${formatDiagnostic(d)}`);
+        const errors = next.diagnostics.filter((x) => x.severity === 'error');
+        for (const d of errors) log.error({ code: d.code }, `spec change rejected, the running version stays: ${formatDiagnostic(d)}`);
+        host.activity.reload({ at: Date.now(), outcome: 'rejected', error: errors[0] ? formatDiagnostic(errors[0]).split('\n')[0] : undefined });
         alerts?.reloadRejected(next.diagnostics);
         return { applied: false, diagnostics: next.diagnostics };
       }
       faultPoint('during-reload');
-      await host.apply(next.channels);
+      try {
+        await host.apply(next.channels);
+      } catch (err) {
+        host.activity.reload({ at: Date.now(), outcome: 'rejected', error: (err as Error).message });
+        throw err;
+      }
+      host.activity.reload({ at: Date.now(), outcome: 'applied' });
       alerts?.reloadApplied();
       return { applied: true, diagnostics: next.diagnostics };
     });
@@ -186,6 +208,8 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
     store,
     adminPort: admin?.port,
     alerts,
+    admin,
+    operations,
     ports: () => host.ports(),
     reload,
     async close() {

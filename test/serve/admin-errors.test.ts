@@ -73,7 +73,7 @@ describe('serve --admin-port and admin errors (issue 10, case 8)', () => {
     expect(result.stdout).not.toContain('channel adt-in on port');
   });
 
-  test('a store that cannot answer gives 500 with the reason on /metrics and /health; the admin server keeps serving', async () => {
+  test('a store that cannot answer gives 500 with the reason on /metrics and 503 on /health; the admin server keeps serving', async () => {
     const { logger, lines } = memoryLogger();
     let broken = true;
     const store = {
@@ -84,12 +84,14 @@ describe('serve --admin-port and admin errors (issue 10, case 8)', () => {
     } as unknown as Store;
     const admin = await startAdminServer(store, 0, '127.0.0.1', () => ({}), logger);
     cleanups.push(() => admin.close());
-    for (const path of ['/metrics', '/health']) {
-      const response = await fetch(`http://127.0.0.1:${admin.port}${path}`);
-      expect(response.status).toBe(500);
-      expect(await response.json()).toEqual({ status: 'error', reason: 'the store could not be read: database is locked' });
-    }
-    expect(lines.filter((l) => l.msg === 'admin request failed: the store could not be read')).toHaveLength(2);
+    const metrics = await fetch(`http://127.0.0.1:${admin.port}/metrics`);
+    expect(metrics.status).toBe(500);
+    expect(await metrics.json()).toEqual({ status: 'error', reason: 'the store could not be read: database is locked' });
+    expect(lines.filter((l) => l.msg === 'admin request failed: the store could not be read')).toHaveLength(1);
+    // /health says it with the status code a load balancer reads: the store cannot take messages.
+    const health = await fetch(`http://127.0.0.1:${admin.port}/health`);
+    expect(health.status).toBe(503);
+    expect(await health.json()).toMatchObject({ status: 'unavailable', reasons: ['the store could not be read: database is locked'] });
     broken = false;
     expect((await fetch(`http://127.0.0.1:${admin.port}/health`)).status).toBe(200);
   });

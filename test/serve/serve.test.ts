@@ -160,7 +160,7 @@ describe('hl7c serve', () => {
     expect(parseMessage(noMrn.raw!).getRaw('ERR-2')).toBe('PID^1^3^1');
     const unreadable = await client.send('MSH|^~\\&|EPIC|GH|HL7C|APP|20261125||ADT^A04|BAD-1|P|2.5.1\rPID|1\rSC T\r');
     expect(unreadable.code).toBe('AR');
-    const list = await cli('messages', '--store', store, '--json');
+    const list = await cli('messages', '--store', store, '--json', '--oldest-first');
     const rows = JSON.parse(list.stdout) as Array<{ control_id: string; status: string; reason: string }>;
     expect(rows.map((r) => [r.control_id, r.status])).toEqual([
       ['ORM-1', 'rejected'],
@@ -184,12 +184,22 @@ describe('hl7c serve', () => {
     }
     const ids = async (...filter: string[]) => (JSON.parse((await cli('messages', '--store', store, '--json', ...filter)).stdout) as Array<{ control_id: string }>).map((r) => r.control_id);
     expect(await ids('--control-id', 'Q-2')).toEqual(['Q-2']);
-    expect(await ids('--type', 'ADT^A08')).toEqual(['Q-2', 'Q-3']);
-    expect(await ids('--type', 'ADT')).toEqual(['Q-1', 'Q-2', 'Q-3']);
+    // Newest first unless --oldest-first: the last messages are the ones an operator looks for.
+    expect(await ids('--type', 'ADT^A08')).toEqual(['Q-3', 'Q-2']);
+    expect(await ids('--type', 'ADT')).toEqual(['Q-3', 'Q-2', 'Q-1']);
+    expect(await ids('--type', 'ADT', '--oldest-first')).toEqual(['Q-1', 'Q-2', 'Q-3']);
     expect(await ids('--type', 'ADT^A0')).toEqual([]);
-    expect(await ids('--identifier', 'E100')).toEqual(['Q-1', 'Q-3']);
+    expect(await ids('--identifier', 'E100')).toEqual(['Q-3', 'Q-1']);
     expect(await ids('--identifier', 'E100', '--type', 'ADT^A08')).toEqual(['Q-3']);
-    expect(await ids('--limit', '2')).toEqual(['Q-1', 'Q-2']);
+    expect(await ids('--limit', '2')).toEqual(['Q-3', 'Q-2']);
+    expect(await ids('--limit', '2', '--oldest-first')).toEqual(['Q-1', 'Q-2']);
+    // The identifier searches were recorded as looking for a patient.
+    const audit = JSON.parse((await cli('audit', '--store', store, '--json')).stdout) as Array<{ who: string; action: string; detail: string; remote: string }>;
+    expect(audit.map((e) => [e.action, e.detail, e.remote])).toEqual([
+      ['message.search', 'identifier=E100', 'cli'],
+      ['message.search', 'identifier=E100', 'cli'],
+    ]);
+    expect(audit[0]!.who).toMatch(/^cli:/);
     // Found by its MRN, still shown masked.
     const listed = await cli('messages', '--store', store, '--identifier', 'E200');
     expect(listed.stdout).toContain('Q-2');
@@ -216,8 +226,10 @@ describe('hl7c serve', () => {
     expect(text).toContain('ADT^A08^ADT_A01');
     for (const secret of ['Zyxwvutson', 'Quentina', 'MRN77123', '123-45-6789', '19600101']) expect(text).not.toContain(secret);
 
-    const health = (await (await fetch(`http://127.0.0.1:${serving.adminPort}/health`)).json()) as { status: string; messages: unknown[] };
-    expect(health.status).toBe('ok');
+    const health = (await (await fetch(`http://127.0.0.1:${serving.adminPort}/health`)).json()) as { status: string; reasons: string[]; messages: unknown[] };
+    // The AE'd message shows: degraded, with the reason, and no patient data in it.
+    expect(health.status).toBe('degraded');
+    expect(health.reasons).toEqual(['channel adt-in: 1 message(s) answered with an error or a rejection in the last 15 minutes']);
     expect(health.messages).toEqual([
       { channel: 'adt-in', status: 'accepted', count: 1 },
       { channel: 'adt-in', status: 'error', count: 1 },

@@ -83,6 +83,70 @@ export function storeContract(name: string, open: () => Promise<StoreUnderTest>)
       expect((await store.listMessages({ controlId: 'A' }))[0]!.deliveries).toBe('webhook:queued');
     });
 
+    test('search, newest first and by page: until, afterId, and error_queue (rejected, error, dead, stopped)', async () => {
+      const store = await fresh();
+      const t = Date.now();
+      const a = await store.record(entry('A', { received_at: t - 3000 }));
+      await store.record(entry('B', { received_at: t - 2000, status: 'rejected', reason: 'no', ack_code: 'AR', deliveries: [] }));
+      await store.record(entry('C', { received_at: t - 1000 }));
+      await store.record(entry('D', { received_at: t }));
+      const ids = async (filter: Parameters<Store['listMessages']>[0]) => (await store.listMessages(filter)).map((m) => m.control_id);
+      expect(await ids({ newestFirst: true })).toEqual(['D', 'C', 'B', 'A']);
+      expect(await ids({ newestFirst: true, limit: 2 })).toEqual(['D', 'C']);
+      const c = (await store.listMessages({ controlId: 'C' }))[0]!.id;
+      expect(await ids({ newestFirst: true, afterId: c })).toEqual(['B', 'A']);
+      expect(await ids({ afterId: a })).toEqual(['B', 'C', 'D']);
+      expect(await ids({ until: t - 1000 })).toEqual(['A', 'B']);
+      const [head] = (await claim(store, 'node-a', { limit: 1 })).deliveries;
+      await store.finishAttempt({ ...head!, attempts: 1 }, { state: 'dead', error: 'HTTP 500', detail: 'dead-lettered' }, Date.now());
+      expect(await ids({ status: 'error_queue' })).toEqual(['A', 'B']);
+    });
+
+    test('replay to one destination: only its entry is closed and queued again; the other destinations are left as they are', async () => {
+      const store = await fresh();
+      const id = await store.record(entry('T1', { deliveries: [{ destination: 'webhook', payload: Buffer.from('w') }, { destination: 'archive', payload: Buffer.from('a') }] }));
+      const [archived] = (await claim(store, 'node-a', { destination: 'archive' })).deliveries;
+      await store.finishAttempt({ ...archived!, attempts: 1 }, { state: 'sent', detail: 'written' }, Date.now());
+      const [hooked] = (await claim(store, 'node-a')).deliveries;
+      await store.finishAttempt({ ...hooked!, attempts: 1 }, { state: 'stopped', error: 'refused', detail: 'refused; queue stopped' }, Date.now());
+      await store.recordReplay(id, { spec_version: 'v1', status: 'accepted', reason: null, identifiers: null, ack_code: 'AA', ack: null, deliveries: [{ destination: 'webhook', payload: Buffer.from('w2') }], only: 'webhook' }, Date.now());
+      const after = (await store.getMessage(id))!;
+      expect(after.deliveries.map((d) => [d.destination, d.state])).toEqual([
+        ['webhook', 'queued'],
+        ['archive', 'sent'],
+      ]);
+      expect(after.events.map((e) => e.kind)).toContain('replayed: accepted (to webhook)');
+    });
+
+    test('discard: a dead or stopped entry becomes discarded (a stopped queue moves on); other states are refused', async () => {
+      const store = await fresh();
+      const stoppedId = await store.record(entry('X1'));
+      const queuedId = await store.record(entry('X2'));
+      const [head] = (await claim(store, 'node-a', { limit: 1 })).deliveries;
+      await store.finishAttempt({ ...head!, attempts: 1 }, { state: 'stopped', error: 'refused', detail: 'refused; queue stopped' }, Date.now());
+      expect(await claim(store, 'node-a')).toMatchObject({ deliveries: [], stopped: true });
+      expect(await store.discardDelivery(queuedId, 'webhook', Date.now(), 'alice')).toBe('not-dead-or-stopped');
+      expect(await store.discardDelivery(stoppedId, 'nowhere', Date.now(), 'alice')).toBe('no-such-entry');
+      expect(await store.discardDelivery(stoppedId, 'webhook', Date.now(), 'alice')).toBe('discarded');
+      const discarded = (await store.getMessage(stoppedId))!;
+      expect(discarded.deliveries.map((d) => d.state)).toEqual(['discarded']);
+      expect(discarded.events.find((e) => e.kind === 'discarded')?.detail).toBe('stopped entry discarded by alice');
+      expect((await claim(store, 'node-a')).deliveries.map((d) => d.control_id)).toEqual(['X2']);
+      expect((await store.listMessages({ status: 'discarded' })).map((m) => m.id)).toEqual([stoppedId]);
+    });
+
+    test('audit: entries read back newest first, by page', async () => {
+      const store = await fresh();
+      const t = Date.now();
+      for (const [i, action] of ['message.view', 'message.replay', 'destination.pause'].entries()) {
+        await store.recordAudit({ at: t + i, who: 'alice', role: 'operator', action, target: `message ${i}`, remote: '127.0.0.1', detail: i === 1 ? 'to webhook' : null });
+      }
+      const all = await store.listAudit();
+      expect(all.map((e) => e.action)).toEqual(['destination.pause', 'message.replay', 'message.view']);
+      expect(all[1]).toMatchObject({ at: t + 1, who: 'alice', role: 'operator', target: 'message 1', remote: '127.0.0.1', detail: 'to webhook' });
+      expect((await store.listAudit({ limit: 1, before: all[0]!.id })).map((e) => e.action)).toEqual(['message.replay']);
+    });
+
     test('claim, ordered: FIFO from the head under a lease; another node gets nothing until the lease expires, then the same head', async () => {
       const store = await fresh();
       for (const c of ['Q1', 'Q2', 'Q3']) await store.record(entry(c));

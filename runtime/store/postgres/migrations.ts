@@ -159,6 +159,22 @@ ALTER TABLE messages ADD COLUMN dedupe_key TEXT;
 CREATE INDEX messages_by_dedupe_key ON messages (channel, dedupe_key, received_at) WHERE dedupe_key IS NOT NULL;
 `,
   },
+  {
+    version: 3,
+    description: 'audit trail of what operators did or looked at through the admin API and the CLI',
+    sql: `
+CREATE TABLE audit (
+  id BIGSERIAL PRIMARY KEY,
+  at BIGINT NOT NULL,
+  who TEXT NOT NULL,
+  role TEXT NOT NULL,
+  action TEXT NOT NULL,
+  target TEXT NOT NULL,
+  remote TEXT NOT NULL,
+  detail TEXT
+);
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

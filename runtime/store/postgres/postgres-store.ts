@@ -1,7 +1,8 @@
 import { hostname } from 'node:os';
 import type pg from 'pg';
-import type { AttemptRecord, ChannelSpec, Claim, ClaimRequest, MessageCount, QueuedListener, ReplayOutcome, Store, StoreHealth, StoreMetrics } from '../store.js';
-import type { Delivery, MessageFilter, NewMessage, QueuedDelivery, StoredEvent, StoredMessage } from '../types.js';
+import type { AttemptRecord, ChannelSpec, Claim, ClaimRequest, DiscardResult, MessageCount, QueuedListener, ReplayOutcome, Store, StoreHealth, StoreMetrics } from '../store.js';
+import type { AuditEntry, Delivery, MessageFilter, NewAuditEntry, NewMessage, QueuedDelivery, StoredEvent, StoredMessage } from '../types.js';
+import { DELIVERY_STATES_FILTERED } from '../types.js';
 import type { PostgresTarget } from './connection.js';
 import { createPool, parsePostgresUrl } from './connection.js';
 import { GroupCommit } from './group-commit.js';
@@ -503,10 +504,14 @@ export class PostgresStore implements Store {
       return `$${args.length}`;
     };
     if (filter.channel) where.push(`m.channel = ${arg(filter.channel)}`);
-    if (filter.status) {
-      if (['queued', 'sending', 'sent', 'dead', 'stopped'].includes(filter.status)) where.push(`EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.state = ${arg(filter.status)})`);
+    if (filter.status === 'error_queue') {
+      where.push("(m.status IN ('rejected', 'error') OR EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.state IN ('dead', 'stopped')))");
+    } else if (filter.status) {
+      if ((DELIVERY_STATES_FILTERED as readonly string[]).includes(filter.status)) where.push(`EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.state = ${arg(filter.status)})`);
       else where.push(`m.status = ${arg(filter.status)}`);
     }
+    if (filter.until !== undefined) where.push(`m.received_at < ${arg(filter.until)}`);
+    if (filter.afterId !== undefined) where.push(`m.id ${filter.newestFirst ? '<' : '>'} ${arg(filter.afterId)}`);
     if (filter.since !== undefined) where.push(`m.received_at >= ${arg(filter.since)}`);
     if (filter.controlId !== undefined) where.push(`m.control_id = ${arg(filter.controlId)}`);
     if (filter.messageType !== undefined) {
@@ -518,7 +523,7 @@ export class PostgresStore implements Store {
     const rows = (
       await this.query<StoredMessage & { deliveries: string | null }>(
         `SELECT m.*, (SELECT string_agg(d.destination || ':' || d.state, ' ' ORDER BY d.id) FROM deliveries d WHERE d.message_id = m.id) AS deliveries
-         FROM messages m ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY m.id LIMIT ${arg(filter.limit ?? 1000)}`,
+         FROM messages m ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY m.id${filter.newestFirst ? ' DESC' : ''} LIMIT ${arg(filter.limit ?? 1000)}`,
         args,
       )
     ).rows;
@@ -584,9 +589,11 @@ export class PostgresStore implements Store {
         outcome.ack_code,
         id,
       ]);
-      const stopped = (await c.query<{ id: number; destination: string }>("SELECT id, destination FROM deliveries WHERE message_id = $1 AND state = 'stopped' FOR UPDATE", [id])).rows;
-      await c.query("UPDATE deliveries SET state = 'replayed', updated_at = $1, lease_owner = NULL, lease_until = NULL WHERE message_id = $2 AND state IN ('dead', 'stopped', 'queued')", [now, id]);
-      await c.query('INSERT INTO events (message_id, delivery_id, at, kind, detail) VALUES ($1, NULL, $2, $3, $4)', [id, now, `replayed: ${outcome.status}`, outcome.reason]);
+      // With `only`, the other destinations' entries are left as they are.
+      const only = outcome.only ?? null;
+      const stopped = (await c.query<{ id: number; destination: string }>("SELECT id, destination FROM deliveries WHERE message_id = $1 AND state = 'stopped' AND ($2::text IS NULL OR destination = $2) FOR UPDATE", [id, only])).rows;
+      await c.query("UPDATE deliveries SET state = 'replayed', updated_at = $1, lease_owner = NULL, lease_until = NULL WHERE message_id = $2 AND state IN ('dead', 'stopped', 'queued') AND ($3::text IS NULL OR destination = $3)", [now, id, only]);
+      await c.query('INSERT INTO events (message_id, delivery_id, at, kind, detail) VALUES ($1, NULL, $2, $3, $4)', [id, now, `replayed: ${outcome.status}${only ? ` (to ${only})` : ''}`, outcome.reason]);
       for (const d of outcome.deliveries) {
         const held = stopped.find((s) => s.destination === d.destination);
         if (held) {
@@ -601,6 +608,29 @@ export class PostgresStore implements Store {
         await c.query('INSERT INTO events (message_id, delivery_id, at, kind, detail) VALUES ($1, $2, $3, $4, $5)', [id, inserted.rows[0]!.id, now, 'queued', d.destination]);
       }
     });
+  }
+
+  async discardDelivery(messageId: number, destination: string, now: number, by: string): Promise<DiscardResult> {
+    await this.finishes.idle();
+    return this.transaction(async (c) => {
+      const entries = (await c.query<{ id: number; state: string }>('SELECT id, state FROM deliveries WHERE message_id = $1 AND destination = $2 FOR UPDATE', [messageId, destination])).rows;
+      if (entries.length === 0) return 'no-such-entry';
+      const held = entries.filter((e) => e.state === 'dead' || e.state === 'stopped');
+      if (held.length === 0) return 'not-dead-or-stopped';
+      for (const e of held) {
+        await c.query("UPDATE deliveries SET state = 'discarded', updated_at = $1 WHERE id = $2", [now, e.id]);
+        await c.query('INSERT INTO events (message_id, delivery_id, at, kind, detail) VALUES ($1, $2, $3, $4, $5)', [messageId, e.id, now, 'discarded', `${e.state} entry discarded by ${by}`]);
+      }
+      return 'discarded';
+    });
+  }
+
+  async recordAudit(entry: NewAuditEntry): Promise<void> {
+    await this.query('INSERT INTO audit (at, who, role, action, target, remote, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)', [entry.at, entry.who, entry.role, entry.action, entry.target, entry.remote, entry.detail]);
+  }
+
+  async listAudit(options: { limit?: number; before?: number } = {}): Promise<AuditEntry[]> {
+    return (await this.query<AuditEntry>('SELECT * FROM audit WHERE id < $1 ORDER BY id DESC LIMIT $2', [options.before ?? Number.MAX_SAFE_INTEGER, options.limit ?? 100])).rows;
   }
 
   /**
@@ -618,7 +648,7 @@ export class PostgresStore implements Store {
              AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.state IN ('queued', 'sending', 'stopped'))
            ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
          ), p AS (
-           UPDATE deliveries SET payload = NULL WHERE message_id IN (SELECT id FROM ids) AND state IN ('sent', 'dead', 'replayed')
+           UPDATE deliveries SET payload = NULL WHERE message_id IN (SELECT id FROM ids) AND state IN ('sent', 'dead', 'replayed', 'discarded')
          )
          UPDATE messages SET raw = NULL, ack = NULL, identifiers = NULL, pruned = true WHERE id IN (SELECT id FROM ids)`,
         [olderThan, perTransaction],

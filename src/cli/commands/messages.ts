@@ -1,7 +1,8 @@
-import { openStore } from '../../../runtime/serve/index.js';
-import type { StoredMessage } from '../../../runtime/serve/index.js';
+import { userInfo } from 'node:os';
+import { openStore, parseTime } from '../../../runtime/serve/index.js';
+import type { Operations, StoredMessage } from '../../../runtime/serve/index.js';
 import { parseMessage } from '../../../runtime/index.js';
-import { replayMessages } from '../../serve/replay.js';
+import { cliOperations } from '../../serve/replay.js';
 import type { CliIo } from '../io.js';
 
 export interface MessagesArgs {
@@ -9,10 +10,12 @@ export interface MessagesArgs {
   channel?: string;
   status?: string;
   since?: string;
+  until?: string;
   controlId?: string;
   type?: string;
   identifier?: string;
   limit?: number;
+  oldestFirst?: boolean;
   showPhi: boolean;
   json: boolean;
 }
@@ -24,7 +27,7 @@ export function mask(value: unknown, showPhi: boolean): string {
   return text.slice(0, Math.min(3, Math.floor(text.length / 2))) + '*'.repeat(Math.max(3, text.length - 3));
 }
 
-function identifiersText(m: StoredMessage, showPhi: boolean): string {
+function identifiersText(m: Pick<StoredMessage, 'identifiers'>, showPhi: boolean): string {
   if (!m.identifiers) return '';
   return Object.entries(m.identifiers)
     .filter(([, v]) => v && typeof v === 'object')
@@ -33,26 +36,43 @@ function identifiersText(m: StoredMessage, showPhi: boolean): string {
 }
 
 /** "30d", "12h", "15m", or an ISO date. */
-export function parseSince(text: string, now = Date.now()): number {
-  const m = /^(\d+)([dhm])$/.exec(text);
-  if (m) return now - Number(m[1]) * { d: 86_400_000, h: 3_600_000, m: 60_000 }[m[2] as 'd' | 'h' | 'm'];
-  const t = Date.parse(text);
-  if (Number.isNaN(t)) throw new Error(`"${text}" is not a duration (30d, 12h, 15m) or a date`);
-  return t;
+export const parseSince = parseTime;
+
+/** Who the CLI's audit rows name: the operating-system user running it. */
+function cliCaller(): { who: string; role: string; remote: string } {
+  let user = 'unknown';
+  try {
+    user = userInfo().username;
+  } catch {
+    // No user entry (a container with an arbitrary uid): recorded as unknown.
+  }
+  return { who: `cli:${user}`, role: 'cli', remote: 'cli' };
+}
+
+/** Opens the store, runs `work` with the query/action module over it, and closes the store. */
+async function withOperations(location: string, work: (ops: Operations) => Promise<number>): Promise<number> {
+  const store = await openStore(location);
+  try {
+    return await work(cliOperations(store));
+  } finally {
+    await store.close();
+  }
 }
 
 export async function messagesCommand(args: MessagesArgs, io: CliIo): Promise<number> {
-  const store = await openStore(args.store);
-  try {
-    const rows = await store.listMessages({
+  return withOperations(args.store, async (ops) => {
+    const { rows } = await ops.listStored({
       channel: args.channel,
       status: args.status,
       since: args.since ? parseSince(args.since) : undefined,
+      until: args.until ? parseSince(args.until) : undefined,
       controlId: args.controlId,
-      messageType: args.type,
+      type: args.type,
       identifier: args.identifier,
-      limit: args.limit,
+      limit: args.limit ?? 1000,
+      oldestFirst: args.oldestFirst,
     });
+    if (args.identifier) await ops.audit({ ...cliCaller(), action: 'message.search', target: 'messages', detail: `identifier=${args.identifier}` });
     if (args.json) {
       io.stdout(JSON.stringify(rows.map((r) => ({ id: r.id, received_at: new Date(r.received_at).toISOString(), channel: r.channel, control_id: r.control_id, type: r.message_type, status: r.status, reason: r.reason, ack: r.ack_code, identifiers: identifiersText(r, args.showPhi), deliveries: r.deliveries })), null, 2) + '\n');
       return 0;
@@ -64,79 +84,86 @@ export async function messagesCommand(args: MessagesArgs, io: CliIo): Promise<nu
           .trimEnd() + '\n',
       );
     }
-    io.stderr(`${rows.length} message(s)\n`);
+    io.stderr(`${rows.length} message(s), ${args.oldestFirst ? 'oldest' : 'newest'} first\n`);
     return 0;
-  } finally {
-    await store.close();
-  }
+  });
 }
 
 export async function showCommand(args: { store: string; id: number; showPhi: boolean }, io: CliIo): Promise<number> {
-  const store = await openStore(args.store);
-  try {
-    const found = await store.getMessage(args.id);
+  return withOperations(args.store, async (ops) => {
+    if (args.showPhi) await ops.audit({ ...cliCaller(), action: 'message.view', target: `message ${args.id}` });
+    const found = await ops.message(args.id);
     if (!found) {
       io.stderr(`no message ${args.id}\n`);
       return 1;
     }
-    const { message: m, deliveries, events } = found;
+    const m = found.message;
     io.stdout(`message ${m.id}  channel ${m.channel}  spec ${m.spec_version}\n`);
-    io.stdout(`received ${new Date(m.received_at).toISOString()} from ${m.source}\n`);
-    io.stdout(`control id ${m.control_id ?? '-'}  type ${m.message_type ?? '-'}\n`);
+    io.stdout(`received ${m.received_at} from ${m.source}\n`);
+    io.stdout(`control id ${m.control_id ?? '-'}  type ${m.type ?? '-'}\n`);
     io.stdout(`status ${m.status}${m.reason ? `: ${m.reason}` : ''}\n`);
     io.stdout(`answered ${m.ack_code ?? '-'}\n`);
     if (m.identifiers) io.stdout(`identifiers ${identifiersText(m, args.showPhi)}\n`);
     if (m.pruned) io.stdout('content pruned\n');
-    else if (m.raw) {
+    else if (found.raw !== null) {
       io.stdout('content:\n');
-      if (args.showPhi) io.stdout(m.raw.toString('utf8').replace(/\r/g, '\n'));
+      if (args.showPhi) io.stdout(found.raw.replace(/\r/g, '\n'));
       else {
         // Without --show-phi only the header and the segment names: no patient data.
         try {
-          const parsed = parseMessage(m.raw);
+          const parsed = parseMessage(found.raw);
           io.stdout(`  ${parsed.header.toString()}\n  segments: ${parsed.segments.filter((s) => !s.isBlank).map((s) => s.name).join(' ')}\n  (--show-phi prints the whole message)\n`);
         } catch {
-          io.stdout(`  ${m.raw.length} bytes, not parseable (--show-phi prints them)\n`);
+          io.stdout(`  ${Buffer.byteLength(found.raw)} bytes, not parseable (--show-phi prints them)\n`);
         }
       }
     }
     io.stdout('deliveries:\n');
-    for (const d of deliveries) io.stdout(`  ${d.id}  ${d.destination}  ${d.state}  attempts ${d.attempts}${d.last_error ? `  last error: ${d.last_error}` : ''}\n`);
+    for (const d of found.deliveries) io.stdout(`  ${d.id}  ${d.destination}  ${d.state}  attempts ${d.attempts.length}${d.last_error ? `  last error: ${d.last_error}` : ''}\n`);
     io.stdout('history:\n');
-    for (const e of events) io.stdout(`  ${new Date(e.at).toISOString()}  ${e.kind}${e.detail ? `  ${e.detail}` : ''}\n`);
+    for (const e of found.history) io.stdout(`  ${e.at}  ${e.kind}${e.detail ? `  ${e.detail}` : ''}\n`);
     return 0;
-  } finally {
-    await store.close();
-  }
+  });
 }
 
-export async function replayCommand(args: { store: string; ids: number[]; channel?: string; status?: string }, io: CliIo): Promise<number> {
-  const store = await openStore(args.store);
-  try {
-    let ids = args.ids;
-    if (ids.length === 0) {
-      if (!args.channel || !args.status) {
-        io.stderr('name message ids, or --channel and --status (dead, stopped, error, rejected)\n');
-        return 2;
-      }
-      ids = (await store.listMessages({ channel: args.channel, status: args.status, limit: 100_000 })).map((m) => m.id);
+export async function replayCommand(args: { store: string; ids: number[]; channel?: string; status?: string; destination?: string }, io: CliIo): Promise<number> {
+  return withOperations(args.store, async (ops) => {
+    if (args.ids.length === 0 && (!args.channel || !args.status)) {
+      io.stderr('name message ids, or --channel and --status (dead, stopped, error, rejected)\n');
+      return 2;
     }
-    const results = await replayMessages(store, ids);
-    for (const r of results) io.stdout(`${r.id}  ${r.channel}  ${r.status}${r.queued.length ? `  queued for ${r.queued.join(', ')}` : ''}${r.reason ? `  "${r.reason}"` : ''}\n`);
-    io.stderr(`${results.length} message(s) replayed; a running hl7c serve sends them\n`);
+    const reports = [];
+    if (args.ids.length) for (const id of args.ids) reports.push(await ops.replay(id, { destination: args.destination }));
+    else reports.push(...(await ops.replayMatching({ channel: args.channel, status: args.status, limit: 100_000 }, { destination: args.destination })));
+    for (const r of reports) {
+      await ops.audit({ ...cliCaller(), action: 'message.replay', target: `message ${r.id}`, detail: `${args.destination ? `to ${args.destination}: ` : ''}${r.status}` });
+      const queued = r.replayed.map((d) => d.destination);
+      const skipped = r.skipped.map((d) => d.destination);
+      io.stdout(`${r.id}  ${r.channel}  ${r.status}${queued.length ? `  queued for ${queued.join(', ')}` : ''}${skipped.length ? `  not for ${skipped.join(', ')} (already delivered)` : ''}${r.reason ? `  "${r.reason}"` : ''}\n`);
+    }
+    io.stderr(`${reports.length} message(s) replayed; a running hl7c serve sends them\n`);
     return 0;
-  } finally {
-    await store.close();
-  }
+  });
 }
 
 export async function pruneCommand(args: { store: string; olderThan: string }, io: CliIo): Promise<number> {
-  const store = await openStore(args.store);
-  try {
-    const pruned = await store.prune(parseSince(args.olderThan));
+  return withOperations(args.store, async (ops) => {
+    const pruned = await ops.store.prune(parseSince(args.olderThan));
     io.stdout(`${pruned} message(s) pruned (content removed; counts and history kept)\n`);
     return 0;
-  } finally {
-    await store.close();
-  }
+  });
+}
+
+/** `hl7c audit`: who looked at or did what, through the admin API and the CLI, newest first. */
+export async function auditCommand(args: { store: string; limit: number; json: boolean }, io: CliIo): Promise<number> {
+  return withOperations(args.store, async (ops) => {
+    const entries = await ops.auditTrail({ limit: args.limit });
+    if (args.json) {
+      io.stdout(JSON.stringify(entries.map((e) => ({ ...e, at: new Date(e.at).toISOString() })), null, 2) + '\n');
+      return 0;
+    }
+    for (const e of entries) io.stdout(`${new Date(e.at).toISOString()}  ${e.who} (${e.role})  ${e.action}  ${e.target}  from ${e.remote}${e.detail ? `  ${e.detail}` : ''}\n`);
+    io.stderr(`${entries.length} audit entr${entries.length === 1 ? 'y' : 'ies'}, newest first\n`);
+    return 0;
+  });
 }

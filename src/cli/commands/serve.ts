@@ -1,4 +1,5 @@
 import type { Logger } from '../../../runtime/index.js';
+import { loadAdminTokens } from '../../serve/admin-tokens.js';
 import { startServing } from '../../serve/serve.js';
 import type { CliIo } from '../io.js';
 
@@ -7,6 +8,10 @@ export interface ServeArgs {
   store: string;
   durability: 'disk' | 'process';
   adminPort?: number;
+  /** Where the admin port binds (default 127.0.0.1). */
+  adminHost?: string;
+  /** A tokens file for the admin API (with HL7C_ADMIN_TOKEN). */
+  adminTokens?: string;
   watch: boolean;
   processingBudgetMs?: number;
   /** Where `hl7c build` left compiled channels. */
@@ -30,9 +35,23 @@ export async function serveCommand(args: ServeArgs, io: CliIo): Promise<number> 
   const onUnhandled = (err: unknown) => fatal(err);
   process.on('unhandledRejection', onUnhandled);
   try {
-    const serving = await startServing({ specs: args.specs, storePath: args.store, durability: args.durability, adminPort: args.adminPort, cwd: io.cwd, logger: args.logger, watch: args.watch, buildDir: args.buildDir, processingBudgetMs: args.processingBudgetMs, configPath: args.config });
+    const adminTokens = loadAdminTokens(args.adminTokens, process.env, io.cwd);
+    const serving = await startServing({
+      specs: args.specs,
+      storePath: args.store,
+      durability: args.durability,
+      adminPort: args.adminPort,
+      adminHost: args.adminHost,
+      adminTokens,
+      cwd: io.cwd,
+      logger: args.logger,
+      watch: args.watch,
+      buildDir: args.buildDir,
+      processingBudgetMs: args.processingBudgetMs,
+      configPath: args.config,
+    });
     for (const [channel, port] of Object.entries(serving.ports())) io.stdout(`channel ${channel} on port ${port}\n`);
-    if (serving.adminPort !== undefined) io.stdout(`admin on port ${serving.adminPort} (/health, /metrics)\n`);
+    if (serving.adminPort !== undefined) io.stdout(`admin on port ${serving.adminPort} (/health, /metrics, /api)\n`);
     io.stdout(`serving; store ${args.store}\n`);
     const stop = await Promise.race([io.stopSignal.then((signal) => ({ signal })), failed]);
     if ('err' in stop) {
