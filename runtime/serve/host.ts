@@ -429,7 +429,7 @@ export class ChannelHost {
     }
     if (source.kind === 'http') return this.listenHttp(runner, source);
     // Fed by other channels' channel destinations (handToChannel): nothing to open.
-    if (source.kind === 'channel') return { key: listenerKey(source, name()), configured: listenerKey(source, name()), close: async () => undefined };
+    if (source.kind === 'channel') return { key: listenerKey(source, name()), configured: listenerKey(source, name()), close: async () => undefined, listening: () => true };
     return this.watchDirectory(runner, source);
   }
 
