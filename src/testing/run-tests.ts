@@ -46,6 +46,7 @@ export async function runCase(channel: ChannelDefinition, testCase: TestCase, sp
     const got = result.message ? messageLines(result.message.toString()) : [];
     mismatches.push(...linesDiff(messageLines(e.message), got, 'message'));
   }
+  if (e.output !== undefined) mismatches.push(...outputDiff(channel, result, e.output));
   if (e.route !== undefined) {
     const got = Object.keys(result.outputs);
     if (JSON.stringify(got) !== JSON.stringify(e.route)) mismatches.push(`route: expected ${JSON.stringify(e.route)}, got ${JSON.stringify(got)}`);
@@ -100,8 +101,17 @@ function linesDiff(expected: string[], actual: string[], what: string): string[]
   return out;
 }
 
-function outputsOrNone(result: ChannelResult): Record<string, unknown> {
-  return Object.keys(result.outputs).length ? result.outputs : { '(no destination)': undefined };
+/**
+ * `expect.output` against the channel's own output (its map, or the message it forwards), before
+ * any destination's own payload: one that is not there (the message was filtered, rejected or
+ * failed) is a mismatch too.
+ */
+function outputDiff(channel: ChannelDefinition, result: ChannelResult, expected: unknown): string[] {
+  if (result.status !== 'accepted' || !result.message) {
+    return [`output: expected ${JSON.stringify(expected)}, but the message was ${result.status}${result.reason ? ` (${result.reason})` : ''}: no output`];
+  }
+  const output = channel.output === 'json' && channel.map ? channel.map(result.message, result.identifiers) : result.message.toString();
+  return subsetDiff(expected, output, 'output');
 }
 
 /** Differences where `actual` does not contain `expected` (objects compared as subsets). */
