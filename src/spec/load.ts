@@ -73,7 +73,9 @@ export function loadSpecText(file: string, text: string, env: NodeJS.ProcessEnv)
         ? 'each key may appear once in a mapping; remove or rename one'
         : /\{[^}]*\$\{/.test(source)
           ? 'inside { … } a ${…} reference must be quoted: "${NAME}"'
-          : 'check indentation and quoting around this line',
+          : /\{[^}]*[A-Z0-9]\[/.test(source)
+            ? 'inside { … } a path with [ ] must be quoted: "PID-3[1]"'
+            : 'check indentation and quoting around this line',
     });
   }
   if (diagnostics.length > 0) return { diagnostics };
@@ -116,13 +118,32 @@ export function loadSpecText(file: string, text: string, env: NodeJS.ProcessEnv)
 }
 
 /**
- * Mapping keys that YAML reads as something other than the text written: `null:`, `true:`,
+ * Values YAML reads as a number that prints otherwise (`default: 007` became 7), and mapping
+ * keys that YAML reads as something other than the text written: `null:`, `true:`,
  * `no:` would become "", "true"… and `01:` or `1.0:` (a lookup code) the number 1, so a name or
  * a code would silently change. Plain numbers written as they print (`1:`) are kept.
  */
 function keysThatAreNotNames(doc: ReturnType<typeof parseDocument>, text: string, file: string, lineCounter: LineCounter): Diagnostic[] {
   const found: Diagnostic[] = [];
   visit(doc, {
+    Scalar(_key, node, ancestors) {
+      // A value YAML reads as a number that does not print as written: 007, 0x10, 0.10, 1e3.
+      const parent = ancestors[ancestors.length - 1];
+      if (isPair(parent) && parent.key === node) return;
+      if (typeof node.value !== 'number' || node.type !== 'PLAIN' || !node.range) return;
+      const written = text.slice(node.range[0], node.range[1]);
+      if (String(node.value) === written) return;
+      const { line, col } = lineCounter.linePos(node.range[0]);
+      found.push({
+        file,
+        line,
+        column: col,
+        severity: 'error',
+        code: 'yaml/value-not-text',
+        message: `\`${written}\` is read by YAML as the number ${String(node.value)}, not as the text "${written}"`,
+        hint: `quote it: "${written}" (or write ${String(node.value)} if the number is meant)`,
+      });
+    },
     Pair(_key, pair) {
       const key = pair.key;
       if (!isScalar(key) || typeof key.value === 'string' || !key.range) return;

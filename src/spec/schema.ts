@@ -137,8 +137,13 @@ function toDiagnostic(spec: LoadedSpec, e: ErrorObject): Diagnostic {
         code: 'schema/invalid-value',
         message: `${at} must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`,
       };
-    case 'type':
-      return { ...where(spec.sourceMap.valueAt(path)), code: 'schema/wrong-type', message: `${at} must be ${(e.params as { type: string }).type}` };
+    case 'type': {
+      const expected = (e.params as { type: string }).type;
+      // version: 2.3, equals: 01, a header 007: YAML read a number or a boolean where text belongs.
+      const given = e.data;
+      const hint = expected.split(',').includes('string') && (typeof given === 'number' || typeof given === 'boolean') ? 'YAML reads this as a number or a boolean: quote it, e.g. "2.5.1"' : undefined;
+      return { ...where(spec.sourceMap.valueAt(path)), code: 'schema/wrong-type', message: `${at} must be ${expected}`, ...(hint ? { hint } : {}) };
+    }
     case 'pattern':
       return {
         ...where(spec.sourceMap.valueAt(path)),
@@ -173,6 +178,7 @@ function patternHint(path: PathKey[]): string | undefined {
   if (path.includes('message_type')) return 'CODE^TRIGGER, e.g. ADT^A01, or just the code, e.g. ADT';
   if (last === 'each') return 'a segment name, e.g. OBX';
   if (last === 'timezone') return 'an offset such as -05:00';
+  if (last === 'window' && path.includes('dedupe')) return 'a whole number and a unit: 30s, 15m, 24h, 7d';
   if (['window', 'for', 'older_than', 'cool_down', 'check_every'].includes(last)) return 'a number and a unit: 500ms, 30s, 15m, 2h, 1d';
   if (last === 'name') return 'lowercase letters, digits, - and _, starting with a letter';
   return undefined;

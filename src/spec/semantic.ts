@@ -59,6 +59,17 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
     });
   }
 
+  // A dedupe key the runtime could not read would answer every message AE: say where now. A key
+  // without MSH-10 takes different messages from one sender for repeats of each other.
+  for (const kind of ['mllp', 'file'] as const) {
+    const key = spec.source[kind]?.dedupe?.key;
+    if (!key) continue;
+    key.forEach((path, i) => checkPath(path, ['source', kind, 'dedupe', 'key', i]));
+    if (!key.some((path) => /^MSH-10(\.1)?$/.test(path))) {
+      at(['source', kind, 'dedupe', 'key'], 'warning', 'spec/dedupe-key-without-control-id', 'this key does not include MSH-10: different messages with the same key values are taken for repeats, answered as the first and delivered nowhere', 'keep MSH-10 in the key (the default is [MSH-3, MSH-4, MSH-10])');
+    }
+  }
+
   // Which message codes can get past the accept rules (a reject/filter rule on message_type).
   const accepted = acceptedMessageCodes(spec);
   const readSegments: Array<{ segment: string; where: PathKey[] }> = [];

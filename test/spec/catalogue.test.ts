@@ -34,6 +34,10 @@ const CASES: Array<{ name: string; edit: (s: string) => string; code: string; at
   { name: 'a YAML null as a mapping name', edit: (s) => s.replace('  family: {', '  null: {'), code: 'yaml/key-not-text', at: 'null:' },
   { name: 'a YAML boolean as a destination name', edit: (s) => s.replace('  hook:', '  true:'), code: 'yaml/key-not-text', at: 'true:' },
   { name: 'a lookup code YAML reads as a number', edit: (s) => s.replace('{ path: PID-5.1 }', '{ path: PV1-2, lookup: { 01: I } }'), code: 'yaml/key-not-text', at: '01:' },
+  { name: 'a dedupe key that is not an HL7 path', edit: (s) => s.replace('port: 2600', 'port: 2600\n    dedupe: { key: [msh-10], window: 1h }'), code: 'hl7/path-syntax', at: 'msh-10' },
+  { name: 'a dedupe key without MSH-10', edit: (s) => s.replace('port: 2600', 'port: 2600\n    dedupe: { key: [MSH-3, MSH-4, MSH-11], window: 1h }'), code: 'spec/dedupe-key-without-control-id', at: '[MSH-3, MSH-4, MSH-11]', severity: 'warning' },
+  { name: 'a dedupe window in milliseconds', edit: (s) => s.replace('port: 2600', 'port: 2600\n    dedupe: { window: 500ms }'), code: 'schema/invalid-format', at: '500ms' },
+  { name: 'a default YAML reads as a number', edit: (s) => s.replace('{ path: PID-5.1 }', '{ path: PID-5.1, default: 007 }'), code: 'yaml/value-not-text', at: '007' },
   { name: 'unknown top-level key', edit: (s) => s.replace('channel: base', 'channel: base\nchanel: typo'), code: 'schema/unknown-property', at: 'chanel:' },
   { name: 'missing channel', edit: (s) => s.replace('channel: base\n', ''), code: 'schema/missing-property', at: 'source:' },
   { name: 'channel name with spaces', edit: (s) => s.replace('channel: base', 'channel: Bad Name'), code: 'schema/invalid-format', at: 'Bad Name' },
@@ -183,6 +187,17 @@ destinations:
     writeFileSync(join(dir, 'unset.yaml'), BASE.replace('http://127.0.0.1:9/x', '${HOOK_URL}'));
     const result = await validateSpecs([join(dir, 'unset.yaml')], { cwd: dir, env: {} });
     expect(result.diagnostics.map((d) => `${d.line} ${d.code}`)).toEqual(['20 spec/env-unset']);
+  });
+
+  test.each([
+    ['a dedupe window in milliseconds', (s: string) => s.replace('port: 2600', 'port: 2600\n    dedupe: { window: 500ms }'), 'a whole number and a unit: 30s, 15m, 24h, 7d'],
+    ['a number where text belongs', (s: string) => s.replace('type_code: MR', 'type_code: 2.5'), 'YAML reads this as a number or a boolean: quote it, e.g. "2.5.1"'],
+    ['a path with [ ] inside { … }', (s: string) => s.replace('{ path: PID-5.1 }', '{ path: PID-5[1].1 }'), 'inside { … } a path with [ ] must be quoted: "PID-3[1]"'],
+  ])('%s gets a hint that says how to write it', async (_name, edit, hint) => {
+    const dir = mkdtempSync(join(tmpdir(), 'hl7c-spec-'));
+    writeFileSync(join(dir, 'hint.yaml'), edit(BASE));
+    const result = await validateSpecs([join(dir, 'hint.yaml')], { cwd: dir, env: {} });
+    expect(result.diagnostics[0]!.hint).toBe(hint);
   });
 
   test('a misspelled property gets a "did you mean" hint', async () => {
