@@ -2,7 +2,7 @@
  * `npm run bench`: parse speed and MLLP round trips, each beside a baseline measured in the same
  * run, printed as tables and written to bench/RESULTS.md.
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from './corpus.js';
@@ -13,6 +13,10 @@ import { runParseBench } from './parse.js';
 import { benchPostgres, measureFdatasync, startDurableServer } from './durable.js';
 import type { ListenRow } from './listen.js';
 import { listenSection, measureListen, summarizeListen } from './listen.js';
+import { keptSections } from './results-file.js';
+
+// `npm run bench -- --connections`: only the 2,000-connections benchmark (it writes its own section and exits).
+if (process.argv.includes('--connections')) await import('./connections.js');
 
 const quick = process.argv.includes('--quick');
 const parseMs = quick ? 300 : 1500;
@@ -247,6 +251,9 @@ say(
 );
 
 if (!quick) {
-  writeFileSync(join(REPO_ROOT, 'bench/RESULTS.md'), out.join('\n') + '\n');
+  // Sections other benchmarks wrote (2,000 connections) stay.
+  const path = join(REPO_ROOT, 'bench/RESULTS.md');
+  const kept = existsSync(path) ? keptSections(readFileSync(path, 'utf8')) : '';
+  writeFileSync(path, out.join('\n') + '\n' + (kept ? '\n' + kept : ''));
 }
 process.exit(0);
