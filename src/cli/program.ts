@@ -15,6 +15,16 @@ function integer(value: string): number {
 
 const pem = readPem;
 
+const LOG_LEVELS = ['silent', 'fatal', 'error', 'warn', 'info', 'debug', 'trace'];
+
+/** A level in any case; empty (a variable left blank by a service manager) means the command's default. */
+function logLevel(value: string): string | undefined {
+  const level = value.trim().toLowerCase();
+  if (level === '') return undefined;
+  if (!LOG_LEVELS.includes(level)) throw new InvalidArgumentError(`a log level is one of ${LOG_LEVELS.join(', ')}`);
+  return level;
+}
+
 /**
  * Builds the command table. Each action only turns options into a command's arguments; the
  * command itself returns the exit code.
@@ -23,7 +33,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
   const program = new Command('hl7c')
     .description('HL7 v2 interface engine: parse, inspect, send and receive HL7 v2 over MLLP')
     .version(HL7C_VERSION)
-    .addOption(new Option('--log-level <level>', 'log level for the JSON logs on stderr (silent, error, warn, info, debug)').env('HL7C_LOG_LEVEL'))
+    .addOption(new Option('--log-level <level>', `log level for the JSON logs on stderr (${LOG_LEVELS.join(', ')})`).env('HL7C_LOG_LEVEL').argParser(logLevel))
     .showHelpAfterError()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
 

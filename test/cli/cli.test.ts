@@ -108,6 +108,16 @@ describe('hl7c listen and send, as processes over real sockets', () => {
     expect(await logged(['--log-level', 'info'], 'warn')).toBe(true);
   });
 
+  test('an unknown HL7C_LOG_LEVEL is refused naming the variable and the levels; a blank one means the default', async () => {
+    const env = (level: string) => ({ ...process.env, HL7C_LOG_LEVEL: level });
+    const bogus = await runBin(['validate', 'examples'], { env: env('bogus') });
+    expect(bogus.code).not.toBe(0);
+    expect(bogus.stderr).toContain("'bogus' from env 'HL7C_LOG_LEVEL' is invalid. a log level is one of silent, fatal, error, warn, info, debug, trace");
+    const blank = await runBin(['validate', 'examples'], { env: env('') });
+    expect(blank.code).toBe(0);
+    expect(blank.stdout + blank.stderr).toMatch(/5 spec\(s\): 0 error\(s\)/);
+  });
+
   test('send exits 1 when an ACK is not AA/CA and says why', async () => {
     const { child, match } = await startBin(['listen', '--port', '0', '--host', '127.0.0.1', '--max-message-bytes', '500'], /listening on port (\d+)/);
     children.push(child);
