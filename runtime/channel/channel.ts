@@ -112,6 +112,31 @@ export function inputKind(channel: Pick<ChannelDefinition, 'input' | 'source'>):
   return channel.input ?? (channel.source.kind === 'http' ? 'json' : 'hl7');
 }
 
+/** Rows per message in one transaction; the parameter values come with each queue entry. */
+export interface DatabaseDestinationConfig {
+  kind: 'database';
+  /** postgres://… */
+  url: string;
+  statements: string[];
+}
+
+/** One mail per message; subject and text are rendered when the message is received. */
+export interface SmtpDestinationConfig {
+  kind: 'smtp';
+  host: string;
+  port: number;
+  /** TLS from the first byte (465); otherwise STARTTLS when the server offers it. */
+  secure: boolean;
+  user?: string;
+  password?: string;
+  from: string;
+  to: string[];
+  cc?: string[];
+  reply_to?: string;
+  headers?: Record<string, string>;
+  timeout_ms: number;
+}
+
 export interface ChannelDestinationConfig {
   kind: 'channel';
   channel: string;
@@ -120,7 +145,7 @@ export interface ChannelDestinationConfig {
 export interface DestinationConfig {
   /** Only messages that meet this condition go to the destination. */
   when?: import('./conditions.js').Condition;
-  target: HttpDestinationConfig | MllpDestinationConfig | FileDestinationConfig | ChannelDestinationConfig;
+  target: HttpDestinationConfig | MllpDestinationConfig | FileDestinationConfig | ChannelDestinationConfig | DatabaseDestinationConfig | SmtpDestinationConfig;
   retry: { attempts: number; backoff_ms: number; max_backoff_ms: number };
   on_failure: 'dead_letter' | 'stop_queue';
   /** Deliveries at once; 1 keeps FIFO order. */

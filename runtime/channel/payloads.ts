@@ -20,3 +20,15 @@ export function templateText(value: unknown): string {
 export function templateJson(output: unknown, input: unknown): unknown {
   return output !== null && typeof output === 'object' ? output : input;
 }
+
+/** A mapped value as an SQL parameter: missing and empty text are NULL, objects and arrays JSON text. */
+export function sqlValue(value: unknown): unknown {
+  if (value === undefined || value === null || value === '') return null;
+  if (typeof value === 'object') return JSON.stringify(value);
+  return value;
+}
+
+/** Addresses as nodemailer takes them: a list, or comma-separated text split into one. */
+export function addressList(value: string | string[]): string[] {
+  return (Array.isArray(value) ? value : value.split(',')).map((a) => a.trim()).filter(Boolean);
+}

@@ -4,6 +4,8 @@ import { link, mkdir, unlink, writeFile } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import type { DestinationConfig } from '../channel/channel.js';
 import { interpolateTemplate } from './template.js';
+import { databaseSender } from './database.js';
+import { smtpSender } from './smtp.js';
 import { MllpClient } from '../mllp/client.js';
 import type { Logger } from '../log.js';
 import type { Delivery } from '../store/types.js';
@@ -92,6 +94,10 @@ export function createSender(channel: string, destination: string, config: Desti
         close: () => client.close(),
       };
     }
+    case 'database':
+      return databaseSender(t, log);
+    case 'smtp':
+      return smtpSender(t, log);
     case 'channel':
       return {
         send: (delivery, context) => context.handToChannel(t.channel, delivery.payload ?? Buffer.alloc(0), channel),

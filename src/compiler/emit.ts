@@ -6,7 +6,7 @@ import type { Condition } from '../../runtime/index.js';
 import { describeCondition } from '../../runtime/index.js';
 import type { LoadedSpec } from '../spec/load.js';
 import { inputKindOf, outputKindOf } from '../spec/kinds.js';
-import type { BuildSegment, BuildSpec, BuildValue, DedupeSpec, Destination, IdentifierRule, Mapping, SourceLimitKeys, Spec, TlsSpec, TransformStep } from '../spec/types.js';
+import type { BuildSegment, BuildSpec, BuildValue, DatabaseDestinationSpec, DedupeSpec, Destination, IdentifierRule, Mapping, SourceLimitKeys, Spec, TlsSpec, TransformStep } from '../spec/types.js';
 
 import { HL7C_VERSION } from '../version.js';
 import { RUNTIME_IMPORT } from './channel-module.js';
@@ -85,6 +85,7 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
   const mappingExpr = (m: Mapping, scopeVar: string, path: Array<string | number>, depth: number): string => {
     let expr: string;
     if (m.path !== undefined) expr = `${scopeVar}.get(${q(m.path)})`;
+    else if (m.json !== undefined) expr = `${use('readJson')}(json, json, ${q(m.json)})`;
     else if (m.identifier !== undefined) {
       const [name, part = 'id'] = m.identifier.split('.');
       expr = `ids[${q(name)}]?.${part} ?? null`;
@@ -180,7 +181,7 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
   const payloadFunctions: Array<{ name: string; fn: string; doc: string; params: string[]; body: string[] }> = [];
   const payloadNames = new Set<string>();
   for (const [name, d] of Object.entries(spec.destinations ?? {})) {
-    if (!d.transform?.length && !d.map && !d.build && d.body === undefined) continue;
+    if (!d.transform?.length && !d.map && !d.build && d.body === undefined && !d.database && !d.smtp) continue;
     const at = ['destinations', name];
     let fn = `payload_${name.replace(/[^A-Za-z0-9_]/g, '_')}`;
     while (payloadNames.has(fn)) fn += '_';
@@ -193,7 +194,36 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
       used.add('original');
     } else used.add('message');
     let what: string;
-    if (d.map) {
+    if (d.smtp) {
+      // Subject and text are rendered now, when the message is received, and queued as the mail.
+      const subject = templateExpr(d.smtp.subject, spec.channel, use);
+      const text = d.smtp.body !== undefined ? templateExpr(d.smtp.body, spec.channel, use) : undefined;
+      if (subject.json || text?.json) {
+        body.push(`const json = ${use('templateJson')}(output, input);`);
+        used.add('input');
+      }
+      used.add('output');
+      const fallback = d.transform?.length ? 'message.toString()' : `${use('templateText')}(output)`;
+      body.push(`return { subject: ${subject.expr}, text: ${text ? text.expr : fallback} };`);
+      what = 'a mail: its subject and text';
+    } else if (d.database) {
+      // The values of $1, $2 … are taken when the message is received and queued with it.
+      const statements = databaseStatements(d.database);
+      if (d.map) {
+        body.push(`const scope = ${use('Scope')}.of(message);`, 'const out: Record<string, unknown> = {};', ...emitFields(d.map, 'out', 'scope', [...at, 'map'], 1), 'const json: unknown = out;');
+        if (usesIdentifiers(d.map)) used.add('ids');
+      } else {
+        body.push(`const scope = ${use('Scope')}.of(message);`, `const json = ${use('templateJson')}(output, input);`);
+        used.add('input').add('output');
+      }
+      const rows = statements.map((st, i) => {
+        const here = d.database!.statements ? [...at, 'database', 'statements', i, 'params'] : [...at, 'database', 'params'];
+        if (st.params.some((m) => usesIdentifiers({ m }))) used.add('ids');
+        return `[${st.params.map((m, j) => `${use('sqlValue')}(${mappingExpr(m, 'scope', [...here, j], 1)})`).join(', ')}]`;
+      });
+      body.push(`return { params: [${rows.join(', ')}] };`);
+      what = 'the values of its SQL parameters';
+    } else if (d.map) {
       body.push(`const scope = ${use('Scope')}.of(message);`, 'const out: Record<string, unknown> = {};', ...emitFields(d.map, 'out', 'scope', [...at, 'map'], 1), 'return out;');
       if (usesIdentifiers(d.map)) used.add('ids');
       what = 'its own map (JSON)';
@@ -474,6 +504,12 @@ function configNumber(value: unknown, use: (n: string) => string): string {
   return typeof value === 'string' && value.includes('${') ? `Number(${use('interpolate')}(${q(value)}))` : q(value);
 }
 
+/** A database destination's statements in order: `statement` with `params`, or `statements`. */
+function databaseStatements(db: DatabaseDestinationSpec): Array<{ statement: string; params: Mapping[] }> {
+  if (db.statements) return db.statements.map((st) => ({ statement: st.statement, params: st.params ?? [] }));
+  return db.statement !== undefined ? [{ statement: db.statement, params: db.params ?? [] }] : [];
+}
+
 /** Where a template placeholder reads: an HL7 path, `$.a.b` in the JSON, or a name. */
 const TEMPLATE_PLACEHOLDER = /\{\{\s*(.*?)\s*\}\}/g;
 
@@ -509,6 +545,25 @@ function destinationExpr(d: Destination, use: (n: string) => string, payload?: s
     target = `{ kind: "http", url: ${configString(d.http.url, use)}, method: ${q(d.http.method ?? 'POST')}, headers: { ${headers.join(', ')} }, timeout_ms: ${d.http.timeout_ms ?? 10_000}${d.body !== undefined ? `, content_type: "text/plain; charset=utf-8"` : ''} }`;
   } else if (d.mllp) target = `{ kind: "mllp", host: ${configString(d.mllp.host, use)}, port: ${configNumber(d.mllp.port, use)}, on_ae: ${q(d.mllp.on_ae ?? 'retry')}, on_ar: ${q(d.mllp.on_ar ?? 'fail')}${tlsExpr(d.mllp.tls, use)} }`;
   else if (d.file) target = `{ kind: "file", dir: ${configString(d.file.dir, use)}, file_name: ${q(d.file.file_name ?? '{control_id}.json')}${d.file.on_exists ? `, on_exists: ${q(d.file.on_exists)}` : ''}${d.file.content ? `, content: ${q(d.file.content)}` : ''} }`;
+  else if (d.smtp) {
+    const m = d.smtp;
+    const list = (v: string | string[]) => (Array.isArray(v) ? `[${v.map((a) => configString(a, use)).join(', ')}]` : `${use('addressList')}(${configString(v, use)})`);
+    const parts = [
+      `kind: "smtp"`,
+      `host: ${configString(m.host, use)}`,
+      `port: ${m.port !== undefined ? configNumber(m.port, use) : m.secure ? '465' : '587'}`,
+      `secure: ${m.secure === true}`,
+      ...(m.user !== undefined ? [`user: ${configString(m.user, use)}`] : []),
+      ...(m.password !== undefined ? [`password: ${configString(m.password, use)}`] : []),
+      `from: ${configString(m.from, use)}`,
+      `to: ${list(m.to)}`,
+      ...(m.cc !== undefined ? [`cc: ${list(m.cc)}`] : []),
+      ...(m.reply_to !== undefined ? [`reply_to: ${configString(m.reply_to, use)}`] : []),
+      ...(m.headers ? [`headers: { ${Object.entries(m.headers).map(([k, v]) => `${q(k)}: ${configString(v, use)}`).join(', ')} }`] : []),
+      `timeout_ms: ${m.timeout_ms ?? 10_000}`,
+    ];
+    target = `{ ${parts.join(', ')} }`;
+  } else if (d.database) target = `{ kind: "database", url: ${configString(d.database.url, use)}, statements: ${q(databaseStatements(d.database).map((st) => st.statement))} }`;
   else target = `{ kind: "channel", channel: ${q(d.channel)} }`;
   const r = d.retry ?? {};
   return `{ ${d.when ? `when: ${JSON.stringify(d.when)}, ` : ''}target: ${target}, retry: { attempts: ${r.attempts ?? 5}, backoff_ms: ${r.backoff_ms ?? 1000}, max_backoff_ms: ${r.max_backoff_ms ?? 60_000} }, on_failure: ${q(d.on_failure ?? 'dead_letter')}${d.max_in_flight && d.max_in_flight > 1 ? `, max_in_flight: ${d.max_in_flight}` : ''}${payload ? `, payload: ${payload}` : ''} }`;

@@ -113,6 +113,11 @@ function describeTarget(config: DestinationConfig): string {
       return `file ${t.dir}/${t.file_name}${t.content === 'raw' ? ' (raw bytes as received)' : ''}`;
     case 'channel':
       return `channel ${t.channel}`;
+    case 'smtp':
+      return `smtp ${t.host}:${t.port} to ${t.to.length} address${t.to.length === 1 ? '' : 'es'}`;
+    case 'database':
+      // The URL may hold a password: name the host and database only.
+      return `database ${t.url.replace(/^[a-z]+:\/\/([^@/]*@)?/i, '').split('?')[0]} (${t.statements.length} statement${t.statements.length === 1 ? '' : 's'})`;
   }
 }
 

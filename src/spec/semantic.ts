@@ -100,6 +100,7 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
     if (cx && rule.prefer) at([...where, 'prefer'], 'error', 'spec/prefer-not-applicable', `prefer applies to order and appointment identifiers, not ${rule.kind}`);
   }
 
+  let jsonAllowed = false;
   const walkMapping = (m: Mapping, where: PathKey[]) => {
     if (m.path) read(m.path, [...where, 'path']);
     m.concat?.forEach((part, i) => typeof part === 'object' && read(part.path, [...where, 'concat', i, 'path']));
@@ -110,9 +111,12 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
         at([...where, 'identifier'], 'error', 'spec/unknown-identifier', `no identifier named ${name}`, Object.keys(identifiers).length ? `defined: ${Object.keys(identifiers).join(', ')}` : 'define it under identifiers:');
       }
     }
-    const sources = ['path', 'identifier', 'value', 'concat', 'each'].filter((k) => (m as Record<string, unknown>)[k] !== undefined);
+    const sources = ['path', 'json', 'identifier', 'value', 'concat', 'each'].filter((k) => (m as Record<string, unknown>)[k] !== undefined);
     if (sources.length !== 1) {
-      at(where, 'error', 'spec/mapping-source', sources.length ? `a mapping takes one of path, identifier, value, concat, each; this one has ${sources.join(' and ')}` : 'a mapping needs a source: path, identifier, value, concat or each', 'e.g. { path: PID-5.1 }');
+      at(where, 'error', 'spec/mapping-source', sources.length ? `a mapping takes one of path, json, identifier, value, concat, each; this one has ${sources.join(' and ')}` : 'a mapping needs a source: path, json, identifier, value, concat or each', 'e.g. { path: PID-5.1 }');
+    }
+    if (m.json !== undefined && !jsonAllowed) {
+      at([...where, 'json'], 'error', 'spec/json-not-here', 'json: reads JSON, and this map reads the HL7 message', 'use path: here; json: works in database params');
     }
     if (m.each) {
       if (!m.fields) at(where, 'error', 'spec/each-without-fields', `each: ${m.each} needs fields: to map every ${m.each}`);
@@ -190,8 +194,19 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
   }
   for (const [name, d] of Object.entries(spec.destinations ?? {})) {
     if (d.when) walkCondition(d.when, ['destinations', name, 'when']);
-    const kinds = ['http', 'mllp', 'file', 'channel'].filter((k) => (d as Record<string, unknown>)[k] !== undefined);
-    if (kinds.length !== 1) at(['destinations', name], 'error', 'spec/destination-kind', `destination ${name} must be exactly one of http, mllp, file, channel${kinds.length ? ` (has ${kinds.join(', ')})` : ''}`);
+    const kinds = ['http', 'mllp', 'file', 'channel', 'database', 'smtp'].filter((k) => (d as Record<string, unknown>)[k] !== undefined);
+    if (kinds.length !== 1) at(['destinations', name], 'error', 'spec/destination-kind', `destination ${name} must be exactly one of http, mllp, file, channel, database, smtp${kinds.length ? ` (has ${kinds.join(', ')})` : ''}`);
+    if (d.database) checkDatabase(name, d.database);
+    if (d.smtp) {
+      checkTemplate(d.smtp.subject, ['destinations', name, 'smtp', 'subject']);
+      if (d.smtp.body !== undefined) checkTemplate(d.smtp.body, ['destinations', name, 'smtp', 'body']);
+      const other = (['map', 'build', 'body'] as const).find((k) => d[k] !== undefined);
+      if (other) at(['destinations', name, other], 'error', 'spec/destination-payload', `an smtp destination sends a mail; its text is smtp.body (a template), not ${other}:`, 'move the text into smtp: { body: … }');
+      const rawPassword = (loaded.raw as Spec).destinations?.[name]?.smtp?.password;
+      if (typeof rawPassword === 'string' && rawPassword !== '' && !rawPassword.includes('${')) {
+        at(['destinations', name, 'smtp', 'password'], 'warning', 'spec/credential-in-spec', `destination ${name}'s SMTP password is written in the spec, and would be kept in the generated code`, 'write it as an environment reference: password: ${SMTP_PASSWORD}');
+      }
+    }
     const sends = destinationOutputKindOf(spec, d);
     if (d.mllp && sends !== 'hl7') {
       const what = d.map ? 'this destination maps to JSON' : d.body !== undefined ? 'this destination sends its body: text' : 'this channel maps to JSON';
@@ -208,6 +223,32 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
       d.build.segments.forEach((seg, i) => walkBuild(seg, ['destinations', name, 'build', 'segments', i]));
     }
     if (d.body !== undefined) checkTemplate(d.body, ['destinations', name, 'body']);
+  }
+  function checkDatabase(name: string, db: NonNullable<Spec['destinations']>[string]['database'] & object): void {
+    const where: PathKey[] = ['destinations', name, 'database'];
+    if ((db.statement === undefined) === (db.statements === undefined)) {
+      at(where, 'error', 'spec/database-statement', db.statement === undefined ? `destination ${name} has no statement` : `destination ${name} has both statement and statements`, 'write statement: with params:, or statements: [ {statement, params}, … ] run in order in one transaction');
+    }
+    if (db.statements && db.params) at([...where, 'params'], 'error', 'spec/database-statement', 'params: belongs with statement:; with statements:, each statement has its own params', 'move the params into each entry of statements:');
+    const list = db.statements ? db.statements.map((st, i) => ({ st, at: [...where, 'statements', i] as PathKey[] })) : db.statement !== undefined ? [{ st: { statement: db.statement, params: db.params }, at: where }] : [];
+    for (const { st, at: here } of list) {
+      const numbers = [...st.statement.matchAll(/\$(\d+)/g)].map((m) => Number(m[1]));
+      const highest = numbers.length ? Math.max(...numbers) : 0;
+      const given = st.params?.length ?? 0;
+      if (highest !== given) {
+        at([...here, 'statement'], 'error', 'spec/database-params', `the statement uses ${highest ? `$1 … $${highest}` : 'no placeholders'} but ${given} param${given === 1 ? ' is' : 's are'} given`, 'give one param per placeholder, in order: params: [ {path: PID-3.1}, … ]');
+      }
+      jsonAllowed = true;
+      st.params?.forEach((m, i) => walkMapping(m, [...here, 'params', i]));
+      jsonAllowed = false;
+    }
+    const rawUrl = (loaded.raw as Spec).destinations?.[name]?.database?.url;
+    if (typeof rawUrl === 'string' && !rawUrl.includes('${') && /^[a-z]+:\/\/[^/@:]+:[^/@]+@/i.test(rawUrl)) {
+      at([...where, 'url'], 'warning', 'spec/credential-in-spec', `destination ${name}'s url holds a password, which would be kept in the spec and the generated code`, 'write it as an environment reference: url: ${PIX_DB_URL}');
+    }
+    if (!/^postgres(ql)?:\/\//.test(db.url) && !(typeof rawUrl === 'string' && rawUrl.includes('${') && db.url === '')) {
+      at([...where, 'url'], 'error', 'spec/database-url', `destination ${name}: ${db.url || 'the url'} is not a postgres:// URL`, 'postgres://user@host:5432/database (PostgreSQL is the database hl7c writes to)');
+    }
   }
   function checkTemplate(template: string, where: PathKey[]): void {
     for (const m of template.matchAll(/\{\{\s*(.*?)\s*\}\}/g)) {

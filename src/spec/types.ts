@@ -107,6 +107,8 @@ export interface IdentifierRule {
 
 export interface Mapping {
   path?: string;
+  /** A dot path into JSON (database params: the destination's or channel's JSON, else the JSON received). */
+  json?: string;
   identifier?: string;
   value?: string | number | boolean | null;
   concat?: Array<string | { path: string }>;
@@ -127,6 +129,8 @@ export interface Destination {
   mllp?: { host: string; port: number; on_ae?: 'retry' | 'fail'; on_ar?: 'retry' | 'fail'; tls?: TlsSpec };
   file?: { dir: string; file_name?: string; on_exists?: 'suffix' | 'fail'; content?: 'output' | 'raw' };
   channel?: string;
+  database?: DatabaseDestinationSpec;
+  smtp?: SmtpDestinationSpec;
   retry?: { attempts?: number; backoff_ms?: number; max_backoff_ms?: number };
   on_failure?: 'dead_letter' | 'stop_queue';
   max_in_flight?: number;
@@ -139,6 +143,35 @@ export interface Destination {
   build?: BuildSpec;
   /** This destination's own text: `{{PID-5.1}}`, `{{$.a.b}}`, `{{channel}}`, `{{control_id}}` placeholders. */
   body?: string;
+}
+
+/** Rows written per message, in one transaction (PostgreSQL through pg). */
+export interface DatabaseDestinationSpec {
+  /** postgres://… (use ${ENV} for credentials). */
+  url: string;
+  /** One statement with $1, $2 … placeholders; or `statements`. */
+  statement?: string;
+  params?: Mapping[];
+  statements?: Array<{ statement: string; params?: Mapping[] }>;
+}
+
+/** One mail per message through nodemailer. */
+export interface SmtpDestinationSpec {
+  host: string;
+  port?: number;
+  secure?: boolean;
+  user?: string;
+  password?: string;
+  from: string;
+  to: string | string[];
+  cc?: string | string[];
+  reply_to?: string;
+  headers?: Record<string, string>;
+  /** Template: {{PID-3.1}}, {{$.a.b}}, {{channel}}, {{control_id}}. */
+  subject: string;
+  /** Template; absent: the destination's payload as text. */
+  body?: string;
+  timeout_ms?: number;
 }
 
 export interface TestCase {
