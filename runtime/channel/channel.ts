@@ -146,6 +146,7 @@ export interface DestinationConfig {
   /** Only messages that meet this condition go to the destination. */
   when?: import('./conditions.js').Condition;
   target: HttpDestinationConfig | MllpDestinationConfig | FileDestinationConfig | ChannelDestinationConfig | DatabaseDestinationConfig | SmtpDestinationConfig;
+  /** attempts: Infinity for `attempts: unlimited` (the entry waits for the receiver however long it takes). */
   retry: { attempts: number; backoff_ms: number; max_backoff_ms: number };
   on_failure: 'dead_letter' | 'stop_queue';
   /** Deliveries at once; 1 keeps FIFO order. */

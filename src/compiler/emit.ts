@@ -566,5 +566,5 @@ function destinationExpr(d: Destination, use: (n: string) => string, payload?: s
   } else if (d.database) target = `{ kind: "database", url: ${configString(d.database.url, use)}, statements: ${q(databaseStatements(d.database).map((st) => st.statement))} }`;
   else target = `{ kind: "channel", channel: ${q(d.channel)} }`;
   const r = d.retry ?? {};
-  return `{ ${d.when ? `when: ${JSON.stringify(d.when)}, ` : ''}target: ${target}, retry: { attempts: ${r.attempts ?? 5}, backoff_ms: ${r.backoff_ms ?? 1000}, max_backoff_ms: ${r.max_backoff_ms ?? 60_000} }, on_failure: ${q(d.on_failure ?? 'dead_letter')}${d.max_in_flight && d.max_in_flight > 1 ? `, max_in_flight: ${d.max_in_flight}` : ''}${payload ? `, payload: ${payload}` : ''} }`;
+  return `{ ${d.when ? `when: ${JSON.stringify(d.when)}, ` : ''}target: ${target}, retry: { attempts: ${r.attempts === 'unlimited' ? 'Infinity' : (r.attempts ?? 5)}, backoff_ms: ${r.backoff_ms ?? 1000}, max_backoff_ms: ${r.max_backoff_ms ?? 60_000} }, on_failure: ${q(d.on_failure ?? 'dead_letter')}${d.max_in_flight && d.max_in_flight > 1 ? `, max_in_flight: ${d.max_in_flight}` : ''}${payload ? `, payload: ${payload}` : ''} }`;
 }

@@ -131,7 +131,8 @@ export interface Destination {
   channel?: string;
   database?: DatabaseDestinationSpec;
   smtp?: SmtpDestinationSpec;
-  retry?: { attempts?: number; backoff_ms?: number; max_backoff_ms?: number };
+  /** attempts: a number, or 'unlimited' (the entry waits for the receiver however long it takes). */
+  retry?: { attempts?: number | 'unlimited'; backoff_ms?: number; max_backoff_ms?: number };
   on_failure?: 'dead_letter' | 'stop_queue';
   max_in_flight?: number;
   when?: Condition;
