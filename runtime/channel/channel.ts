@@ -55,6 +55,10 @@ export interface HttpSourceConfig extends SourceLimits {
   path: string;
   /** Bearer token the app must send; empty means none required. */
   auth_token: string;
+  /** HTTP Basic credentials the sender must give (either this or the bearer token). */
+  basic_auth?: { user: string; password: string };
+  /** json (default): the app posts JSON; hl7: the body is an HL7 message. */
+  content?: PayloadKind;
   /** Largest request body accepted (413 past it). Absent: 10 MiB. */
   max_body_bytes?: number;
 }
@@ -109,7 +113,7 @@ export type PayloadKind = 'json' | 'hl7';
 /** What a channel's source takes: http sources take the app's JSON, mllp and file sources HL7. */
 export function inputKind(channel: Pick<ChannelDefinition, 'input' | 'source'>): PayloadKind {
   if (channel.source.kind === 'channel') return channel.source.input;
-  return channel.input ?? (channel.source.kind === 'http' ? 'json' : 'hl7');
+  return channel.input ?? (channel.source.kind === 'http' ? (channel.source.content ?? 'json') : 'hl7');
 }
 
 /** Rows per message in one transaction; the parameter values come with each queue entry. */
@@ -194,8 +198,8 @@ export interface ChannelDefinition {
   identify(message: Message): Identification;
   /** HL7 -> HL7 edits, applied before routing. */
   transform?(message: Message): void;
-  /** HL7 -> JSON. */
-  map?(message: Message, identifiers: Identification['identifiers']): unknown;
+  /** HL7 -> JSON; on a channel that takes JSON without build, JSON -> JSON from `input` (no message exists). */
+  map?(message: Message, identifiers: Identification['identifiers'], input?: unknown): unknown;
   /** The destinations this message goes to. */
   route(message: Message): string[];
 }
@@ -235,13 +239,16 @@ export interface ChannelResult {
  */
 export function runChannel(channel: ChannelDefinition, payload: Buffer, options: RunOptions = {}): ChannelResult {
   return withProcessingBudget(options.processingBudgetMs ?? DEFAULT_PROCESSING_BUDGET_MS, () => {
-    if (channel.source.kind === 'http') return withResponse(runJson(channel, payload));
-    if (inputKind(channel) === 'json') return runJson(channel, payload);
+    if (inputKind(channel) === 'json') {
+      const result = runJson(channel, payload);
+      return channel.source.kind === 'http' ? withResponse(result) : result;
+    }
     const received = receive(payload);
     if (!received.ok) {
       return { status: 'rejected', reason: received.error.message, identifiers: {}, outputs: {}, ...(channel.source.kind === 'mllp' ? { ack: received.reject, ackCode: 'AR' } : {}) };
     }
-    return runMessage(channel, received.message);
+    const result = runMessage(channel, received.message);
+    return channel.source.kind === 'http' ? withResponse(result) : result;
   });
 }
 
@@ -260,14 +267,42 @@ function runJson(channel: ChannelDefinition, payload: Buffer): ChannelResult {
   } catch (err) {
     return { status: 'rejected', reason: `the body is not JSON: ${(err as Error).message}`, identifiers: {}, outputs: {} };
   }
+  if (!channel.build) return runJsonMap(channel, input);
   let message: Message;
   try {
-    message = channel.build!(input);
+    message = channel.build(input);
   } catch (err) {
     const reason = err instanceof ProcessingBudgetExceeded ? err.message : `could not build the message: ${(err as Error).message}`;
     return { status: 'error', reason, identifiers: {}, outputs: {} };
   }
   return runMessage(channel, message, input);
+}
+
+/**
+ * JSON -> JSON (a channel that takes JSON and maps it without building HL7): there is no HL7
+ * message, so no accept rules, identifiers or transform (validate refuses them); the mapped JSON
+ * goes to every destination, or each destination's own payload.
+ */
+function runJsonMap(channel: ChannelDefinition, input: unknown): ChannelResult {
+  // No message on this path: generated map/route/payload functions of such a channel never read one.
+  const none = undefined as unknown as Message;
+  try {
+    const output = channel.map ? channel.map(none, {}, input) : input;
+    const routed = channel.route(none);
+    if (routed.length === 0) {
+      const reason = unroutedReason(channel);
+      return { status: channel.on_unrouted === 'filter' ? 'filtered' : 'error', reason, identifiers: {}, outputs: {} };
+    }
+    const outputs: Record<string, unknown> = {};
+    for (const name of routed) {
+      const payload = channel.destinations[name]?.payload;
+      outputs[name] = payload ? payload(none, {}, input, output) : output;
+    }
+    return { status: 'accepted', identifiers: {}, outputs };
+  } catch (err) {
+    if (err instanceof ProcessingBudgetExceeded) return { status: 'error', reason: err.message, identifiers: {}, outputs: {} };
+    return { status: 'error', reason: stageError(err).userMessage, identifiers: {}, outputs: {} };
+  }
 }
 
 function withResponse(result: ChannelResult): ChannelResult {

@@ -32,3 +32,10 @@ export function sqlValue(value: unknown): unknown {
 export function addressList(value: string | string[]): string[] {
   return (Array.isArray(value) ? value : value.split(',')).map((a) => a.trim()).filter(Boolean);
 }
+
+/** A JSON value read as text for a transform or lookup: missing as null, objects as JSON text. */
+export function jsonScalar(value: unknown): string | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value === 'object') return JSON.stringify(value);
+  return String(value);
+}

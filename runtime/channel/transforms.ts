@@ -51,11 +51,26 @@ export function applyTransform(input: MappedValue, name: TransformName, options:
 
 /** Sets `a.b.c` in a JSON object, creating objects on the way. */
 export function setJsonPath(target: Record<string, unknown>, path: string, value: unknown): void {
+  if (path.includes('[')) return setIndexedPath(target, path, value);
   const keys = path.split('.');
   let node = target;
   for (const key of keys.slice(0, -1)) {
     if (typeof node[key] !== 'object' || node[key] === null) node[key] = {};
     node = node[key] as Record<string, unknown>;
+  }
+  node[keys[keys.length - 1]!] = value;
+}
+
+/** `identifier[0].use`: an index makes (or walks into) an array, as FHIR resources need. */
+function setIndexedPath(target: Record<string, unknown>, path: string, value: unknown): void {
+  const keys: Array<string | number> = path.split('.').flatMap((part) => part.split(/\[(\d+)\]/).filter((k) => k !== '').map((k, i) => (i > 0 ? Number(k) : k)));
+  let node = target as Record<string | number, unknown>;
+  for (let i = 0; i < keys.length - 1; i++) {
+    const key = keys[i]!;
+    const wantArray = typeof keys[i + 1] === 'number';
+    const current = node[key];
+    if (wantArray ? !Array.isArray(current) : typeof current !== 'object' || current === null || Array.isArray(current)) node[key] = wantArray ? [] : {};
+    node = node[key] as Record<string | number, unknown>;
   }
   node[keys[keys.length - 1]!] = value;
 }
@@ -87,5 +102,6 @@ export function lookupValue(value: MappedValue, table: Readonly<Record<string, s
 
 /** The default for a value that is empty, null or missing. */
 export function withDefault(value: MappedValue, fallback: string | number | boolean | null): MappedValue | boolean {
-  return value === null || value === '' ? fallback : value;
+  // undefined: a JSON path that is not there.
+  return value === null || value === undefined || value === '' ? fallback : value;
 }

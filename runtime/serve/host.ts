@@ -480,10 +480,15 @@ export class ChannelHost {
       };
       const current = runner.current.definition.source;
       if (current.kind !== 'http' || req.method !== 'POST' || req.url?.split('?')[0] !== current.path) return reply(404, { error: 'not found' });
-      if (current.auth_token && !bearerMatches(req.headers.authorization, current.auth_token)) {
+      // Either credential the source sets will do: the bearer token or the Basic user and password.
+      const needed = !!current.auth_token || !!current.basic_auth;
+      const given = (current.auth_token && bearerMatches(req.headers.authorization, current.auth_token)) || (current.basic_auth && basicMatches(req.headers.authorization, current.basic_auth));
+      if (needed && !given) {
         counters.unauthorized++;
-        throttled.warn('unauthorized', { remote: req.socket.remoteAddress, refused: counters.unauthorized }, 'request refused: missing or wrong bearer token');
-        return reply(401, { error: 'missing or wrong bearer token' });
+        const what = current.basic_auth && !current.auth_token ? 'Basic credentials' : current.basic_auth ? 'bearer token or Basic credentials' : 'bearer token';
+        throttled.warn('unauthorized', { remote: req.socket.remoteAddress, refused: counters.unauthorized }, `request refused: missing or wrong ${what}`);
+        if (current.basic_auth) res.setHeader('www-authenticate', 'Basic realm="hl7c", charset="UTF-8"');
+        return reply(401, { error: `missing or wrong ${what}` });
       }
       const declared = Number(req.headers['content-length'] ?? 0);
       if (declared > maxBody) {
@@ -687,6 +692,13 @@ function listenerKey(source: SourceConfig, channel = ''): string {
   if (source.kind === 'channel') return `channel:${channel}`;
   if (source.kind === 'file') return `file:${source.dir}:0`;
   return `${source.kind}:${source.host}:${source.port}`;
+}
+
+/** `Authorization: Basic base64(user:password)`, compared in constant time. */
+function basicMatches(header: string | undefined, wanted: { user: string; password: string }): boolean {
+  const given = Buffer.from(header?.startsWith('Basic ') ? Buffer.from(header.slice(6).trim(), 'base64').toString('utf8') : '');
+  const expected = Buffer.from(`${wanted.user}:${wanted.password}`);
+  return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
 function bearerMatches(header: string | undefined, token: string): boolean {

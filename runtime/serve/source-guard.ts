@@ -45,12 +45,23 @@ export function weakTokenReason(token: string, what = 'auth_token'): string | un
  * Refuses to start an HTTP source that anyone on the network could post to: unless it listens
  * on loopback only, it needs a bearer token that is neither missing, well known nor short.
  */
-export function checkHttpSourceAuth(channel: string, source: { host: string; auth_token: string }): void {
+export function checkHttpSourceAuth(channel: string, source: { host: string; auth_token: string; basic_auth?: { user: string; password: string } }): void {
   if (isLoopbackHost(source.host)) return;
-  const reason = weakTokenReason(source.auth_token);
+  // Every credential the source accepts must be strong: a weak one would let anyone in.
+  const reasons: string[] = [];
+  if (source.auth_token || !source.basic_auth) {
+    const r = weakTokenReason(source.auth_token);
+    if (r) reasons.push(r);
+  }
+  if (source.basic_auth) {
+    if (!source.basic_auth.user) reasons.push('the basic_auth user is empty');
+    const r = weakTokenReason(source.basic_auth.password);
+    if (r) reasons.push(r.replace('auth_token', 'basic_auth password'));
+  }
+  const reason = reasons.join('; ');
   if (!reason) return;
   throw new Error(
     `channel ${channel}: the HTTP source on ${source.host} would accept requests from the network, but ${reason}. ` +
-      `Set auth_token to a long random secret from the environment (e.g. \${RESULTS_TOKEN}, made with \`openssl rand -hex 32\`), or bind host: 127.0.0.1 behind a proxy that authenticates.`,
+      `Set auth_token (or basic_auth's password) to a long random secret from the environment (e.g. \${RESULTS_TOKEN}, made with \`openssl rand -hex 32\`), or bind host: 127.0.0.1 behind a proxy that authenticates.`,
   );
 }

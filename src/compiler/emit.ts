@@ -71,27 +71,37 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
 
   // ---- map
   const timezone = spec.timezone;
-  const mapBody: string[] = [`const scope = ${use('Scope')}.of(message);`, 'const out: Record<string, unknown> = {};'];
-  const emitFields = (fields: Record<string, Mapping>, target: string, scopeVar: string, path: Array<string | number>, depth: number): string[] => {
+  // A channel that takes JSON and maps it without building HL7 (JSON -> JSON) reads only JSON.
+  const jsonOnly = inputKindOf(spec) === 'json' && !spec.build;
+  const mapBody: string[] = jsonOnly ? ['const json = input;', 'const out: Record<string, unknown> = {};'] : [`const scope = ${use('Scope')}.of(message);`, 'const out: Record<string, unknown> = {};'];
+  const emitFields = (fields: Record<string, Mapping>, target: string, scopeVar: string, path: Array<string | number>, depth: number, jsonItem = 'json'): string[] => {
     const lines: string[] = [];
     for (const [key, m] of Object.entries(fields)) {
       const here = [...path, key];
-      const set = `${use('setJsonPath')}(${target}, ${q(key)}, ${mappingExpr(m, scopeVar, here, depth)});`;
+      const set = `${use('setJsonPath')}(${target}, ${q(key)}, ${mappingExpr(m, scopeVar, here, depth, jsonItem)});`;
       lines.push(`// ${key} (${ref(...here)})`);
       lines.push(m.when ? `if (${conditionExpr(m.when, use, scopeVar)}) ${set}` : set);
     }
     return lines;
   };
-  const mappingExpr = (m: Mapping, scopeVar: string, path: Array<string | number>, depth: number): string => {
+  const mappingExpr = (m: Mapping, scopeVar: string, path: Array<string | number>, depth: number, jsonItem = 'json'): string => {
     let expr: string;
     if (m.path !== undefined) expr = `${scopeVar}.get(${q(m.path)})`;
-    else if (m.json !== undefined) expr = `${use('readJson')}(json, json, ${q(m.json)})`;
+    else if (m.json !== undefined) {
+      expr = `${use('readJson')}(json, ${jsonItem}, ${q(m.json)})`;
+      // JSON keeps its types (numbers, booleans, objects) unless a transform or lookup reads it as text.
+      if (m.transform?.length || m.lookup) expr = `${use('jsonScalar')}(${expr})`;
+    } else if (m.each !== undefined && typeof m.each === 'object') {
+      const item = `json_item${depth}`;
+      const inner = emitFields(m.fields ?? {}, 'item', scopeVar, [...path, 'fields'], depth + 1, item);
+      return `${use('jsonItems')}(json, ${jsonItem}, ${q(m.each.json)}).map((${item}) => {\nconst item: Record<string, unknown> = {};\n${inner.join('\n')}\nreturn item;\n})`;
+    }
     else if (m.identifier !== undefined) {
       const [name, part = 'id'] = m.identifier.split('.');
       expr = `ids[${q(name)}]?.${part} ?? null`;
     } else if (m.concat !== undefined) {
       expr = `[${m.concat.map((p) => (typeof p === 'string' ? q(p) : `${scopeVar}.get(${q(p.path)}) ?? ""`)).join(', ')}].join("")`;
-    } else if (m.each !== undefined) {
+    } else if (typeof m.each === 'string') {
       const overField = m.each.includes('-');
       const item = `${m.each.replace('-', '_').toLowerCase()}${overField ? '_rep' : ''}${depth}`;
       const inner = emitFields(m.fields ?? {}, 'item', item, [...path, 'fields'], depth + 1);
@@ -321,10 +331,16 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
       isExported: true,
       name: 'map',
       docs: [`The JSON every destination receives (${ref('map')}).`],
-      parameters: [
-        { name: 'message', type: 'Message' },
-        { name: usesIdentifiers(spec.map) ? 'ids' : '_ids', type: 'Identification["identifiers"]' },
-      ],
+      parameters: jsonOnly
+        ? [
+            { name: '_message', type: 'Message' },
+            { name: '_ids', type: 'Identification["identifiers"]' },
+            { name: 'input', type: 'unknown' },
+          ]
+        : [
+            { name: 'message', type: 'Message' },
+            { name: usesIdentifiers(spec.map) ? 'ids' : '_ids', type: 'Identification["identifiers"]' },
+          ],
       returnType: 'Record<string, unknown>',
       statements: mapBody,
     });
@@ -366,7 +382,8 @@ function sourceExpr(spec: Spec, raw: Spec, use: (n: string) => string): string {
   if (spec.source.http) {
     const h = raw.source.http!;
     const http = spec.source.http;
-    return `{ kind: "http", host: ${configString(h.host ?? '0.0.0.0', use)}, port: ${configNumber(h.port, use)}, path: ${q(http.path)}, auth_token: ${configString(h.auth_token ?? '', use)}${http.max_body_bytes ? `, max_body_bytes: ${http.max_body_bytes}` : ''}${limitsExpr(http)} }`;
+    const variant = `${http.content === 'hl7' ? ', content: "hl7"' : ''}${h.basic_auth ? `, basic_auth: { user: ${configString(h.basic_auth.user, use)}, password: ${configString(h.basic_auth.password, use)} }` : ''}`;
+    return `{ kind: "http", host: ${configString(h.host ?? '0.0.0.0', use)}, port: ${configNumber(h.port, use)}, path: ${q(http.path)}, auth_token: ${configString(h.auth_token ?? '', use)}${variant}${http.max_body_bytes ? `, max_body_bytes: ${http.max_body_bytes}` : ''}${limitsExpr(http)} }`;
   }
   if (spec.source.file) {
     const f = raw.source.file!;

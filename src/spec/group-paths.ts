@@ -65,9 +65,9 @@ export function groupPathDiagnostics(loaded: LoadedSpec, accepted: ReadonlySet<s
       if (m.path) check(m.path, [...where, 'path'], chain);
       m.concat?.forEach((part, i) => typeof part === 'object' && check(part.path, [...where, 'concat', i, 'path'], chain));
       if (m.when) walkCondition(m.when, [...where, 'when'], chain);
-      if (m.each?.includes('-')) check(m.each, [...where, 'each'], chain);
+      if (typeof m.each === 'string' && m.each.includes('-')) check(m.each, [...where, 'each'], chain);
     }
-    const inner = m.each && !m.each.includes('-') ? [...chain, { segment: m.each, where: [...where, 'each'] }] : chain;
+    const inner = typeof m.each === 'string' && !m.each.includes('-') ? [...chain, { segment: m.each, where: [...where, 'each'] }] : chain;
     for (const [key, child] of Object.entries(m.fields ?? {})) walk(child, [...where, 'fields', key], inner);
   };
   for (const [key, m] of Object.entries(spec.map ?? {})) walk(m, ['map', key], []);

@@ -100,6 +100,8 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
     if (cx && rule.prefer) at([...where, 'prefer'], 'error', 'spec/prefer-not-applicable', `prefer applies to order and appointment identifiers, not ${rule.kind}`);
   }
 
+  // A channel that takes JSON and maps it without build: reads JSON only (json:, each: {json}).
+  const jsonOnlyMap = inputKindOf(spec) === 'json' && !spec.build;
   let jsonAllowed = false;
   const walkMapping = (m: Mapping, where: PathKey[]) => {
     if (m.path) read(m.path, [...where, 'path']);
@@ -116,10 +118,17 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
       at(where, 'error', 'spec/mapping-source', sources.length ? `a mapping takes one of path, json, identifier, value, concat, each; this one has ${sources.join(' and ')}` : 'a mapping needs a source: path, json, identifier, value, concat or each', 'e.g. { path: PID-5.1 }');
     }
     if (m.json !== undefined && !jsonAllowed) {
-      at([...where, 'json'], 'error', 'spec/json-not-here', 'json: reads JSON, and this map reads the HL7 message', 'use path: here; json: works in database params');
+      at([...where, 'json'], 'error', 'spec/json-not-here', 'json: reads JSON, and this map reads the HL7 message', 'use path: here; json: reads JSON in database params and in the map of a channel that takes JSON without build:');
     }
-    if (m.each) {
+    if (m.path !== undefined && jsonOnlyMap) {
+      at([...where, 'path'], 'error', 'spec/path-needs-hl7', `path: reads the HL7 message, and this channel maps the JSON it receives without building HL7`, 'read the JSON with json: a.b');
+    }
+    if (typeof m.each === 'object') {
+      if (!m.fields) at(where, 'error', 'spec/each-without-fields', `each: {json: ${m.each.json}} needs fields: to map every item`);
+      if (!jsonAllowed) at([...where, 'each'], 'error', 'spec/json-not-here', 'each: {json: …} walks a JSON array, and this map reads the HL7 message', 'use each: OBX (a segment) or each: PID-3 (a repeating field)');
+    } else if (m.each) {
       if (!m.fields) at(where, 'error', 'spec/each-without-fields', `each: ${m.each} needs fields: to map every ${m.each}`);
+      if (jsonOnlyMap) at([...where, 'each'], 'error', 'spec/path-needs-hl7', `each: ${m.each} walks the HL7 message, and this channel maps the JSON it receives without building HL7`, 'walk a JSON array with each: {json: items}');
       if (m.each.includes('-')) read(m.each, [...where, 'each']);
       else if (SEGMENT_FIELD_COUNTS[m.each] === undefined && !isZSegment(m.each)) at([...where, 'each'], 'error', 'hl7/unknown-segment', `${m.each} is not a v2.5.1 segment hl7c knows`);
       else readSegments.push({ segment: m.each, where: [...where, 'each'] });
@@ -135,7 +144,21 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
     }
     for (const [key, child] of Object.entries(m.fields ?? {})) walkMapping(child, [...where, 'fields', key]);
   };
+  jsonAllowed = jsonOnlyMap;
   for (const [key, m] of Object.entries(spec.map ?? {})) walkMapping(m, ['map', key]);
+  jsonAllowed = false;
+  if (jsonOnlyMap) {
+    // No HL7 message exists on this channel: nothing may read one.
+    const hl7Parts: Array<[PathKey[], string]> = [];
+    if (spec.accept?.length) hl7Parts.push([['accept'], 'accept rules']);
+    if (spec.identifiers && Object.keys(spec.identifiers).length) hl7Parts.push([['identifiers'], 'identifiers']);
+    if (spec.transform?.length) hl7Parts.push([['transform'], 'transform steps']);
+    for (const [name, d] of Object.entries(spec.destinations ?? {})) {
+      if (d.when) hl7Parts.push([['destinations', name, 'when'], `destination ${name}'s when`]);
+      if (d.transform?.length) hl7Parts.push([['destinations', name, 'transform'], `destination ${name}'s transform`]);
+    }
+    for (const [where, what] of hl7Parts) at(where, 'error', 'spec/path-needs-hl7', `${what} read the HL7 message, and this channel maps the JSON it receives without building HL7`, 'add build: to make an HL7 message first, or drop them');
+  }
   out.push(...groupPathDiagnostics(loaded, accepted));
 
   if (accepted) {
@@ -149,11 +172,11 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
   }
 
   const takesJson = inputKindOf(spec) === 'json';
-  if (spec.source.http && !spec.build) {
-    at(['source', 'http'], 'error', 'spec/build-required', 'an http source receives JSON from the app; it needs build: to turn it into an HL7 message', 'add build: with message_type, version and segments');
+  if (spec.source.http && takesJson && !spec.build && !spec.map) {
+    at(['source', 'http'], 'error', 'spec/build-required', 'an http source receives JSON from the app; it needs build: to turn it into an HL7 message, or map: to map it to JSON', 'add build: with message_type, version and segments, or map: with json: sources');
   }
-  if (spec.source.channel?.input === 'json' && !spec.build) {
-    at(['source', 'channel', 'input'], 'error', 'spec/build-required', 'this channel takes JSON from other channels; it needs build: to turn it into an HL7 message', 'add build: with message_type, version and segments, or take input: hl7');
+  if (spec.source.channel?.input === 'json' && !spec.build && !spec.map) {
+    at(['source', 'channel', 'input'], 'error', 'spec/build-required', 'this channel takes JSON from other channels; it needs build: to turn it into an HL7 message, or map: to map it to JSON', 'add build: with message_type, version and segments, or map: with json: sources, or take input: hl7');
   }
   if (spec.build && !takesJson) {
     at(['build'], 'error', 'spec/build-needs-http-source', 'build: makes HL7 from JSON, so it needs a source that takes JSON', 'use source: { http: { port, path } } or source: { channel: { input: json } }');
@@ -253,6 +276,10 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
   function checkTemplate(template: string, where: PathKey[]): void {
     for (const m of template.matchAll(/\{\{\s*(.*?)\s*\}\}/g)) {
       const inner = m[1]!;
+      if (jsonOnlyMap && inner !== 'channel' && !inner.startsWith('$.')) {
+        at(where, 'error', 'spec/path-needs-hl7', `{{${inner}}} reads the HL7 message, and this channel maps the JSON it receives without building HL7`, 'read the JSON with {{$.a.b}}', m.index + 2);
+        continue;
+      }
       if (inner === 'channel' || inner === 'control_id') continue;
       if (inner.startsWith('$.')) {
         if (!/^\$(\.[A-Za-z0-9_-]+(\[\d+\])?)+$/.test(inner)) at(where, 'error', 'spec/template-placeholder', `{{${inner}}} is not a JSON path`, 'write {{$.patient.mrn}} or {{$.items[0].code}}', m.index + 2);

@@ -22,7 +22,16 @@ export interface Spec {
   timezone?: string;
   source: {
     mllp?: { host?: string; port: number; ack_mode?: 'original' | 'enhanced' | 'as_requested'; max_message_bytes?: number; tls?: TlsSpec; dedupe?: DedupeSpec } & SourceLimitKeys;
-    http?: { host?: string; port: number; path: string; auth_token?: string; max_body_bytes?: number } & SourceLimitKeys;
+    http?: {
+      host?: string;
+      port: number;
+      path: string;
+      /** json (default): the app posts JSON; hl7: the body is an HL7 message. */
+      content?: 'hl7' | 'json';
+      auth_token?: string;
+      basic_auth?: { user: string; password: string };
+      max_body_bytes?: number;
+    } & SourceLimitKeys;
     file?: { dir: string; done_dir?: string; error_dir?: string; dedupe?: DedupeSpec };
     /** Fed only by other channels' `channel` destinations; no port. */
     channel?: { input: 'hl7' | 'json' };
@@ -112,7 +121,8 @@ export interface Mapping {
   identifier?: string;
   value?: string | number | boolean | null;
   concat?: Array<string | { path: string }>;
-  each?: string;
+  /** A segment (OBX), a repeating field (PID-3), or `{json: items}`: every item of a JSON array. */
+  each?: string | { json: string };
   fields?: Record<string, Mapping>;
   transform?: Array<'trim' | 'upper' | 'lower' | 'date' | 'datetime' | 'number'>;
   lookup?: Record<string, string> | { file: string };
