@@ -66,6 +66,8 @@ export interface HttpSourceConfig extends SourceLimits {
 export interface FileSourceConfig {
   kind: 'file';
   dir: string;
+  /** Glob on file names (* and ?); absent: *.hl7. */
+  pattern?: string;
   done_dir: string;
   error_dir: string;
   dedupe?: DedupeConfig;
@@ -107,6 +109,8 @@ export interface FileDestinationConfig {
   on_exists?: 'suffix' | 'fail';
   /** `output` (default): what the channel produced; `raw`: the bytes exactly as received (an archive copy). */
   content?: 'output' | 'raw';
+  /** Add to the end of the file (created if missing) instead of writing a new one. */
+  append?: boolean;
 }
 export type PayloadKind = 'json' | 'hl7';
 

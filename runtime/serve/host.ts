@@ -571,6 +571,7 @@ export class ChannelHost {
     // file (written only when a move fails) keeps that across a restart.
     const stored = new Map<string, StoredFile>();
     const markerOf = (name: string) => join(source.dir, `.${name}.stored`);
+    const wanted = globToRegExp(source.pattern ?? '*.hl7');
     const move = async (name: string, done: StoredFile) => {
       const path = join(source.dir, name);
       try {
@@ -592,7 +593,7 @@ export class ChannelHost {
       }
     };
     const scan = async () => {
-      const names = (await readdir(source.dir).catch(() => [] as string[])).filter((n) => n.endsWith('.hl7')).sort();
+      const names = (await readdir(source.dir).catch(() => [] as string[])).filter((n) => wanted.test(n)).sort();
       for (const name of names) {
         if (stopped) return;
         const path = join(source.dir, name);
@@ -638,6 +639,15 @@ export class ChannelHost {
       },
     };
   }
+}
+
+/**
+ * A file-name glob (`*` any run of characters, `?` one) as a regular expression. Hidden files
+ * (ours: the `.name.stored` markers, the writers' temporary files) never match.
+ */
+export function globToRegExp(glob: string): RegExp {
+  const body = [...glob].map((c) => (c === '*' ? '[^/]*' : c === '?' ? '[^/]' : c.replace(/[.+^${}()|[\]\\]/g, '\\$&'))).join('');
+  return new RegExp(`^(?!\\.)${body}$`);
 }
 
 /** A file of the file source whose messages are stored: where it goes, and its size:mtime then. */

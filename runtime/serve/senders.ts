@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, unlink, writeFile } from 'node:fs/promises';
+import { appendFile, link, mkdir, unlink, writeFile } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import type { DestinationConfig } from '../channel/channel.js';
 import { interpolateTemplate } from './template.js';
@@ -62,6 +62,12 @@ export function createSender(channel: string, destination: string, config: Desti
               dirReady = true;
             }
             const name = interpolateTemplate(t.file_name, { control_id: context.controlId ?? String(delivery.message_id), message_id: String(delivery.message_id), channel });
+            if (t.append) {
+              // O_APPEND: each write lands whole at the end, also with two workers on one file.
+              const bytes = delivery.payload ?? Buffer.alloc(0);
+              await appendFile(join(t.dir, name), bytes);
+              return { ok: true, detail: `appended ${bytes.length} bytes to ${name}` };
+            }
             const written = await writeNewFile(t.dir, name, delivery.payload ?? Buffer.alloc(0), t.on_exists ?? 'suffix');
             return { ok: true, detail: `wrote ${written}` };
           } catch (err) {

@@ -387,7 +387,7 @@ function sourceExpr(spec: Spec, raw: Spec, use: (n: string) => string): string {
   }
   if (spec.source.file) {
     const f = raw.source.file!;
-    return `{ kind: "file", dir: ${configString(f.dir, use)}, done_dir: ${configString(f.done_dir ?? `${f.dir}/done`, use)}, error_dir: ${configString(f.error_dir ?? `${f.dir}/error`, use)}${dedupeExpr(spec.source.file.dedupe)} }`;
+    return `{ kind: "file", dir: ${configString(f.dir, use)}${f.pattern !== undefined ? `, pattern: ${configString(f.pattern, use)}` : ''}, done_dir: ${configString(f.done_dir ?? `${f.dir}/done`, use)}, error_dir: ${configString(f.error_dir ?? `${f.dir}/error`, use)}${dedupeExpr(spec.source.file.dedupe)} }`;
   }
   const mllp = spec.source.mllp!;
   const m = raw.source.mllp!;
@@ -561,7 +561,7 @@ function destinationExpr(d: Destination, use: (n: string) => string, payload?: s
     // A body: template is text, whatever its first character.
     target = `{ kind: "http", url: ${configString(d.http.url, use)}, method: ${q(d.http.method ?? 'POST')}, headers: { ${headers.join(', ')} }, timeout_ms: ${d.http.timeout_ms ?? 10_000}${d.body !== undefined ? `, content_type: "text/plain; charset=utf-8"` : ''} }`;
   } else if (d.mllp) target = `{ kind: "mllp", host: ${configString(d.mllp.host, use)}, port: ${configNumber(d.mllp.port, use)}, on_ae: ${q(d.mllp.on_ae ?? 'retry')}, on_ar: ${q(d.mllp.on_ar ?? 'fail')}${tlsExpr(d.mllp.tls, use)} }`;
-  else if (d.file) target = `{ kind: "file", dir: ${configString(d.file.dir, use)}, file_name: ${q(d.file.file_name ?? '{control_id}.json')}${d.file.on_exists ? `, on_exists: ${q(d.file.on_exists)}` : ''}${d.file.content ? `, content: ${q(d.file.content)}` : ''} }`;
+  else if (d.file) target = `{ kind: "file", dir: ${configString(d.file.dir, use)}, file_name: ${q(d.file.file_name ?? '{control_id}.json')}${d.file.on_exists ? `, on_exists: ${q(d.file.on_exists)}` : ''}${d.file.content ? `, content: ${q(d.file.content)}` : ''}${d.file.append ? ', append: true' : ''} }`;
   else if (d.smtp) {
     const m = d.smtp;
     const list = (v: string | string[]) => (Array.isArray(v) ? `[${v.map((a) => configString(a, use)).join(', ')}]` : `${use('addressList')}(${configString(v, use)})`);

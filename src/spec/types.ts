@@ -32,7 +32,8 @@ export interface Spec {
       basic_auth?: { user: string; password: string };
       max_body_bytes?: number;
     } & SourceLimitKeys;
-    file?: { dir: string; done_dir?: string; error_dir?: string; dedupe?: DedupeSpec };
+    /** pattern: a glob on file names (* and ?), default *.hl7. */
+    file?: { dir: string; pattern?: string; done_dir?: string; error_dir?: string; dedupe?: DedupeSpec };
     /** Fed only by other channels' `channel` destinations; no port. */
     channel?: { input: 'hl7' | 'json' };
   };
@@ -137,7 +138,7 @@ export type LookupMissing = 'null' | 'keep' | 'default' | 'error';
 export interface Destination {
   http?: { url: string; method?: string; headers?: Record<string, string>; timeout_ms?: number };
   mllp?: { host: string; port: number; on_ae?: 'retry' | 'fail'; on_ar?: 'retry' | 'fail'; tls?: TlsSpec };
-  file?: { dir: string; file_name?: string; on_exists?: 'suffix' | 'fail'; content?: 'output' | 'raw' };
+  file?: { dir: string; file_name?: string; on_exists?: 'suffix' | 'fail'; content?: 'output' | 'raw'; append?: boolean };
   channel?: string;
   database?: DatabaseDestinationSpec;
   smtp?: SmtpDestinationSpec;

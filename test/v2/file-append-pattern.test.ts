@@ -1,0 +1,54 @@
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, test } from 'vitest';
+import { globToRegExp } from '../../runtime/serve/host.js';
+import { startServing } from '../../src/serve/serve.js';
+import { memoryLogger, waitFor } from '../serve/helpers.js';
+
+const cleanups: Array<() => Promise<unknown> | unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+const msg = (id: string, mrn: string) => `MSH|^~\\&|LAB|LRH|HL7C|APP|20261125||ORU^R01|${id}|P|2.5.1\rPID|1||${mrn}^^^LRH^MR||Doe^Jane\r`;
+
+describe('file source pattern, file destination append with a content template', () => {
+  test('only files matching the glob are read; each message adds one templated line to one file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hv2-file-'));
+    mkdirSync(join(dir, 'in'));
+    writeFileSync(join(dir, 'spec.yaml'), `channel: lab-pickup
+source:
+  file: { dir: ${dir}/in, pattern: "LAB_*.txt" }
+destinations:
+  log:
+    file: { dir: ${dir}/out, file_name: "results-{channel}.psv", append: true }
+    body: "{{MSH-10}}|{{PID-3.1}}|{{PID-5.1}}\\n"
+`);
+    // Written before serve starts: all present at the first scan.
+    writeFileSync(join(dir, 'in', 'LAB_1.txt'), msg('F-1', 'E1'));
+    writeFileSync(join(dir, 'in', 'LAB_2.txt'), msg('F-2', 'E2'));
+    writeFileSync(join(dir, 'in', 'other.hl7'), msg('F-3', 'E3'));
+    writeFileSync(join(dir, 'in', 'LAB_3.txt.part'), msg('F-4', 'E4'));
+    const { logger } = memoryLogger();
+    const serving = await startServing({ specs: [join(dir, 'spec.yaml')], storePath: join(dir, 'store.db'), cwd: dir, env: {}, logger, watch: false });
+    cleanups.push(() => serving.close());
+    const out = join(dir, 'out', 'results-lab-pickup.psv');
+    await waitFor(() => existsSync(out) && readFileSync(out, 'utf8').split('\n').length === 3, 10_000, 'two lines appended');
+    expect(readFileSync(out, 'utf8')).toBe('F-1|E1|Doe\nF-2|E2|Doe\n');
+    await waitFor(() => existsSync(join(dir, 'in', 'done', 'LAB_2.txt')), 10_000, 'the files moved to done');
+    expect(readdirSync(join(dir, 'in')).sort()).toEqual(['LAB_3.txt.part', 'done', 'other.hl7']);
+    expect(readdirSync(join(dir, 'out'))).toEqual(['results-lab-pickup.psv']);
+  });
+
+  test.each([
+    ['*.hl7', 'a.hl7', true],
+    ['*.hl7', '.a.hl7', false],
+    ['*.hl7', 'a.hl7.stored', false],
+    ['ADT_??.txt', 'ADT_01.txt', true],
+    ['ADT_??.txt', 'ADT_1.txt', false],
+    ['a+b(1).dat', 'a+b(1).dat', true],
+  ])('glob %s on %s: %s', (glob, name, matches) => {
+    expect(globToRegExp(glob).test(name)).toBe(matches);
+  });
+});
