@@ -111,6 +111,8 @@ export interface FileDestinationConfig {
   content?: 'output' | 'raw';
   /** Add to the end of the file (created if missing) instead of writing a new one. */
   append?: boolean;
+  /** The queued payload starts with a line naming the file (a file_name with `{{…}}` placeholders). */
+  named?: boolean;
 }
 export type PayloadKind = 'json' | 'hl7';
 
@@ -165,6 +167,11 @@ export interface DestinationConfig {
    * received (JSON channels) and the channel's output. HL7 and text come back as a string.
    */
   payload?: DestinationPayload;
+  /**
+   * A file destination whose file_name reads the message (`{{MSH-9.2}}`): the name, rendered when
+   * the message is received; it travels in front of the payload (see deliveryPayloads).
+   */
+  file_name_of?: DestinationPayload;
 }
 
 export type DestinationPayload = (message: Message, identifiers: Identification['identifiers'], input: unknown, output: unknown) => unknown;
@@ -222,6 +229,8 @@ export interface ChannelResult {
   identifiers: Identification['identifiers'];
   /** The mapped output each destination receives. */
   outputs: Record<string, unknown>;
+  /** File names rendered from the message, per file destination whose file_name reads it. */
+  fileNames?: Record<string, string>;
   /**
    * The ACK to send back first, if any: the one ACK of original mode, the accept ACK MSH-15
    * asks for, or with MSH-15 NE the application ACK.
@@ -302,7 +311,8 @@ function runJsonMap(channel: ChannelDefinition, input: unknown): ChannelResult {
       const payload = channel.destinations[name]?.payload;
       outputs[name] = payload ? payload(none, {}, input, output) : output;
     }
-    return { status: 'accepted', identifiers: {}, outputs };
+    const fileNames = namesOf(channel, routed, none, {}, input, output);
+    return { status: 'accepted', identifiers: {}, outputs, ...(fileNames ? { fileNames } : {}) };
   } catch (err) {
     if (err instanceof ProcessingBudgetExceeded) return { status: 'error', reason: err.message, identifiers: {}, outputs: {} };
     return { status: 'error', reason: stageError(err).userMessage, identifiers: {}, outputs: {} };
@@ -359,6 +369,7 @@ function runStages(channel: ChannelDefinition, message: Message, input: unknown)
   let output: unknown;
   let routed: string[];
   let outputs: Record<string, unknown>;
+  let fileNames: Record<string, string> | undefined;
   try {
     channel.transform?.(message);
     output = channel.output === 'json' ? channel.map!(message, identifiers) : message.toString();
@@ -369,6 +380,7 @@ function runStages(channel: ChannelDefinition, message: Message, input: unknown)
       const payload = channel.destinations[name]?.payload;
       outputs[name] = payload ? payload(message, identifiers, input, output) : output;
     }
+    fileNames = namesOf(channel, routed, message, identifiers, input, output);
   } catch (err) {
     if (err instanceof ProcessingBudgetExceeded) throw err;
     const error = stageError(err);
@@ -379,7 +391,18 @@ function runStages(channel: ChannelDefinition, message: Message, input: unknown)
     if (channel.on_unrouted === 'filter') return { status: 'filtered', reason, message, identifiers, outputs: {}, ...answer('accept') };
     return { status: 'error', reason, message, identifiers, outputs: {}, ...answer('error', [{ code: HL7_ERROR.applicationInternalError, userMessage: reason }]) };
   }
-  return { status: 'accepted', message, identifiers, outputs, ...answer('accept') };
+  return { status: 'accepted', message, identifiers, outputs, ...(fileNames ? { fileNames } : {}), ...answer('accept') };
+}
+
+/** File names that read the message, rendered now; undefined when no routed destination has one. */
+function namesOf(channel: ChannelDefinition, routed: string[], message: Message, identifiers: Identification['identifiers'], input: unknown, output: unknown): Record<string, string> | undefined {
+  let names: Record<string, string> | undefined;
+  for (const name of routed) {
+    const of = channel.destinations[name]?.file_name_of;
+    // A value from the message never leaves the directory: separators and leading dots are replaced.
+    if (of) (names ??= {})[name] = String(of(message, identifiers, input, output)).replace(/[/\\\x00-\x1f]/g, '_').replace(/^\.+/, '_') || '_';
+  }
+  return names;
 }
 
 /** What went wrong in transform, map or route, as the ERR the sender reads. */
@@ -409,11 +432,16 @@ function unroutedReason(channel: ChannelDefinition): string {
 export function deliveryPayloads(result: ChannelResult, received?: { channel: ChannelDefinition; raw: Buffer }): Array<{ destination: string; payload: Buffer }> {
   return Object.entries(result.outputs).map(([destination, output]) => {
     const target = received?.channel.destinations[destination]?.target;
-    if (received && target?.kind === 'file' && target.content === 'raw') return { destination, payload: received.raw };
-    return {
-      destination,
-      payload: typeof output === 'string' ? encodeText(output, result.message?.charset.encoding ?? 'utf-8') : Buffer.from(JSON.stringify(output), 'utf8'),
-    };
+    const bytes =
+      received && target?.kind === 'file' && target.content === 'raw'
+        ? received.raw
+        : typeof output === 'string'
+          ? encodeText(output, result.message?.charset.encoding ?? 'utf-8')
+          : Buffer.from(JSON.stringify(output), 'utf8');
+    const fileName = result.fileNames?.[destination];
+    // The rendered name rides in front of the bytes, one JSON line, for the file sender to read.
+    if (fileName !== undefined) return { destination, payload: Buffer.concat([Buffer.from(`${JSON.stringify({ file_name: fileName })}\n`, 'utf8'), bytes]) };
+    return { destination, payload: bytes };
   });
 }
 

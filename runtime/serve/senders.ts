@@ -61,14 +61,22 @@ export function createSender(channel: string, destination: string, config: Desti
               await mkdir(t.dir, { recursive: true });
               dirReady = true;
             }
-            const name = interpolateTemplate(t.file_name, { control_id: context.controlId ?? String(delivery.message_id), message_id: String(delivery.message_id), channel });
+            let payload = delivery.payload ?? Buffer.alloc(0);
+            let template = t.file_name;
+            if (t.named) {
+              // A name rendered from the message when it was received: the first line of the entry.
+              const newline = payload.indexOf(0x0a);
+              template = (JSON.parse(payload.subarray(0, newline).toString('utf8')) as { file_name: string }).file_name;
+              payload = payload.subarray(newline + 1);
+            }
+            const name = interpolateTemplate(template, { control_id: context.controlId ?? String(delivery.message_id), message_id: String(delivery.message_id), channel });
             if (t.append) {
               // O_APPEND: each write lands whole at the end, also with two workers on one file.
-              const bytes = delivery.payload ?? Buffer.alloc(0);
+              const bytes = payload;
               await appendFile(join(t.dir, name), bytes);
               return { ok: true, detail: `appended ${bytes.length} bytes to ${name}` };
             }
-            const written = await writeNewFile(t.dir, name, delivery.payload ?? Buffer.alloc(0), t.on_exists ?? 'suffix');
+            const written = await writeNewFile(t.dir, name, payload, t.on_exists ?? 'suffix');
             return { ok: true, detail: `wrote ${written}` };
           } catch (err) {
             // The directory may have been removed under us: make it again next time.

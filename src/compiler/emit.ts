@@ -263,6 +263,20 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
   }
 
 
+  // ---- file names that read the message ({{MSH-9.2}}), rendered when it is received
+  const nameFunctions = new Map<string, string>();
+  for (const [name, d] of Object.entries(spec.destinations ?? {})) {
+    if (!d.file?.file_name?.includes('{{')) continue;
+    let fn = `file_name_${name.replace(/[^A-Za-z0-9_]/g, '_')}`;
+    while (payloadNames.has(fn)) fn += '_';
+    payloadNames.add(fn);
+    const { expr, json } = templateExpr(d.file.file_name, spec.channel, use);
+    const body = json ? [`const json = ${use('templateJson')}(output, input);`, `return ${expr};`] : [`return ${expr};`];
+    const params = [`${expr.includes('message.') ? 'message' : '_message'}: Message`, '_ids: Identification["identifiers"]', `${json ? 'input' : '_input'}: unknown`, `${json ? 'output' : '_output'}: unknown`];
+    payloadFunctions.push({ name: `${name}#file_name`, fn, doc: `The file name ${name} writes (${ref('destinations', name, 'file', 'file_name')}), from the message as received.`, params, body });
+    nameFunctions.set(name, fn);
+  }
+
   // ---- route
   const destinationNames = Object.keys(spec.destinations ?? {});
   const routeBody = [
@@ -277,7 +291,7 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
   // ---- channel description (config values keep their ${ENV} references)
   const source = sourceExpr(spec, raw, use);
   const payloadOf = new Map(payloadFunctions.map((p) => [p.name, p.fn]));
-  const destinations = destinationNames.map((name) => `${q(name)}: ${destinationExpr(raw.destinations![name]!, use, payloadOf.get(name))}`).join(',\n');
+  const destinations = destinationNames.map((name) => `${q(name)}: ${destinationExpr(raw.destinations![name]!, use, payloadOf.get(name), nameFunctions.get(name))}`).join(',\n');
   const output = outputKindOf(spec);
 
   const project = new Project({ useInMemoryFileSystem: true, manipulationSettings: { indentationText: IndentationText.TwoSpaces, quoteKind: QuoteKind.Double } });
@@ -554,14 +568,14 @@ function templateExpr(template: string, channel: string, use: (n: string) => str
   return { expr: parts.length === 0 ? '""' : parts.length === 1 && parts[0]!.startsWith('"') ? parts[0]! : `[${parts.join(', ')}].join("")`, json };
 }
 
-function destinationExpr(d: Destination, use: (n: string) => string, payload?: string): string {
+function destinationExpr(d: Destination, use: (n: string) => string, payload?: string, fileNameOf?: string): string {
   let target: string;
   if (d.http) {
     const headers = Object.entries(d.http.headers ?? {}).map(([k, v]) => `${q(k)}: ${configString(v, use)}`);
     // A body: template is text, whatever its first character.
     target = `{ kind: "http", url: ${configString(d.http.url, use)}, method: ${q(d.http.method ?? 'POST')}, headers: { ${headers.join(', ')} }, timeout_ms: ${d.http.timeout_ms ?? 10_000}${d.body !== undefined ? `, content_type: "text/plain; charset=utf-8"` : ''} }`;
   } else if (d.mllp) target = `{ kind: "mllp", host: ${configString(d.mllp.host, use)}, port: ${configNumber(d.mllp.port, use)}, on_ae: ${q(d.mllp.on_ae ?? 'retry')}, on_ar: ${q(d.mllp.on_ar ?? 'fail')}${tlsExpr(d.mllp.tls, use)} }`;
-  else if (d.file) target = `{ kind: "file", dir: ${configString(d.file.dir, use)}, file_name: ${q(d.file.file_name ?? '{control_id}.json')}${d.file.on_exists ? `, on_exists: ${q(d.file.on_exists)}` : ''}${d.file.content ? `, content: ${q(d.file.content)}` : ''}${d.file.append ? ', append: true' : ''} }`;
+  else if (d.file) target = `{ kind: "file", dir: ${configString(d.file.dir, use)}, file_name: ${q(d.file.file_name ?? '{control_id}.json')}${d.file.on_exists ? `, on_exists: ${q(d.file.on_exists)}` : ''}${d.file.content ? `, content: ${q(d.file.content)}` : ''}${d.file.append ? ', append: true' : ''}${fileNameOf ? ', named: true' : ''} }`;
   else if (d.smtp) {
     const m = d.smtp;
     const list = (v: string | string[]) => (Array.isArray(v) ? `[${v.map((a) => configString(a, use)).join(', ')}]` : `${use('addressList')}(${configString(v, use)})`);
@@ -583,5 +597,5 @@ function destinationExpr(d: Destination, use: (n: string) => string, payload?: s
   } else if (d.database) target = `{ kind: "database", url: ${configString(d.database.url, use)}, statements: ${q(databaseStatements(d.database).map((st) => st.statement))} }`;
   else target = `{ kind: "channel", channel: ${q(d.channel)} }`;
   const r = d.retry ?? {};
-  return `{ ${d.when ? `when: ${JSON.stringify(d.when)}, ` : ''}target: ${target}, retry: { attempts: ${r.attempts === 'unlimited' ? 'Infinity' : (r.attempts ?? 5)}, backoff_ms: ${r.backoff_ms ?? 1000}, max_backoff_ms: ${r.max_backoff_ms ?? 60_000} }, on_failure: ${q(d.on_failure ?? 'dead_letter')}${d.max_in_flight && d.max_in_flight > 1 ? `, max_in_flight: ${d.max_in_flight}` : ''}${payload ? `, payload: ${payload}` : ''} }`;
+  return `{ ${d.when ? `when: ${JSON.stringify(d.when)}, ` : ''}target: ${target}, retry: { attempts: ${r.attempts === 'unlimited' ? 'Infinity' : (r.attempts ?? 5)}, backoff_ms: ${r.backoff_ms ?? 1000}, max_backoff_ms: ${r.max_backoff_ms ?? 60_000} }, on_failure: ${q(d.on_failure ?? 'dead_letter')}${d.max_in_flight && d.max_in_flight > 1 ? `, max_in_flight: ${d.max_in_flight}` : ''}${payload ? `, payload: ${payload}` : ''}${fileNameOf ? `, file_name_of: ${fileNameOf}` : ''} }`;
 }

@@ -246,6 +246,7 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
       d.build.segments.forEach((seg, i) => walkBuild(seg, ['destinations', name, 'build', 'segments', i]));
     }
     if (d.body !== undefined) checkTemplate(d.body, ['destinations', name, 'body']);
+    if (d.file?.file_name?.includes('{{')) checkTemplate(d.file.file_name, ['destinations', name, 'file', 'file_name']);
   }
   function checkDatabase(name: string, db: NonNullable<Spec['destinations']>[string]['database'] & object): void {
     const where: PathKey[] = ['destinations', name, 'database'];

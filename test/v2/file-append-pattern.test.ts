@@ -41,6 +41,25 @@ destinations:
     expect(readdirSync(join(dir, 'out'))).toEqual(['results-lab-pickup.psv']);
   });
 
+  test('a file_name with {{…}} placeholders is rendered from the message; a value never leaves the directory', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hv2-fname-'));
+    writeFileSync(join(dir, 'spec.yaml'), `channel: names
+source: { file: { dir: ${dir}/in } }
+destinations:
+  out:
+    file: { dir: ${dir}/out, file_name: "{{MSH-9.2}}_{{PID-3.1}}_{control_id}.hl7" }
+`);
+    mkdirSync(join(dir, 'in'));
+    writeFileSync(join(dir, 'in', 'a.hl7'), msg('N-1', 'E1').replace('ORU^R01', 'ADT^A08'));
+    writeFileSync(join(dir, 'in', 'b.hl7'), msg('N-2', '../../etc/x').replace('ORU^R01', 'ADT^A01'));
+    const { logger } = memoryLogger();
+    const serving = await startServing({ specs: [join(dir, 'spec.yaml')], storePath: join(dir, 'store.db'), cwd: dir, env: {}, logger, watch: false });
+    cleanups.push(() => serving.close());
+    await waitFor(() => existsSync(join(dir, 'out')) && readdirSync(join(dir, 'out')).length === 2, 10_000, 'two files');
+    expect(readdirSync(join(dir, 'out')).sort()).toEqual(['A01_.._.._etc_x_N-2.hl7', 'A08_E1_N-1.hl7']);
+    expect(readFileSync(join(dir, 'out', 'A08_E1_N-1.hl7'), 'latin1')).toBe(msg('N-1', 'E1').replace('ORU^R01', 'ADT^A08'));
+  });
+
   test.each([
     ['*.hl7', 'a.hl7', true],
     ['*.hl7', '.a.hl7', false],
