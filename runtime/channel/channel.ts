@@ -178,7 +178,8 @@ export type DestinationPayload = (message: Message, identifiers: Identification[
 
 export type AcceptDecision =
   | { outcome: 'accept' }
-  | { outcome: 'filter'; rule: string; reason: string }
+  /** ack AR: a filtered message is answered AR with the reason (Mirth's auto-ACK does this); default AA. */
+  | { outcome: 'filter'; rule: string; reason: string; ack?: 'AA' | 'AR' }
   | { outcome: 'reject'; rule: string; reason: string };
 
 export interface Identification {
@@ -355,7 +356,10 @@ function runStages(channel: ChannelDefinition, message: Message, input: unknown)
     return { status: 'rejected', reason, message, identifiers: {}, outputs: {}, ...answer('reject', [{ code: HL7_ERROR.unsupportedMessageType, userMessage: reason, location: { segment: 'MSH', field: 9 } }]) };
   }
   if (decision.outcome === 'filter') {
-    return { status: 'filtered', reason: `${decision.reason} (rule ${decision.rule})`, message, identifiers: {}, outputs: {}, ...answer('accept') };
+    const reason = `${decision.reason} (rule ${decision.rule})`;
+    // Still filtered (stored, sent nowhere); only the answer differs.
+    const ack = decision.ack === 'AR' ? answer('reject', [{ code: HL7_ERROR.unsupportedMessageType, userMessage: reason }]) : answer('accept');
+    return { status: 'filtered', reason, message, identifiers: {}, outputs: {}, ...ack };
   }
   const { identifiers, problems } = channel.identify(message);
   if (problems.length > 0) {

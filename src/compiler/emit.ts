@@ -55,7 +55,7 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
   (spec.accept ?? []).forEach((rule, i) => {
     const reason = rule.reason ?? `${rule.otherwise === 'reject' ? 'rejected' : 'filtered'}: needs ${describeCondition(rule.if)}`;
     acceptBody.push(`// ${rule.rule} (${ref('accept', i)}): ${describeCondition(rule.if)}, otherwise ${rule.otherwise}`);
-    acceptBody.push(`if (!${conditionExpr(rule.if, use)}) {`, `return { outcome: ${q(rule.otherwise)}, rule: ${q(rule.rule)}, reason: ${q(reason)} };`, '}');
+    acceptBody.push(`if (!${conditionExpr(rule.if, use)}) {`, `return { outcome: ${q(rule.otherwise)}, rule: ${q(rule.rule)}, reason: ${q(reason)}${rule.ack === 'AR' ? ', ack: "AR"' : ''} };`, '}');
   });
   acceptBody.push(`return { outcome: ${q('accept')} };`);
 

@@ -84,7 +84,10 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
     if ('any' in c) c.any.forEach((x, i) => walkCondition(x, [...where, 'any', i]));
     if ('not' in c) walkCondition(c.not, [...where, 'not']);
   };
-  spec.accept?.forEach((rule, i) => walkCondition(rule.if, ['accept', i, 'if']));
+  spec.accept?.forEach((rule, i) => {
+    walkCondition(rule.if, ['accept', i, 'if']);
+    if (rule.ack !== undefined && rule.otherwise !== 'filter') at(['accept', i, 'ack'], 'error', 'spec/ack-needs-filter', 'ack: says how a filtered message is answered; a rejected one is always AR', 'use otherwise: filter, or remove ack:');
+  });
 
   const identifiers = spec.identifiers ?? {};
   for (const [name, rule] of Object.entries(identifiers)) {

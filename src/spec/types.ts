@@ -104,6 +104,8 @@ export interface AcceptRule {
   if: Condition;
   otherwise: 'filter' | 'reject';
   reason?: string;
+  /** With otherwise: filter, what the sender is answered: AA (default) or AR with the reason. */
+  ack?: 'AA' | 'AR';
 }
 
 export interface IdentifierRule {
