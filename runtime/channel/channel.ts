@@ -90,6 +90,10 @@ export interface HttpDestinationConfig {
   timeout_ms: number;
   /** The content type to send; absent: JSON or HL7, as the payload looks. */
   content_type?: string;
+  /** The queued payload starts with a JSON line: {query, headers} rendered from the message. */
+  envelope?: boolean;
+  /** The response body is handed to this channel, as if it had been received there. */
+  response_channel?: string;
 }
 export interface MllpDestinationConfig {
   kind: 'mllp';
@@ -111,8 +115,8 @@ export interface FileDestinationConfig {
   content?: 'output' | 'raw';
   /** Add to the end of the file (created if missing) instead of writing a new one. */
   append?: boolean;
-  /** The queued payload starts with a line naming the file (a file_name with `{{…}}` placeholders). */
-  named?: boolean;
+  /** The queued payload starts with a JSON line naming the file (a file_name with `{{…}}` placeholders). */
+  envelope?: boolean;
 }
 export type PayloadKind = 'json' | 'hl7';
 
@@ -168,10 +172,11 @@ export interface DestinationConfig {
    */
   payload?: DestinationPayload;
   /**
-   * A file destination whose file_name reads the message (`{{MSH-9.2}}`): the name, rendered when
-   * the message is received; it travels in front of the payload (see deliveryPayloads).
+   * What a destination's sender needs from the message besides the payload, rendered when the
+   * message is received (a file name with `{{MSH-9.2}}`, an HTTP query or headers from the
+   * message): it travels in front of the payload as one JSON line (see deliveryPayloads).
    */
-  file_name_of?: DestinationPayload;
+  envelope_of?: (message: Message, identifiers: Identification['identifiers'], input: unknown, output: unknown) => Record<string, unknown>;
 }
 
 export type DestinationPayload = (message: Message, identifiers: Identification['identifiers'], input: unknown, output: unknown) => unknown;
@@ -230,8 +235,8 @@ export interface ChannelResult {
   identifiers: Identification['identifiers'];
   /** The mapped output each destination receives. */
   outputs: Record<string, unknown>;
-  /** File names rendered from the message, per file destination whose file_name reads it. */
-  fileNames?: Record<string, string>;
+  /** Per destination with envelope_of: what its sender needs from the message (file name, query, headers). */
+  envelopes?: Record<string, Record<string, unknown>>;
   /**
    * The ACK to send back first, if any: the one ACK of original mode, the accept ACK MSH-15
    * asks for, or with MSH-15 NE the application ACK.
@@ -312,8 +317,8 @@ function runJsonMap(channel: ChannelDefinition, input: unknown): ChannelResult {
       const payload = channel.destinations[name]?.payload;
       outputs[name] = payload ? payload(none, {}, input, output) : output;
     }
-    const fileNames = namesOf(channel, routed, none, {}, input, output);
-    return { status: 'accepted', identifiers: {}, outputs, ...(fileNames ? { fileNames } : {}) };
+    const envelopes = envelopesOf(channel, routed, none, {}, input, output);
+    return { status: 'accepted', identifiers: {}, outputs, ...(envelopes ? { envelopes } : {}) };
   } catch (err) {
     if (err instanceof ProcessingBudgetExceeded) return { status: 'error', reason: err.message, identifiers: {}, outputs: {} };
     return { status: 'error', reason: stageError(err).userMessage, identifiers: {}, outputs: {} };
@@ -373,7 +378,7 @@ function runStages(channel: ChannelDefinition, message: Message, input: unknown)
   let output: unknown;
   let routed: string[];
   let outputs: Record<string, unknown>;
-  let fileNames: Record<string, string> | undefined;
+  let envelopes: Record<string, Record<string, unknown>> | undefined;
   try {
     channel.transform?.(message);
     output = channel.output === 'json' ? channel.map!(message, identifiers) : message.toString();
@@ -384,7 +389,7 @@ function runStages(channel: ChannelDefinition, message: Message, input: unknown)
       const payload = channel.destinations[name]?.payload;
       outputs[name] = payload ? payload(message, identifiers, input, output) : output;
     }
-    fileNames = namesOf(channel, routed, message, identifiers, input, output);
+    envelopes = envelopesOf(channel, routed, message, identifiers, input, output);
   } catch (err) {
     if (err instanceof ProcessingBudgetExceeded) throw err;
     const error = stageError(err);
@@ -395,18 +400,21 @@ function runStages(channel: ChannelDefinition, message: Message, input: unknown)
     if (channel.on_unrouted === 'filter') return { status: 'filtered', reason, message, identifiers, outputs: {}, ...answer('accept') };
     return { status: 'error', reason, message, identifiers, outputs: {}, ...answer('error', [{ code: HL7_ERROR.applicationInternalError, userMessage: reason }]) };
   }
-  return { status: 'accepted', message, identifiers, outputs, ...(fileNames ? { fileNames } : {}), ...answer('accept') };
+  return { status: 'accepted', message, identifiers, outputs, ...(envelopes ? { envelopes } : {}), ...answer('accept') };
 }
 
-/** File names that read the message, rendered now; undefined when no routed destination has one. */
-function namesOf(channel: ChannelDefinition, routed: string[], message: Message, identifiers: Identification['identifiers'], input: unknown, output: unknown): Record<string, string> | undefined {
-  let names: Record<string, string> | undefined;
+/** What the routed destinations' senders need from the message, rendered now; undefined when none does. */
+function envelopesOf(channel: ChannelDefinition, routed: string[], message: Message, identifiers: Identification['identifiers'], input: unknown, output: unknown): Record<string, Record<string, unknown>> | undefined {
+  let envelopes: Record<string, Record<string, unknown>> | undefined;
   for (const name of routed) {
-    const of = channel.destinations[name]?.file_name_of;
+    const of = channel.destinations[name]?.envelope_of;
+    if (!of) continue;
+    const envelope = of(message, identifiers, input, output);
     // A value from the message never leaves the directory: separators and leading dots are replaced.
-    if (of) (names ??= {})[name] = String(of(message, identifiers, input, output)).replace(/[/\\\x00-\x1f]/g, '_').replace(/^\.+/, '_') || '_';
+    if (typeof envelope.file_name === 'string') envelope.file_name = envelope.file_name.replace(/[/\\\x00-\x1f]/g, '_').replace(/^\.+/, '_') || '_';
+    (envelopes ??= {})[name] = envelope;
   }
-  return names;
+  return envelopes;
 }
 
 /** What went wrong in transform, map or route, as the ERR the sender reads. */
@@ -442,9 +450,9 @@ export function deliveryPayloads(result: ChannelResult, received?: { channel: Ch
         : typeof output === 'string'
           ? encodeText(output, result.message?.charset.encoding ?? 'utf-8')
           : Buffer.from(JSON.stringify(output), 'utf8');
-    const fileName = result.fileNames?.[destination];
-    // The rendered name rides in front of the bytes, one JSON line, for the file sender to read.
-    if (fileName !== undefined) return { destination, payload: Buffer.concat([Buffer.from(`${JSON.stringify({ file_name: fileName })}\n`, 'utf8'), bytes]) };
+    const envelope = result.envelopes?.[destination];
+    // What the sender needs from the message rides in front of the bytes, one JSON line.
+    if (envelope !== undefined) return { destination, payload: Buffer.concat([Buffer.from(`${JSON.stringify(envelope)}\n`, 'utf8'), bytes]) };
     return { destination, payload: bytes };
   });
 }

@@ -29,20 +29,31 @@ export function createSender(channel: string, destination: string, config: Desti
   switch (t.kind) {
     case 'http':
       return {
-        async send(delivery) {
+        async send(delivery, context) {
           try {
-            const response = await fetch(t.url, {
+            const { envelope, payload } = openEnvelope(delivery.payload, !!t.envelope);
+            const url = new URL(typeof envelope.url === 'string' ? envelope.url : t.url);
+            for (const [k, v] of Object.entries((envelope.query as Record<string, string> | undefined) ?? {})) url.searchParams.append(k, v);
+            // GET and DELETE carry no body: what they need is in the query and the headers.
+            const bodyless = t.method === 'GET' || t.method === 'DELETE';
+            const response = await fetch(url, {
               method: t.method,
               headers: {
-                'content-type': t.content_type ?? (looksLikeJson(delivery.payload) ? 'application/json' : 'application/hl7-v2'),
+                ...(bodyless ? {} : { 'content-type': t.content_type ?? (looksLikeJson(payload) ? 'application/json' : 'application/hl7-v2') }),
                 // Receivers de-duplicate with this: a retry or a replay after a crash repeats it.
                 'idempotency-key': `${channel}:${delivery.message_id}:${destination}`,
                 ...t.headers,
+                ...((envelope.headers as Record<string, string> | undefined) ?? {}),
               },
-              body: delivery.payload ?? '',
+              ...(bodyless ? {} : { body: payload }),
               signal: AbortSignal.timeout(t.timeout_ms),
             });
-            await response.arrayBuffer().catch(() => undefined);
+            const answer = Buffer.from(await response.arrayBuffer().catch(() => new ArrayBuffer(0)));
+            if (response.ok && t.response_channel) {
+              // The answer goes on to another channel; the attempt counts once that channel took it.
+              const handed = await context.handToChannel(t.response_channel, answer, channel);
+              return handed.ok ? { ok: true, detail: `HTTP ${response.status}; response ${handed.detail}` } : { ...handed, error: `HTTP ${response.status}; response not taken: ${handed.error}` };
+            }
             if (response.ok) return { ok: true, detail: `HTTP ${response.status}` };
             const retry = response.status >= 500 || response.status === 408 || response.status === 425 || response.status === 429;
             return { ok: false, retry, error: `HTTP ${response.status}` };
@@ -61,14 +72,8 @@ export function createSender(channel: string, destination: string, config: Desti
               await mkdir(t.dir, { recursive: true });
               dirReady = true;
             }
-            let payload = delivery.payload ?? Buffer.alloc(0);
-            let template = t.file_name;
-            if (t.named) {
-              // A name rendered from the message when it was received: the first line of the entry.
-              const newline = payload.indexOf(0x0a);
-              template = (JSON.parse(payload.subarray(0, newline).toString('utf8')) as { file_name: string }).file_name;
-              payload = payload.subarray(newline + 1);
-            }
+            const { envelope, payload } = openEnvelope(delivery.payload, !!t.envelope);
+            const template = typeof envelope.file_name === 'string' ? envelope.file_name : t.file_name;
             const name = interpolateTemplate(template, { control_id: context.controlId ?? String(delivery.message_id), message_id: String(delivery.message_id), channel });
             if (t.append) {
               // O_APPEND: each write lands whole at the end, also with two workers on one file.
@@ -164,6 +169,14 @@ export async function writeNewFile(dir: string, name: string, bytes: Buffer, onE
   } finally {
     await unlink(tmp).catch(() => undefined);
   }
+}
+
+/** A queue entry whose first line is a JSON envelope (rendered file name, query, headers), and the payload after it. */
+function openEnvelope(stored: Buffer | null, enveloped: boolean): { envelope: Record<string, unknown>; payload: Buffer } {
+  const bytes = stored ?? Buffer.alloc(0);
+  if (!enveloped) return { envelope: {}, payload: bytes };
+  const newline = bytes.indexOf(0x0a);
+  return { envelope: JSON.parse(bytes.subarray(0, newline).toString('utf8')) as Record<string, unknown>, payload: bytes.subarray(newline + 1) };
 }
 
 function looksLikeJson(payload: Buffer | null): boolean {

@@ -263,17 +263,36 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
   }
 
 
-  // ---- file names that read the message ({{MSH-9.2}}), rendered when it is received
+  // ---- what senders need from the message besides the payload, rendered when it is received:
+  // a file name with {{MSH-9.2}}, an HTTP query, HTTP headers with {{…}}
   const nameFunctions = new Map<string, string>();
   for (const [name, d] of Object.entries(spec.destinations ?? {})) {
-    if (!d.file?.file_name?.includes('{{')) continue;
-    let fn = `file_name_${name.replace(/[^A-Za-z0-9_]/g, '_')}`;
+    const rawD = raw.destinations![name]!;
+    const parts: Array<[string, string]> = [];
+    let json = false;
+    const render = (template: string) => {
+      const t = templateExpr(template, spec.channel, use, (text) => configString(text, use));
+      json ||= t.json;
+      return t.expr;
+    };
+    if (d.file?.file_name?.includes('{{')) parts.push(['file_name', render(d.file.file_name)]);
+    // A value placed in the url path is percent-encoded: it cannot add a path segment or a query.
+    if (d.http?.url.includes('{{')) {
+      const t = templateExpr(rawD.http!.url, spec.channel, use, (text) => configString(text, use), (e) => `encodeURIComponent(${e})`);
+      json ||= t.json;
+      parts.push(['url', t.expr]);
+    }
+    if (d.http?.query) parts.push(['query', `{ ${Object.entries(rawD.http!.query!).map(([k, v]) => `${q(k)}: ${render(v)}`).join(', ')} }`]);
+    const templated = Object.entries(rawD.http?.headers ?? {}).filter(([, v]) => v.includes('{{'));
+    if (templated.length) parts.push(['headers', `{ ${templated.map(([k, v]) => `${q(k)}: ${render(v)}`).join(', ')} }`]);
+    if (parts.length === 0) continue;
+    let fn = `envelope_${name.replace(/[^A-Za-z0-9_]/g, '_')}`;
     while (payloadNames.has(fn)) fn += '_';
     payloadNames.add(fn);
-    const { expr, json } = templateExpr(d.file.file_name, spec.channel, use);
-    const body = json ? [`const json = ${use('templateJson')}(output, input);`, `return ${expr};`] : [`return ${expr};`];
-    const params = [`${expr.includes('message.') ? 'message' : '_message'}: Message`, '_ids: Identification["identifiers"]', `${json ? 'input' : '_input'}: unknown`, `${json ? 'output' : '_output'}: unknown`];
-    payloadFunctions.push({ name: `${name}#file_name`, fn, doc: `The file name ${name} writes (${ref('destinations', name, 'file', 'file_name')}), from the message as received.`, params, body });
+    const returned = `return { ${parts.map(([k, e]) => `${k}: ${e}`).join(', ')} };`;
+    const body = json ? [`const json = ${use('templateJson')}(output, input);`, returned] : [returned];
+    const params = [`${returned.includes('message.') ? 'message' : '_message'}: Message`, '_ids: Identification["identifiers"]', `${json ? 'input' : '_input'}: unknown`, `${json ? 'output' : '_output'}: unknown`];
+    payloadFunctions.push({ name: `${name}#envelope`, fn, doc: `What ${name}'s sender needs from the message (${parts.map(([k]) => k).join(', ')}; ${ref('destinations', name)}), rendered when it is received.`, params, body });
     nameFunctions.set(name, fn);
   }
 
@@ -549,33 +568,34 @@ const TEMPLATE_PLACEHOLDER = /\{\{\s*(.*?)\s*\}\}/g;
  * placeholders' paths written into the code (nothing is parsed per message). Validate has
  * checked every placeholder.
  */
-function templateExpr(template: string, channel: string, use: (n: string) => string): { expr: string; json: boolean } {
+function templateExpr(template: string, channel: string, use: (n: string) => string, literal: (text: string) => string = q, value: (expr: string) => string = (e) => e): { expr: string; json: boolean } {
   const parts: string[] = [];
   let json = false;
   let last = 0;
   for (const m of template.matchAll(TEMPLATE_PLACEHOLDER)) {
-    if (m.index > last) parts.push(q(template.slice(last, m.index)));
+    if (m.index > last) parts.push(literal(template.slice(last, m.index)));
     const inner = m[1]!;
-    if (inner === 'channel') parts.push(q(channel));
-    else if (inner === 'control_id') parts.push('message.controlId');
+    if (inner === 'channel') parts.push(value(q(channel)));
+    else if (inner === 'control_id') parts.push(value('message.controlId'));
     else if (inner.startsWith('$.')) {
       json = true;
-      parts.push(`${use('templateText')}(${use('readJson')}(json, json, ${q(inner)}))`);
-    } else parts.push(`${use('templateText')}(message.get(${q(inner)}))`);
+      parts.push(value(`${use('templateText')}(${use('readJson')}(json, json, ${q(inner)}))`));
+    } else parts.push(value(`${use('templateText')}(message.get(${q(inner)}))`));
     last = m.index + m[0].length;
   }
-  if (last < template.length) parts.push(q(template.slice(last)));
+  if (last < template.length) parts.push(literal(template.slice(last)));
   return { expr: parts.length === 0 ? '""' : parts.length === 1 && parts[0]!.startsWith('"') ? parts[0]! : `[${parts.join(', ')}].join("")`, json };
 }
 
 function destinationExpr(d: Destination, use: (n: string) => string, payload?: string, fileNameOf?: string): string {
   let target: string;
   if (d.http) {
-    const headers = Object.entries(d.http.headers ?? {}).map(([k, v]) => `${q(k)}: ${configString(v, use)}`);
+    // Headers with {{…}} come from the message, in the envelope; the rest are config.
+    const headers = Object.entries(d.http.headers ?? {}).filter(([, v]) => !v.includes('{{')).map(([k, v]) => `${q(k)}: ${configString(v, use)}`);
     // A body: template is text, whatever its first character.
-    target = `{ kind: "http", url: ${configString(d.http.url, use)}, method: ${q(d.http.method ?? 'POST')}, headers: { ${headers.join(', ')} }, timeout_ms: ${d.http.timeout_ms ?? 10_000}${d.body !== undefined ? `, content_type: "text/plain; charset=utf-8"` : ''} }`;
+    target = `{ kind: "http", url: ${configString(d.http.url, use)}, method: ${q(d.http.method ?? 'POST')}, headers: { ${headers.join(', ')} }, timeout_ms: ${d.http.timeout_ms ?? 10_000}${d.body !== undefined ? `, content_type: "text/plain; charset=utf-8"` : ''}${fileNameOf ? ', envelope: true' : ''}${d.http.response ? `, response_channel: ${q(d.http.response.channel)}` : ''} }`;
   } else if (d.mllp) target = `{ kind: "mllp", host: ${configString(d.mllp.host, use)}, port: ${configNumber(d.mllp.port, use)}, on_ae: ${q(d.mllp.on_ae ?? 'retry')}, on_ar: ${q(d.mllp.on_ar ?? 'fail')}${tlsExpr(d.mllp.tls, use)} }`;
-  else if (d.file) target = `{ kind: "file", dir: ${configString(d.file.dir, use)}, file_name: ${q(d.file.file_name ?? '{control_id}.json')}${d.file.on_exists ? `, on_exists: ${q(d.file.on_exists)}` : ''}${d.file.content ? `, content: ${q(d.file.content)}` : ''}${d.file.append ? ', append: true' : ''}${fileNameOf ? ', named: true' : ''} }`;
+  else if (d.file) target = `{ kind: "file", dir: ${configString(d.file.dir, use)}, file_name: ${q(d.file.file_name ?? '{control_id}.json')}${d.file.on_exists ? `, on_exists: ${q(d.file.on_exists)}` : ''}${d.file.content ? `, content: ${q(d.file.content)}` : ''}${d.file.append ? ', append: true' : ''}${fileNameOf ? ', envelope: true' : ''} }`;
   else if (d.smtp) {
     const m = d.smtp;
     const list = (v: string | string[]) => (Array.isArray(v) ? `[${v.map((a) => configString(a, use)).join(', ')}]` : `${use('addressList')}(${configString(v, use)})`);
@@ -597,5 +617,5 @@ function destinationExpr(d: Destination, use: (n: string) => string, payload?: s
   } else if (d.database) target = `{ kind: "database", url: ${configString(d.database.url, use)}, statements: ${q(databaseStatements(d.database).map((st) => st.statement))} }`;
   else target = `{ kind: "channel", channel: ${q(d.channel)} }`;
   const r = d.retry ?? {};
-  return `{ ${d.when ? `when: ${JSON.stringify(d.when)}, ` : ''}target: ${target}, retry: { attempts: ${r.attempts === 'unlimited' ? 'Infinity' : (r.attempts ?? 5)}, backoff_ms: ${r.backoff_ms ?? 1000}, max_backoff_ms: ${r.max_backoff_ms ?? 60_000} }, on_failure: ${q(d.on_failure ?? 'dead_letter')}${d.max_in_flight && d.max_in_flight > 1 ? `, max_in_flight: ${d.max_in_flight}` : ''}${payload ? `, payload: ${payload}` : ''}${fileNameOf ? `, file_name_of: ${fileNameOf}` : ''} }`;
+  return `{ ${d.when ? `when: ${JSON.stringify(d.when)}, ` : ''}target: ${target}, retry: { attempts: ${r.attempts === 'unlimited' ? 'Infinity' : (r.attempts ?? 5)}, backoff_ms: ${r.backoff_ms ?? 1000}, max_backoff_ms: ${r.max_backoff_ms ?? 60_000} }, on_failure: ${q(d.on_failure ?? 'dead_letter')}${d.max_in_flight && d.max_in_flight > 1 ? `, max_in_flight: ${d.max_in_flight}` : ''}${payload ? `, payload: ${payload}` : ''}${fileNameOf ? `, envelope_of: ${fileNameOf}` : ''} }`;
 }

@@ -250,6 +250,9 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
     }
     if (d.body !== undefined) checkTemplate(d.body, ['destinations', name, 'body']);
     if (d.file?.file_name?.includes('{{')) checkTemplate(d.file.file_name, ['destinations', name, 'file', 'file_name']);
+    if (d.http?.url.includes('{{')) checkTemplate(d.http.url, ['destinations', name, 'http', 'url']);
+    for (const [k, v] of Object.entries(d.http?.query ?? {})) checkTemplate(v, ['destinations', name, 'http', 'query', k]);
+    for (const [k, v] of Object.entries(d.http?.headers ?? {})) if (v.includes('{{')) checkTemplate(v, ['destinations', name, 'http', 'headers', k]);
   }
   function checkDatabase(name: string, db: NonNullable<Spec['destinations']>[string]['database'] & object): void {
     const where: PathKey[] = ['destinations', name, 'database'];
@@ -385,6 +388,11 @@ export function crossSpecDiagnostics(specs: LoadedSpec[]): Diagnostic[] {
   for (const loaded of specs) {
     const spec = loaded.data as Spec;
     for (const [name, d] of Object.entries(spec.destinations ?? {})) {
+      const answerTo = d.http?.response?.channel;
+      if (answerTo !== undefined && !names.has(answerTo)) {
+        const at = loaded.sourceMap.valueAt(['destinations', name, 'http', 'response', 'channel']);
+        out.push({ file: loaded.file, line: at.line, column: at.column, severity: 'error', code: 'spec/unknown-channel', message: `destination ${name} hands the HTTP response to channel ${answerTo}, which no spec defines`, hint: `defined channels: ${[...names.keys()].join(', ')}` });
+      }
       if (d.channel === undefined) continue;
       const pos = loaded.sourceMap.valueAt(['destinations', name, 'channel']);
       const target = names.get(d.channel);

@@ -138,7 +138,17 @@ export interface Mapping {
 export type LookupMissing = 'null' | 'keep' | 'default' | 'error';
 
 export interface Destination {
-  http?: { url: string; method?: string; headers?: Record<string, string>; timeout_ms?: number };
+  http?: {
+    url: string;
+    method?: string;
+    /** Values may read the message: {{PID-3.1}}. */
+    headers?: Record<string, string>;
+    /** Query parameters added to the url; values are templates. */
+    query?: Record<string, string>;
+    timeout_ms?: number;
+    /** The response body is handed to this channel. */
+    response?: { channel: string };
+  };
   mllp?: { host: string; port: number; on_ae?: 'retry' | 'fail'; on_ar?: 'retry' | 'fail'; tls?: TlsSpec };
   file?: { dir: string; file_name?: string; on_exists?: 'suffix' | 'fail'; content?: 'output' | 'raw'; append?: boolean };
   channel?: string;
