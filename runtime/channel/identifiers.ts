@@ -27,8 +27,8 @@ export type IdentifierResult = { ok: true; value: FoundIdentifier | null } | { o
 export interface CxSelector {
   /** The CX field, e.g. PID-3, MRG-1, PV1-19. */
   field: string;
-  /** CX.4 namespace id (CX.4.1), compared exactly. */
-  assigning_authority?: string;
+  /** CX.4 namespace id (CX.4.1), compared exactly; several: in order of preference (the first with a match wins). */
+  assigning_authority?: string | readonly string[];
   /** CX.5 identifier type code, e.g. MR. */
   type_code?: string;
 }
@@ -52,11 +52,19 @@ export function selectCx(message: Message, name: string, selector: CxSelector): 
     const authority = unescapeValue((comps[3] ?? '').split(d.subcomponent ?? '&')[0] ?? '', d);
     const type = unescapeValue(comps[4] ?? '', d);
     if (id === '' || id === '""') return;
-    if (selector.assigning_authority !== undefined && authority !== selector.assigning_authority) return;
+    if (selector.assigning_authority !== undefined && !(typeof selector.assigning_authority === 'string' ? authority === selector.assigning_authority : selector.assigning_authority.includes(authority))) return;
     if (selector.type_code !== undefined && type !== selector.type_code) return;
     matches.push({ id, assigning_authority: authority, type_code: type, source: formatPath({ segment: path.segment, segmentRepetition: path.segmentRepetition, field: path.field, repetition: i + 1 }) });
   });
   const wanted = describeSelector(selector);
+  if (Array.isArray(selector.assigning_authority) && matches.length > 1) {
+    // Several authorities, in order of preference: the first one that matches decides; two matches of it are still ambiguous.
+    for (const authority of selector.assigning_authority as readonly string[]) {
+      const these = matches.filter((m) => m.assigning_authority === authority);
+      if (these.length === 1) return { ok: true, value: these[0]! };
+      if (these.length > 1) return { ok: false, problem: { identifier: name, reason: `${these.length} repetitions of ${selector.field} match assigning authority (CX.4) ${authority}: ${these.map((m) => m.source).join(', ')}`, location } };
+    }
+  }
   if (matches.length > 1) {
     return { ok: false, problem: { identifier: name, reason: `${matches.length} repetitions of ${selector.field} match ${wanted}: ${matches.map((m) => m.source).join(', ')}`, location } };
   }
@@ -68,7 +76,7 @@ export function selectCx(message: Message, name: string, selector: CxSelector): 
 
 function describeSelector(s: CxSelector): string {
   const parts = [];
-  if (s.assigning_authority !== undefined) parts.push(`assigning authority (CX.4) ${s.assigning_authority}`);
+  if (s.assigning_authority !== undefined) parts.push(`assigning authority (CX.4) ${typeof s.assigning_authority === 'string' ? s.assigning_authority : `${s.assigning_authority.join(' or ')} (in that order)`}`);
   if (s.type_code !== undefined) parts.push(`type code (CX.5) ${s.type_code}`);
   return parts.length ? parts.join(' and ') : 'an ID';
 }

@@ -26,6 +26,9 @@ export interface EmittedChannel {
 
 const q = (v: unknown) => JSON.stringify(v);
 
+/** `coded:` on a CWE/CE field: the component it reads. */
+const CODED_COMPONENT = { code: 1, text: 2, system: 3 } as const;
+
 /**
  * The local variable for an identifier: spec names are the user's (`new`, `message`,
  * `problems`…), so they are prefixed to never meet a JavaScript keyword or a name the
@@ -86,7 +89,7 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
   };
   const mappingExpr = (m: Mapping, scopeVar: string, path: Array<string | number>, depth: number, jsonItem = 'json'): string => {
     let expr: string;
-    if (m.path !== undefined) expr = `${scopeVar}.get(${q(m.path)})`;
+    if (m.path !== undefined) expr = `${scopeVar}.get(${q(m.coded ? `${m.path}.${CODED_COMPONENT[m.coded]}` : m.path)})`;
     else if (m.json !== undefined) {
       expr = `${use('readJson')}(json, ${jsonItem}, ${q(m.json)})`;
       // JSON keeps its types (numbers, booleans, objects) unless a transform or lookup reads it as text.
@@ -504,7 +507,7 @@ function describeIdentifier(rule: IdentifierRule): string {
     case 'document':
       return `TXA-12${req}`;
     default: {
-      const sel = [rule.assigning_authority && `CX.4 = ${rule.assigning_authority}`, rule.type_code && `CX.5 = ${rule.type_code}`].filter(Boolean).join(' and ');
+      const sel = [rule.assigning_authority && `CX.4 = ${typeof rule.assigning_authority === 'string' ? rule.assigning_authority : `${rule.assigning_authority.join(' or ')} (in that order)`}`, rule.type_code && `CX.5 = ${rule.type_code}`].filter(Boolean).join(' and ');
       return `the ${rule.field ?? defaultCx(rule.kind)} repetition with ${sel || 'any ID'}${rule.kind === 'merge' ? ' (the retired identifier; PID-3 holds the surviving one)' : ''}${req}`;
     }
   }
@@ -528,8 +531,8 @@ function selectionExpr(name: string, rule: IdentifierRule): string {
   return `{ name: ${q(name)}, required: ${!!rule.required}, cx: ${q(cxSelector(rule))} }`;
 }
 
-function cxSelector(rule: IdentifierRule): Record<string, string> {
-  const selector: Record<string, string> = { field: rule.field ?? defaultCx(rule.kind) };
+function cxSelector(rule: IdentifierRule): Record<string, string | string[]> {
+  const selector: Record<string, string | string[]> = { field: rule.field ?? defaultCx(rule.kind) };
   if (rule.assigning_authority !== undefined) selector.assigning_authority = rule.assigning_authority;
   if (rule.type_code !== undefined) selector.type_code = rule.type_code;
   return selector;

@@ -108,6 +108,10 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
   let jsonAllowed = false;
   const walkMapping = (m: Mapping, where: PathKey[]) => {
     if (m.path) read(m.path, [...where, 'path']);
+    if (m.coded !== undefined) {
+      if (m.path === undefined) at([...where, 'coded'], 'error', 'spec/coded-needs-path', 'coded: reads a component of a CWE/CE field; it needs path:', 'e.g. { path: OBX-3, coded: text }');
+      else if (/\.\d+$/.test(m.path) && !/-\d+$/.test(m.path)) at([...where, 'coded'], 'error', 'spec/coded-needs-path', `coded: picks the component itself; ${m.path} already names one`, `write path: ${m.path.replace(/\.\d+(\.\d+)?$/, '')}`);
+    }
     m.concat?.forEach((part, i) => typeof part === 'object' && read(part.path, [...where, 'concat', i, 'path']));
     if (m.when) walkCondition(m.when, [...where, 'when']);
     if (m.identifier) {

@@ -111,7 +111,8 @@ export interface AcceptRule {
 export interface IdentifierRule {
   kind: 'patient' | 'visit' | 'account' | 'order' | 'document' | 'appointment' | 'merge';
   field?: string;
-  assigning_authority?: string;
+  /** One CX.4 namespace, or several in order of preference. */
+  assigning_authority?: string | string[];
   type_code?: string;
   prefer?: 'filler' | 'placer';
   required?: boolean;
@@ -128,6 +129,8 @@ export interface Mapping {
   each?: string | { json: string };
   fields?: Record<string, Mapping>;
   transform?: Array<'trim' | 'upper' | 'lower' | 'date' | 'datetime' | 'number'>;
+  /** A CWE/CE field: its code (.1), text (.2) or coding system (.3). */
+  coded?: 'code' | 'text' | 'system';
   lookup?: Record<string, string> | { file: string };
   /** A value the lookup table does not have; YAML `null` and "null" mean the same. */
   on_missing?: LookupMissing | null;

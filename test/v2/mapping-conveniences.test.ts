@@ -1,0 +1,51 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { validateSpecs } from '../../src/spec/validate.js';
+import { cli } from '../cli/helpers.js';
+
+const SPEC = `channel: conveniences
+source: { mllp: { port: 0 } }
+identifiers:
+  patient: { kind: patient, assigning_authority: [LRH, LRHOLD], type_code: MR, required: true }
+map:
+  mrn: { identifier: patient }
+  mrn_from: { identifier: patient.assigning_authority }
+  test_code: { path: OBX-3, coded: code }
+  test_name: { path: OBX-3, coded: text }
+  test_system: { path: OBX-3, coded: system }
+  born: { path: PID-7, transform: [datetime] }
+destinations:
+  out: { file: { dir: out } }
+tests:
+  - name: the first authority in the list wins, coded components, a date stays a date
+    input: "MSH|^~\\\\&|A|B|C|D|20261125||ORU^R01|C-1|P|2.5.1\\rPID|1||OLD1^^^LRHOLD^MR~NEW1^^^LRH^MR||Doe||19840512\\rOBX|1|NM|2823-3^Potassium^LN||6.9\\r"
+    expect:
+      ack: AA
+      output: { mrn: NEW1, mrn_from: LRH, test_code: 2823-3, test_name: Potassium, test_system: LN, born: "1984-05-12" }
+  - name: the second authority when the first is absent
+    input: "MSH|^~\\\\&|A|B|C|D|20261125||ORU^R01|C-2|P|2.5.1\\rPID|1||X^^^SSA^SS~OLD1^^^LRHOLD^MR\\r"
+    expect: { ack: AA, output: { mrn: OLD1, mrn_from: LRHOLD } }
+  - name: two of the preferred authority are ambiguous, never a guess
+    input: "MSH|^~\\\\&|A|B|C|D|20261125||ORU^R01|C-3|P|2.5.1\\rPID|1||A1^^^LRH^MR~A2^^^LRH^MR~OLD1^^^LRHOLD^MR\\r"
+    expect: { ack: AE, reason: "2 repetitions of PID-3 match assigning authority (CX.4) LRH" }
+`;
+
+describe('mapping conveniences', () => {
+  test('several assigning authorities in order of preference, coded: code | text | system, datetime never invents a time', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hv2-conv-'));
+    writeFileSync(join(dir, 'c.yaml'), SPEC);
+    const validated = await cli('validate', join(dir, 'c.yaml'));
+    expect(validated.stderr).toMatch(/0 error\(s\), 0 warning\(s\)/);
+    const r = await cli('test', join(dir, 'c.yaml'));
+    expect(r.stdout).toMatch(/3 passed, 0 failed/);
+  });
+
+  test('validate: coded needs a field path', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hv2-conv-v-'));
+    writeFileSync(join(dir, 'c.yaml'), 'channel: c\nsource: { mllp: { port: 0 } }\nmap:\n  a: { path: OBX-3.1, coded: text }\n  b: { value: x, coded: code }\ndestinations:\n  out: { file: { dir: out } }\n');
+    const result = await validateSpecs([join(dir, 'c.yaml')], { cwd: dir, env: {} });
+    expect(result.diagnostics.map((d) => `${d.line}:${d.column} ${d.code}`)).toEqual(['4:30 spec/coded-needs-path', '5:25 spec/coded-needs-path']);
+  });
+});
