@@ -16,6 +16,21 @@ export function hl7DateTimeToIso(value: string, defaultOffset?: string): string 
   return iso;
 }
 
+/**
+ * HL7 DT/DTM as text in a pattern: YYYY, MM, DD, HH, mm, ss (other characters as written).
+ * A value without a part the pattern asks for (a date-only value and HH) gives null: a time is
+ * never invented. Text that is not an HL7 date/time gives null too.
+ */
+export function formatHl7DateTime(input: MappedValue, pattern: string): string | null {
+  if (input === null || input === '') return input === '' ? '' : null;
+  const m = /^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.\d{1,4})?(?:[+-]\d{4})?$/.exec(String(input).trim());
+  if (!m) return null;
+  const parts: Record<string, string | undefined> = { YYYY: m[1], MM: m[2], DD: m[3], HH: m[4], mm: m[5], ss: m[6] };
+  let missing = false;
+  const out = pattern.replace(/YYYY|MM|DD|HH|mm|ss/g, (token) => parts[token] ?? ((missing = true), ''));
+  return missing ? null : out;
+}
+
 /** HL7 DT/DTM to an ISO 8601 date (YYYY-MM-DD), dropping any time. */
 export function hl7DateToIso(value: string): string | null {
   const m = /^(\d{4})(\d{2})(\d{2})/.exec(value.trim());

@@ -110,6 +110,7 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
       const inner = emitFields(m.fields ?? {}, 'item', item, [...path, 'fields'], depth + 1);
       return `${scopeVar}.${overField ? 'eachRepetition' : 'each'}(${q(m.each)}, (${item}) => {\nconst item: Record<string, unknown> = {};\n${inner.join('\n')}\nreturn item;\n})`;
     } else expr = q(m.value ?? null);
+    if (m.format !== undefined) expr = `${use('formatHl7DateTime')}(${expr}, ${q(m.format)})`;
     for (const t of m.transform ?? []) {
       expr = `${use('applyTransform')}(${expr}, ${q(t)}${t === 'datetime' && timezone ? `, { defaultOffset: ${q(timezone)} }` : ''})`;
     }

@@ -129,6 +129,8 @@ export interface Mapping {
   each?: string | { json: string };
   fields?: Record<string, Mapping>;
   transform?: Array<'trim' | 'upper' | 'lower' | 'date' | 'datetime' | 'number'>;
+  /** An HL7 date/time as text: YYYY MM DD HH mm ss, e.g. MM/DD/YYYY; a missing part gives null. */
+  format?: string;
   /** A CWE/CE field: its code (.1), text (.2) or coding system (.3). */
   coded?: 'code' | 'text' | 'system';
   lookup?: Record<string, string> | { file: string };

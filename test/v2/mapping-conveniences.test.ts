@@ -16,14 +16,17 @@ map:
   test_name: { path: OBX-3, coded: text }
   test_system: { path: OBX-3, coded: system }
   born: { path: PID-7, transform: [datetime] }
+  born_us: { path: PID-7, format: "MM/DD/YYYY" }
+  born_at: { path: PID-7, format: "YYYY-MM-DD HH:mm" }
+  observed: { path: OBX-14, format: "DD.MM.YYYY HH:mm" }
 destinations:
   out: { file: { dir: out } }
 tests:
   - name: the first authority in the list wins, coded components, a date stays a date
-    input: "MSH|^~\\\\&|A|B|C|D|20261125||ORU^R01|C-1|P|2.5.1\\rPID|1||OLD1^^^LRHOLD^MR~NEW1^^^LRH^MR||Doe||19840512\\rOBX|1|NM|2823-3^Potassium^LN||6.9\\r"
+    input: "MSH|^~\\\\&|A|B|C|D|20261125||ORU^R01|C-1|P|2.5.1\\rPID|1||OLD1^^^LRHOLD^MR~NEW1^^^LRH^MR||Doe||19840512\\rOBX|1|NM|2823-3^Potassium^LN||6.9|||||||||202611250830\\r"
     expect:
       ack: AA
-      output: { mrn: NEW1, mrn_from: LRH, test_code: 2823-3, test_name: Potassium, test_system: LN, born: "1984-05-12" }
+      output: { mrn: NEW1, mrn_from: LRH, test_code: 2823-3, test_name: Potassium, test_system: LN, born: "1984-05-12", born_us: 05/12/1984, born_at: null, observed: 25.11.2026 08:30 }
   - name: the second authority when the first is absent
     input: "MSH|^~\\\\&|A|B|C|D|20261125||ORU^R01|C-2|P|2.5.1\\rPID|1||X^^^SSA^SS~OLD1^^^LRHOLD^MR\\r"
     expect: { ack: AA, output: { mrn: OLD1, mrn_from: LRHOLD } }
