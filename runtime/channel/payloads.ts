@@ -39,3 +39,8 @@ export function jsonScalar(value: unknown): string | null {
   if (typeof value === 'object') return JSON.stringify(value);
   return String(value);
 }
+
+/** A value only when given: missing, null and empty text are undefined (the builder then keeps what it wrote). */
+export function whenGiven(value: unknown): unknown {
+  return value === null || value === '' ? undefined : value;
+}

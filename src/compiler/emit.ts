@@ -138,7 +138,12 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
       const lines: string[] = [];
       segments.forEach((seg, i) => {
         const here = [...path, i];
-        if (seg.segment) {
+        if (seg.segment === 'MSH') {
+          // MSH fields from the JSON when given (MSH-10: the app's id); missing, null or empty keeps what build wrote.
+          const v = `msh${++counter}`;
+          lines.push(`// MSH fields (${ref(...here)})`, `const ${v} = builder.header;`);
+          for (const [field, value] of Object.entries(seg.fields ?? {})) lines.push(`${v}.set(${q(field)}, ${use('whenGiven')}(${buildValueExpr(value, itemVar, indexVar, use)}));`);
+        } else if (seg.segment) {
           const v = `${seg.segment.toLowerCase()}${++counter}`;
           lines.push(`// ${seg.segment} (${ref(...here)})`, `const ${v} = builder.addSegment(${q(seg.segment)});`);
           for (const [field, value] of Object.entries(seg.fields ?? {})) lines.push(`${v}.set(${q(field)}, ${buildValueExpr(value, itemVar, indexVar, use)});`);

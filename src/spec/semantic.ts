@@ -333,7 +333,16 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
       if (SEGMENT_FIELD_COUNTS[seg.segment] === undefined && !isZSegment(seg.segment)) {
         at([...where, 'segment'], 'error', 'hl7/unknown-segment', `${seg.segment} is not a v2.5.1 segment hl7c knows`);
       }
-      if (seg.segment === 'MSH') at([...where, 'segment'], 'error', 'spec/build-msh', 'MSH is written from build: message_type, version and the application/facility keys');
+      if (seg.segment === 'MSH') {
+        // MSH is written from build's own keys; an MSH entry overrides fields of it (MSH-10 from the JSON), at the top level only.
+        if (where.includes('segments') && where.filter((k) => k === 'segments').length > 1) at([...where, 'segment'], 'error', 'spec/build-msh', 'a message has one MSH: its fields are set at the top level of build.segments, not inside each:');
+        for (const key of Object.keys(seg.fields ?? {})) {
+          if (/^MSH-[12](\D|$)/.test(key)) {
+            const pos = loaded.sourceMap.keyAt([...where, 'fields', key]);
+            out.push({ file: loaded.file, line: pos.line, column: pos.column, severity: 'error', code: 'spec/build-msh', message: `${key} holds the delimiters, which hl7c writes itself`, hint: 'set other MSH fields here, e.g. MSH-10 from the JSON' });
+          }
+        }
+      }
       for (const key of Object.keys(seg.fields ?? {})) {
         const segment = checkPath(key, [...where, 'fields', key]);
         if (segment && segment !== seg.segment) {

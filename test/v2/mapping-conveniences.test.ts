@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
@@ -43,6 +43,35 @@ describe('mapping conveniences', () => {
     expect(validated.stderr).toMatch(/0 error\(s\), 0 warning\(s\)/);
     const r = await cli('test', join(dir, 'c.yaml'));
     expect(r.stdout).toMatch(/3 passed, 0 failed/);
+  });
+
+  test('build: MSH fields from the JSON when given (MSH-10 the app\'s id), else what build writes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hv2-msh-'));
+    writeFileSync(join(dir, 'b.yaml'), `channel: b
+source: { http: { host: 127.0.0.1, port: 0, path: /in } }
+build:
+  message_type: ADT^A08
+  version: "2.5.1"
+  sending_application: APP
+  segments:
+    - segment: MSH
+      fields: { MSH-10: { json: message_id }, MSH-4: { json: facility } }
+    - segment: PID
+      fields: { PID-3.1: { json: mrn } }
+destinations:
+  out: { file: { dir: out } }
+tests:
+  - name: the app's id is MSH-10
+    input: { message_id: APP-77, facility: LRH, mrn: E1 }
+    expect: { hl7: { MSH-10: APP-77, MSH-4: LRH, MSH-3: APP, PID-3.1: E1 } }
+  - name: without one, MSH-10 is new and MSH-4 stays empty
+    input: { mrn: E2, message_id: "" }
+    expect: { hl7: { MSH-4: "", PID-3.1: E2 } }
+`);
+    const r = await cli('test', join(dir, 'b.yaml'));
+    expect(r.stdout).toMatch(/2 passed, 0 failed/);
+    const bad = await validateSpecs([join(dir, 'b.yaml')].map((f) => { writeFileSync(f, readFileSync(f, 'utf8').replace('MSH-4: { json: facility }', 'MSH-2: "^~&"')); return f; }), { cwd: dir, env: {} });
+    expect(bad.diagnostics.map((d) => d.code)).toEqual(['spec/build-msh']);
   });
 
   test('validate: coded needs a field path', async () => {
