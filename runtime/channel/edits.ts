@@ -1,6 +1,6 @@
 import type { Delimiters } from '../hl7/delimiters.js';
 import { Hl7EditError } from '../hl7/errors.js';
-import type { Message } from '../hl7/message.js';
+import type { Hl7Value, Message } from '../hl7/message.js';
 import type { Hl7Path } from '../hl7/path.js';
 import { formatPath, parsePath } from '../hl7/path.js';
 import type { CxSelector, IdentifierProblem } from './identifiers.js';
@@ -227,4 +227,13 @@ export function setIdentifier(message: Message, path: string, rule: IdentifierSe
   if (!found.value) return false;
   copyElement(message, found.value.source, message, path);
   return true;
+}
+
+/**
+ * `add_segment`: a new segment after the first one `after` names (at the end when absent), its
+ * fields written as values (escaped): literal text, or a value read from the message first.
+ */
+export function addSegmentWith(message: Message, name: string, after: string | undefined, fields: ReadonlyArray<readonly [string, Hl7Value]>): void {
+  const segment = after ? message.insertSegmentAfter(after, name) : message.addSegment(name);
+  for (const [path, value] of fields) message.setIn(segment, parsePath(path), value);
 }

@@ -175,6 +175,12 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
         } else lines.push(`message.set(${q(step.set.path)}, ${q(step.set.value)});`);
       } else if ('copy' in step) lines.push(`${use('copyElement')}(message, ${q(step.copy.from)}, message, ${q(step.copy.to)});`);
       else if ('clear' in step) lines.push(`${use('clearElement')}(message, ${q(step.clear)});`);
+      else if ('add_segment' in step) {
+        const a = step.add_segment;
+        // Values read before the segment is added, so a path never reads the new one.
+        const fields = Object.entries(a.fields ?? {}).map(([field, v]) => `[${q(field)}, ${typeof v === 'string' ? q(v) : `message.get(${q(v.path)})`}]`);
+        lines.push(`${use('addSegmentWith')}(message, ${q(a.segment)}, ${a.after !== undefined ? q(a.after) : 'undefined'}, [${fields.join(', ')}]);`);
+      }
       else if ('keep_identifier' in step) {
         const rule = spec.identifiers![step.keep_identifier]!;
         const field = rule.field ?? defaultCx(rule.kind);

@@ -202,9 +202,23 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
   };
   const walkTransform = (steps: TransformStep[], base: PathKey[]) => steps.forEach((step, i) => {
     const where: PathKey[] = [...base, i];
-    const kinds = ['set', 'copy', 'clear', 'delete_segments', 'keep_identifier'].filter((k) => k in step);
+    const kinds = ['set', 'copy', 'clear', 'delete_segments', 'keep_identifier', 'add_segment'].filter((k) => k in step);
     if (kinds.length !== 1) {
-      at(where, 'error', 'spec/transform-step', kinds.length ? `a transform step does one thing; this one has ${kinds.join(' and ')}` : 'a transform step needs one of set, copy, clear, delete_segments, keep_identifier', 'split it into several steps; when: may go beside any of them');
+      at(where, 'error', 'spec/transform-step', kinds.length ? `a transform step does one thing; this one has ${kinds.join(' and ')}` : 'a transform step needs one of set, copy, clear, delete_segments, keep_identifier, add_segment', 'split it into several steps; when: may go beside any of them');
+    }
+    if ('add_segment' in step) {
+      const a = step.add_segment;
+      if (SEGMENT_FIELD_COUNTS[a.segment] === undefined && !isZSegment(a.segment)) at([...where, 'add_segment', 'segment'], 'error', 'hl7/unknown-segment', `${a.segment} is not a v2.5.1 segment hl7c knows`, 'site-defined segments start with Z');
+      if (a.segment === 'MSH') at([...where, 'add_segment', 'segment'], 'error', 'spec/transform-step', 'a message has one MSH; set its fields with set:');
+      if (a.after !== undefined) checkPath(a.after, [...where, 'add_segment', 'after']);
+      for (const [key, v] of Object.entries(a.fields ?? {})) {
+        const segment = checkPath(key, [...where, 'add_segment', 'fields', key]);
+        if (segment && segment !== a.segment) {
+          const pos = loaded.sourceMap.keyAt([...where, 'add_segment', 'fields', key]);
+          out.push({ file: loaded.file, line: pos.line, column: pos.column, severity: 'error', code: 'spec/field-of-other-segment', message: `${key} is not a field of ${a.segment}`, hint: `write ${a.segment}-n` });
+        }
+        if (typeof v === 'object') checkPath(v.path, [...where, 'add_segment', 'fields', key, 'path']);
+      }
     }
     if (step.when) walkCondition(step.when, [...where, 'when']);
     if ('set' in step) {

@@ -97,7 +97,15 @@ export type TransformStep = (
   | { clear: string }
   | { delete_segments: string | string[] }
   | { keep_identifier: string }
+  | { add_segment: AddSegmentStep }
 ) & { when?: Condition };
+
+/** A new segment (after the first `after`, else at the end) with fields: literal text, or a value read from the message. */
+export interface AddSegmentStep {
+  segment: string;
+  after?: string;
+  fields?: Record<string, string | { path: string }>;
+}
 
 export interface AcceptRule {
   rule: string;

@@ -74,6 +74,34 @@ tests:
     expect(bad.diagnostics.map((d) => d.code)).toEqual(['spec/build-msh']);
   });
 
+  test('transform add_segment: a new segment after another, fields literal or read from the message', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hv2-add-'));
+    writeFileSync(join(dir, 'a.yaml'), `channel: a
+source: { mllp: { port: 0 } }
+transform:
+  - add_segment:
+      segment: ZPI
+      after: PID
+      fields: { ZPI-1: "LRH^MAIN", ZPI-2: { path: PID-3.1 } }
+  - add_segment: { segment: NTE, fields: { NTE-3: routed by hl7c } }
+    when: { path: MSH-11, equals: P }
+destinations:
+  out: { file: { dir: out } }
+tests:
+  - name: ZPI after PID, NTE at the end
+    input: "MSH|^~\\\\&|A|B|C|D|20261125||ADT^A08|Z-1|P|2.5.1\\rPID|1||E1^^^LRH^MR\\rPV1|1|I\\r"
+    expect:
+      message: |
+        MSH|^~\\&|A|B|C|D|20261125||ADT^A08|Z-1|P|2.5.1
+        PID|1||E1^^^LRH^MR
+        ZPI|LRH\\S\\MAIN|E1
+        PV1|1|I
+        NTE|||routed by hl7c
+`);
+    const r = await cli('test', join(dir, 'a.yaml'));
+    expect(r.stdout + r.stderr).toMatch(/1 passed, 0 failed/);
+  });
+
   test('validate: coded needs a field path', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hv2-conv-v-'));
     writeFileSync(join(dir, 'c.yaml'), 'channel: c\nsource: { mllp: { port: 0 } }\nmap:\n  a: { path: OBX-3.1, coded: text }\n  b: { value: x, coded: code }\ndestinations:\n  out: { file: { dir: out } }\n');
