@@ -235,6 +235,8 @@ export interface ChannelResult {
   identifiers: Identification['identifiers'];
   /** The mapped output each destination receives. */
   outputs: Record<string, unknown>;
+  /** The channel's own output (its map, or the HL7 it forwards), before any destination's own payload. */
+  output?: unknown;
   /** Per destination with envelope_of: what its sender needs from the message (file name, query, headers). */
   envelopes?: Record<string, Record<string, unknown>>;
   /**
@@ -318,7 +320,7 @@ function runJsonMap(channel: ChannelDefinition, input: unknown): ChannelResult {
       outputs[name] = payload ? payload(none, {}, input, output) : output;
     }
     const envelopes = envelopesOf(channel, routed, none, {}, input, output);
-    return { status: 'accepted', identifiers: {}, outputs, ...(envelopes ? { envelopes } : {}) };
+    return { status: 'accepted', identifiers: {}, outputs, output, ...(envelopes ? { envelopes } : {}) };
   } catch (err) {
     if (err instanceof ProcessingBudgetExceeded) return { status: 'error', reason: err.message, identifiers: {}, outputs: {} };
     return { status: 'error', reason: stageError(err).userMessage, identifiers: {}, outputs: {} };
@@ -400,7 +402,7 @@ function runStages(channel: ChannelDefinition, message: Message, input: unknown)
     if (channel.on_unrouted === 'filter') return { status: 'filtered', reason, message, identifiers, outputs: {}, ...answer('accept') };
     return { status: 'error', reason, message, identifiers, outputs: {}, ...answer('error', [{ code: HL7_ERROR.applicationInternalError, userMessage: reason }]) };
   }
-  return { status: 'accepted', message, identifiers, outputs, ...(envelopes ? { envelopes } : {}), ...answer('accept') };
+  return { status: 'accepted', message, identifiers, outputs, output, ...(envelopes ? { envelopes } : {}), ...answer('accept') };
 }
 
 /** What the routed destinations' senders need from the message, rendered now; undefined when none does. */

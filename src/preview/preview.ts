@@ -22,7 +22,8 @@ export interface PreviewRoute {
 }
 
 /** What one destination would be sent: JSON as data, HL7 as its segments. */
-export type PreviewPayload = { destination: string; kind: 'json'; json: unknown } | { destination: string; kind: 'hl7'; segments: string[] };
+/** `envelope`: what the sender reads from the message besides the body (a file name, an HTTP url, query or headers). */
+export type PreviewPayload = ({ destination: string; kind: 'json'; json: unknown } | { destination: string; kind: 'hl7'; segments: string[] }) & { envelope?: Record<string, unknown> };
 
 /** What a channel does with one input, as `hl7c preview` shows it. */
 export interface MessagePreview {
@@ -74,10 +75,13 @@ function previewOne(channel: ChannelDefinition, payload: Buffer): MessagePreview
     taken: taken.has(destination),
     ...(taken.has(destination) ? {} : { why: whyNot(result.status, config) }),
   }));
-  const payloads = deliveryPayloads(result, { channel, raw: payload }).map(({ destination, payload: bytes }): PreviewPayload => {
+  const payloads = deliveryPayloads(result, { channel, raw: payload }).map(({ destination, payload: queued }): PreviewPayload => {
+    // What the sender reads from the message (file name, query, headers) rides in front of the body: shown apart.
+    const envelope = result.envelopes?.[destination];
+    const bytes = envelope ? queued.subarray(Buffer.byteLength(JSON.stringify(envelope)) + 1) : queued;
     const text = bytes.toString('utf8');
-    if (/^\s*[[{]/.test(text)) return { destination, kind: 'json', json: JSON.parse(text) as unknown };
-    return { destination, kind: 'hl7', segments: segmentsOf(bytes) };
+    const shown: PreviewPayload = /^\s*[[{]/.test(text) ? { destination, kind: 'json', json: JSON.parse(text) as unknown } : { destination, kind: 'hl7', segments: segmentsOf(bytes) };
+    return envelope ? { ...shown, envelope } : shown;
   });
   return {
     channel: channel.name,

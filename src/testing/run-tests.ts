@@ -107,10 +107,11 @@ function linesDiff(expected: string[], actual: string[], what: string): string[]
  * failed) is a mismatch too.
  */
 function outputDiff(channel: ChannelDefinition, result: ChannelResult, expected: unknown): string[] {
-  if (result.status !== 'accepted' || !result.message) {
+  if (result.status !== 'accepted' || (!result.message && result.output === undefined)) {
     return [`output: expected ${JSON.stringify(expected)}, but the message was ${result.status}${result.reason ? ` (${result.reason})` : ''}: no output`];
   }
-  const output = channel.output === 'json' && channel.map ? channel.map(result.message, result.identifiers) : result.message.toString();
+  // A JSON -> JSON channel has no message: its output is the one the run produced.
+  const output = result.output !== undefined ? result.output : channel.output === 'json' && channel.map ? channel.map(result.message!, result.identifiers) : result.message!.toString();
   return subsetDiff(expected, output, 'output');
 }
 
