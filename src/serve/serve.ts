@@ -10,6 +10,7 @@ import { formatDiagnostic } from '../diagnostics/diagnostic.js';
 import { configFileFor, specFiles } from '../spec/files.js';
 import { faultPoint } from '../../runtime/faults.js';
 import { startAlerts } from '../alerts/start.js';
+import { dashboardRoutes } from '../dashboard/routes.js';
 import type { Alerts } from '../alerts/start.js';
 
 export { specFiles };
@@ -139,7 +140,7 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
   const operations = new Operations({ store, host });
   try {
     if (options.adminPort !== undefined) {
-      admin = await startAdminServer({ operations, port: options.adminPort, host: options.adminHost, tokens: options.adminTokens, log, extraRoutes: options.adminRoutes });
+      admin = await startAdminServer({ operations, port: options.adminPort, host: options.adminHost, tokens: options.adminTokens, log, extraRoutes: [...dashboardRoutes(alerts), ...(options.adminRoutes ?? [])] });
     }
     await host.apply(first.channels);
   } catch (err) {
