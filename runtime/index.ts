@@ -45,4 +45,4 @@ export { DEFAULT_PROCESSING_BUDGET_MS, ProcessingBudgetExceeded } from './channe
 export * from './channel/channel.js';
 export { interpolate, replaceEnvReferences } from './channel/env.js';
 export * from './channel/builder.js';
-export { copyMessage, templateJson, templateText } from './channel/payloads.js';
+export { copyMessage, isJsonTemplate, templateJson, templateJsonText, templateText } from './channel/payloads.js';

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { IndentationText, Project, QuoteKind } from 'ts-morph';
 import type { Condition } from '../../runtime/index.js';
-import { describeCondition } from '../../runtime/index.js';
+import { describeCondition, isJsonTemplate } from '../../runtime/index.js';
 import type { LoadedSpec } from '../spec/load.js';
 import { inputKindOf, outputKindOf } from '../spec/kinds.js';
 import type { BuildSegment, BuildSpec, BuildValue, DedupeSpec, Destination, IdentifierRule, Mapping, SourceLimitKeys, Spec, TlsSpec, TransformStep } from '../spec/types.js';
@@ -486,6 +486,8 @@ function templateExpr(template: string, channel: string, use: (n: string) => str
   const parts: string[] = [];
   let json = false;
   let last = 0;
+  // A JSON body: values are escaped as inside a JSON string, or a quote in a field would end it.
+  const text = use(isJsonTemplate(template) ? 'templateJsonText' : 'templateText');
   for (const m of template.matchAll(TEMPLATE_PLACEHOLDER)) {
     if (m.index > last) parts.push(q(template.slice(last, m.index)));
     const inner = m[1]!;
@@ -493,8 +495,8 @@ function templateExpr(template: string, channel: string, use: (n: string) => str
     else if (inner === 'control_id') parts.push('message.controlId');
     else if (inner.startsWith('$.')) {
       json = true;
-      parts.push(`${use('templateText')}(${use('readJson')}(json, json, ${q(inner)}))`);
-    } else parts.push(`${use('templateText')}(message.get(${q(inner)}))`);
+      parts.push(`${text}(${use('readJson')}(json, json, ${q(inner)}))`);
+    } else parts.push(`${text}(message.get(${q(inner)}))`);
     last = m.index + m[0].length;
   }
   if (last < template.length) parts.push(q(template.slice(last)));
@@ -506,7 +508,7 @@ function destinationExpr(d: Destination, use: (n: string) => string, payload?: s
   if (d.http) {
     const headers = Object.entries(d.http.headers ?? {}).map(([k, v]) => `${q(k)}: ${configString(v, use)}`);
     // A body: template is text, whatever its first character.
-    target = `{ kind: "http", url: ${configString(d.http.url, use)}, method: ${q(d.http.method ?? 'POST')}, headers: { ${headers.join(', ')} }, timeout_ms: ${d.http.timeout_ms ?? 10_000}${d.body !== undefined ? `, content_type: "text/plain; charset=utf-8"` : ''} }`;
+    target = `{ kind: "http", url: ${configString(d.http.url, use)}, method: ${q(d.http.method ?? 'POST')}, headers: { ${headers.join(', ')} }, timeout_ms: ${d.http.timeout_ms ?? 10_000}${d.body !== undefined ? `, content_type: "${isJsonTemplate(d.body) ? 'application/json' : 'text/plain; charset=utf-8'}"` : ''} }`;
   } else if (d.mllp) target = `{ kind: "mllp", host: ${configString(d.mllp.host, use)}, port: ${configNumber(d.mllp.port, use)}, on_ae: ${q(d.mllp.on_ae ?? 'retry')}, on_ar: ${q(d.mllp.on_ar ?? 'fail')}${tlsExpr(d.mllp.tls, use)} }`;
   else if (d.file) target = `{ kind: "file", dir: ${configString(d.file.dir, use)}, file_name: ${q(d.file.file_name ?? '{control_id}.json')}${d.file.on_exists ? `, on_exists: ${q(d.file.on_exists)}` : ''}${d.file.content ? `, content: ${q(d.file.content)}` : ''} }`;
   else target = `{ kind: "channel", channel: ${q(d.channel)} }`;
