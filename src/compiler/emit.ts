@@ -5,7 +5,7 @@ import { IndentationText, Project, QuoteKind } from 'ts-morph';
 import type { Condition } from '../../runtime/index.js';
 import { describeCondition, isJsonTemplate } from '../../runtime/index.js';
 import type { LoadedSpec } from '../spec/load.js';
-import { inputKindOf, outputKindOf } from '../spec/kinds.js';
+import { destinationOutputKindOf, inputKindOf, outputKindOf } from '../spec/kinds.js';
 import type { BuildSegment, BuildSpec, BuildValue, DedupeSpec, Destination, IdentifierRule, Mapping, SourceLimitKeys, Spec, TlsSpec, TransformStep } from '../spec/types.js';
 
 import { HL7C_VERSION } from '../version.js';
@@ -237,7 +237,7 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
   // ---- channel description (config values keep their ${ENV} references)
   const source = sourceExpr(spec, raw, use);
   const payloadOf = new Map(payloadFunctions.map((p) => [p.name, p.fn]));
-  const destinations = destinationNames.map((name) => `${q(name)}: ${destinationExpr(raw.destinations![name]!, use, payloadOf.get(name))}`).join(',\n');
+  const destinations = destinationNames.map((name) => `${q(name)}: ${destinationExpr(raw.destinations![name]!, use, payloadOf.get(name), destinationOutputKindOf(spec, spec.destinations![name]!))}`).join(',\n');
   const output = outputKindOf(spec);
 
   const project = new Project({ useInMemoryFileSystem: true, manipulationSettings: { indentationText: IndentationText.TwoSpaces, quoteKind: QuoteKind.Double } });
@@ -503,14 +503,17 @@ function templateExpr(template: string, channel: string, use: (n: string) => str
   return { expr: parts.length === 0 ? '""' : parts.length === 1 && parts[0]!.startsWith('"') ? parts[0]! : `[${parts.join(', ')}].join("")`, json };
 }
 
-function destinationExpr(d: Destination, use: (n: string) => string, payload?: string): string {
+/** A file destination's name when the spec gives none: the extension says what the file holds. */
+const DEFAULT_FILE_NAME = { json: '{control_id}.json', hl7: '{control_id}.hl7', text: '{control_id}.txt' } as const;
+
+function destinationExpr(d: Destination, use: (n: string) => string, payload: string | undefined, kind: keyof typeof DEFAULT_FILE_NAME): string {
   let target: string;
   if (d.http) {
     const headers = Object.entries(d.http.headers ?? {}).map(([k, v]) => `${q(k)}: ${configString(v, use)}`);
     // A body: template is text, whatever its first character.
     target = `{ kind: "http", url: ${configString(d.http.url, use)}, method: ${q(d.http.method ?? 'POST')}, headers: { ${headers.join(', ')} }, timeout_ms: ${d.http.timeout_ms ?? 10_000}${d.body !== undefined ? `, content_type: "${isJsonTemplate(d.body) ? 'application/json' : 'text/plain; charset=utf-8'}"` : ''} }`;
   } else if (d.mllp) target = `{ kind: "mllp", host: ${configString(d.mllp.host, use)}, port: ${configNumber(d.mllp.port, use)}, on_ae: ${q(d.mllp.on_ae ?? 'retry')}, on_ar: ${q(d.mllp.on_ar ?? 'fail')}${tlsExpr(d.mllp.tls, use)} }`;
-  else if (d.file) target = `{ kind: "file", dir: ${configString(d.file.dir, use)}, file_name: ${q(d.file.file_name ?? '{control_id}.json')}${d.file.on_exists ? `, on_exists: ${q(d.file.on_exists)}` : ''}${d.file.content ? `, content: ${q(d.file.content)}` : ''} }`;
+  else if (d.file) target = `{ kind: "file", dir: ${configString(d.file.dir, use)}, file_name: ${q(d.file.file_name ?? DEFAULT_FILE_NAME[d.file.content === 'raw' ? 'hl7' : kind])}${d.file.on_exists ? `, on_exists: ${q(d.file.on_exists)}` : ''}${d.file.content ? `, content: ${q(d.file.content)}` : ''} }`;
   else target = `{ kind: "channel", channel: ${q(d.channel)} }`;
   const r = d.retry ?? {};
   return `{ ${d.when ? `when: ${JSON.stringify(d.when)}, ` : ''}target: ${target}, retry: { attempts: ${r.attempts ?? 5}, backoff_ms: ${r.backoff_ms ?? 1000}, max_backoff_ms: ${r.max_backoff_ms ?? 60_000} }, on_failure: ${q(d.on_failure ?? 'dead_letter')}${d.max_in_flight && d.max_in_flight > 1 ? `, max_in_flight: ${d.max_in_flight}` : ''}${payload ? `, payload: ${payload}` : ''} }`;
