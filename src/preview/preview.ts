@@ -22,7 +22,7 @@ export interface PreviewRoute {
 }
 
 /** What one destination would be sent: JSON as data, HL7 as its segments. */
-export type PreviewPayload = { destination: string; kind: 'json'; json: unknown } | { destination: string; kind: 'hl7'; segments: string[] };
+export type PreviewPayload = { destination: string; kind: 'json'; json: unknown } | { destination: string; kind: 'hl7'; segments: string[] } | { destination: string; kind: 'text'; text: string };
 
 /** What a channel does with one input, as `hl7c preview` shows it. */
 export interface MessagePreview {
@@ -76,8 +76,16 @@ function previewOne(channel: ChannelDefinition, payload: Buffer): MessagePreview
   }));
   const payloads = deliveryPayloads(result, { channel, raw: payload }).map(({ destination, payload: bytes }): PreviewPayload => {
     const text = bytes.toString('utf8');
-    if (/^\s*[[{]/.test(text)) return { destination, kind: 'json', json: JSON.parse(text) as unknown };
-    return { destination, kind: 'hl7', segments: segmentsOf(bytes) };
+    if (/^(MSH|FHS|BHS)/.test(text)) return { destination, kind: 'hl7', segments: segmentsOf(bytes) };
+    // A body: template is text, whatever its first character; JSON only when it parses.
+    if (/^\s*[[{]/.test(text)) {
+      try {
+        return { destination, kind: 'json', json: JSON.parse(text) as unknown };
+      } catch {
+        // text that starts with a bracket
+      }
+    }
+    return { destination, kind: 'text', text };
   });
   return {
     channel: channel.name,
@@ -138,7 +146,7 @@ export function formatPreview(preview: MessagePreview): string {
   for (const r of preview.route) lines.push(`    ${r.taken ? '→' : '×'} ${r.destination} (${r.target})${r.taken ? '' : `: ${r.why}`}`);
   for (const p of preview.payloads) {
     lines.push(`payload     ${p.destination} (${p.kind.toUpperCase()})`);
-    lines.push(...(p.kind === 'json' ? indent(JSON.stringify(p.json, null, 2)) : p.segments.map((s) => `    ${s}`)));
+    lines.push(...(p.kind === 'json' ? indent(JSON.stringify(p.json, null, 2)) : p.kind === 'text' ? indent(p.text) : p.segments.map((s) => `    ${s}`)));
   }
   return lines.join('\n') + '\n';
 }
