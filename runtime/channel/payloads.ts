@@ -16,6 +16,28 @@ export function templateText(value: unknown): string {
   return String(value);
 }
 
+/**
+ * A value inside a JSON-shaped `body:` template: escaped as inside a JSON string, so a `"` or a
+ * `\` in a field ends nothing (a family name `Smith","mrn":"E666` stays a family name).
+ */
+export function templateJsonText(value: unknown): string {
+  return JSON.stringify(templateText(value)).slice(1, -1);
+}
+
+/**
+ * Whether a `body:` template writes JSON: with every placeholder standing for 0 (a number
+ * outside quotes, text inside them) it parses as JSON. Its placeholders are then escaped for JSON.
+ */
+export function isJsonTemplate(template: string): boolean {
+  if (!/^\s*[{[]/.test(template)) return false;
+  try {
+    JSON.parse(template.replace(/\{\{[^{}]*\}\}/g, '0'));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The JSON a template's `{{$.a.b}}` reads: the channel's mapped output when it maps, else the JSON it received. */
 export function templateJson(output: unknown, input: unknown): unknown {
   return output !== null && typeof output === 'object' ? output : input;

@@ -238,8 +238,9 @@ export class AlertEngine {
     const counts = new Map<string, number>();
     const totals = new Map<string, number>();
     for (const m of metrics.messages) {
-      counts.set(`${m.channel}\u0000${m.status}`, m.count);
-      totals.set(m.channel, (totals.get(m.channel) ?? 0) + m.count);
+      // Number(): a database driver may hand counts over as text.
+      counts.set(`${m.channel}\u0000${m.status}`, Number(m.count));
+      totals.set(m.channel, (totals.get(m.channel) ?? 0) + Number(m.count));
     }
     this.samples.push({ at: now, counts });
     // Keep the newest sample at or before the longest window's start, and everything after it.
@@ -277,7 +278,7 @@ export class AlertEngine {
         return metrics.oldestOpen
           .filter((q) => wanted(q.channel, q.destination))
           .map((q) => {
-            const age = Math.max(0, now - q.oldest);
+            const age = Math.max(0, now - Number(q.oldest));
             return { channel: q.channel, destination: q.destination, active: age > rule.olderThanMs!, value: Math.round(age / 1000), threshold: rule.olderThanMs! / 1000, summary: `queue ${q.channel} → ${q.destination}: oldest entry waiting ${duration(age)} (alert above ${duration(rule.olderThanMs!)})` };
           });
       case 'destination_failing':

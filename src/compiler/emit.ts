@@ -3,9 +3,9 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { IndentationText, Project, QuoteKind } from 'ts-morph';
 import type { Condition } from '../../runtime/index.js';
-import { describeCondition } from '../../runtime/index.js';
+import { describeCondition, isJsonTemplate } from '../../runtime/index.js';
 import type { LoadedSpec } from '../spec/load.js';
-import { inputKindOf, outputKindOf } from '../spec/kinds.js';
+import { destinationOutputKindOf, inputKindOf, outputKindOf } from '../spec/kinds.js';
 import type { BuildSegment, BuildSpec, BuildValue, DatabaseDestinationSpec, DedupeSpec, Destination, IdentifierRule, Mapping, SourceLimitKeys, Spec, TlsSpec, TransformStep } from '../spec/types.js';
 
 import { HL7C_VERSION } from '../version.js';
@@ -325,7 +325,7 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
   // ---- channel description (config values keep their ${ENV} references)
   const source = sourceExpr(spec, raw, use);
   const payloadOf = new Map(payloadFunctions.map((p) => [p.name, p.fn]));
-  const destinations = destinationNames.map((name) => `${q(name)}: ${destinationExpr(raw.destinations![name]!, use, payloadOf.get(name), nameFunctions.get(name))}`).join(',\n');
+  const destinations = destinationNames.map((name) => `${q(name)}: ${destinationExpr(raw.destinations![name]!, use, payloadOf.get(name), destinationOutputKindOf(spec, spec.destinations![name]!), nameFunctions.get(name))}`).join(',\n');
   const output = outputKindOf(spec);
 
   const project = new Project({ useInMemoryFileSystem: true, manipulationSettings: { indentationText: IndentationText.TwoSpaces, quoteKind: QuoteKind.Double } });
@@ -587,6 +587,8 @@ function templateExpr(template: string, channel: string, use: (n: string) => str
   const parts: string[] = [];
   let json = false;
   let last = 0;
+  // A JSON body: values are escaped as inside a JSON string, or a quote in a field would end it.
+  const text = use(isJsonTemplate(template) ? 'templateJsonText' : 'templateText');
   for (const m of template.matchAll(TEMPLATE_PLACEHOLDER)) {
     if (m.index > last) parts.push(literal(template.slice(last, m.index)));
     const inner = m[1]!;
@@ -594,23 +596,26 @@ function templateExpr(template: string, channel: string, use: (n: string) => str
     else if (inner === 'control_id') parts.push(value('message.controlId'));
     else if (inner.startsWith('$.')) {
       json = true;
-      parts.push(value(`${use('templateText')}(${use('readJson')}(json, json, ${q(inner)}))`));
-    } else parts.push(value(`${use('templateText')}(message.get(${q(inner)}))`));
+      parts.push(value(`${text}(${use('readJson')}(json, json, ${q(inner)}))`));
+    } else parts.push(value(`${text}(message.get(${q(inner)}))`));
     last = m.index + m[0].length;
   }
   if (last < template.length) parts.push(literal(template.slice(last)));
   return { expr: parts.length === 0 ? '""' : parts.length === 1 && parts[0]!.startsWith('"') ? parts[0]! : `[${parts.join(', ')}].join("")`, json };
 }
 
-function destinationExpr(d: Destination, use: (n: string) => string, payload?: string, fileNameOf?: string): string {
+/** A file destination's name when the spec gives none: the extension says what the file holds. */
+const DEFAULT_FILE_NAME = { json: '{control_id}.json', hl7: '{control_id}.hl7', text: '{control_id}.txt' } as const;
+
+function destinationExpr(d: Destination, use: (n: string) => string, payload: string | undefined, kind: keyof typeof DEFAULT_FILE_NAME, fileNameOf?: string): string {
   let target: string;
   if (d.http) {
     // Headers with {{…}} come from the message, in the envelope; the rest are config.
     const headers = Object.entries(d.http.headers ?? {}).filter(([, v]) => !v.includes('{{')).map(([k, v]) => `${q(k)}: ${configString(v, use)}`);
     // A body: template is text, whatever its first character.
-    target = `{ kind: "http", url: ${configString(d.http.url, use)}, method: ${q(d.http.method ?? 'POST')}, headers: { ${headers.join(', ')} }, timeout_ms: ${d.http.timeout_ms ?? 10_000}${d.body !== undefined ? `, content_type: "text/plain; charset=utf-8"` : ''}${fileNameOf ? ', envelope: true' : ''}${d.http.response ? `, response_channel: ${q(d.http.response.channel)}` : ''} }`;
+    target = `{ kind: "http", url: ${configString(d.http.url, use)}, method: ${q(d.http.method ?? 'POST')}, headers: { ${headers.join(', ')} }, timeout_ms: ${d.http.timeout_ms ?? 10_000}${d.body !== undefined ? `, content_type: "${isJsonTemplate(d.body) ? 'application/json' : 'text/plain; charset=utf-8'}"` : ''}${fileNameOf ? ', envelope: true' : ''}${d.http.response ? `, response_channel: ${q(d.http.response.channel)}` : ''} }`;
   } else if (d.mllp) target = `{ kind: "mllp", host: ${configString(d.mllp.host, use)}, port: ${configNumber(d.mllp.port, use)}, on_ae: ${q(d.mllp.on_ae ?? 'retry')}, on_ar: ${q(d.mllp.on_ar ?? 'fail')}${tlsExpr(d.mllp.tls, use)} }`;
-  else if (d.file) target = `{ kind: "file", dir: ${configString(d.file.dir, use)}, file_name: ${q(d.file.file_name ?? '{control_id}.json')}${d.file.on_exists ? `, on_exists: ${q(d.file.on_exists)}` : ''}${d.file.content ? `, content: ${q(d.file.content)}` : ''}${d.file.append ? ', append: true' : ''}${fileNameOf ? ', envelope: true' : ''} }`;
+  else if (d.file) target = `{ kind: "file", dir: ${configString(d.file.dir, use)}, file_name: ${q(d.file.file_name ?? DEFAULT_FILE_NAME[d.file.content === 'raw' ? 'hl7' : kind])}${d.file.on_exists ? `, on_exists: ${q(d.file.on_exists)}` : ''}${d.file.content ? `, content: ${q(d.file.content)}` : ''}${d.file.append ? ', append: true' : ''}${fileNameOf ? ', envelope: true' : ''} }`;
   else if (d.smtp) {
     const m = d.smtp;
     const list = (v: string | string[]) => (Array.isArray(v) ? `[${v.map((a) => configString(a, use)).join(', ')}]` : `${use('addressList')}(${configString(v, use)})`);

@@ -23,7 +23,7 @@ export interface PreviewRoute {
 
 /** What one destination would be sent: JSON as data, HL7 as its segments. */
 /** `envelope`: what the sender reads from the message besides the body (a file name, an HTTP url, query or headers). */
-export type PreviewPayload = ({ destination: string; kind: 'json'; json: unknown } | { destination: string; kind: 'hl7'; segments: string[] }) & { envelope?: Record<string, unknown> };
+export type PreviewPayload = ({ destination: string; kind: 'json'; json: unknown } | { destination: string; kind: 'hl7'; segments: string[] } | { destination: string; kind: 'text'; text: string }) & { envelope?: Record<string, unknown> };
 
 /** What a channel does with one input, as `hl7c preview` shows it. */
 export interface MessagePreview {
@@ -80,7 +80,18 @@ function previewOne(channel: ChannelDefinition, payload: Buffer): MessagePreview
     const envelope = result.envelopes?.[destination];
     const bytes = envelope ? queued.subarray(Buffer.byteLength(JSON.stringify(envelope)) + 1) : queued;
     const text = bytes.toString('utf8');
-    const shown: PreviewPayload = /^\s*[[{]/.test(text) ? { destination, kind: 'json', json: JSON.parse(text) as unknown } : { destination, kind: 'hl7', segments: segmentsOf(bytes) };
+    const shown = ((): PreviewPayload => {
+      if (/^(MSH|FHS|BHS)/.test(text)) return { destination, kind: 'hl7', segments: segmentsOf(bytes) };
+      // A body: template is text, whatever its first character; JSON only when it parses.
+      if (/^\s*[[{]/.test(text)) {
+        try {
+          return { destination, kind: 'json', json: JSON.parse(text) as unknown };
+        } catch {
+          // text that starts with a bracket
+        }
+      }
+      return { destination, kind: 'text', text };
+    })();
     return envelope ? { ...shown, envelope } : shown;
   });
   return {
@@ -147,7 +158,7 @@ export function formatPreview(preview: MessagePreview): string {
   for (const r of preview.route) lines.push(`    ${r.taken ? '→' : '×'} ${r.destination} (${r.target})${r.taken ? '' : `: ${r.why}`}`);
   for (const p of preview.payloads) {
     lines.push(`payload     ${p.destination} (${p.kind.toUpperCase()})`);
-    lines.push(...(p.kind === 'json' ? indent(JSON.stringify(p.json, null, 2)) : p.segments.map((s) => `    ${s}`)));
+    lines.push(...(p.kind === 'json' ? indent(JSON.stringify(p.json, null, 2)) : p.kind === 'text' ? indent(p.text) : p.segments.map((s) => `    ${s}`)));
   }
   return lines.join('\n') + '\n';
 }

@@ -10,7 +10,9 @@ import { formatDiagnostic } from '../diagnostics/diagnostic.js';
 import { configFileFor, specFiles } from '../spec/files.js';
 import { faultPoint } from '../../runtime/faults.js';
 import { startAlerts } from '../alerts/start.js';
+import { dashboardRoutes } from '../dashboard/routes.js';
 import type { Alerts } from '../alerts/start.js';
+import { specLoader } from './replay.js';
 
 export { specFiles };
 
@@ -136,10 +138,11 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
   // nothing half-started (no listener accepting messages that nobody watches).
   let admin: AdminServer | undefined;
   // Replays from the admin API run through the channels as loaded here.
-  const operations = new Operations({ store, host });
+  // A channel no longer loaded (its spec removed) is replayed from the spec last recorded.
+  const operations = new Operations({ store, host, loadChannel: specLoader(store, options.env ?? process.env) });
   try {
     if (options.adminPort !== undefined) {
-      admin = await startAdminServer({ operations, port: options.adminPort, host: options.adminHost, tokens: options.adminTokens, log, extraRoutes: options.adminRoutes });
+      admin = await startAdminServer({ operations, port: options.adminPort, host: options.adminHost, tokens: options.adminTokens, log, extraRoutes: [...dashboardRoutes(alerts), ...(options.adminRoutes ?? [])] });
     }
     await host.apply(first.channels);
   } catch (err) {

@@ -6,6 +6,7 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { MllpClient } from '../../runtime/index.js';
 import { startServing } from '../../src/serve/serve.js';
 import { adtSpec, memoryLogger, startWebhook, waitFor } from '../serve/helpers.js';
+import { testSchema } from '../store/pg-helpers.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -140,6 +141,37 @@ describe('alerts from a running serve', () => {
     for (const phi of [FAMILY, GIVEN, MRN, '19700101']) expect(everything).not.toContain(phi);
     // …while the store does hold them (the messages were really sent).
     expect((await serving.store.listMessages())[0]!.raw!.toString()).toContain(MRN);
+  });
+
+  test('on PostgreSQL too: errors and a dead letter fire from the database\'s counters, and resolve', async () => {
+    const schema = testSchema('hdash');
+    cleanups.push(() => schema.drop());
+    const alertHook = await startWebhook();
+    cleanups.push(() => alertHook.close());
+    const app = await startWebhook();
+    cleanups.push(() => app.close());
+    app.status = 500;
+    const dir = mkdtempSync(join(tmpdir(), 'hdash-alerts-pg-'));
+    writeFileSync(join(dir, 'adt.yaml'), adtSpec({ attempts: 1 }));
+    writeFileSync(
+      join(dir, 'hl7c.config.yaml'),
+      `alerts:\n  check_every: 50ms\n  webhook: { url: "${alertHook.url}" }\n  rules:\n    - { name: errors, kind: errors, over: 0, window: 1h }\n    - { name: dead, kind: dead_letters }\n    - { name: behind, kind: queue_age, older_than: 1h }\n`,
+    );
+    const { logger } = memoryLogger();
+    const serving = await startServing({ specs: [dir], storePath: schema.url, cwd: dir, env: { TEST_WEBHOOK_URL: app.url }, logger, watch: false });
+    cleanups.push(() => serving.close());
+    const client = new MllpClient({ host: '127.0.0.1', port: serving.ports()['adt-in']!, logger });
+    cleanups.push(() => client.close());
+    expect((await client.send(message('PG-ERR', 'SSA'))).code).toBe('AE');
+    expect((await client.send(message('PG-DEAD'))).code).toBe('AA');
+    const told = () => alertHook.received.map((r) => `${String(r.body.state)} ${String(r.body.rule)} ${String(r.body.value)}`);
+    await waitFor(() => told().includes('firing errors 1') && told().includes('firing dead 1'), 10_000, 'both told');
+    // The dead letter replayed (as the CLI does it, through the store): the rule resolves.
+    const dead = (await serving.store.listMessages({ status: 'dead' }))[0]!;
+    app.status = 200;
+    await serving.store.recordReplay(dead.id, { spec_version: dead.spec_version, status: 'accepted', reason: null, identifiers: null, ack_code: 'AA', ack: null, deliveries: [{ destination: 'webhook', payload: Buffer.from('{}') }] }, Date.now());
+    await waitFor(() => told().includes('resolved dead 0'), 10_000, 'the dead letter resolved');
+    expect(told().filter((t) => t.includes('behind'))).toEqual([]);
   });
 
   test('a config with errors stops serve from starting, like a spec with errors', async () => {

@@ -2,6 +2,7 @@ import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
+import { parseMessage } from '../../runtime/index.js';
 import { CORPUS_DIR, corpusFile } from '../corpus.js';
 import { runBin } from './helpers.js';
 
@@ -90,5 +91,27 @@ describe('hl7c preview', () => {
     expect(preview.acks[0]!.segments.map((s) => s.slice(0, 3))).toEqual(['MSH', 'MSA', 'ERR']);
     expect(preview.route).toEqual([expect.objectContaining({ taken: false, why: 'the message is rejected: it goes to no destination' })]);
     expect(preview.payloads).toEqual([]);
+  }, SLOW);
+});
+
+describe('hl7c preview of text bodies', () => {
+  test('a body that starts with a bracket but is not JSON is shown as text, not a crash', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hl7c-preview-'));
+    const spec = join(dir, 'notify.yaml');
+    writeFileSync(
+      spec,
+      `channel: notify
+source: { mllp: { port: 2575 } }
+destinations:
+  pager:
+    http: { url: "http://127.0.0.1:9/page" }
+    body: "[{{PID-5.1}}] admitted ({{MSH-9.2}})"
+`,
+    );
+    const shown = await hl7c(['preview', spec, join(CORPUS_DIR, 'adt/fhirconv-adt-a01-v23.hl7')]);
+    expect(shown.stderr).toBe('');
+    expect(shown.code).toBe(0);
+    const family = parseMessage(corpusFile('adt/fhirconv-adt-a01-v23.hl7')).get('PID-5.1');
+    expect(shown.stdout).toContain(`payload     pager (TEXT)\n    [${family}] admitted (A01)\n`);
   }, SLOW);
 });

@@ -148,6 +148,18 @@ describe.skipIf(!haveSamples)('hl7c import mirth on the Mirth 4.5.2 samples', ()
     expect(stderr).toMatch(/already exists; nothing written \(--force overwrites\)/);
   });
 
+  test.each([
+    ['a server configuration export', (channels: string) => `<serverConfiguration version="4.5.2"><channelGroups/><channels>${channels}</channels><codeTemplateLibraries/></serverConfiguration>`],
+    ['a channel group export', (channels: string) => `<channelGroup version="4.5.2"><id>g1</id><name>LRH</name><channels>${channels}</channels></channelGroup>`],
+    ['a list of channels', (channels: string) => `<list>${channels}</list>`],
+  ])('%s with all eight channels gives the same specs as the eight files', (_kind, wrap) => {
+    const one = importMirth(samples());
+    const all = importMirth([{ file: 'lrh-server.xml', xml: wrap(samples().map((s) => s.xml).join('\n')) }]);
+    expect(all.specs.map((s) => s.fileName)).toEqual(one.specs.map((s) => s.fileName));
+    all.specs.forEach((s, i) => expect(s.text).toBe(one.specs[i]!.text.replaceAll(one.specs[i]!.source, 'lrh-server.xml')));
+    expect(all.todos.length).toBe(one.todos.length);
+  });
+
   test('not an export: a clear error, exit 1', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hl7c-mirth-bad-'));
     writeFileSync(join(dir, 'x.xml'), '<list><string>nothing</string></list>');

@@ -6,9 +6,10 @@ import pg from 'pg';
 import { afterEach, describe, expect, test } from 'vitest';
 import { MllpClient } from '../../runtime/index.js';
 import { Operations, SqliteStore, startAdminServer } from '../../runtime/serve/index.js';
-import type { AdminToken } from '../../runtime/serve/index.js';
+import type { AdminToken, ServeEvent } from '../../runtime/serve/index.js';
 import { startServing } from '../../src/serve/serve.js';
 import { TEST_PG_URL } from '../store/pg-helpers.js';
+import { cli, runBin } from '../cli/helpers.js';
 import { memoryLogger, startWebhook, waitFor } from './helpers.js';
 import type { Webhook } from './helpers.js';
 
@@ -43,7 +44,7 @@ destinations:
   archive:
     file: { dir: ${dir}/archive, file_name: "{control_id}.json" }
   lab:
-    http: { url: "\${LAB_URL}" }
+    http: { url: "\${LAB_URL:-http://127.0.0.1:9/unused}" }
     retry: { attempts: 1, backoff_ms: 10, max_backoff_ms: 10 }
     on_failure: stop_queue
 `;
@@ -107,7 +108,7 @@ async function serveAdmin(kind: StoreKind, tokens: AdminToken[] = [OPERATOR, VIE
     await waitFor(async () => (await serving.store.getMessage(id))!.deliveries.map((d) => d.state).sort().join() === 'sent,stopped', 10_000, `${controlId} archived and stopped at the lab`);
     return id;
   };
-  return { dir, serving, client, lab, call, files, sendStopped };
+  return { dir, serving, client, lab, call, files, sendStopped, storePath: serving.store.location };
 }
 
 describe.each(STORES)('admin API on $name', (kind) => {
@@ -312,5 +313,47 @@ describe('admin API, binding and tokens', () => {
     expect((await get('/api/alerts')).status).toBe(401);
     expect(await (await get('/api/alerts', VIEWER)).json()).toEqual({ rules: [], recent: [] });
     expect(await (await get('/dashboard/app.js')).text()).toBe('page app.js');
+  });
+});
+
+describe('admin and CLI around one serve (SQLite)', () => {
+  test('hl7c replay of a message that stopped the lab queue sends it to the lab only: the archive file is written once', async () => {
+    const { lab, files, sendStopped, serving, storePath } = await serveAdmin(STORES[0]!);
+    const id = await sendStopped('C1');
+    expect(files()).toEqual(['C1.json']);
+    lab.status = 200;
+    const replayed = await cli('replay', String(id), '--store', storePath);
+    expect(replayed.code).toBe(0);
+    expect(replayed.stdout).toBe(`${id}  adt-in  accepted  queued for lab  not for archive (already delivered)\n`);
+    await waitFor(() => lab.received.length === 1, 10_000, 'the lab got it');
+    await waitFor(async () => (await serving.store.getMessage(id))!.deliveries.every((d) => d.state === 'sent'), 10_000, 'sent');
+    expect(files()).toEqual(['C1.json']);
+    const audit = JSON.parse((await cli('audit', '--store', storePath, '--json')).stdout) as Array<{ action: string; target: string; remote: string }>;
+    expect(audit[0]).toMatchObject({ action: 'message.replay', target: `message ${id}`, remote: 'cli' });
+  });
+
+  test('a rejected spec reload: /health degraded with the reason, hl7c_reloads_total counts it, the event is told', async () => {
+    const { call, serving, dir } = await serveAdmin(STORES[0]!);
+    const events: ServeEvent[] = [];
+    serving.host.activity.onEvent((e) => events.push(e));
+    writeFileSync(join(dir, 'adt.yaml'), 'channel: adt-in\nsource: { mllp: { port: 0 } }\nmap: { x: { path: PID-999 } }\n');
+    expect((await serving.reload()).applied).toBe(false);
+    const health = await call('/health');
+    expect(health.status).toBe(200);
+    expect(health.json.status).toBe('degraded');
+    expect(health.json.reasons).toEqual([expect.stringMatching(/^the last spec change was rejected \(.*\), the running version stays: .*adt\.yaml:\d+:\d+/)]);
+    expect((await call('/metrics')).text).toMatch(/hl7c_reloads_total\{outcome="rejected"\} 1\n/);
+    expect(events).toEqual([expect.objectContaining({ kind: 'reload-rejected', summary: expect.stringMatching(/^spec change rejected: /) })]);
+  });
+
+  test('hl7c serve --admin-host 0.0.0.0 without a token refuses to start (exit 2), naming what to do', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hl7c-admin-host-'));
+    writeFileSync(join(dir, 'adt.yaml'), spec(dir));
+    const env = { ...process.env };
+    delete env.HL7C_ADMIN_TOKEN;
+    const run = await runBin(['serve', join(dir, 'adt.yaml'), '--store', join(dir, 'store.db'), '--admin-port', '0', '--admin-host', '0.0.0.0', '--no-watch'], { env, timeoutMs: 30_000 });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('hl7c: the admin API on 0.0.0.0 would be reachable from the network without a token: set HL7C_ADMIN_TOKEN');
+    expect(run.stdout).not.toContain('channel adt-in on port');
   });
 });

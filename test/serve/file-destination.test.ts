@@ -25,6 +25,8 @@ destinations:
     file: { dir: $DIR/raw, file_name: "{control_id}.hl7", content: raw }
   out:
     file: { dir: $DIR/out, file_name: "{control_id}.hl7" }
+  unnamed:
+    file: { dir: $DIR/unnamed }
   strict:
     file: { dir: $DIR/strict, file_name: "{control_id}.hl7", on_exists: fail }
     retry: { attempts: 2, backoff_ms: 10, max_backoff_ms: 10 }
@@ -46,7 +48,9 @@ describe('file destination', () => {
     const { dir, serving, client } = await serveArchive();
     for (const bytes of SAME_CONTROL_ID) expect((await client.send(bytes)).code).toBe('AA');
     const files = (sub: string) => readdirSync(join(dir, sub)).filter((f) => !f.startsWith('.')).sort();
-    await waitFor(() => files('raw').length === 3 && files('out').length === 3, 10_000, 'three files in raw/ and out/');
+    await waitFor(() => files('raw').length === 3 && files('out').length === 3 && files('unnamed').length === 3, 10_000, 'three files in raw/, out/ and unnamed/');
+    // No file_name: an HL7 output is named .hl7, not .json.
+    expect(files('unnamed')).toEqual(files('out'));
 
     // Sent one at a time, oldest first: the suffixes follow the order received.
     expect(files('raw')).toEqual(['MSG00001-2.hl7', 'MSG00001-3.hl7', 'MSG00001.hl7']);

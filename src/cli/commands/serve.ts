@@ -51,7 +51,7 @@ export async function serveCommand(args: ServeArgs, io: CliIo): Promise<number> 
       configPath: args.config,
     });
     for (const [channel, port] of Object.entries(serving.ports())) io.stdout(`channel ${channel} on port ${port}\n`);
-    if (serving.adminPort !== undefined) io.stdout(`admin on port ${serving.adminPort} (/health, /metrics, /api)\n`);
+    if (serving.adminPort !== undefined) io.stdout(`admin on port ${serving.adminPort} (the dashboard at /, /health, /metrics, /api)\n`);
     io.stdout(`serving; store ${args.store}\n`);
     const stop = await Promise.race([io.stopSignal.then((signal) => ({ signal })), failed]);
     if ('err' in stop) {

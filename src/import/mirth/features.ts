@@ -20,6 +20,7 @@ export interface Features {
   filePattern: boolean;
   filterAck: boolean;
   httpMethods: boolean;
+  mapFormat: boolean;
 }
 
 const HEAD = 'channel: probe\n';
@@ -39,6 +40,7 @@ const PROBES: Record<keyof Features, string> = {
   filePattern: 'source: { file: { dir: ./x, pattern: "*.txt" } }\n',
   filterAck: MLLP + 'accept: [ { rule: r, if: { path: MSH-9, exists: true }, otherwise: filter, ack: AR } ]\n',
   httpMethods: MLLP + 'destinations: { a: { http: { url: "http://h/x", method: GET } } }\n',
+  mapFormat: MLLP + 'map: { a: { path: PID-7, format: "YYYY-MM-DD" } }\ndestinations: { a: { file: { dir: ./x } } }\n',
 };
 
 let detected: Features | undefined;

@@ -57,7 +57,7 @@ export function importMirth(inputs: Array<{ file: string; xml: string }>, option
   // Variables handed on by Channel Writers reach the target channel's `$('name')`: read the
   // writers' variables first, then hand each reader what its writers pass.
   const run: RunContext = { features, names, passed: new Map(), variablesOf: new Map() };
-  for (const c of channels) run.variablesOf.set(c.id, channelVariables(c, undefined));
+  for (const c of channels) run.variablesOf.set(c.id, channelVariables(c, undefined, features));
   for (const c of channels)
     for (const d of c.destinations) {
       if (d.transportName !== 'Channel Writer') continue;

@@ -100,6 +100,42 @@ export function simplePuts(script: string): Map<string, Operand> {
   return out;
 }
 
+/**
+ * `channelMap.put('dobIso', reformat(msg['PID']['PID.7']['PID.7.1'].toString(), 'yyyy-MM-dd'))`
+ * where `reformat` is a function of the same script that ends in `DateUtil.convertDate`: a
+ * date read from a field and written in a Java date pattern.
+ */
+export function datePuts(script: string): Map<string, { path: string; pattern: string }> {
+  const code = codeOnly(script);
+  const out = new Map<string, { path: string; pattern: string }>();
+  for (const m of code.matchAll(/channelMap\.put\(\s*'([^']+)'\s*,\s*(\w+)\((.+?),\s*'([^']+)'\)\);/g)) {
+    const fn = new RegExp(String.raw`function\s+${m[2]}\s*\(`).exec(code);
+    if (!fn) continue;
+    const body = balanced(code, code.indexOf('{', fn.index)) ?? '';
+    if (!/DateUtil\.convertDate\(/.test(body)) continue;
+    const path = e4xPath(m[3]!.trim());
+    if (path) out.set(m[1]!, { path: path.path, pattern: m[4]! });
+  }
+  return out;
+}
+
+/** A Java date pattern in hl7c's format tokens (YYYY MM DD HH mm ss), or undefined. */
+export function javaDatePattern(pattern: string): string | undefined {
+  const out = pattern.replace(/yyyy|MM|dd|HH|mm|ss/g, (t) => ({ yyyy: 'YYYY', MM: 'MM', dd: 'DD', HH: 'HH', mm: 'mm', ss: 'ss' })[t]!);
+  return /[A-Za-z]/.test(out.replace(/YYYY|MM|DD|HH|mm|ss/g, '')) ? undefined : out;
+}
+
+/** `var d = $('x'); channelMap.put('y', (d == null || String(d) == '') ? null : String(d));`: y is x (empty reads as null anyway). */
+export function emptyAsNullPuts(script: string): Map<string, string> {
+  const code = codeOnly(script);
+  const out = new Map<string, string>();
+  for (const m of code.matchAll(/channelMap\.put\(\s*'([^']+)'\s*,\s*\(\s*(\w+)\s*==\s*null\s*\|\|\s*String\(\2\)\s*==\s*''\s*\)\s*\?\s*null\s*:\s*String\(\2\)\s*\);/g)) {
+    const source = new RegExp(String.raw`var\s+${m[2]}\s*=\s*\$\(\s*'([^']+)'\s*\);`).exec(code);
+    if (source) out.set(m[1]!, source[1]!);
+  }
+  return out;
+}
+
 /** Every variable a script puts in the channel map (simple or not). */
 export function allPuts(script: string): string[] {
   return [...codeOnly(script).matchAll(/channelMap\.put\(\s*(['"])([^'"]+)\1/g)].map((m) => m[2]!);

@@ -5,7 +5,7 @@ import type { Operand } from './e4x.js';
 import type { Features } from './features.js';
 import type { MirthChannel, MirthConnector, MirthRule, MirthStep } from './model.js';
 import { asArray, child, isNode, prop, text } from './model.js';
-import { allPuts, balanced, isDeleteZSegments, objectLiteral, readFilterScript, readIdentifierPick, simplePuts, unwrap } from './scripts.js';
+import { allPuts, balanced, datePuts, emptyAsNullPuts, isDeleteZSegments, javaDatePattern, objectLiteral, readFilterScript, readIdentifierPick, simplePuts, unwrap } from './scripts.js';
 import type { ScriptCondition } from './scripts.js';
 
 /** One thing the importer could not translate, and where it sits in the export. */
@@ -75,14 +75,14 @@ export function envName(key: string): string {
 }
 
 /** The variables a channel's source transformer defines (first pass, before any spec is written). */
-export function channelVariables(channel: MirthChannel, passed: Map<string, Variable> | undefined): Map<string, Variable> {
-  const t = new ChannelTranslator(channel, undefined, passed);
+export function channelVariables(channel: MirthChannel, passed: Map<string, Variable> | undefined, features: Features): Map<string, Variable> {
+  const t = new ChannelTranslator(channel, undefined, passed, features);
   t.readSourceSteps(false);
   return t.vars;
 }
 
 export function translateChannel(channel: MirthChannel, run: RunContext): TranslatedChannel {
-  const t = new ChannelTranslator(channel, run, run.passed.get(channel.id));
+  const t = new ChannelTranslator(channel, run, run.passed.get(channel.id), run.features);
   return t.translate();
 }
 
@@ -107,11 +107,8 @@ class ChannelTranslator {
     readonly channel: MirthChannel,
     readonly run: RunContext | undefined,
     readonly passed: Map<string, Variable> | undefined,
+    readonly features: Features,
   ) {}
-
-  get features(): Features {
-    return this.run!.features;
-  }
 
   translate(): TranslatedChannel {
     const c = this.channel;
@@ -496,20 +493,36 @@ class ChannelTranslator {
     const puts = simplePuts(script);
     const lines = code.split('\n');
     const translated: string[] = [];
+    if (this.features.mapFormat) {
+      for (const [name, d] of datePuts(script)) {
+        const format = javaDatePattern(d.pattern);
+        if (!format || unknownPath(d.path)) continue;
+        this.vars.set(name, { mapping: { path: d.path, format }, origin: location });
+        translated.push(name);
+      }
+    }
+    for (const [name, from] of emptyAsNullPuts(script)) {
+      const mapping = this.operandMapping({ kind: 'lookup', name: from }, location);
+      if (!mapping || 'value' in mapping) continue;
+      this.vars.set(name, { mapping, origin: location });
+      translated.push(name);
+    }
     for (const [name, o] of puts) {
+      if (translated.includes(name)) continue;
       const mapping = this.operandMapping(o, location);
       if (!mapping) continue;
       this.vars.set(name, { mapping, origin: location });
       translated.push(name);
     }
-    if (translated.length > 0 && lines.every((l) => /^channelMap\.put\(/.test(l)) && translated.length === allPuts(script).length) return;
+    // Only puts (and `var x = $('y');` they read): nothing is left untranslated.
+    if (translated.length > 0 && lines.every((l) => /^channelMap\.put\(/.test(l) || /^var\s+\w+\s*=\s*\$\(\s*'[^']+'\s*\);$/.test(l)) && translated.length === allPuts(script).length) return;
     const rest = allPuts(script).filter((n) => !translated.includes(n));
     for (const name of rest) this.vars.set(name, { todo: `set by the script "${step.name}"`, origin: location });
     const modifies = /\b(msg|tmp)\s*(\[[^\]]+\])+\s*=[^=]|delete\s+(msg|tmp)/.test(code);
     this.todo(
       modifies ? ['transform'] : ['map'],
       location,
-      `JavaScript step "${step.name}" is not translated${rest.length ? ` (it sets ${rest.join(', ')})` : ''}${translated.length ? `; its plain ${translated.join(', ')} ${translated.length === 1 ? 'is' : 'are'} read as ${translated.map((n) => JSON.stringify(this.vars.get(n)!.mapping)).join(', ')}` : ''}${modifies ? '; it edits the message' : ''}`,
+      `JavaScript step "${step.name}" is not translated${rest.length ? ` (it sets ${rest.join(', ')})` : ''}${translated.length ? `; its ${translated.join(', ')} ${translated.length === 1 ? 'is' : 'are'} read as ${translated.map((n) => JSON.stringify(this.vars.get(n)!.mapping)).join(', ')}` : ''}${modifies ? '; it edits the message' : ''}`,
       script,
     );
   }
