@@ -198,7 +198,13 @@ async function startAdmin(options: AdminServerOptions): Promise<AdminServer> {
   for (const r of options.extraRoutes ?? []) registerRoute(r.method, r.path, r.handler, { role: r.role });
 
   const match = (method: string, path: string): { route: Route; params: Record<string, string> } | 'wrong-method' | undefined => {
-    const parts = path.split('/').filter(Boolean).map((p) => decodeURIComponent(p));
+    let parts: string[];
+    try {
+      parts = path.split('/').filter(Boolean).map((p) => decodeURIComponent(p));
+    } catch {
+      // A malformed escape (%E0%A4%A) names no route.
+      return undefined;
+    }
     let wrongMethod = false;
     // Exact routes before prefixes, later registrations of a prefix before earlier ones.
     for (const route of [...routes.filter((r) => !r.prefix), ...routes.filter((r) => r.prefix).reverse()]) {

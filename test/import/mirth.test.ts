@@ -87,6 +87,11 @@ describe.skipIf(!haveSamples)('hl7c import mirth on the Mirth 4.5.2 samples', ()
     for (const t of result.todos) {
       expect(t.file).toMatch(/\.xml$/);
       expect(t.location).toMatch(/^(source|destination \d+ "[^"]+"|channel \w+)/);
+      // The line is where that connector or step is named in the export.
+      expect(t.line, `${t.file}: ${t.location}`).toBeGreaterThan(1);
+      const line = readFileSync(join(SAMPLES, t.file), 'utf8').split('\n')[t.line! - 1]!;
+      const last = [...t.location.matchAll(/"([^"]+)"/g)].pop()?.[1];
+      if (last) expect(line.replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&gt;/g, '>')).toContain(`<name>${last}</name>`);
     }
     // The JavaScript that is not translated is quoted where it stood.
     expect(router).toContain('#   | channelMap.put(\'dobIso\', reformatHL7Date(');
@@ -141,7 +146,7 @@ describe.skipIf(!haveSamples)('hl7c import mirth on the Mirth 4.5.2 samples', ()
     expect(code).toBe(0);
     expect(readdirSync(out).sort()).toEqual(['lrh-adt-inbound-router.yaml', 'lrh-adt-patient-index.yaml']);
     expect(stdout).toContain('lrh-adt-inbound-router.xml › channel "LRH ADT Inbound Router"');
-    expect(stdout).toMatch(/source transformer › step 2 "Reformat PV1-44 and DOB": JavaScript step/);
+    expect(stdout).toMatch(/line \d+, source transformer › step 2 "Reformat PV1-44 and DOB": JavaScript step/);
     expect(stdout).toMatch(/2 spec\(s\) written, \d+ TODO\(import\) to review, 0 validation error\(s\)/);
     stderr = '';
     expect(await runCli(['import', 'mirth', 'lrh-adt-inbound-router.xml', '--out', out], io)).toBe(1);

@@ -311,6 +311,8 @@ describe('admin API, binding and tokens', () => {
     admin.registerRoute('GET', '/api/alerts', () => ({ json: { rules: [], recent: [] } }), { role: 'viewer' });
     const get = (path: string, token?: AdminToken) => fetch(`http://127.0.0.1:${admin.port}${path}`, { headers: token ? { authorization: `Bearer ${token.token}` } : {} });
     expect((await get('/api/alerts')).status).toBe(401);
+    // A malformed path is no route (404), not a failure of the store (500).
+    expect((await get('/api/messages/%E0%A4%A')).status).toBe(404);
     expect(await (await get('/api/alerts', VIEWER)).json()).toEqual({ rules: [], recent: [] });
     expect(await (await get('/dashboard/app.js')).text()).toBe('page app.js');
   });

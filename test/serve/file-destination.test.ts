@@ -47,7 +47,7 @@ describe('file destination', () => {
   test('three messages with the same control id make three files; raw keeps the received bytes, output the rewritten message; on_exists: fail dead-letters', async () => {
     const { dir, serving, client } = await serveArchive();
     for (const bytes of SAME_CONTROL_ID) expect((await client.send(bytes)).code).toBe('AA');
-    // A directory the worker has not made yet holds no files (waitFor must not stop at ENOENT).
+    // A destination's folder is made with its first file: none yet is no file yet.
     const files = (sub: string) => (existsSync(join(dir, sub)) ? readdirSync(join(dir, sub)).filter((f) => !f.startsWith('.')).sort() : []);
     await waitFor(() => files('raw').length === 3 && files('out').length === 3 && files('unnamed').length === 3, 10_000, 'three files in raw/, out/ and unnamed/');
     // No file_name: an HL7 output is named .hl7, not .json.

@@ -59,7 +59,7 @@ export function formatTodos(todos: ImportTodo[]): string {
     const head = `${t.file} › channel "${t.channel}"`;
     if (head !== last) lines.push(`  ${head}`);
     last = head;
-    lines.push(`    ${t.location}: ${t.what}`);
+    lines.push(`    ${t.line ? `line ${t.line}, ` : ''}${t.location}: ${t.what}`);
   }
   return lines.join('\n') + '\n\n';
 }

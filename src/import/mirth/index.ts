@@ -73,12 +73,34 @@ export function importMirth(inputs: Array<{ file: string; xml: string }>, option
     }
   const specs: ImportedSpec[] = [];
   const todos: ImportTodo[] = [];
+  const texts = new Map(inputs.map((i) => [i.file, i.xml]));
   for (const c of channels) {
     const t = translateChannel(c, run);
+    for (const todo of t.todos) todo.line = lineOf(texts.get(c.file) ?? '', c.id, todo.location);
     todos.push(...t.todos);
     specs.push({ fileName: `${names.get(c.id)}.yaml`, channel: names.get(c.id)!, mirthName: c.name, mirthId: c.id, source: c.file, text: render(t.spec, t.header, t.comments, t.blockScalars) });
   }
   return { specs, todos };
+}
+
+/**
+ * Where a TODO's connector or step starts in the export: the channel by its id, then the
+ * connector and step by their `<name>`, each searched after the one before.
+ */
+function lineOf(xml: string, channelId: string, location: string): number | undefined {
+  let at = xml.indexOf(`<id>${channelId}</id>`);
+  if (at < 0) return undefined;
+  const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
+  const names = [...location.matchAll(/"([^"]+)"/g)].map((m) => m[1]!);
+  if (location.startsWith('source')) at = Math.max(at, xml.indexOf('<sourceConnector', at));
+  const script = { 'channel preprocessor': 'preprocessingScript', 'channel postprocessor': 'postprocessingScript', 'channel deploy script': 'deployScript', 'channel undeploy script': 'undeployScript' }[location];
+  if (script && xml.indexOf(`<${script}>`, at) >= 0) at = xml.indexOf(`<${script}>`, at);
+  for (const name of names) {
+    const next = [escape(name), name].map((n) => xml.indexOf(`<name>${n}</name>`, at)).filter((i) => i >= 0);
+    if (next.length === 0) break;
+    at = Math.min(...next);
+  }
+  return xml.slice(0, at).split('\n').length;
 }
 
 /** The spec as YAML: header comment, comments placed before the keys they are about, small maps in flow style. */

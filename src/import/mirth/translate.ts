@@ -18,6 +18,8 @@ export interface ImportTodo {
   location: string;
   /** What was not translated and what stands in its place. */
   what: string;
+  /** 1-based line in the export file where that connector or step starts, when found. */
+  line?: number;
 }
 
 /** A key path in the spec, for placing comments. */
