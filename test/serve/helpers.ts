@@ -52,6 +52,26 @@ export async function startWebhook(port = 0): Promise<Webhook> {
   return hook;
 }
 
+/** An HTTP receiver that keeps each body as text with its content type (bodies that are not JSON). */
+export async function startTextReceiver(): Promise<{ url: string; received: Array<{ body: string; type: string | undefined }>; close(): Promise<void> }> {
+  const received: Array<{ body: string; type: string | undefined }> = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      received.push({ body: Buffer.concat(chunks).toString('utf8'), type: req.headers['content-type'] });
+      res.end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const close = () =>
+    new Promise<void>((r) => {
+      server.close(() => r());
+      server.closeAllConnections();
+    });
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}/notify`, received, close };
+}
+
 export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {

@@ -1,4 +1,3 @@
-import http from 'node:http';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +7,7 @@ import { startServing } from '../../src/serve/serve.js';
 import { validateSpecs } from '../../src/spec/validate.js';
 import { cli } from '../cli/helpers.js';
 import { ackingHandler } from '../mllp/helpers.js';
-import { memoryLogger, waitFor } from '../serve/helpers.js';
+import { memoryLogger, startTextReceiver, waitFor } from '../serve/helpers.js';
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 afterEach(async () => {
@@ -24,22 +23,6 @@ async function mllpReceiver() {
   const port = await server.listen();
   cleanups.push(() => server.close());
   return { port, received };
-}
-
-/** An HTTP receiver that keeps bodies as text with their content type. */
-async function textReceiver() {
-  const received: Array<{ body: string; type: string | undefined }> = [];
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      received.push({ body: Buffer.concat(chunks).toString('utf8'), type: req.headers['content-type'] });
-      res.end();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  cleanups.push(() => new Promise<void>((r) => { server.close(() => r()); server.closeAllConnections(); }));
-  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}/notify`, received };
 }
 
 function specFile(text: string, name = 'router.yaml') {
@@ -83,7 +66,8 @@ tests:
 describe('per-destination payloads', () => {
   test('transform, map and body on destinations: each receiver gets its own, the archive the channel\'s message', async () => {
     const epic = await mllpReceiver();
-    const notify = await textReceiver();
+    const notify = await startTextReceiver();
+    cleanups.push(() => notify.close());
     const { dir, file } = specFile(ROUTER(epic.port, notify.url));
     const { logger } = memoryLogger();
     const serving = await startServing({ specs: [file], storePath: join(dir, 'store.db'), cwd: dir, env: {}, logger, watch: false });

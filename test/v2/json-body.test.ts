@@ -1,11 +1,10 @@
-import http from 'node:http';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect, test } from 'vitest';
 import { MllpClient } from '../../runtime/index.js';
 import { startServing } from '../../src/serve/serve.js';
-import { memoryLogger, waitFor } from '../serve/helpers.js';
+import { memoryLogger, startTextReceiver, waitFor } from '../serve/helpers.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -16,17 +15,8 @@ afterEach(async () => {
 const HOSTILE = 'MSH|^~\\&|STAR|LRH|APP|LRH|20261125083000||ADT^A01|JB-1|P|2.5.1\rPID|1||E12^^^EPI^MR||Smith","mrn":"E666^Ann \\E\\ O\'Neil||19840512|F\r';
 
 test('a JSON body template escapes the values it inserts: a quote in a field cannot end its string or add a key', async () => {
-  const received: Array<{ body: string; type: string | undefined }> = [];
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      received.push({ body: Buffer.concat(chunks).toString('utf8'), type: req.headers['content-type'] });
-      res.end();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  cleanups.push(() => new Promise((r) => server.close(r)));
+  const app = await startTextReceiver();
+  cleanups.push(() => app.close());
   const dir = mkdtempSync(join(tmpdir(), 'hl7c-json-body-'));
   writeFileSync(
     join(dir, 'hook.yaml'),
@@ -34,7 +24,7 @@ test('a JSON body template escapes the values it inserts: a quote in a field can
 source: { mllp: { host: 127.0.0.1, port: 0 } }
 destinations:
   app:
-    http: { url: "http://127.0.0.1:${(server.address() as { port: number }).port}/patients" }
+    http: { url: "${app.url}" }
     body: '{"mrn": "{{PID-3.1}}", "family": "{{PID-5.1}}", "given": "{{PID-5.2}}"}'
 `,
   );
@@ -44,9 +34,9 @@ destinations:
   const client = new MllpClient({ host: '127.0.0.1', port: serving.ports().hook! });
   cleanups.push(() => client.close());
   expect((await client.send(Buffer.from(HOSTILE, 'latin1'))).code).toBe('AA');
-  await waitFor(() => received.length === 1, 10_000, 'the body delivered');
+  await waitFor(() => app.received.length === 1, 10_000, 'the body delivered');
 
-  expect(received[0]!.type).toBe('application/json');
-  expect(received[0]!.body).toBe('{"mrn": "E12", "family": "Smith\\",\\"mrn\\":\\"E666", "given": "Ann \\\\ O\'Neil"}');
-  expect(JSON.parse(received[0]!.body)).toEqual({ mrn: 'E12', family: 'Smith","mrn":"E666', given: "Ann \\ O'Neil" });
+  expect(app.received[0]!.type).toBe('application/json');
+  expect(app.received[0]!.body).toBe('{"mrn": "E12", "family": "Smith\\",\\"mrn\\":\\"E666", "given": "Ann \\\\ O\'Neil"}');
+  expect(JSON.parse(app.received[0]!.body)).toEqual({ mrn: 'E12', family: 'Smith","mrn":"E666', given: "Ann \\ O'Neil" });
 });
