@@ -82,6 +82,8 @@ describe('per-destination payloads', () => {
     expect(readFileSync(join(dir, 'archive', 'DP-1.hl7'), 'latin1')).toBe('MSH|^~\\&|STAR|LRH|ROUTER|LRH|20261125083000||ADT^A01^ADT_A01|DP-1|P|2.5.1\rPID|1||E77^^^LRH^MR||Doe^Jane||19840512|F\r');
     expect(JSON.parse(readFileSync(join(dir, 'index', 'DP-1.json'), 'utf8'))).toEqual({ mrn: 'E77', receiving: 'ROUTER' });
     expect(notify.received[0]).toEqual({ body: 'router: Jane Doe admitted (A01, DP-1)', type: 'text/plain; charset=utf-8' });
+    // Once every delivery is recorded, the archive holds the one file and no temporary file is left.
+    await waitFor(async () => (await serving.store.openQueues()).length === 0, 10_000, 'deliveries recorded');
     expect(readdirSync(join(dir, 'archive'))).toEqual(['DP-1.hl7']);
   });
 

@@ -37,6 +37,8 @@ destinations:
     await waitFor(() => existsSync(out) && readFileSync(out, 'utf8').split('\n').length === 3, 10_000, 'two lines appended');
     expect(readFileSync(out, 'utf8')).toBe('F-1|E1|Doe\nF-2|E2|Doe\n');
     await waitFor(() => existsSync(join(dir, 'in', 'done', 'LAB_2.txt')), 10_000, 'the files moved to done');
+    // A moved file's .stored marker goes right after it; every delivery recorded means no temporary file is left.
+    await waitFor(async () => (await serving.store.openQueues()).length === 0 && !readdirSync(join(dir, 'in')).some((f) => f.startsWith('.')), 10_000, 'deliveries recorded, markers gone');
     expect(readdirSync(join(dir, 'in')).sort()).toEqual(['LAB_3.txt.part', 'done', 'other.hl7']);
     expect(readdirSync(join(dir, 'out'))).toEqual(['results-lab-pickup.psv']);
   });
@@ -55,7 +57,7 @@ destinations:
     const { logger } = memoryLogger();
     const serving = await startServing({ specs: [join(dir, 'spec.yaml')], storePath: join(dir, 'store.db'), cwd: dir, env: {}, logger, watch: false });
     cleanups.push(() => serving.close());
-    await waitFor(() => existsSync(join(dir, 'out')) && readdirSync(join(dir, 'out')).length === 2, 10_000, 'two files');
+    await waitFor(async () => existsSync(join(dir, 'out')) && readdirSync(join(dir, 'out')).filter((f) => !f.startsWith('.')).length === 2 && (await serving.store.openQueues()).length === 0, 10_000, 'two files, deliveries recorded');
     expect(readdirSync(join(dir, 'out')).sort()).toEqual(['A01_.._.._etc_x_N-2.hl7', 'A08_E1_N-1.hl7']);
     expect(readFileSync(join(dir, 'out', 'A08_E1_N-1.hl7'), 'latin1')).toBe(msg('N-1', 'E1').replace('ORU^R01', 'ADT^A08'));
   });
