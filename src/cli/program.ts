@@ -39,8 +39,9 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
 
   const run = (fn: () => Promise<number>) => async () => setExitCode(await fn());
   /**
-   * The level asked for with --log-level or HL7C_LOG_LEVEL, or the command's own default: long-running commands
-   * log their life (info), the demo only errors (it prints its own account), the rest warnings.
+   * The level asked for with --log-level or HL7C_LOG_LEVEL, or the command's own default:
+   * long-running commands log their life (info), the demo only errors (it prints its own
+   * account), the rest warnings.
    */
   const logger = (levelByDefault = 'warn') => createLogger({ level: (program.opts().logLevel as string | undefined) ?? levelByDefault, sync: false });
 
