@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { appendFile, link, mkdir, unlink, writeFile } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import type { DestinationConfig } from '../channel/channel.js';
@@ -24,6 +24,15 @@ export interface Sender {
   close(): Promise<void>;
 }
 
+/**
+ * What receivers de-duplicate with: a retry, or a resend after a crash, repeats it. It ends with
+ * a hash of the body, so a replay that sends other content (the spec was fixed since) is not
+ * taken for a repeat and dropped by a receiver that honours the key.
+ */
+export function idempotencyKey(channel: string, messageId: number, destination: string, body: Buffer | string): string {
+  return `${channel}:${messageId}:${destination}:${createHash('sha256').update(body).digest('hex').slice(0, 16)}`;
+}
+
 export function createSender(channel: string, destination: string, config: DestinationConfig, log: Logger): Sender {
   const t = config.target;
   switch (t.kind) {
@@ -40,8 +49,7 @@ export function createSender(channel: string, destination: string, config: Desti
               method: t.method,
               headers: {
                 ...(bodyless ? {} : { 'content-type': t.content_type ?? (looksLikeJson(payload) ? 'application/json' : 'application/hl7-v2') }),
-                // Receivers de-duplicate with this: a retry or a replay after a crash repeats it.
-                'idempotency-key': `${channel}:${delivery.message_id}:${destination}`,
+                'idempotency-key': idempotencyKey(channel, delivery.message_id, destination, payload),
                 ...t.headers,
                 ...((envelope.headers as Record<string, string> | undefined) ?? {}),
               },

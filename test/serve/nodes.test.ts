@@ -47,7 +47,7 @@ destinations:
 
 interface Arrival {
   key: string;
-  /** The message id the Idempotency-Key names (channel:message-id:destination). */
+  /** The message id the Idempotency-Key names (channel:message-id:destination:body hash). */
   messageId: number;
   controlId: string;
 }

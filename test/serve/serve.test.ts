@@ -45,7 +45,7 @@ describe('hl7c serve', () => {
     expect(stored[0]!.raw!.toString()).toBe(adtMessage('MSG-1'));
     await waitFor(() => hook.received.length === 1, 5000, 'delivery');
     expect(hook.received[0]!.body).toEqual({ message_id: 'MSG-1', mrn: 'E100', family: 'Doe' });
-    expect(hook.received[0]!.headers['idempotency-key']).toBe(`adt-in:${stored[0]!.id}:webhook`);
+    expect(hook.received[0]!.headers['idempotency-key']).toMatch(new RegExp(`^adt-in:${stored[0]!.id}:webhook:[0-9a-f]{16}$`));
     await waitFor(() => deliveriesOf(serving, 'sent') === 1, 5000, 'sent state');
   });
 
