@@ -7,7 +7,7 @@ import type { Store } from '../../runtime/serve/index.js';
 import { startAdminServer } from '../../runtime/serve/index.js';
 import { startServing } from '../../src/serve/serve.js';
 import { REPO, runBin } from '../cli/helpers.js';
-import { adtSpec, memoryLogger } from './helpers.js';
+import { adtSpec, freePort, memoryLogger } from './helpers.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -20,15 +20,6 @@ async function busyPort(): Promise<number> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
   return (server.address() as net.AddressInfo).port;
-}
-
-/** A port free a moment ago. */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
 }
 
 function refused(port: number): Promise<boolean> {

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import net from 'node:net';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import type { Logger } from '../../runtime/index.js';
@@ -70,6 +71,15 @@ export async function startTextReceiver(): Promise<{ url: string; received: Arra
       server.closeAllConnections();
     });
   return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}/notify`, received, close };
+}
+
+/** A port free a moment ago: for a process that must be told its port before it starts. */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => server.close(() => r()));
+  return port;
 }
 
 export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {

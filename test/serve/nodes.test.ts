@@ -7,7 +7,7 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { MllpClient } from '../../runtime/index.js';
 import { runBin, startBin, stop } from '../cli/helpers.js';
 import { sql, testSchema } from '../store/pg-helpers.js';
-import { adtMessage, waitFor } from './helpers.js';
+import { adtMessage, freePort, waitFor } from './helpers.js';
 
 /**
  * Several `hl7c serve` nodes (child processes) on one PostgreSQL schema, each listening on its
@@ -78,14 +78,6 @@ async function startReceiver(delayMs: number): Promise<{ url: string; arrivals: 
         server.closeAllConnections();
       }),
   };
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
 }
 
 async function startNodes(count: number, receiverUrl: string): Promise<{ schema: string; url: string; nodes: Array<{ port: number; child: Awaited<ReturnType<typeof startBin>>['child'] }> }> {
