@@ -4,6 +4,7 @@ import { parseMessage } from '../hl7/parse.js';
 import type { DiscardResult, Store, StoreMetrics } from '../store/store.js';
 import type { AuditEntry, MessageFilter, NewAuditEntry, StoredMessage } from '../store/types.js';
 import type { ChannelHost, LoadedChannel } from './host.js';
+import { openEnvelope } from './senders.js';
 
 /**
  * What operators read and do, over the `Store` interface (whichever store is in use): the one
@@ -62,8 +63,19 @@ export interface MessageDetail {
   /** Why the segments are empty although the message has content. */
   parse_error?: string;
   ack: string | null;
+  /** The first destination's payload (the channel's output unless that destination makes its own). */
   output: unknown;
-  deliveries: Array<{ id: number; destination: string; state: string; attempts: Array<{ at: string; outcome: string; answer: string | null }>; last_error: string | null }>;
+  deliveries: Array<{
+    id: number;
+    destination: string;
+    state: string;
+    /** What was (or is to be) sent, without the envelope. */
+    payload: unknown;
+    /** What the sender took from the message: the file name, query or headers. */
+    envelope?: Record<string, unknown>;
+    attempts: Array<{ at: string; outcome: string; answer: string | null }>;
+    last_error: string | null;
+  }>;
   history: Array<{ at: string; kind: string; detail: string | null }>;
 }
 
@@ -178,16 +190,21 @@ export class Operations {
     if (!found) return undefined;
     const { message: m, deliveries, events } = found;
     const states = deliveries.map((d) => `${d.destination}:${d.state}`).join(' ');
+    const enveloped = await this.envelopedDestinations(m.channel);
+    const payloads = new Map(deliveries.map((d) => [d.id, openEnvelope(d.payload, enveloped(d.destination, d.payload))]));
+    const first = deliveries.find((d) => d.payload);
     const detail: MessageDetail = {
       message: { ...summary({ ...m, deliveries: states }), spec_version: m.spec_version, source: m.source, ack_code: m.ack_code, identifiers: m.identifiers, pruned: m.pruned },
       raw: m.raw ? m.raw.toString('utf8') : null,
       segments: [],
       ack: m.ack ? m.ack.toString('utf8') : null,
-      output: outputOf(deliveries.find((d) => d.payload)?.payload ?? null),
+      output: first ? outputOf(payloads.get(first.id)!.payload) : null,
       deliveries: deliveries.map((d) => ({
         id: d.id,
         destination: d.destination,
         state: d.state,
+        payload: d.payload ? outputOf(payloads.get(d.id)!.payload) : null,
+        ...(d.payload && enveloped(d.destination, d.payload) ? { envelope: payloads.get(d.id)!.envelope } : {}),
         last_error: d.last_error,
         attempts: events
           .filter((e) => e.delivery_id === d.id && /^attempt \d+: /.test(e.kind))
@@ -413,6 +430,28 @@ export class Operations {
     return this.store.listAudit({ limit: Math.min(Math.max(1, options.limit ?? 100), MAX_LIMIT), before: options.before });
   }
 
+  /**
+   * Which destinations' stored payloads start with an envelope line, from the channel as it runs
+   * (or as compiled from its spec). A channel that can no longer be loaded is judged by the payload:
+   * a first line that is a JSON object, followed by more, where the whole is not one JSON value.
+   */
+  private async envelopedDestinations(channel: string): Promise<(destination: string, payload: Buffer | null) => boolean> {
+    let definition: LoadedChannel['definition'] | undefined;
+    try {
+      definition = (await this.channel(channel)).definition;
+    } catch {
+      definition = undefined;
+    }
+    if (definition) {
+      const destinations = definition.destinations;
+      return (destination) => {
+        const target = destinations[destination]?.target;
+        return !!target && 'envelope' in target && !!target.envelope;
+      };
+    }
+    return (_destination, payload) => looksEnveloped(payload);
+  }
+
   private async channel(name: string): Promise<LoadedChannel> {
     const running = this.host?.loaded(name);
     if (running) return running;
@@ -452,6 +491,23 @@ function segmentsOf(raw: Buffer): MessageDetail['segments'] {
       }
       return { name: s.name, index: index + 1, fields };
     });
+}
+
+function looksEnveloped(payload: Buffer | null): boolean {
+  if (!payload || payload[0] !== 0x7b) return false;
+  const newline = payload.indexOf(0x0a);
+  if (newline < 0 || newline === payload.length - 1) return false;
+  try {
+    JSON.parse(payload.toString('utf8'));
+    return false;
+  } catch {
+    try {
+      const line: unknown = JSON.parse(payload.subarray(0, newline).toString('utf8'));
+      return typeof line === 'object' && line !== null && !Array.isArray(line);
+    } catch {
+      return false;
+    }
+  }
 }
 
 /** A delivery payload as the API shows it: JSON parsed, anything else as text. */

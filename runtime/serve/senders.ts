@@ -180,7 +180,8 @@ export async function writeNewFile(dir: string, name: string, bytes: Buffer, onE
 }
 
 /** A queue entry whose first line is a JSON envelope (rendered file name, query, headers), and the payload after it. */
-function openEnvelope(stored: Buffer | null, enveloped: boolean): { envelope: Record<string, unknown>; payload: Buffer } {
+/** A stored payload split into its envelope line (file name, query, headers) and what is sent. */
+export function openEnvelope(stored: Buffer | null, enveloped: boolean): { envelope: Record<string, unknown>; payload: Buffer } {
   const bytes = stored ?? Buffer.alloc(0);
   if (!enveloped) return { envelope: {}, payload: bytes };
   const newline = bytes.indexOf(0x0a);

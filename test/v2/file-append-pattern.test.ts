@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { globToRegExp } from '../../runtime/serve/host.js';
+import { Operations } from '../../runtime/serve/index.js';
 import { startServing } from '../../src/serve/serve.js';
 import { memoryLogger, waitFor } from '../serve/helpers.js';
 
@@ -60,6 +61,30 @@ destinations:
     await waitFor(async () => existsSync(join(dir, 'out')) && readdirSync(join(dir, 'out')).filter((f) => !f.startsWith('.')).length === 2 && (await serving.store.openQueues()).length === 0, 10_000, 'two files, deliveries recorded');
     expect(readdirSync(join(dir, 'out')).sort()).toEqual(['A01_.._.._etc_x_N-2.hl7', 'A08_E1_N-1.hl7']);
     expect(readFileSync(join(dir, 'out', 'A08_E1_N-1.hl7'), 'latin1')).toBe(msg('N-1', 'E1').replace('ORU^R01', 'ADT^A08'));
+  });
+
+  test('message detail shows each delivery as written, its envelope (the file name as rendered from the message) apart, with or without the running channel', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hv2-detail-'));
+    writeFileSync(join(dir, 'spec.yaml'), `channel: named
+source: { file: { dir: ${dir}/in } }
+destinations:
+  out:
+    file: { dir: ${dir}/out, file_name: "{{PID-3.1}}_{control_id}.hl7" }
+`);
+    mkdirSync(join(dir, 'in'));
+    const sent = msg('E-1', 'E77');
+    writeFileSync(join(dir, 'in', 'a.hl7'), sent);
+    const { logger } = memoryLogger();
+    const serving = await startServing({ specs: [join(dir, 'spec.yaml')], storePath: join(dir, 'store.db'), cwd: dir, env: {}, logger, watch: false });
+    cleanups.push(() => serving.close());
+    await waitFor(async () => existsSync(join(dir, 'out', 'E77_E-1.hl7')) && (await serving.store.openQueues()).length === 0, 10_000, 'file written, delivery recorded');
+    const [row] = await serving.store.listMessages({});
+    const onDisk = readFileSync(join(dir, 'out', 'E77_E-1.hl7'), 'latin1');
+    for (const operations of [serving.operations, new Operations({ store: serving.store })]) {
+      const detail = (await operations.message(row!.id))!;
+      expect(detail.output).toBe(onDisk);
+      expect(detail.deliveries).toMatchObject([{ destination: 'out', state: 'sent', payload: onDisk, envelope: { file_name: 'E77_{control_id}.hl7' } }]);
+    }
   });
 
   test.each([
