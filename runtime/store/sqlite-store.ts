@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_by_channel ON messages (channel, status, received_at);
 CREATE INDEX IF NOT EXISTS messages_by_time ON messages (received_at);
+CREATE INDEX IF NOT EXISTS messages_by_control_id ON messages (control_id);
 CREATE TABLE IF NOT EXISTS deliveries (
   id INTEGER PRIMARY KEY,
   message_id INTEGER NOT NULL REFERENCES messages (id),
@@ -639,17 +640,19 @@ export class SqliteStore implements Store {
       } else where.push('m.status = ?');
       args.push(filter.status);
     }
+    // A time bound is also turned into an id bound (exact: the lowest id received since, the
+    // highest before), so the planner walks the id range instead of every message.
     if (filter.until !== undefined) {
-      where.push('m.received_at < ?');
-      args.push(filter.until);
+      where.push('m.received_at < ? AND m.id <= (SELECT MAX(id) FROM messages INDEXED BY messages_by_time WHERE received_at < ?)');
+      args.push(filter.until, filter.until);
     }
     if (filter.afterId !== undefined) {
       where.push(filter.newestFirst ? 'm.id < ?' : 'm.id > ?');
       args.push(filter.afterId);
     }
     if (filter.since !== undefined) {
-      where.push('m.received_at >= ?');
-      args.push(filter.since);
+      where.push('m.received_at >= ? AND m.id >= (SELECT MIN(id) FROM messages INDEXED BY messages_by_time WHERE received_at >= ?)');
+      args.push(filter.since, filter.since);
     }
     if (filter.controlId !== undefined) {
       where.push('m.control_id = ?');

@@ -102,6 +102,19 @@ export function storeContract(name: string, open: () => Promise<StoreUnderTest>)
       expect(await ids({ status: 'error_queue' })).toEqual(['A', 'B']);
     });
 
+    test('since and until are exact when receive times are out of id order (a clock stepped back)', async () => {
+      const store = await fresh();
+      const t = Date.now();
+      for (const [id, at] of [['A', t - 5000], ['B', t], ['C', t - 4000], ['D', t - 1000], ['E', t - 6000]] as const) await store.record(entry(id, { received_at: at }));
+      const ids = async (filter: Parameters<Store['listMessages']>[0]) => (await store.listMessages(filter)).map((m) => m.control_id);
+      expect(await ids({ since: t - 4500 })).toEqual(['B', 'C', 'D']);
+      expect(await ids({ since: t - 4500, newestFirst: true })).toEqual(['D', 'C', 'B']);
+      expect(await ids({ until: t - 3000 })).toEqual(['A', 'C', 'E']);
+      expect(await ids({ since: t - 5500, until: t - 3000, newestFirst: true })).toEqual(['C', 'A']);
+      expect(await ids({ since: t + 1000 })).toEqual([]);
+      expect(await ids({ until: t - 10_000 })).toEqual([]);
+    });
+
     test('replay to one destination: only its entry is closed and queued again; the other destinations are left as they are', async () => {
       const store = await fresh();
       const id = await store.record(entry('T1', { deliveries: [{ destination: 'webhook', payload: Buffer.from('w') }, { destination: 'archive', payload: Buffer.from('a') }] }));
