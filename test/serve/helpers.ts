@@ -82,10 +82,23 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/**
+ * Polls `check` until it holds. A check that throws (a folder not made yet, a file half written)
+ * counts as "not yet"; if it never holds, the timeout names the last error.
+ */
 export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+  let lastError: unknown;
+  for (;;) {
+    try {
+      if (await check()) return;
+      lastError = undefined;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${what}${lastError ? ` (the check last threw: ${(lastError as Error).message})` : ''}`);
+    }
     await new Promise((r) => setTimeout(r, 25));
   }
 }
