@@ -283,7 +283,7 @@
       const d = await api(`/api/messages/${row.id}`);
       body.replaceChildren(
         summary(d.message),
-        el('h3', {}, 'Segments'),
+        el('h3', {}, d.field_names_version ? `Segments (field names of HL7 v${d.field_names_version})` : 'Segments'),
         ...(d.segments || []).map((s, i, all) =>
           el(
             'details',
@@ -315,7 +315,7 @@
         // A viewer: what the list showed, and placeholders where patient data would be.
         body.replaceChildren(
           summary(row),
-          el('h3', {}, 'Segments'),
+          el('h3', {}, d.field_names_version ? `Segments (field names of HL7 v${d.field_names_version})` : 'Segments'),
           el('p', { class: 'masked', 'data-masked': 'segments' }, MASK),
           el('h3', {}, 'ACK sent'),
           el('p', { class: 'masked' }, MASK),

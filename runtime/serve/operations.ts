@@ -1,6 +1,7 @@
 import { ackCodesOf, deliveryPayloads, runChannel } from '../channel/channel.js';
 import { fieldName } from '../hl7/field-names.js';
 import { parseMessage } from '../hl7/parse.js';
+import { DEFAULT_HL7_VERSION, tableVersionOf } from '../hl7/versions/tables.js';
 import type { DiscardResult, Store, StoreMetrics } from '../store/store.js';
 import type { AuditEntry, MessageFilter, NewAuditEntry, StoredMessage } from '../store/types.js';
 import type { ChannelHost, LoadedChannel } from './host.js';
@@ -60,6 +61,8 @@ export interface MessageDetail {
   message: MessageSummary & { spec_version: string; source: string; ack_code: string | null; identifiers: Record<string, unknown> | null; pruned: boolean };
   raw: string | null;
   segments: Array<{ name: string; index: number; fields: FieldView[] }>;
+  /** The HL7 tables the field names come from: the message's own MSH-12 (v2.8.2 reads v2.8), v2.5.1 when it has none hl7c knows. */
+  field_names_version?: string;
   /** Why the segments are empty although the message has content. */
   parse_error?: string;
   ack: string | null;
@@ -214,7 +217,7 @@ export class Operations {
     };
     if (m.raw) {
       try {
-        detail.segments = segmentsOf(m.raw);
+        Object.assign(detail, segmentsOf(m.raw));
       } catch (err) {
         detail.parse_error = (err as Error).message;
       }
@@ -478,19 +481,21 @@ function summary(m: StoredMessage & { deliveries: string }): MessageSummary {
   };
 }
 
-/** Each segment's fields that hold something, named from the HL7 tables (HL7 numbering). */
-function segmentsOf(raw: Buffer): MessageDetail['segments'] {
+/** Each segment's fields that hold something, named from the HL7 tables of the message's own version (MSH-12). */
+function segmentsOf(raw: Buffer): Pick<MessageDetail, 'segments' | 'field_names_version'> {
   const message = parseMessage(raw);
-  return message.segments
+  const version = tableVersionOf(message.version) ?? DEFAULT_HL7_VERSION;
+  const segments = message.segments
     .filter((s) => !s.isBlank)
     .map((s, index) => {
       const fields: FieldView[] = [];
       for (let n = 1; n <= s.fieldCount; n++) {
         const value = s.field(n);
-        if (value !== '') fields.push({ position: `${s.name}-${n}`, name: fieldName(s.name, n), value });
+        if (value !== '') fields.push({ position: `${s.name}-${n}`, name: fieldName(s.name, n, version), value });
       }
       return { name: s.name, index: index + 1, fields };
     });
+  return { segments, field_names_version: version };
 }
 
 function looksEnveloped(payload: Buffer | null): boolean {
