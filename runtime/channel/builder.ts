@@ -4,7 +4,9 @@ import { Message } from '../hl7/message.js';
 import { parsePath } from '../hl7/path.js';
 import { Segment } from '../hl7/segment.js';
 import { hl7Timestamp, newControlId } from '../hl7/timestamp.js';
+import { readDtm } from '../hl7/dtm.js';
 import { spendBudget } from './budget.js';
+import { DateValueError } from './transforms.js';
 
 export interface NewMessageHeader {
   /** MSH-9, e.g. ORU^R01^ORU_R01 */
@@ -111,14 +113,20 @@ export function textLines(root: unknown, item: unknown, path: string): string[] 
   return typeof value === 'string' ? value.split(/\r\n|\r|\n/) : [];
 }
 
-/** ISO 8601 date/time to HL7 DTM (YYYYMMDDHHMMSS+ZZZZ), keeping the offset given. */
+/**
+ * ISO 8601 date/time to HL7 DTM (YYYY[MM[DD[HHMM[SS]]]][+ZZZZ]), at the precision given and
+ * keeping the offset given. Text that is no ISO date gives null; a date that does not exist
+ * (2026-02-30, hour 25) throws DateValueError rather than build a wrong one.
+ */
 export function isoToHl7DateTime(value: unknown): string | null | undefined {
   if (value === undefined || value === null) return value;
-  const m = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$/.exec(String(value).trim());
+  const m = /^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?)?)?(Z|[+-]\d{2}:?\d{2})?$/.exec(String(value).trim());
   if (!m) return null;
   const [, y, mo, d, h, mi, s, tz] = m;
-  let out = `${y}${mo}${d}${h ? `${h}${mi}${s ?? ''}` : ''}`;
+  let out = `${y}${mo ?? ''}${d ?? ''}${h ? `${h}${mi}${s ?? ''}` : ''}`;
   if (h && tz) out += tz === 'Z' ? '+0000' : tz.replace(':', '');
+  const reading = readDtm(out);
+  if (!reading.ok) throw new DateValueError(reading.problem);
   return out;
 }
 

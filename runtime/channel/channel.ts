@@ -9,7 +9,8 @@ import { describeCondition } from './conditions.js';
 import { TransformError } from './edits.js';
 import type { FoundIdentifier, IdentifierProblem } from './identifiers.js';
 import { jsonDepthOver, MAX_JSON_DEPTH } from './json-limits.js';
-import { LookupError } from './transforms.js';
+import { parsePath } from '../hl7/path.js';
+import { DateValueError, LookupError } from './transforms.js';
 
 export type AckModeSetting = 'original' | 'enhanced' | 'as_requested';
 
@@ -426,6 +427,11 @@ function stageError(err: unknown): AckError {
     return { code: err.identifier ? HL7_ERROR.requiredFieldMissing : HL7_ERROR.applicationInternalError, userMessage, ...(err.location ? { location: err.location } : {}) };
   }
   if (err instanceof LookupError) return { code: HL7_ERROR.tableValueNotFound, userMessage: `mapping failed: ${err.message}` };
+  if (err instanceof DateValueError) {
+    const at = err.field ? parsePath(err.field) : undefined;
+    const location = at ? { segment: at.segment, ...(at.segmentRepetition ? { occurrence: at.segmentRepetition } : {}), ...(at.field ? { field: at.field } : {}), ...(at.component ? { component: at.component } : {}) } : undefined;
+    return { code: HL7_ERROR.dataTypeError, userMessage: `mapping failed: ${err.message}`, ...(location ? { location } : {}) };
+  }
   return { code: HL7_ERROR.applicationInternalError, userMessage: `mapping failed: ${(err as Error).message}` };
 }
 

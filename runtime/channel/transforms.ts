@@ -1,17 +1,44 @@
+import type { DtmParts } from '../hl7/dtm.js';
+import { readDtm } from '../hl7/dtm.js';
 import type { Hl7Value } from '../hl7/message.js';
 
+/** Where a date/time value came from and went, for the error that names it (never the value: it may be a birth date). */
+export interface DateValueSource {
+  /** The HL7 path read, e.g. PID-7. */
+  field?: string;
+  /** Where the mapping puts it, e.g. patient.birth_date. */
+  target?: string;
+}
+
+/** A value a `date`/`datetime` mapping reads that names no real date or time: the message fails rather than carry a wrong date. */
+export class DateValueError extends Error {
+  constructor(
+    readonly problem: string,
+    readonly field?: string,
+    readonly target?: string,
+  ) {
+    super(`${field ?? 'a date/time value'}${target ? ` (mapped to ${target})` : ''} is not a valid date/time: ${problem}`);
+    this.name = 'DateValueError';
+  }
+}
+
+function dtmParts(value: string, source: DateValueSource): DtmParts {
+  const reading = readDtm(value);
+  if (!reading.ok) throw new DateValueError(reading.problem, source.field, source.target);
+  return reading.parts;
+}
+
 /**
- * HL7 DTM (YYYY[MM[DD[HH[MM[SS[.S+]]]]]][+/-ZZZZ]) to ISO 8601. A value without an offset
- * takes `defaultOffset` (e.g. "-05:00"); without either it is written without an offset,
- * never silently as UTC.
+ * HL7 DTM to ISO 8601, at the precision sent: YYYY, YYYY-MM, YYYY-MM-DD for a value without a
+ * time (a time is never invented), else date and time. A time without an offset takes
+ * `defaultOffset` (e.g. "-05:00"); without either it is written without an offset, never
+ * silently as UTC. A value that is no real date/time throws DateValueError.
  */
-export function hl7DateTimeToIso(value: string, defaultOffset?: string): string | null {
-  const m = /^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\.\d{1,4})?([+-]\d{4})?$/.exec(value.trim());
-  if (!m) return null;
-  const [, y, mo, d, h, mi, s, frac, tz] = m;
-  if (!h) return [y, mo, d].filter(Boolean).join('-');
-  let iso = `${y}-${mo}-${d}T${h}:${mi ?? '00'}:${s ?? '00'}${frac ?? ''}`;
-  const offset = tz ? `${tz.slice(0, 3)}:${tz.slice(3)}` : defaultOffset;
+export function hl7DateTimeToIso(value: string, defaultOffset?: string, source: DateValueSource = {}): string {
+  const p = dtmParts(value, source);
+  if (!p.hour) return isoDate(p);
+  let iso = `${isoDate(p)}T${p.hour}:${p.minute ?? '00'}:${p.second ?? '00'}${p.fraction ?? ''}`;
+  const offset = p.offset ? `${p.offset.slice(0, 3)}:${p.offset.slice(3)}` : defaultOffset;
   if (offset) iso += offset;
   return iso;
 }
@@ -19,29 +46,31 @@ export function hl7DateTimeToIso(value: string, defaultOffset?: string): string 
 /**
  * HL7 DT/DTM as text in a pattern: YYYY, MM, DD, HH, mm, ss (other characters as written).
  * A value without a part the pattern asks for (a date-only value and HH) gives null: a time is
- * never invented. Text that is not an HL7 date/time gives null too.
+ * never invented. A value that is no real date/time throws DateValueError.
  */
-export function formatHl7DateTime(input: MappedValue, pattern: string): string | null {
-  if (input === null || input === '') return input === '' ? '' : null;
-  const m = /^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.\d{1,4})?(?:[+-]\d{4})?$/.exec(String(input).trim());
-  if (!m) return null;
-  const parts: Record<string, string | undefined> = { YYYY: m[1], MM: m[2], DD: m[3], HH: m[4], mm: m[5], ss: m[6] };
+export function formatHl7DateTime(input: MappedValue, pattern: string, source: DateValueSource = {}): string | null {
+  if (input === null || String(input).trim() === '') return input === null ? null : '';
+  const p = dtmParts(String(input), source);
+  const parts: Record<string, string | undefined> = { YYYY: p.year, MM: p.month, DD: p.day, HH: p.hour, mm: p.minute, ss: p.second };
   let missing = false;
   const out = pattern.replace(/YYYY|MM|DD|HH|mm|ss/g, (token) => parts[token] ?? ((missing = true), ''));
   return missing ? null : out;
 }
 
-/** HL7 DT/DTM to an ISO 8601 date (YYYY-MM-DD), dropping any time. */
-export function hl7DateToIso(value: string): string | null {
-  const m = /^(\d{4})(\d{2})(\d{2})/.exec(value.trim());
-  return m ? `${m[1]}-${m[2]}-${m[3]}` : null;
+/** HL7 DT/DTM to an ISO 8601 date at the precision sent (YYYY, YYYY-MM or YYYY-MM-DD), dropping any time. */
+export function hl7DateToIso(value: string, source: DateValueSource = {}): string {
+  return isoDate(dtmParts(value, source));
+}
+
+function isoDate(p: DtmParts): string {
+  return [p.year, p.month, p.day].filter((x) => x !== undefined).join('-');
 }
 
 export type TransformName = 'trim' | 'upper' | 'lower' | 'date' | 'datetime' | 'number';
 
 export type MappedValue = Hl7Value | number;
 
-export function applyTransform(input: MappedValue, name: TransformName, options: { defaultOffset?: string } = {}): MappedValue {
+export function applyTransform(input: MappedValue, name: TransformName, options: { defaultOffset?: string } & DateValueSource = {}): MappedValue {
   if (input === null) return null;
   if (typeof input === 'number') return name === 'number' ? input : applyTransform(String(input), name, options);
   const value = input;
@@ -53,9 +82,9 @@ export function applyTransform(input: MappedValue, name: TransformName, options:
     case 'lower':
       return value.toLowerCase();
     case 'date':
-      return value === '' ? '' : hl7DateToIso(value);
+      return value.trim() === '' ? '' : hl7DateToIso(value, options);
     case 'datetime':
-      return value === '' ? '' : hl7DateTimeToIso(value, options.defaultOffset);
+      return value.trim() === '' ? '' : hl7DateTimeToIso(value, options.defaultOffset, options);
     case 'number': {
       if (value.trim() === '') return '';
       const n = Number(value);

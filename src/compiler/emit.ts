@@ -110,14 +110,18 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
       const inner = emitFields(m.fields ?? {}, 'item', item, [...path, 'fields'], depth + 1);
       return `${scopeVar}.${overField ? 'eachRepetition' : 'each'}(${q(m.each)}, (${item}) => {\nconst item: Record<string, unknown> = {};\n${inner.join('\n')}\nreturn item;\n})`;
     } else expr = q(m.value ?? null);
-    if (m.format !== undefined) expr = `${use('formatHl7DateTime')}(${expr}, ${q(m.format)})`;
+    // A date that is no real date fails the message, naming the field and where it was going.
+    const target = path.filter((k) => k !== 'map' && k !== 'fields').join('.');
+    const dateSource = { ...(m.path !== undefined ? { field: m.path } : {}), target };
+    if (m.format !== undefined) expr = `${use('formatHl7DateTime')}(${expr}, ${q(m.format)}, ${q(dateSource)})`;
     for (const t of m.transform ?? []) {
-      expr = `${use('applyTransform')}(${expr}, ${q(t)}${t === 'datetime' && timezone ? `, { defaultOffset: ${q(timezone)} }` : ''})`;
+      const options = t === 'date' || t === 'datetime' ? { ...(t === 'datetime' && timezone ? { defaultOffset: timezone } : {}), ...dateSource } : undefined;
+      expr = `${use('applyTransform')}(${expr}, ${q(t)}${options ? `, ${q(options)}` : ''})`;
     }
     if (m.lookup) {
       const table = q('file' in m.lookup && typeof m.lookup.file === 'string' ? readCsvTable(resolve(loaded.dir ?? '.', m.lookup.file)) : m.lookup);
       const onMissing = m.on_missing === null ? 'null' : m.on_missing;
-      expr = `${use('lookupValue')}(${expr}, ${table}${onMissing && onMissing !== 'null' && onMissing !== 'default' ? `, ${q({ on_missing: onMissing, target: path.filter((k) => k !== 'map' && k !== 'fields').join('.') })}` : ''})`;
+      expr = `${use('lookupValue')}(${expr}, ${table}${onMissing && onMissing !== 'null' && onMissing !== 'default' ? `, ${q({ on_missing: onMissing, target })}` : ''})`;
     }
     if (m.default !== undefined) expr = `${use('withDefault')}(${expr}, ${q(m.default)})`;
     return expr;

@@ -39,7 +39,7 @@ export function map(message: Message, ids: Identification["identifiers"]): Recor
   // message_id (examples/adt-to-webhook.yaml:39)
   setJsonPath(out, "message_id", scope.get("MSH-10"));
   // occurred_at (examples/adt-to-webhook.yaml:40)
-  setJsonPath(out, "occurred_at", applyTransform(scope.get("EVN-2"), "datetime", { defaultOffset: "-05:00" }));
+  setJsonPath(out, "occurred_at", applyTransform(scope.get("EVN-2"), "datetime", { "defaultOffset": "-05:00", "field": "EVN-2", "target": "occurred_at" }));
   // patient.mrn (examples/adt-to-webhook.yaml:41)
   setJsonPath(out, "patient.mrn", ids["patient"]?.id ?? null);
   // patient.family_name (examples/adt-to-webhook.yaml:42)
@@ -47,7 +47,7 @@ export function map(message: Message, ids: Identification["identifiers"]): Recor
   // patient.given_name (examples/adt-to-webhook.yaml:43)
   setJsonPath(out, "patient.given_name", applyTransform(scope.get("PID-5.2"), "trim"));
   // patient.birth_date (examples/adt-to-webhook.yaml:44)
-  setJsonPath(out, "patient.birth_date", applyTransform(scope.get("PID-7"), "date"));
+  setJsonPath(out, "patient.birth_date", applyTransform(scope.get("PID-7"), "date", { "field": "PID-7", "target": "patient.birth_date" }));
   // patient.sex (examples/adt-to-webhook.yaml:45)
   setJsonPath(out, "patient.sex", withDefault(lookupValue(scope.get("PID-8"), { "M": "male", "F": "female", "O": "other", "U": "unknown" }), "unknown"));
   // patient.address.city (examples/adt-to-webhook.yaml:46)

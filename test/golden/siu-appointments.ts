@@ -36,9 +36,9 @@ export function map(message: Message, ids: Identification["identifiers"]): Recor
   // appointment.reason (examples/siu-appointments.yaml:33)
   setJsonPath(out, "appointment.reason", scope.get("SCH-7.2"));
   // appointment.starts_at (examples/siu-appointments.yaml:34)
-  setJsonPath(out, "appointment.starts_at", applyTransform(scope.get("SCH-11.4"), "datetime", { defaultOffset: "-05:00" }));
+  setJsonPath(out, "appointment.starts_at", applyTransform(scope.get("SCH-11.4"), "datetime", { "defaultOffset": "-05:00", "field": "SCH-11.4", "target": "appointment.starts_at" }));
   // appointment.ends_at (examples/siu-appointments.yaml:35)
-  setJsonPath(out, "appointment.ends_at", applyTransform(scope.get("SCH-11.5"), "datetime", { defaultOffset: "-05:00" }));
+  setJsonPath(out, "appointment.ends_at", applyTransform(scope.get("SCH-11.5"), "datetime", { "defaultOffset": "-05:00", "field": "SCH-11.5", "target": "appointment.ends_at" }));
   // appointment.minutes (examples/siu-appointments.yaml:36)
   setJsonPath(out, "appointment.minutes", applyTransform(scope.get("SCH-9"), "number"));
   // patient.mrn (examples/siu-appointments.yaml:37)

@@ -1,0 +1,93 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, test } from 'vitest';
+import { isoToHl7DateTime, MllpClient } from '../../runtime/index.js';
+import { startServing } from '../../src/serve/serve.js';
+import { corpusFile } from '../corpus.js';
+import { memoryLogger, startWebhook, waitFor } from '../serve/helpers.js';
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+const SPEC = `channel: adt-dates
+source: { mllp: { host: 127.0.0.1, port: 0 } }
+map:
+  birth_date: { path: PID-7, transform: [date] }
+  born_at: { path: PID-7, transform: [datetime] }
+  admitted_at: { path: PV1-44, transform: [datetime] }
+  admitted_on: { path: PV1-44, format: "MM/DD/YYYY" }
+destinations:
+  webhook:
+    http: { url: "\${TEST_WEBHOOK_URL}" }
+`;
+
+// A real corpus ADT (PID-7 19241010, PV1-44 20050110045502+0700), with its dates replaced.
+const ADT = corpusFile('adt/fhirconv-adt-a01-v23.hl7').toString('latin1');
+const withDates = (controlId: string, birth: string, admitted = '20050110045502+0700') =>
+  Buffer.from(ADT.replace('|599102|', `|${controlId}|`).replace('|19241010|M||1|', `|${birth}|M||1|`).replace(/(\rPV1\|(?:[^|\r]*\|){43})20050110045502\+0700/, `$1${admitted}`), 'latin1');
+
+async function serve() {
+  const hook = await startWebhook();
+  cleanups.push(() => hook.close());
+  const dir = mkdtempSync(join(tmpdir(), 'hl7c-dates-'));
+  writeFileSync(join(dir, 'adt.yaml'), SPEC);
+  const serving = await startServing({ specs: [join(dir, 'adt.yaml')], storePath: join(dir, 'store.db'), cwd: dir, env: { TEST_WEBHOOK_URL: hook.url }, logger: memoryLogger().logger, watch: false });
+  cleanups.push(() => serving.close());
+  const client = new MllpClient({ host: '127.0.0.1', port: serving.ports()['adt-dates']! });
+  cleanups.push(() => client.close());
+  return { hook, serving, client };
+}
+
+describe('date and datetime mappings never send a wrong date', () => {
+  test('impossible dates and times are an AE naming the field, stored as error, sent nowhere; the value is never in the reason', async () => {
+    const { hook, serving, client } = await serve();
+    const cases = [
+      ['BAD-MONTH', '19991399', undefined, 'PID-7', /month is not 01-12/],
+      ['BAD-DAY', '19990132', undefined, 'PID-7', /day is not 01-31/],
+      ['FEB-30', '20240230', undefined, 'PID-7', /day is not 01-29/],
+      ['FEB-29-1900', '19000229', undefined, 'PID-7', /day is not 01-28/],
+      ['HOUR-25', '19241010', '200501102530', 'PV1-44', /hour is not 00-23/],
+      ['NOT-A-DATE', '10/10/1924', undefined, 'PID-7', /not an HL7 date\/time/],
+    ] as const;
+    for (const [id, birth, admitted, field, problem] of cases) {
+      const ack = await client.send(withDates(id, birth, admitted));
+      expect(ack.code, id).toBe('AE');
+      // MSA-3 says what and where; the message is v2.3, so ERR-1 locates it: segment^^field^102 (data type error).
+      expect(ack.text, id).toMatch(new RegExp(`^mapping failed: ${field} \\(mapped to \\w+\\) is not a valid date/time`));
+      expect(ack.text, id).toMatch(problem);
+      expect(ack.raw!.toString('latin1'), id).not.toContain(admitted ?? birth);
+      expect(ack.message!.getRaw('ERR-1').split('^').slice(0, 4).join('^'), id).toBe(`${field.slice(0, 3)}^^${field.slice(4)}^102&Data type error&HL70357`);
+    }
+    // One good message after them: the webhook got that one only.
+    expect((await client.send(withDates('GOOD', '20240229'))).code).toBe('AA');
+    await waitFor(() => hook.received.length === 1, 10_000, 'the good message delivered');
+    await waitFor(async () => !(await serving.store.openQueues()).length, 10_000, 'queues empty');
+    expect(hook.received.map((r) => r.body.birth_date)).toEqual(['2024-02-29']);
+    const rows = await serving.store.listMessages();
+    expect(rows.map((r) => [r.control_id, r.status, r.deliveries])).toEqual([...cases.map(([id]) => [id, 'error', '']), ['GOOD', 'accepted', 'webhook:sent']]);
+  });
+
+  test('month and year precision are kept as YYYY-MM and YYYY; datetime never invents a time for a date', async () => {
+    const { hook, client } = await serve();
+    expect((await client.send(withDates('MONTH', '199905', '20050110'))).code).toBe('AA');
+    expect((await client.send(withDates('YEAR', '1999', '200501100455'))).code).toBe('AA');
+    expect((await client.send(withDates('DAY', '19990512', '20050110045502.25-0500'))).code).toBe('AA');
+    await waitFor(() => hook.received.length === 3, 10_000, 'three deliveries');
+    const bodies = Object.fromEntries(hook.received.map((r) => [String((r.body as { birth_date: string }).birth_date), r.body]));
+    expect(bodies['1999-05']).toEqual({ birth_date: '1999-05', born_at: '1999-05', admitted_at: '2005-01-10', admitted_on: '01/10/2005' });
+    expect(bodies['1999']).toEqual({ birth_date: '1999', born_at: '1999', admitted_at: '2005-01-10T04:55:00', admitted_on: '01/10/2005' });
+    expect(bodies['1999-05-12']).toEqual({ birth_date: '1999-05-12', born_at: '1999-05-12', admitted_at: '2005-01-10T04:55:02.25-05:00', admitted_on: '01/10/2005' });
+  });
+
+  test('build (JSON to HL7): an ISO date that does not exist is refused, month precision kept', () => {
+    expect(isoToHl7DateTime('2024-02-29')).toBe('20240229');
+    expect(isoToHl7DateTime('2024-05')).toBe('202405');
+    expect(isoToHl7DateTime('2024-05-01T08:30:00-05:00')).toBe('20240501083000-0500');
+    expect(() => isoToHl7DateTime('2023-02-29')).toThrow(/day is not 01-28/);
+    expect(() => isoToHl7DateTime('2024-05-01T25:30')).toThrow(/hour is not 00-23/);
+    expect(() => isoToHl7DateTime('2024-13-01')).toThrow(/month is not 01-12/);
+  });
+});
