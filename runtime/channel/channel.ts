@@ -130,8 +130,9 @@ export function inputKind(channel: Pick<ChannelDefinition, 'input' | 'source'>):
 /** Rows per message in one transaction; the parameter values come with each queue entry. */
 export interface DatabaseDestinationConfig {
   kind: 'database';
-  /** postgres://… */
+  /** postgres://…, mysql://… or mariadb://… */
   url: string;
+  /** As the spec writes them, with $1, $2 …; the MySQL sender turns those into ?. */
   statements: string[];
 }
 

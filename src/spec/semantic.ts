@@ -9,6 +9,7 @@ import type { LoadedSpec } from './load.js';
 import { editDistance } from './schema.js';
 import type { PathKey } from './source-map.js';
 import { destinationOutputKindOf, inputKindOf } from './kinds.js';
+import { scanStatement, sqlDialect } from '../../runtime/serve/sql-placeholders.js';
 import type { BuildSegment, Mapping, Spec, TransformStep } from './types.js';
 
 const CX_DEFAULT_FIELD: Record<string, string> = { patient: 'PID-3', visit: 'PV1-19', account: 'PID-18', merge: 'MRG-1' };
@@ -279,12 +280,22 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
     }
     if (db.statements && db.params) at([...where, 'params'], 'error', 'spec/database-statement', 'params: belongs with statement:; with statements:, each statement has its own params', 'move the params into each entry of statements:');
     const list = db.statements ? db.statements.map((st, i) => ({ st, at: [...where, 'statements', i] as PathKey[] })) : db.statement !== undefined ? [{ st: { statement: db.statement, params: db.params }, at: where }] : [];
+    // The url names the dialect; behind an unset ${ENV} it is not known, and PostgreSQL's rules apply.
+    const dialect = sqlDialect(db.url) ?? 'postgres';
     for (const { st, at: here } of list) {
-      const numbers = [...st.statement.matchAll(/\$(\d+)/g)].map((m) => Number(m[1]));
-      const highest = numbers.length ? Math.max(...numbers) : 0;
+      const { placeholders, questionMarks } = scanStatement(st.statement, dialect);
+      const numbers = new Set(placeholders.map((p) => p.number));
+      const highest = numbers.size ? Math.max(...numbers) : 0;
       const given = st.params?.length ?? 0;
       if (highest !== given) {
         at([...here, 'statement'], 'error', 'spec/database-params', `the statement uses ${highest ? `$1 … $${highest}` : 'no placeholders'} but ${given} param${given === 1 ? ' is' : 's are'} given`, 'give one param per placeholder, in order: params: [ {path: PID-3.1}, … ]');
+      }
+      const missing = Array.from({ length: highest }, (_, k) => k + 1).filter((n) => !numbers.has(n));
+      if (missing.length) at([...here, 'statement'], 'error', 'spec/database-params', `the statement uses $${highest} but not ${missing.map((n) => `$${n}`).join(', ')}`, 'number the placeholders $1, $2 … without gaps, one per param');
+      const marksBefore = (n: number) => st.statement.slice(0, n).split('?').length - 1;
+      for (const q of questionMarks) {
+        const pos = loaded.sourceMap.findInValue([...here, 'statement'], loaded.text, '?', marksBefore(q)) ?? loaded.sourceMap.valueAt([...here, 'statement']);
+        out.push({ file: loaded.file, ...pos, severity: 'error', code: 'spec/database-placeholder', message: `destination ${name}: a bare ? is not a placeholder in hl7c`, hint: 'write $1, $2 … for MySQL and MariaDB too (one per param, in order); hl7c sends them as ?, with the values in the order they appear' });
       }
       jsonAllowed = true;
       st.params?.forEach((m, i) => walkMapping(m, [...here, 'params', i]));
@@ -294,8 +305,8 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
     if (typeof rawUrl === 'string' && !rawUrl.includes('${') && /^[a-z]+:\/\/[^/@:]+:[^/@]+@/i.test(rawUrl)) {
       at([...where, 'url'], 'warning', 'spec/credential-in-spec', `destination ${name}'s url holds a password, which would be kept in the spec and the generated code`, 'write it as an environment reference: url: ${PIX_DB_URL}');
     }
-    if (!/^postgres(ql)?:\/\//.test(db.url) && !(typeof rawUrl === 'string' && rawUrl.includes('${') && db.url === '')) {
-      at([...where, 'url'], 'error', 'spec/database-url', `destination ${name}: ${db.url || 'the url'} is not a postgres:// URL`, 'postgres://user@host:5432/database (PostgreSQL is the database hl7c writes to)');
+    if (!sqlDialect(db.url) && !(typeof rawUrl === 'string' && rawUrl.includes('${') && db.url === '')) {
+      at([...where, 'url'], 'error', 'spec/database-url', `destination ${name}: ${db.url || 'the url'} is not a postgres://, mysql:// or mariadb:// URL`, 'postgres://user@host:5432/database (PostgreSQL), or mysql://user@host:3306/database (MySQL, MariaDB)');
     }
   }
   function checkTemplate(template: string, where: PathKey[]): void {

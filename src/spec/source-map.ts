@@ -19,6 +19,21 @@ export class SourceMap {
     return { line: 1, column: 1 };
   }
 
+  /**
+   * Line/column of the nth (0-based) `needle` inside the value at path, found in its source text
+   * so that it is exact in block and folded scalars too; undefined if the source does not show it.
+   */
+  findInValue(path: readonly PathKey[], source: string, needle: string, nth: number): { line: number; column: number } | undefined {
+    const range = this.node(path)?.range;
+    if (!range) return undefined;
+    let at = range[0] - 1;
+    for (let k = 0; k <= nth; k++) {
+      at = source.indexOf(needle, at + 1);
+      if (at < 0 || at >= range[1]) return undefined;
+    }
+    return this.pos(at);
+  }
+
   /** Line/column of the key of the property at path (for unknown or misplaced properties). */
   keyAt(path: readonly PathKey[]): { line: number; column: number } {
     const parent = this.node(path.slice(0, -1));

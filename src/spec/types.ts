@@ -182,11 +182,11 @@ export interface Destination {
   body?: string;
 }
 
-/** Rows written per message, in one transaction (PostgreSQL through pg). */
+/** Rows written per message, in one transaction (PostgreSQL through pg, MySQL and MariaDB through mysql2). */
 export interface DatabaseDestinationSpec {
-  /** postgres://… (use ${ENV} for credentials). */
+  /** postgres://…, mysql://… or mariadb://… (use ${ENV} for credentials). */
   url: string;
-  /** One statement with $1, $2 … placeholders; or `statements`. */
+  /** One statement with $1, $2 … placeholders (for every database: hl7c sends them to MySQL as ?); or `statements`. */
   statement?: string;
   params?: Mapping[];
   statements?: Array<{ statement: string; params?: Mapping[] }>;

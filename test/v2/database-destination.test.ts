@@ -123,7 +123,7 @@ describe('database destination (PostgreSQL)', () => {
     expect(await sql(`SELECT mrn FROM ${SCHEMA}.adt_event WHERE control_id = 'RT-1'`)).toEqual([{ mrn: 'E9' }]);
   });
 
-  test('validate: statement and params agree; a literal password is a warning; postgres:// only', async () => {
+  test('validate: statement and params agree; a literal password is a warning; a scheme hl7c does not write to is an error', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hv2-db-validate-'));
     const file = join(dir, 'db.yaml');
     writeFileSync(file, `channel: db
@@ -136,7 +136,7 @@ destinations:
       params: [ { path: PID-3.1 } ]
   none:
     database:
-      url: mysql://db.local/pix
+      url: sqlserver://db.local/pix
   json-in-map:
     file: { dir: out }
     map: { mrn: { json: mrn } }

@@ -1118,7 +1118,7 @@ class ChannelTranslator {
     const scheme = m[1] === 'postgresql' ? 'postgres' : 'mysql';
     const user = this.credential(prop(d, 'username'), `${envName(this.spec.channel as string)}_DB_USER`);
     const password = this.credential(prop(d, 'password'), `${envName(this.spec.channel as string)}_DB_PASSWORD`);
-    const url = `${scheme}://${user}:${password}@${this.config(m[2]!, '127.0.0.1')}/${this.config(m[3]!, 'postgres')}`;
+    const url = `${scheme}://${user}:${password}@${this.config(m[2]!, '127.0.0.1')}/${this.config(m[3]!, scheme)}`;
     const params: Mapping[] = [];
     const lost: string[] = [];
     const statement = prop(d, 'query').replace(/\$\{([^}]+)\}/g, (_m, v: string) => {
