@@ -71,6 +71,8 @@ export function groupPathDiagnostics(loaded: LoadedSpec, accepted: ReadonlySet<s
     for (const [key, child] of Object.entries(m.fields ?? {})) walk(child, [...where, 'fields', key], inner);
   };
   for (const [key, m] of Object.entries(spec.map ?? {})) walk(m, ['map', key], []);
+  // A destination's own map reads the same message, with the same groups.
+  for (const [name, d] of Object.entries(spec.destinations ?? {})) for (const [key, m] of Object.entries(d.map ?? {})) walk(m, ['destinations', name, 'map', key], []);
   return out;
 }
 

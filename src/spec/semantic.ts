@@ -169,16 +169,6 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
   }
   out.push(...groupPathDiagnostics(loaded, accepted));
 
-  if (accepted) {
-    const possible = new Set([...accepted].flatMap((code) => MESSAGE_SEGMENTS[code] ?? []));
-    const unknownCodes = [...accepted].some((c) => !MESSAGE_SEGMENTS[c]);
-    for (const { segment, where } of readSegments) {
-      if (!unknownCodes && !possible.has(segment) && !isZSegment(segment)) {
-        at(where, 'warning', 'spec/segment-not-in-message', `${segment} is not part of ${[...accepted].join('/')} messages, which are all this channel accepts`, 'check the segment, or the accept rules');
-      }
-    }
-  }
-
   const takesJson = inputKindOf(spec) === 'json';
   if (spec.source.http && takesJson && !spec.build && !spec.map) {
     at(['source', 'http'], 'error', 'spec/build-required', 'an http source receives JSON from the app; it needs build: to turn it into an HL7 message, or map: to map it to JSON', 'add build: with message_type, version and segments, or map: with json: sources');
@@ -223,14 +213,14 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
     }
     if (step.when) walkCondition(step.when, [...where, 'when']);
     if ('set' in step) {
-      checkPath(step.set.path, [...where, 'set', 'path']);
+      read(step.set.path, [...where, 'set', 'path']);
       if ('identifier' in step.set) checkIdentifierName(step.set.identifier, [...where, 'set', 'identifier'], false);
     }
     if ('copy' in step) {
-      checkPath(step.copy.from, [...where, 'copy', 'from']);
-      checkPath(step.copy.to, [...where, 'copy', 'to']);
+      read(step.copy.from, [...where, 'copy', 'from']);
+      read(step.copy.to, [...where, 'copy', 'to']);
     }
-    if ('clear' in step) checkPath(step.clear, [...where, 'clear']);
+    if ('clear' in step) read(step.clear, [...where, 'clear']);
     if ('keep_identifier' in step) checkIdentifierName(step.keep_identifier, [...where, 'keep_identifier'], true);
   });
   walkTransform(spec.transform ?? [], ['transform']);
@@ -261,6 +251,11 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
     const own = (['map', 'build', 'body'] as const).filter((k) => d[k] !== undefined);
     if (own.length > 1) at(['destinations', name, own[1]!], 'error', 'spec/destination-payload', `destination ${name} has ${own.join(' and ')}; a destination takes one of map, build, body (beside an optional transform)`, 'keep one; a second destination can carry the other');
     if (d.build && d.transform?.length) at(['destinations', name, 'transform'], 'error', 'spec/destination-payload', `destination ${name} builds its message from JSON; a transform of the channel's message does not apply`, 'edit the built message in build:, or drop transform:');
+    // content: raw writes the bytes as received: a payload of its own would be silently left out.
+    if (d.file?.content === 'raw') {
+      const ignored = (['transform', 'map', 'build', 'body'] as const).find((k) => d[k] !== undefined);
+      if (ignored) at(['destinations', name, ignored], 'error', 'spec/raw-with-payload', `destination ${name} writes the message as received (content: raw), so its ${ignored}: would never be applied`, `drop ${ignored}: to keep a raw copy, or write content: output to write what ${ignored}: makes (a second file destination can keep the raw copy)`);
+    }
     if (d.transform) walkTransform(d.transform, ['destinations', name, 'transform']);
     for (const [key, m] of Object.entries(d.map ?? {})) walkMapping(m, ['destinations', name, 'map', key]);
     if (d.build) {
@@ -273,6 +268,17 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
     for (const [k, v] of Object.entries(d.http?.query ?? {})) checkTemplate(v, ['destinations', name, 'http', 'query', k]);
     for (const [k, v] of Object.entries(d.http?.headers ?? {})) if (v.includes('{{')) checkTemplate(v, ['destinations', name, 'http', 'headers', k]);
   }
+  // After every read is collected: the channel's map and transform and each destination's own.
+  if (accepted) {
+    const possible = new Set([...accepted].flatMap((code) => MESSAGE_SEGMENTS[code] ?? []));
+    const unknownCodes = [...accepted].some((c) => !MESSAGE_SEGMENTS[c]);
+    for (const { segment, where } of readSegments) {
+      if (!unknownCodes && !possible.has(segment) && !isZSegment(segment)) {
+        at(where, 'warning', 'spec/segment-not-in-message', `${segment} is not part of ${[...accepted].join('/')} messages, which are all this channel accepts`, 'check the segment, or the accept rules');
+      }
+    }
+  }
+
   function checkDatabase(name: string, db: NonNullable<Spec['destinations']>[string]['database'] & object): void {
     const where: PathKey[] = ['destinations', name, 'database'];
     if ((db.statement === undefined) === (db.statements === undefined)) {

@@ -94,6 +94,12 @@ const CASES: Array<{ name: string; edit: (s: string) => string; code: string; at
   { name: 'channel handing messages to itself', edit: (s) => s.replace(/map:\n(.*\n){2}/, '').replace('    http:\n      url: http://127.0.0.1:9/x\n', '    channel: base # again\n'), code: 'spec/channel-cycle', at: 'base # again' },
   { name: 'JSON handed to a channel that takes HL7', edit: (s) => s.replace('    http:\n      url: http://127.0.0.1:9/x\n', '    channel: base # itself\n'), code: 'spec/hand-off-kind', at: 'base # itself' },
   { name: 'fields without each', edit: (s) => s.replace('{ path: PID-5.1 }', '{ path: PID-5.1, fields: { a: { path: PID-1 } } }'), code: 'spec/fields-without-each', at: '{ a: {' },
+  // A destination's own map and transform get the checks the channel's map gets.
+  { name: "a destination map reading a segment no accepted message has", edit: (s) => s.replace('      url: http://127.0.0.1:9/x', '      url: http://127.0.0.1:9/x\n    map:\n      doc: { path: TXA-12 }'), code: 'spec/segment-not-in-message', at: 'TXA-12', severity: 'warning' },
+  { name: "a destination transform copying from a segment no accepted message has", edit: (s) => s.replace('      url: http://127.0.0.1:9/x', '      url: http://127.0.0.1:9/x\n    transform:\n      - copy: { from: ORC-2, to: PID-2 }'), code: 'spec/segment-not-in-message', at: 'ORC-2', severity: 'warning' },
+  { name: "a destination map path leaving its each: group", edit: (s) => s.replace('      url: http://127.0.0.1:9/x', '      url: http://127.0.0.1:9/x\n    map:\n      procedures: { each: PR1, fields: { payer: { path: IN1-4.1 } } }'), code: 'spec/path-leaves-group', at: 'IN1-4.1' },
+  { name: 'content: raw with a destination transform (it would be ignored)', edit: (s) => s.replace('  hook:\n', '  archive:\n    file: { dir: out, content: raw }\n    transform:\n      - clear: PID-2\n  hook:\n'), code: 'spec/raw-with-payload', at: '- clear: PID-2' },
+
 ];
 
 function positionOf(text: string, needle: string): { line: number; column: number } {
