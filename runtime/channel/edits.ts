@@ -1,10 +1,12 @@
 import type { Delimiters } from '../hl7/delimiters.js';
 import { Hl7EditError } from '../hl7/errors.js';
 import type { Hl7Value, Message } from '../hl7/message.js';
+import { hasStructureBelow } from '../hl7/message.js';
 import type { Hl7Path } from '../hl7/path.js';
 import { formatPath, parsePath } from '../hl7/path.js';
 import type { CxSelector, IdentifierProblem } from './identifiers.js';
 import { selectCx, selectEi } from './identifiers.js';
+import { formatHl7DateTime, replacePatterns } from './transforms.js';
 
 /**
  * HL7 to HL7 edits the `transform:` steps of a spec compile to. Values move as structure:
@@ -236,4 +238,39 @@ export function setIdentifier(message: Message, path: string, rule: IdentifierSe
 export function addSegmentWith(message: Message, name: string, after: string | undefined, fields: ReadonlyArray<readonly [string, Hl7Value]>): void {
   const segment = after ? message.insertSegmentAfter(after, name) : message.addSegment(name);
   for (const [path, value] of fields) message.setIn(segment, parsePath(path), value);
+}
+
+/**
+ * The decoded text of the leaf a text edit works on; undefined when the element is absent, empty
+ * or the HL7 null. An element with components below has no one text to edit: the step names one.
+ */
+function leafText(message: Message, p: Hl7Path, step: string): string | undefined {
+  const raw = message.getRaw(p);
+  if (raw === '' || raw === '""') return undefined;
+  if (hasStructureBelow(raw, p, message.delimiters)) {
+    throw new TransformError(`${step} ${formatPath(p)}: it has components or repetitions; name one (e.g. ${formatPath(p)}.1)`, p.field !== undefined ? { segment: p.segment, field: p.field } : undefined);
+  }
+  return message.getText(p);
+}
+
+/** `replace: {path, pattern, with}`: every match in the element's text replaced ($1 … are the groups), written back escaped. */
+export function replaceInElement(message: Message, path: string, pattern: string, by: string): void {
+  const p = parsePath(path);
+  const text = leafText(message, p, 'replace in');
+  if (text === undefined) return;
+  const replaced = replacePatterns(text, [[pattern, by]]) as string;
+  if (replaced !== text) message.set(p, replaced);
+}
+
+/**
+ * `reformat_date: {path, format}`: an HL7 date/time rewritten in the pattern (YYYY MM DD HH mm ss).
+ * A value without a part the pattern needs stays as it is (a time is never invented); a value
+ * that is no real date/time fails the message (AE naming the field).
+ */
+export function reformatDate(message: Message, path: string, format: string): void {
+  const p = parsePath(path);
+  const text = leafText(message, p, 'reformat_date');
+  if (text === undefined) return;
+  const formatted = formatHl7DateTime(text, format, { field: path });
+  if (formatted !== null) message.set(p, formatted);
 }

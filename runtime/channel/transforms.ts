@@ -93,6 +93,23 @@ export function applyTransform(input: MappedValue, name: TransformName, options:
   }
 }
 
+const compiledPatterns = new Map<string, RegExp>();
+
+/**
+ * `replace: [{pattern, with}]`: each regular expression in turn, every match replaced (JavaScript
+ * syntax; `$1` … in `with` are its groups). Null stays null; a number is replaced as text.
+ */
+export function replacePatterns(input: MappedValue, pairs: ReadonlyArray<readonly [string, string]>): MappedValue {
+  if (input === null) return null;
+  let text = String(input);
+  for (const [pattern, by] of pairs) {
+    let re = compiledPatterns.get(pattern);
+    if (!re) compiledPatterns.set(pattern, (re = new RegExp(pattern, 'g')));
+    text = text.replace(re, by);
+  }
+  return text;
+}
+
 /** Sets `a.b.c` in a JSON object, creating objects on the way. */
 export function setJsonPath(target: Record<string, unknown>, path: string, value: unknown): void {
   if (path.includes('[')) return setIndexedPath(target, path, value);

@@ -268,7 +268,7 @@ function writeWithin(fieldText: string, p: Hl7Path, encoded: string, d: Delimite
   return reps.join(d.repetition);
 }
 
-function hasStructureBelow(raw: string, p: Hl7Path, d: Delimiters): boolean {
+export function hasStructureBelow(raw: string, p: Hl7Path, d: Delimiters): boolean {
   if (p.field === undefined) return true;
   if (p.subcomponent !== undefined) return false;
   if (d.subcomponent !== undefined && raw.includes(d.subcomponent)) return true;

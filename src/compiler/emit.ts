@@ -113,6 +113,7 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
     // A date that is no real date fails the message, naming the field and where it was going.
     const target = path.filter((k) => k !== 'map' && k !== 'fields').join('.');
     const dateSource = { ...(m.path !== undefined ? { field: m.path } : {}), target };
+    if (m.replace) expr = `${use('replacePatterns')}(${expr}, ${q(m.replace.map((r) => [r.pattern, r.with]))})`;
     if (m.format !== undefined) expr = `${use('formatHl7DateTime')}(${expr}, ${q(m.format)}, ${q(dateSource)})`;
     for (const t of m.transform ?? []) {
       const options = t === 'date' || t === 'datetime' ? { ...(t === 'datetime' && timezone ? { defaultOffset: timezone } : {}), ...dateSource } : undefined;
@@ -185,6 +186,8 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
         const fields = Object.entries(a.fields ?? {}).map(([field, v]) => `[${q(field)}, ${typeof v === 'string' ? q(v) : `message.get(${q(v.path)})`}]`);
         lines.push(`${use('addSegmentWith')}(message, ${q(a.segment)}, ${a.after !== undefined ? q(a.after) : 'undefined'}, [${fields.join(', ')}]);`);
       }
+      else if ('replace' in step) lines.push(`${use('replaceInElement')}(message, ${q(step.replace.path)}, ${q(step.replace.pattern)}, ${q(step.replace.with)});`);
+      else if ('reformat_date' in step) lines.push(`${use('reformatDate')}(message, ${q(step.reformat_date.path)}, ${q(step.reformat_date.format)});`);
       else if ('keep_identifier' in step) {
         const rule = spec.identifiers![step.keep_identifier]!;
         const field = rule.field ?? defaultCx(rule.kind);

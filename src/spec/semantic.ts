@@ -12,6 +12,8 @@ import { destinationOutputKindOf, inputKindOf } from './kinds.js';
 import { scanStatement, sqlDialect } from '../../runtime/serve/sql-placeholders.js';
 import type { BuildSegment, Mapping, Spec, TransformStep } from './types.js';
 
+const TRANSFORM_STEP_KINDS = ['set', 'copy', 'clear', 'delete_segments', 'keep_identifier', 'add_segment', 'replace', 'reformat_date'];
+
 const CX_DEFAULT_FIELD: Record<string, string> = { patient: 'PID-3', visit: 'PV1-19', account: 'PID-18', merge: 'MRG-1' };
 
 /** Checks the meaning of one schema-valid spec: paths, segments, fields, references. */
@@ -25,6 +27,15 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
     const opening = lines[pos.line - 1]?.[pos.column - 1];
     if (columnOffset > 0 && (opening === '"' || opening === "'")) columnOffset++;
     out.push({ file: loaded.file, line: pos.line, column: pos.column + columnOffset, severity, code, message, ...(hint ? { hint } : {}) });
+  };
+
+  /** A regular expression the runtime compiles: its syntax error here, not on the first message. */
+  const checkPattern = (pattern: string, where: PathKey[]) => {
+    try {
+      new RegExp(pattern, 'g');
+    } catch (err) {
+      at(where, 'error', 'spec/regex', `"${pattern}" is not a regular expression: ${(err as Error).message.replace(/^Invalid regular expression: \/.*\/g?: /, '')}`, 'JavaScript syntax; escape special characters with \\ (in YAML double quotes write \\\\)');
+    }
   };
 
   /** Validates one HL7 path; returns the segment it reads, if valid. */
@@ -114,6 +125,7 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
       else if (/\.\d+$/.test(m.path) && !/-\d+$/.test(m.path)) at([...where, 'coded'], 'error', 'spec/coded-needs-path', `coded: picks the component itself; ${m.path} already names one`, `write path: ${m.path.replace(/\.\d+(\.\d+)?$/, '')}`);
     }
     m.concat?.forEach((part, i) => typeof part === 'object' && read(part.path, [...where, 'concat', i, 'path']));
+    m.replace?.forEach((r, i) => checkPattern(r.pattern, [...where, 'replace', i, 'pattern']));
     if (m.when) walkCondition(m.when, [...where, 'when']);
     if (m.identifier) {
       const name = m.identifier.split('.')[0]!;
@@ -193,10 +205,15 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
   };
   const walkTransform = (steps: TransformStep[], base: PathKey[]) => steps.forEach((step, i) => {
     const where: PathKey[] = [...base, i];
-    const kinds = ['set', 'copy', 'clear', 'delete_segments', 'keep_identifier', 'add_segment'].filter((k) => k in step);
+    const kinds = TRANSFORM_STEP_KINDS.filter((k) => k in step);
     if (kinds.length !== 1) {
-      at(where, 'error', 'spec/transform-step', kinds.length ? `a transform step does one thing; this one has ${kinds.join(' and ')}` : 'a transform step needs one of set, copy, clear, delete_segments, keep_identifier, add_segment', 'split it into several steps; when: may go beside any of them');
+      at(where, 'error', 'spec/transform-step', kinds.length ? `a transform step does one thing; this one has ${kinds.join(' and ')}` : `a transform step needs one of ${TRANSFORM_STEP_KINDS.join(', ')}`, 'split it into several steps; when: may go beside any of them');
     }
+    if ('replace' in step) {
+      checkPath(step.replace.path, [...where, 'replace', 'path']);
+      checkPattern(step.replace.pattern, [...where, 'replace', 'pattern']);
+    }
+    if ('reformat_date' in step) checkPath(step.reformat_date.path, [...where, 'reformat_date', 'path']);
     if ('add_segment' in step) {
       const a = step.add_segment;
       if (SEGMENT_FIELD_COUNTS[a.segment] === undefined && !isZSegment(a.segment)) at([...where, 'add_segment', 'segment'], 'error', 'hl7/unknown-segment', `${a.segment} is not a v2.5.1 segment hl7c knows`, 'site-defined segments start with Z');

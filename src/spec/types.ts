@@ -98,6 +98,8 @@ export type TransformStep = (
   | { delete_segments: string | string[] }
   | { keep_identifier: string }
   | { add_segment: AddSegmentStep }
+  | { replace: { path: string; pattern: string; with: string } }
+  | { reformat_date: { path: string; format: string } }
 ) & { when?: Condition };
 
 /** A new segment (after the first `after`, else at the end) with fields: literal text, or a value read from the message. */
@@ -139,6 +141,8 @@ export interface Mapping {
   transform?: Array<'trim' | 'upper' | 'lower' | 'date' | 'datetime' | 'number'>;
   /** An HL7 date/time as text: YYYY MM DD HH mm ss, e.g. MM/DD/YYYY; a missing part gives null. */
   format?: string;
+  /** Regular-expression replacements on the value read, in order, every match (JavaScript syntax, $1 … in with). */
+  replace?: Array<{ pattern: string; with: string }>;
   /** A CWE/CE field: its code (.1), text (.2) or coding system (.3). */
   coded?: 'code' | 'text' | 'system';
   lookup?: Record<string, string> | { file: string };
