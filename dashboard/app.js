@@ -161,7 +161,7 @@
           { 'data-queue': `${d.channel}/${d.destination}` },
           el('td', {}, `${d.channel} → `, el('strong', {}, d.destination)),
           el('td', {}, d.kind || ''),
-          el('td', {}, pill(d.state)),
+          el('td', {}, pill(d.state), d.paused && d.paused_by ? el('div', { class: 'small', 'data-paused-by': d.paused_by }, `by ${d.paused_by} ${since(d.paused_at)}`) : ''),
           el('td', { class: 'num' }, d.depth ?? 0),
           countCell(d.dead, true),
           el('td', {}, age(d.oldest_age_seconds)),

@@ -137,6 +137,8 @@ async function startAdmin(options: AdminServerOptions): Promise<AdminServer> {
   registerRoute('GET', '/api/whoami', (r) => ({ json: { name: r.caller!.name, role: r.caller!.role } }), { role: 'viewer' });
   registerRoute('GET', '/api/channels', async () => ({ json: { channels: await ops.channels() } }), { role: 'viewer' });
   registerRoute('GET', '/api/destinations', async () => ({ json: { destinations: await ops.destinations() } }), { role: 'viewer' });
+  // What `hl7c status` prints, from the same module: nodes, versions, queues, paused destinations.
+  registerRoute('GET', '/api/status', async () => ({ json: await ops.status() }), { role: 'viewer' });
   registerRoute('GET', '/api/messages', async (r) => {
     const query = messageQuery(r.query);
     // A search by identifier says which patient was looked for: operators only, and audited.
@@ -188,11 +190,22 @@ async function startAdmin(options: AdminServerOptions): Promise<AdminServer> {
     await audited(r, 'delivery.discard', `message ${id} → ${destination}`, () => ops.discard(id, destination, r.caller!.name), () => 'discarded');
     return { json: { discarded: true } };
   });
+  registerRoute('POST', '/api/discard', async (r) => {
+    const filter = (r.body && typeof r.body === 'object' && 'filter' in r.body ? (r.body as { filter: unknown }).filter : undefined) ?? {};
+    if (typeof filter !== 'object' || filter === null) return { status: 400, json: { error: 'filter must be an object of the GET /api/messages keys' } };
+    const query = messageQuery(new URLSearchParams(Object.entries(filter as Record<string, unknown>).map(([k, v]) => [k, String(v)] as [string, string])));
+    const destination = stringField(r.body, 'destination');
+    if (!query.channel && !query.status && !destination) return { status: 400, json: { error: 'give a filter (channel, status dead|stopped) or a destination: discarding every entry is not what you want' } };
+    const entries = await audited(r, 'deliveries.discard', JSON.stringify({ ...(filter as object), ...(destination ? { destination } : {}) }), () => ops.discardMatching(query, destination, r.caller!.name), (x) => `${x.length} entr${x.length === 1 ? 'y' : 'ies'} discarded`);
+    return { json: { discarded: entries.length, entries } };
+  });
   for (const action of ['pause', 'resume'] as const) {
     registerRoute('POST', `/api/destinations/:channel/:destination/${action}`, async (r) => {
       const { channel, destination } = r.params as { channel: string; destination: string };
-      await audited(r, `destination.${action}`, `${channel}/${destination}`, async () => ops.setPaused(channel, destination, action === 'pause'), () => (action === 'pause' ? 'paused' : 'resumed'));
-      return { json: { paused: action === 'pause' } };
+      const result = await audited(r, `destination.${action}`, `${channel}/${destination}`, () => ops.setPaused(channel, destination, action === 'pause', r.caller!.name), (x) =>
+        x.changed ? (action === 'pause' ? 'paused' : 'resumed') : `already ${action === 'pause' ? `paused (by ${x.destination.paused_by} at ${x.destination.paused_at})` : 'running'}`,
+      );
+      return { json: { paused: action === 'pause', changed: result.changed, paused_by: result.destination.paused_by, paused_at: result.destination.paused_at } };
     });
   }
   for (const r of options.extraRoutes ?? []) registerRoute(r.method, r.path, r.handler, { role: r.role });

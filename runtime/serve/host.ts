@@ -100,8 +100,6 @@ export class ChannelHost {
   readonly owner: string;
   /** What this node saw (messages per channel, ACK latency, reloads), for the admin API. */
   readonly activity = new ServeActivity();
-  /** Destinations paused on this node (kept across reloads, not across a restart). */
-  private readonly paused = new Set<string>();
   private readonly leaseMs: number;
 
   constructor(
@@ -184,18 +182,19 @@ export class ChannelHost {
   }
 
   /**
-   * Stops (or restarts) sending to a destination on this node: entries keep being queued, none is
-   * claimed while paused; what is being sent finishes. Held while this process runs (and across
-   * reloads); false when no such destination is worked here.
+   * An operator paused or resumed a destination (the store holds it, for every node): this
+   * node's worker stops before the next entry, or looks at its queue now. False when no such
+   * destination is worked here.
    */
-  setPaused(channel: string, destination: string, paused: boolean): boolean {
-    const key = workerKey(channel, destination);
-    const worker = this.workers.get(key);
-    if (!worker) return false;
-    if (paused) this.paused.add(key);
-    else this.paused.delete(key);
-    worker.setPaused(paused);
-    return true;
+  pausedChanged(channel: string, destination: string, paused: boolean): boolean {
+    const worker = this.workers.get(workerKey(channel, destination));
+    worker?.setPaused(paused);
+    return worker !== undefined;
+  }
+
+  /** Whether this node works a destination (a channel running here names it). */
+  hasDestination(channel: string, destination: string): boolean {
+    return this.workers.has(workerKey(channel, destination)) || destination in (this.runners.get(channel)?.current.definition.destinations ?? {});
   }
 
   /** New work for a queue (a replay, a discarded head): its worker looks now. */
@@ -346,7 +345,6 @@ export class ChannelHost {
       return;
     }
     const worker = new DestinationWorker(this.store, channel, destination, config, this.observed(channel, destination, createSender(channel, destination, config, log)), (d) => this.deliveryContext(d), log, this.owner, this.leaseMs);
-    if (this.paused.has(key)) worker.setPaused(true);
     this.workers.set(key, worker);
     worker.start();
   }

@@ -2,7 +2,7 @@ import { ackCodesOf, deliveryPayloads, runChannel } from '../channel/channel.js'
 import { fieldName } from '../hl7/field-names.js';
 import { parseMessage } from '../hl7/parse.js';
 import { DEFAULT_HL7_VERSION, tableVersionOf } from '../hl7/versions/tables.js';
-import type { DiscardResult, Store, StoreMetrics } from '../store/store.js';
+import type { DiscardResult, Store, StoreMetrics, StoreStatus } from '../store/store.js';
 import type { AuditEntry, MessageFilter, NewAuditEntry, StoredMessage } from '../store/types.js';
 import type { ChannelHost, LoadedChannel } from './host.js';
 import { openEnvelope } from './senders.js';
@@ -97,6 +97,9 @@ export interface DestinationView {
   destination: string;
   kind: string | null;
   paused: boolean;
+  /** Who paused it and when (ISO-8601), while it is paused. */
+  paused_by: string | null;
+  paused_at: string | null;
   state: 'ok' | 'failing' | 'stopped' | 'paused';
   depth: number;
   dead: number;
@@ -123,6 +126,14 @@ export interface HealthReport {
   store: Record<string, unknown>;
   channels: Record<string, number>;
   messages: StoreMetrics['messages'];
+}
+
+/** What `hl7c status` prints and GET /api/status returns. */
+export interface StatusReport extends StoreStatus {
+  /** A store one node writes at a time (SQLite): no nodes are listed. */
+  embedded: boolean;
+  /** Destinations an operator paused: no node sends from them until resumed. */
+  paused: Array<{ channel: string; destination: string; paused_by: string; paused_at: string }>;
 }
 
 /** An error an API caller made (unknown id, wrong state): 404 / 409 rather than 500. */
@@ -253,19 +264,18 @@ export class Operations {
 
   /** Every destination queue: the ones workers run here, and any the store has entries for. */
   async destinations(metrics?: StoreMetrics): Promise<DestinationView[]> {
-    const m = metrics ?? (await this.store.metrics());
+    const [m, pauses] = await Promise.all([metrics ?? this.store.metrics(), this.store.pausedDestinations()]);
     const now = Date.now();
     const views = new Map<string, DestinationView>();
     const view = (channel: string, destination: string) => {
       const key = `${channel}\u0000${destination}`;
       let v = views.get(key);
-      if (!v) views.set(key, (v = { channel, destination, kind: null, paused: false, state: 'ok', depth: 0, dead: 0, oldest_age_seconds: null, last_error: null, last_error_at: null }));
+      if (!v) views.set(key, (v = { channel, destination, kind: null, paused: false, paused_by: null, paused_at: null, state: 'ok', depth: 0, dead: 0, oldest_age_seconds: null, last_error: null, last_error_at: null }));
       return v;
     };
     for (const w of this.host?.workerStates() ?? []) {
       const v = view(w.channel, w.destination);
       v.kind = w.kind;
-      v.paused = w.paused;
       if (w.lastError && (w.lastSentAt === null || w.lastError.at > w.lastSentAt)) {
         v.state = 'failing';
       }
@@ -281,6 +291,8 @@ export class Operations {
       if (d.state === 'dead') v.dead += d.count;
       if (d.state === 'stopped' && d.count > 0) stopped.add(`${d.channel}\u0000${d.destination}`);
     }
+    // Paused in the store: by whoever, on whichever node, and honoured by all of them.
+    for (const p of pauses) Object.assign(view(p.channel, p.destination), { paused: true, paused_by: p.paused_by, paused_at: iso(p.paused_at) });
     for (const o of m.oldestOpen) view(o.channel, o.destination).oldest_age_seconds = Math.max(0, (now - o.oldest) / 1000);
     for (const [key, v] of views) {
       if (stopped.has(key)) v.state = 'stopped';
@@ -363,6 +375,28 @@ export class Operations {
     return reports;
   }
 
+  /**
+   * The dead or stopped entries a search finds (only `destination`'s, when named), oldest first,
+   * up to 10,000: what discardMatching would discard. The search's status is `dead`, `stopped`
+   * or `error_queue` (both), whatever else it names.
+   */
+  async discardable(query: MessageQuery, destination?: string): Promise<Array<{ id: number; channel: string; destination: string; state: string }>> {
+    const status = query.status === 'dead' || query.status === 'stopped' ? query.status : 'error_queue';
+    const { rows } = await this.listStored({ ...query, status, limit: Math.min(query.limit ?? 10_000, 10_000), oldestFirst: true, before: undefined });
+    return rows.flatMap((m) =>
+      summary(m)
+        .deliveries.filter((d) => (d.state === 'dead' || d.state === 'stopped') && (status === 'error_queue' || d.state === status) && (destination === undefined || d.destination === destination))
+        .map((d) => ({ id: m.id, channel: m.channel, destination: d.destination, state: d.state })),
+    );
+  }
+
+  /** Discards every entry discardable() finds; returns them. */
+  async discardMatching(query: MessageQuery, destination: string | undefined, by: string): Promise<Array<{ id: number; channel: string; destination: string; state: string }>> {
+    const entries = await this.discardable(query, destination);
+    for (const e of entries) await this.discard(e.id, e.destination, by);
+    return entries;
+  }
+
   /** Gives up on a dead or stopped entry (a stopped one no longer holds its queue). */
   async discard(id: number, destination: string, by: string): Promise<void> {
     const message = (await this.store.getMessage(id))?.message;
@@ -374,11 +408,32 @@ export class Operations {
     this.host?.activity.emit({ kind: 'discard', at: Date.now(), channel: message.channel, destination, summary: `message ${id}'s entry for ${destination} discarded by ${by}` });
   }
 
-  /** Pauses or resumes a destination on this node (see ChannelHost.setPaused). */
-  setPaused(channel: string, destination: string, paused: boolean): void {
-    if (!this.host) throw new OperationError(409, 'pausing a destination needs the running hl7c serve (its admin API)');
-    if (!this.host.setPaused(channel, destination, paused)) throw new OperationError(404, `no destination ${channel}/${destination} runs here`);
-    this.host.activity.emit({ kind: paused ? 'pause' : 'resume', at: Date.now(), channel, destination, summary: `${channel}/${destination} ${paused ? 'paused' : 'resumed'}` });
+  /**
+   * Pauses or resumes a destination for every node on the store (kept there: a restart keeps it,
+   * and a serve honours one made by the CLI or another node at its next claim). `changed` is
+   * false when it already was so (a second pause keeps the first one's who and when).
+   */
+  async setPaused(channel: string, destination: string, paused: boolean, by: string): Promise<{ changed: boolean; destination: DestinationView }> {
+    if (!(await this.knowsDestination(channel, destination, paused))) throw new OperationError(404, `no destination ${channel}/${destination}: name a channel and one of its destinations`);
+    const changed = await this.store.setPaused(channel, destination, paused ? { by, at: Date.now() } : null);
+    this.host?.pausedChanged(channel, destination, paused);
+    if (changed) this.host?.activity.emit({ kind: paused ? 'pause' : 'resume', at: Date.now(), channel, destination, summary: `${channel}/${destination} ${paused ? 'paused' : 'resumed'} by ${by}` });
+    const view = (await this.destinations()).find((d) => d.channel === channel && d.destination === destination)!;
+    return { changed, destination: view };
+  }
+
+  /** A destination of a channel running here, of a spec the store recorded, or one with entries (or paused, to resume). */
+  private async knowsDestination(channel: string, destination: string, pausing: boolean): Promise<boolean> {
+    if (this.host?.hasDestination(channel, destination)) return true;
+    const m = await this.store.metrics();
+    if (m.deliveries.some((d) => d.channel === channel && d.destination === destination)) return true;
+    if (!pausing && (await this.store.pausedDestinations()).some((p) => p.channel === channel && p.destination === destination)) return true;
+    if (!this.loadChannel || this.host?.loaded(channel)) return false;
+    try {
+      return destination in (await this.loadChannel(channel)).definition.destinations;
+    } catch {
+      return false;
+    }
   }
 
   /**
@@ -423,6 +478,35 @@ export class Operations {
     if (last?.outcome === 'rejected') degraded.push(`the last spec change was rejected (${iso(last.at)}), the running version stays: ${last.error ?? 'see the log'}`);
     const status = unavailable.length ? 'unavailable' : degraded.length ? 'degraded' : 'ok';
     return { status, reasons: [...unavailable, ...degraded], store, channels, messages: m.messages };
+  }
+
+  /**
+   * The nodes on the store, the spec versions they run, the open queues and the paused
+   * destinations: from the store (so the same wherever it is asked, CLI or API). A store of one
+   * node (SQLite) lists no nodes; its queues come from the counters.
+   */
+  async status(): Promise<StatusReport> {
+    const [base, paused] = await Promise.all([this.store.status ? this.store.status() : this.embeddedStatus(), this.store.pausedDestinations()]);
+    return { ...base, embedded: !this.store.status, paused: paused.map((p) => ({ ...p, paused_at: iso(p.paused_at)! })) };
+  }
+
+  private async embeddedStatus(): Promise<StoreStatus> {
+    const [specs, metrics] = await Promise.all([this.store.channelSpecs(), this.store.metrics()]);
+    const now = Date.now();
+    const open = new Map<string, StoreStatus['queues'][number]>();
+    for (const d of metrics.deliveries) {
+      if (d.state !== 'queued' && d.state !== 'sending' && d.state !== 'stopped') continue;
+      const key = `${d.channel}\u0000${d.destination}`;
+      const q = open.get(key) ?? { channel: d.channel, destination: d.destination, queued: 0, sending: 0, stopped: 0, oldest_age_ms: 0, owner: null };
+      q[d.state] += d.count;
+      open.set(key, q);
+    }
+    for (const o of metrics.oldestOpen) {
+      const q = open.get(`${o.channel}\u0000${o.destination}`);
+      if (q) q.oldest_age_ms = Math.max(0, now - o.oldest);
+    }
+    const queues = [...open.values()].filter((q) => q.queued + q.sending + q.stopped > 0).sort((a, b) => a.channel.localeCompare(b.channel) || a.destination.localeCompare(b.destination));
+    return { now, nodes: [], channels: specs.map((c) => ({ name: c.name, spec_version: c.spec_version, nodes: [] })).sort((a, b) => a.name.localeCompare(b.name)), queues };
   }
 
   audit(entry: Omit<NewAuditEntry, 'at' | 'detail'> & { detail?: string | null }): Promise<void> {

@@ -35,8 +35,13 @@ export class DestinationWorker {
   /** Entries claimed (leased to this node) and not finished yet: their leases are renewed. */
   private readonly held = new Set<number>();
   private renewTimer: NodeJS.Timeout | null = null;
-  /** Paused by an operator: nothing is claimed until resumed (entries being sent finish). */
+  /**
+   * Paused by an operator, as the store said at the last claim (the pause is kept in the store,
+   * so every node and every restart honours it); while paused the store hands out nothing.
+   */
   paused = false;
+  /** When the store was last asked whether the destination is paused (claims ask too). */
+  private pauseCheckedAt = 0;
   /** The last failed attempt, and the last delivered one: the destination is failing while the failure is newer. */
   lastError: { error: string; at: number } | null = null;
   lastSentAt: number | null = null;
@@ -84,9 +89,27 @@ export class DestinationWorker {
     }
   }
 
+  /**
+   * Told on this node that an operator paused or resumed the destination (the store holds it):
+   * a pause stops the batch in hand before its next entry, a resume looks at the queue now.
+   */
   setPaused(paused: boolean): void {
     this.paused = paused;
     if (!paused) this.wake();
+  }
+
+  /**
+   * Between the entries of a batch: whether an operator paused the destination since it was
+   * claimed (on another node, or with the CLI). Asked at most every poll interval.
+   */
+  private async pausedMeanwhile(): Promise<boolean> {
+    if (this.paused) return true;
+    const now = Date.now();
+    if (now - this.pauseCheckedAt < IDLE_POLL_MS) return false;
+    this.pauseCheckedAt = now;
+    const paused = (await this.store.pausedDestinations()).some((p) => p.channel === this.channel && p.destination === this.destination);
+    if (paused) this.paused = true;
+    return paused;
   }
 
   /** New work was queued: look now rather than at the next poll. */
@@ -124,6 +147,8 @@ export class DestinationWorker {
 
   private claim(limit: number, ordered: boolean) {
     return this.store.claimDeliveries({ channel: this.channel, destination: this.destination, limit, owner: this.owner, leaseMs: this.leaseMs, ordered }).then((claim) => {
+      this.paused = claim.paused;
+      this.pauseCheckedAt = Date.now();
       // Held from here on: what is in flight and what was just taken (the rest went back or was finished).
       this.held.clear();
       for (const id of this.inFlight) this.held.add(id);
@@ -133,9 +158,11 @@ export class DestinationWorker {
   }
 
   /** How long to wait when nothing could be taken. */
-  private pause(claim: { nextDueAt: number | null; stopped: boolean }): number {
+  private pause(claim: { nextDueAt: number | null; stopped: boolean; paused: boolean }): number {
     // A stopped entry holds its queue until it is replayed: nothing behind it goes first.
     if (claim.stopped) return IDLE_POLL_MS * 4;
+    // A resume on this node wakes the worker; one elsewhere is seen at the next poll.
+    if (claim.paused) return IDLE_POLL_MS;
     const now = Date.now();
     return claim.nextDueAt !== null && claim.nextDueAt > now ? Math.min(claim.nextDueAt - now, 1000) : IDLE_POLL_MS;
   }
@@ -146,10 +173,6 @@ export class DestinationWorker {
 
   private async orderedLoop(): Promise<void> {
     while (!this.stopping && this.maxInFlight === 1) {
-      if (this.paused) {
-        await this.sleep(IDLE_POLL_MS);
-        continue;
-      }
       // A batch at a time: the outcomes of its attempts are written behind, together, and at the
       // latest when the queue is claimed from again.
       const claim = await this.claim(ORDERED_BATCH, true);
@@ -158,7 +181,7 @@ export class DestinationWorker {
         continue;
       }
       for (const delivery of claim.deliveries) {
-        if (this.stopping || this.paused || this.maxInFlight !== 1) break;
+        if (this.stopping || this.maxInFlight !== 1 || (await this.pausedMeanwhile())) break;
         // FIFO: when the head is not delivered, it is tried again before anything behind it.
         if (!(await this.attempt(delivery))) break;
       }
@@ -169,10 +192,6 @@ export class DestinationWorker {
     const pending = new Set<Promise<unknown>>();
     while (!this.stopping && this.maxInFlight > 1) {
       const room = this.maxInFlight - this.inFlight.size;
-      if (this.paused) {
-        await this.sleep(IDLE_POLL_MS);
-        continue;
-      }
       if (room <= 0) {
         await Promise.race(pending);
         continue;

@@ -14,6 +14,11 @@ export interface OpenStoreOptions {
   cwd?: string;
   /** Told when a store on a server (PostgreSQL) becomes unreachable, and when it is back. */
   onHealthChange?: (health: StoreHealth) => void;
+  /**
+   * false: a store on a server (PostgreSQL) is used as it is, neither created nor migrated (tools
+   * that only read, as `hl7c status`); a missing schema is an error. Default true.
+   */
+  migrate?: boolean;
 }
 
 /** The options of a PostgreSQL store's module (runtime/store/postgres-store.ts). */

@@ -9,7 +9,8 @@ import { PostgresStore } from './postgres/postgres-store.js';
 import type { PostgresStoreOptions } from './postgres/postgres-store.js';
 
 export { PostgresStore } from './postgres/postgres-store.js';
-export type { PostgresStoreOptions, StoreStatus, NodeStatus } from './postgres/postgres-store.js';
+export type { PostgresStoreOptions } from './postgres/postgres-store.js';
+export type { StoreStatus, NodeStatus } from './store.js';
 export { migrate, SCHEMA_VERSION } from './postgres/migrations.js';
 
 /** Creates or updates the schema the address names, as `hl7c migrate` does; returns the versions. */

@@ -4,8 +4,9 @@ import Database from 'better-sqlite3';
 import type { LoggedMessage } from './received-log.js';
 import { readReceivedLog, ReceivedLog } from './received-log.js';
 import type { AttemptRecord, ChannelSpec, Claim, ClaimRequest, DiscardResult, MessageCount, QueuedListener, ReplayOutcome, Store, StoreMetrics } from './store.js';
-import type { AuditEntry, Delivery, QueuedDelivery, MessageFilter, NewAuditEntry, NewMessage, StoredEvent, StoredMessage } from './types.js';
+import type { AuditEntry, Delivery, DestinationPause, QueuedDelivery, MessageFilter, NewAuditEntry, NewMessage, StoredEvent, StoredMessage } from './types.js';
 import { DELIVERY_STATES_FILTERED } from './types.js';
+import { auditTableSql, insertAuditSql, LIST_PAUSED_SQL, listAuditSql, pausedTableSql, setPausedSql } from './operator-sql.js';
 import { faultPoint } from '../faults.js';
 
 const SCHEMA = `
@@ -61,17 +62,7 @@ CREATE TABLE IF NOT EXISTS store_owner (
   pid INTEGER NOT NULL,
   since INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS audit (
-  id INTEGER PRIMARY KEY,
-  at INTEGER NOT NULL,
-  who TEXT NOT NULL,
-  role TEXT NOT NULL,
-  action TEXT NOT NULL,
-  target TEXT NOT NULL,
-  remote TEXT NOT NULL,
-  detail TEXT
-);
-CREATE TABLE IF NOT EXISTS channels (
+${auditTableSql('sqlite')}${pausedTableSql('sqlite')}CREATE TABLE IF NOT EXISTS channels (
   name TEXT PRIMARY KEY,
   spec_path TEXT NOT NULL,
   spec_version TEXT NOT NULL,
@@ -499,6 +490,14 @@ export class SqliteStore implements Store {
   private claimTransaction: Database.Transaction<(r: ClaimRequest & { now: number }) => Claim> | undefined;
 
   private claim(r: ClaimRequest & { now: number }): Claim {
+    if (this.statement('SELECT 1 FROM paused_destinations WHERE channel = ? AND destination = ?', this.bookkeeping).get(r.channel, r.destination)) {
+      // Taken by this owner in an earlier batch and not sent: back to the queue, so whichever
+      // node works it after the resume starts at its head (nothing is in flight in an ordered queue now).
+      if (r.ordered) {
+        this.statement("UPDATE deliveries SET state = 'queued', lease_owner = NULL, lease_until = NULL WHERE channel = ? AND destination = ? AND state = 'sending' AND lease_owner = ?", this.bookkeeping).run(r.channel, r.destination, r.owner);
+      }
+      return { deliveries: [], nextDueAt: null, stopped: false, paused: true };
+    }
     const leasedElsewhere = (d: LeasedRow) => d.state === 'sending' && d.lease_owner !== null && d.lease_owner !== r.owner && (d.lease_until ?? 0) > r.now;
     const taken: LeasedRow[] = [];
     let nextDueAt: number | null = null;
@@ -537,7 +536,7 @@ export class SqliteStore implements Store {
     const lease = this.statement("UPDATE deliveries SET state = 'sending', lease_owner = ?, lease_until = ?, updated_at = ? WHERE id = ?", this.bookkeeping);
     const until = r.now + r.leaseMs;
     for (const d of taken) lease.run(r.owner, until, r.now, d.id);
-    return { deliveries: taken.map((d) => ({ ...d, state: 'sending', lease_owner: r.owner, lease_until: until })), nextDueAt, stopped };
+    return { deliveries: taken.map((d) => ({ ...d, state: 'sending', lease_owner: r.owner, lease_until: until })), nextDueAt, stopped, paused: false };
   }
 
   renewLease(ids: number[], owner: string, leaseMs: number, now = Date.now()): Promise<void> {
@@ -753,15 +752,24 @@ export class SqliteStore implements Store {
   }
 
   recordAudit(entry: NewAuditEntry): Promise<void> {
+    const sql = insertAuditSql('sqlite');
     return this.attempt(() => {
-      this.statement('INSERT INTO audit (at, who, role, action, target, remote, detail) VALUES (?, ?, ?, ?, ?, ?, ?)').run(entry.at, entry.who, entry.role, entry.action, entry.target, entry.remote, entry.detail);
+      this.statement(sql.text).run(...sql.values(entry));
     });
   }
 
   listAudit(options: { limit?: number; before?: number } = {}): Promise<AuditEntry[]> {
-    return this.attempt(
-      () => this.statement('SELECT * FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?').all(options.before ?? Number.MAX_SAFE_INTEGER, options.limit ?? 100) as AuditEntry[],
-    );
+    const sql = listAuditSql('sqlite');
+    return this.attempt(() => this.statement(sql.text).all(...sql.values(options)) as AuditEntry[]);
+  }
+
+  setPaused(channel: string, destination: string, pause: { by: string; at: number } | null): Promise<boolean> {
+    const sql = setPausedSql('sqlite', channel, destination, pause);
+    return this.attempt(() => this.connection.prepare(sql.text).run(...sql.values).changes > 0);
+  }
+
+  pausedDestinations(): Promise<DestinationPause[]> {
+    return this.attempt(() => this.statement(LIST_PAUSED_SQL).all() as DestinationPause[]);
   }
 
   /**

@@ -1,4 +1,4 @@
-import type { AuditEntry, Delivery, DeliveryState, MessageFilter, NewAuditEntry, NewMessage, QueuedDelivery, StoredEvent, StoredMessage } from './types.js';
+import type { AuditEntry, Delivery, DestinationPause, DeliveryState, MessageFilter, NewAuditEntry, NewMessage, QueuedDelivery, StoredEvent, StoredMessage } from './types.js';
 
 /** A queue that got work: its worker can look now rather than at its next poll. */
 export type QueuedListener = (channel: string, destination: string) => void;
@@ -30,6 +30,11 @@ export interface Claim {
   nextDueAt: number | null;
   /** An ordered queue held by a stopped entry (`on_failure: stop_queue`) until it is replayed. */
   stopped: boolean;
+  /**
+   * Nothing was taken because an operator paused the destination (setPaused). An ordered
+   * queue's entries this owner had taken and not sent go back to the queue.
+   */
+  paused: boolean;
 }
 
 /** An attempt's outcome and the state it leaves the entry in; the lease on it ends. */
@@ -91,6 +96,27 @@ export interface ChannelSpec {
   name: string;
   spec_path: string;
   spec_version: string;
+}
+
+export interface NodeStatus {
+  id: string;
+  host: string;
+  pid: number;
+  started_at: number;
+  heartbeat_at: number;
+  stopped_at: number | null;
+  /** Heartbeat seen within three beats and not stopped. */
+  alive: boolean;
+  channels: Array<{ channel: string; spec_version: string }>;
+}
+
+/** What `hl7c status` and GET /api/status show: the nodes on the store, the versions they run, the queues. */
+export interface StoreStatus {
+  /** The database's clock, which judged the heartbeats. */
+  now: number;
+  nodes: NodeStatus[];
+  channels: Array<{ name: string; spec_version: string; nodes: Array<{ node: string; spec_version: string; alive: boolean }> }>;
+  queues: Array<{ channel: string; destination: string; queued: number; sending: number; stopped: number; oldest_age_ms: number; owner: string | null }>;
 }
 
 /**
@@ -164,6 +190,16 @@ export interface Store {
    */
   discardDelivery(messageId: number, destination: string, now: number, by: string): Promise<DiscardResult>;
 
+  /**
+   * Pauses a destination's queue for every node working this store (`pause` given: who, when),
+   * or resumes it (null): claims on it take nothing while it is paused. False when it already
+   * was in that state (the first pause's who and when stay).
+   */
+  setPaused(channel: string, destination: string, pause: { by: string; at: number } | null): Promise<boolean>;
+
+  /** Every paused destination, with who paused it and when. */
+  pausedDestinations(): Promise<DestinationPause[]>;
+
   /** Records what an operator did or looked at (who, what, when, from where). */
   recordAudit(entry: NewAuditEntry): Promise<void>;
 
@@ -187,6 +223,13 @@ export interface Store {
    * `unavailable` while it cannot reach it: messages are answered AE meanwhile.
    */
   health?(): StoreHealth;
+
+  /**
+   * Nodes (alive or lost), the spec version each runs per channel, and the open queues, judged by
+   * the store's clock: a store shared by several nodes (PostgreSQL). A store with one node at a
+   * time has none; Operations.status derives its queues from metrics().
+   */
+  status?(): Promise<StoreStatus>;
 
   /** Writes what is pending and releases the store; this process's leases end with it. */
   close(): Promise<void>;

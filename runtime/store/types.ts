@@ -84,6 +84,18 @@ export interface MessageFilter {
  */
 export const DELIVERY_STATES_FILTERED = ['queued', 'sending', 'sent', 'dead', 'stopped', 'discarded'] as const;
 
+/**
+ * A destination an operator paused: no node sends from its queue until it is resumed (entries
+ * keep being queued). Kept in the store, so it holds across restarts and for every node.
+ */
+export interface DestinationPause {
+  channel: string;
+  destination: string;
+  /** Who paused it (a token's name, `cli:<user>`). */
+  paused_by: string;
+  paused_at: number;
+}
+
 /** One thing an operator did or looked at through the admin API (or the CLI). */
 export interface AuditEntry {
   id: number;

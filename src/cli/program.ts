@@ -230,6 +230,37 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     );
 
   program
+    .command('discard')
+    .description('give up on dead or stopped entries (a stopped one no longer holds its queue): by message id, or a filtered set with --yes; the entries stay, marked discarded')
+    .argument('[ids...]', 'message ids (every dead or stopped entry of each, or the one for --destination)')
+    .addOption(storeOption())
+    .option('--destination <name>', "only this destination's entries")
+    .option('--channel <name>', 'a set: every dead or stopped entry of this channel')
+    .addOption(new Option('--status <state>', 'a set: only dead, or only stopped, entries').choices(['dead', 'stopped']))
+    .option('--yes', 'discard the set (without it, the set is listed and nothing is discarded)')
+    .action((ids: string[], o: { store: string; destination?: string; channel?: string; status?: string; yes?: boolean }) =>
+      run(async () =>
+        (await import('./commands/operate.js')).discardCommand({ store: existingStore(o.store, io.cwd), ids: ids.map((i) => integer(i)), destination: o.destination, channel: o.channel, status: o.status, yes: !!o.yes }, io),
+      )(),
+    );
+
+  for (const pause of [true, false]) {
+    program
+      .command(pause ? 'pause' : 'resume')
+      .description(
+        pause
+          ? 'pause a destination for every node on the store (kept across restarts): messages keep being queued, none is sent until hl7c resume'
+          : 'resume a paused destination: the serve working it sends its queue again, without a restart',
+      )
+      .argument('<channel>', 'the channel')
+      .argument('<destination>', 'one of its destinations')
+      .addOption(storeOption())
+      .action((channel: string, destination: string, o: { store: string }) =>
+        run(async () => (await import('./commands/operate.js')).pauseCommand({ store: existingStore(o.store, io.cwd), channel, destination, pause }, io))(),
+      );
+  }
+
+  program
     .command('audit')
     .description('who looked at patient data or acted (replay, discard, pause/resume, token use) through the admin API or the CLI, newest first')
     .addOption(storeOption())

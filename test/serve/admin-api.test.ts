@@ -216,12 +216,12 @@ describe.each(STORES)('admin API on $name', (kind) => {
     const second = (await serving.store.listMessages({ controlId: 'S2' }))[0]!.id;
     expect((await call(`/api/messages/${second}/discard`, OPERATOR, { destination: 'lab' })).status).toBe(409);
     lab.status = 200;
-    expect((await call('/api/destinations/adt-in/lab/pause', OPERATOR, {})).json).toEqual({ paused: true });
+    expect((await call('/api/destinations/adt-in/lab/pause', OPERATOR, {})).json).toMatchObject({ paused: true, changed: true, paused_by: 'alice' });
     expect((await call('/api/destinations', OPERATOR)).json.destinations[1]).toMatchObject({ destination: 'lab', paused: true, state: 'paused' });
     // Discarded, the stopped head no longer holds the queue, but the destination is paused.
     expect((await call(`/api/messages/${first}/discard`, OPERATOR, { destination: 'lab' })).json).toEqual({ discarded: true });
     expect((await serving.store.getMessage(first))!.deliveries.find((d) => d.destination === 'lab')!.state).toBe('discarded');
-    expect((await call('/api/destinations/adt-in/lab/resume', OPERATOR, {})).json).toEqual({ paused: false });
+    expect((await call('/api/destinations/adt-in/lab/resume', OPERATOR, {})).json).toMatchObject({ paused: false, changed: true, paused_by: null });
     await waitFor(() => lab.received.length === 1, 10_000, 'S2 delivered once resumed');
     expect(lab.received.map((r) => r.body.control_id)).toEqual(['S2']);
     // While paused nothing was sent (S2 arrived only after resume, and is the only one).

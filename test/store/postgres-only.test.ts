@@ -22,7 +22,7 @@ describe('PostgreSQL schema', () => {
     const versions = await sql<{ version: number }>(name, 'SELECT version FROM schema_version ORDER BY version');
     expect(versions.map((v) => v.version)).toEqual(Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1));
     const tables = await sql<{ table_name: string }>('public', "SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name", [name]);
-    expect(tables.map((t) => t.table_name)).toEqual(['audit', 'channels', 'deliveries', 'delivery_counts', 'events', 'message_counts', 'messages', 'node_channels', 'nodes', 'queue_owners', 'schema_version']);
+    expect(tables.map((t) => t.table_name)).toEqual(['audit', 'channels', 'deliveries', 'delivery_counts', 'events', 'message_counts', 'messages', 'node_channels', 'nodes', 'paused_destinations', 'queue_owners', 'schema_version']);
   });
 
   test('a database migrated by a newer hl7c is refused, not used', async () => {
@@ -225,6 +225,10 @@ describe('hl7c migrate and hl7c status', () => {
     expect(first).toMatchObject({ code: 0, stdout: `schema "${schema.name}" migrated from version 0 to ${SCHEMA_VERSION}\n` });
     const again = await cli('migrate', '--store', schema.url);
     expect(again).toMatchObject({ code: 0, stdout: `schema "${schema.name}" is up to date (version ${SCHEMA_VERSION})\n` });
+    // A schema an older hl7c left (before its last migration) is not read as if it were current.
+    await sql(schema.name, 'DELETE FROM schema_version WHERE version = $1', [SCHEMA_VERSION]);
+    expect(await cli('status', '--store', schema.url)).toMatchObject({ code: 2, stderr: expect.stringContaining(`is at version ${SCHEMA_VERSION - 1}, older than this hl7c reads (${SCHEMA_VERSION}): run hl7c migrate`) });
+    await sql(schema.name, "INSERT INTO schema_version (version, description) VALUES ($1, 'back')", [SCHEMA_VERSION]);
 
     const store = await PostgresStore.open(schema.url);
     await store.openForWriting('node-x');

@@ -174,6 +174,35 @@ export function storeContract(name: string, open: () => Promise<StoreUnderTest>)
       expect(b.deliveries.every((d) => d.lease_owner === 'node-b')).toBe(true);
     });
 
+    test('pause: no claim takes from a paused destination, ordered or not, on any node, nor through the store opened again; entries taken and not sent go back; resume frees the queue', async () => {
+      const store = await fresh();
+      for (const c of ['U1', 'U2', 'U3']) await store.record(entry(c));
+      await store.record(entry('OTHER', { deliveries: [{ destination: 'archive', payload: Buffer.from('a') }] }));
+      // node-a took two in an ordered batch and sent the first before the pause.
+      const a = await claim(store, 'node-a', { limit: 2 });
+      await store.finishAttempt({ ...a.deliveries[0]!, attempts: 1 }, { state: 'sent', detail: 'HTTP 200' }, Date.now());
+      expect(await store.setPaused('adt-in', 'webhook', { by: 'alice', at: 1000 })).toBe(true);
+      // A second pause keeps the first one's who and when.
+      expect(await store.setPaused('adt-in', 'webhook', { by: 'bob', at: 2000 })).toBe(false);
+      expect(await store.pausedDestinations()).toEqual([{ channel: 'adt-in', destination: 'webhook', paused_by: 'alice', paused_at: 1000 }]);
+      expect(await claim(store, 'node-a')).toMatchObject({ deliveries: [], paused: true, stopped: false });
+      expect(await claim(store, 'node-b', { ordered: false })).toMatchObject({ deliveries: [], paused: true });
+      // U2, taken by node-a and not sent, is back in the queue.
+      expect((await store.getMessage(a.deliveries[1]!.message_id))!.deliveries[0]!.state).toBe('queued');
+      // Another destination is not paused.
+      expect((await claim(store, 'node-b', { destination: 'archive' })).deliveries.map((d) => d.control_id)).toEqual(['OTHER']);
+      const again = await opened[opened.length - 1]!.reopen?.();
+      if (again) {
+        expect(await again.pausedDestinations()).toEqual([{ channel: 'adt-in', destination: 'webhook', paused_by: 'alice', paused_at: 1000 }]);
+        expect(await again.claimDeliveries({ channel: 'adt-in', destination: 'webhook', limit: 10, owner: 'node-c', leaseMs: LEASE, ordered: true })).toMatchObject({ deliveries: [], paused: true });
+      }
+      expect(await store.setPaused('adt-in', 'webhook', null)).toBe(true);
+      expect(await store.setPaused('adt-in', 'webhook', null)).toBe(false);
+      expect(await store.pausedDestinations()).toEqual([]);
+      // Another node takes the queue at once, from its head: nothing of node-a's holds it.
+      expect(await claim(store, 'node-b')).toMatchObject({ deliveries: [expect.objectContaining({ control_id: 'U2' }), expect.objectContaining({ control_id: 'U3' })], paused: false });
+    });
+
     test('claim, unordered: two nodes take different entries; finished entries are not taken again', async () => {
       const store = await fresh();
       for (const c of ['P1', 'P2', 'P3', 'P4', 'P5']) await store.record(entry(c));

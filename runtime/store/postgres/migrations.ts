@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { quoteIdentifier } from './connection.js';
+import { auditTableSql, pausedTableSql } from '../operator-sql.js';
 
 /**
  * The PostgreSQL schema, as numbered steps. A step is never edited once released: a change is
@@ -162,18 +163,12 @@ CREATE INDEX messages_by_dedupe_key ON messages (channel, dedupe_key, received_a
   {
     version: 3,
     description: 'audit trail of what operators did or looked at through the admin API and the CLI',
-    sql: `
-CREATE TABLE audit (
-  id BIGSERIAL PRIMARY KEY,
-  at BIGINT NOT NULL,
-  who TEXT NOT NULL,
-  role TEXT NOT NULL,
-  action TEXT NOT NULL,
-  target TEXT NOT NULL,
-  remote TEXT NOT NULL,
-  detail TEXT
-);
-`,
+    sql: auditTableSql('postgres'),
+  },
+  {
+    version: 4,
+    description: 'destinations paused by an operator, honoured by every node',
+    sql: pausedTableSql('postgres'),
   },
 ];
 

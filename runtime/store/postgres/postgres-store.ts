@@ -1,12 +1,13 @@
 import { hostname } from 'node:os';
 import type pg from 'pg';
-import type { AttemptRecord, ChannelSpec, Claim, ClaimRequest, DiscardResult, MessageCount, QueuedListener, ReplayOutcome, Store, StoreHealth, StoreMetrics } from '../store.js';
-import type { AuditEntry, Delivery, MessageFilter, NewAuditEntry, NewMessage, QueuedDelivery, StoredEvent, StoredMessage } from '../types.js';
+import type { AttemptRecord, ChannelSpec, Claim, ClaimRequest, DiscardResult, MessageCount, NodeStatus, QueuedListener, ReplayOutcome, Store, StoreHealth, StoreMetrics, StoreStatus } from '../store.js';
+import type { AuditEntry, Delivery, DestinationPause, MessageFilter, NewAuditEntry, NewMessage, QueuedDelivery, StoredEvent, StoredMessage } from '../types.js';
 import { DELIVERY_STATES_FILTERED } from '../types.js';
 import type { PostgresTarget } from './connection.js';
 import { createPool, parsePostgresUrl } from './connection.js';
 import { GroupCommit } from './group-commit.js';
-import { migrate } from './migrations.js';
+import { migrate, SCHEMA_VERSION } from './migrations.js';
+import { insertAuditSql, LIST_PAUSED_SQL, listAuditSql, setPausedSql } from '../operator-sql.js';
 
 export interface PostgresStoreOptions {
   /** disk (default): commits wait for the WAL flush; process: they do not (synchronous_commit off). */
@@ -35,26 +36,6 @@ type LeasedRow = QueuedDelivery & { lease_owner: string | null; lease_until: num
 /** A claimed row as callers see it: without what the claim read before taking it. */
 function claimed({ prev_owner: _o, prev_until: _u, ...row }: LeasedRow): QueuedDelivery {
   return row;
-}
-
-export interface NodeStatus {
-  id: string;
-  host: string;
-  pid: number;
-  started_at: number;
-  heartbeat_at: number;
-  stopped_at: number | null;
-  /** Heartbeat seen within three beats and not stopped. */
-  alive: boolean;
-  channels: Array<{ channel: string; spec_version: string }>;
-}
-
-export interface StoreStatus {
-  /** The database's clock, which judged the heartbeats. */
-  now: number;
-  nodes: NodeStatus[];
-  channels: Array<{ name: string; spec_version: string; nodes: Array<{ node: string; spec_version: string; alive: boolean }> }>;
-  queues: Array<{ channel: string; destination: string; queued: number; sending: number; stopped: number; oldest_age_ms: number; owner: string | null }>;
 }
 
 /**
@@ -105,14 +86,15 @@ SELECT f.message_id, f.id, f.at, CASE WHEN u.id IS NULL THEN f.kind || ' (its le
 FROM f LEFT JOIN u ON u.id = f.id`;
 
 /**
- * Unordered queues: any due entry no live lease holds, oldest first; rows another claim is taking
- * are skipped. An entry whose lease another node let run out (it died) says so in its history.
+ * Unordered queues: any due entry no live lease holds, oldest first (none while the destination
+ * is paused); rows another claim is taking are skipped. An entry whose lease another node let run out (it died) says so in its history.
  */
 const CLAIM_SQL = `
 WITH c AS (
   SELECT id, lease_owner AS prev_owner, lease_until AS prev_until FROM deliveries
   WHERE channel = $1 AND destination = $2 AND state IN ('queued', 'sending') AND next_attempt_at <= $6
     AND (lease_owner IS NULL OR lease_owner = $4 OR lease_until <= $6)
+    AND NOT EXISTS (SELECT 1 FROM paused_destinations p WHERE p.channel = $1 AND p.destination = $2)
   ORDER BY id LIMIT $3
   FOR UPDATE SKIP LOCKED
 ), u AS (
@@ -232,6 +214,8 @@ export class PostgresStore implements Store {
   private async checkSchema(): Promise<void> {
     const found = await this.query<{ t: string | null }>("SELECT to_regclass('schema_version')::text AS t");
     if (!found.rows[0]?.t) throw new Error(`no hl7c schema "${this.target.schema}" at ${this.target.display}: hl7c serve or hl7c migrate creates it`);
+    const version = (await this.query<{ v: number }>('SELECT COALESCE(MAX(version), 0) AS v FROM schema_version')).rows[0]!.v;
+    if (version < SCHEMA_VERSION) throw new Error(`the hl7c schema "${this.target.schema}" at ${this.target.display} is at version ${version}, older than this hl7c reads (${SCHEMA_VERSION}): run hl7c migrate (or restart a node with this hl7c)`);
   }
 
   get location(): string {
@@ -382,20 +366,37 @@ export class PostgresStore implements Store {
         .sort((a, b) => a.id - b.id)
         .map(claimed);
       let nextDueAt: number | null = null;
+      let paused = false;
       if (taken.length === 0) {
-        const due = await this.query<{ due: number | null }>({
+        const due = await this.query<{ due: number | null; paused: boolean }>({
           name: 'hl7c_next_due',
-          text: "SELECT MIN(next_attempt_at) AS due FROM deliveries WHERE channel = $1 AND destination = $2 AND state = 'queued'",
+          text: `SELECT MIN(next_attempt_at) AS due, EXISTS (SELECT 1 FROM paused_destinations p WHERE p.channel = $1 AND p.destination = $2) AS paused
+                 FROM deliveries WHERE channel = $1 AND destination = $2 AND state = 'queued'`,
           values: [request.channel, request.destination],
         }, undefined, this.bookkeeping);
-        nextDueAt = due.rows[0]?.due ?? null;
+        paused = due.rows[0]?.paused ?? false;
+        nextDueAt = paused ? null : (due.rows[0]?.due ?? null);
       }
-      return { deliveries: taken, nextDueAt, stopped: false };
+      return { deliveries: taken, nextDueAt, stopped: false, paused };
     }
     return this.transaction(async (c) => {
       // The queue's row is the lock: claims on one ordered queue are made one after the other.
       await c.query({ name: 'hl7c_queue_row', text: 'INSERT INTO queue_owners (channel, destination) VALUES ($1, $2) ON CONFLICT DO NOTHING', values: [request.channel, request.destination] });
-      await c.query({ name: 'hl7c_queue_lock', text: 'SELECT owner FROM queue_owners WHERE channel = $1 AND destination = $2 FOR UPDATE', values: [request.channel, request.destination] });
+      const lock = await c.query<{ paused: boolean }>({
+        name: 'hl7c_queue_lock',
+        text: 'SELECT EXISTS (SELECT 1 FROM paused_destinations p WHERE p.channel = $1 AND p.destination = $2) AS paused FROM queue_owners WHERE channel = $1 AND destination = $2 FOR UPDATE',
+        values: [request.channel, request.destination],
+      });
+      if (lock.rows[0]?.paused) {
+        // What this node took in an earlier batch and did not send goes back, and the queue is
+        // free: whichever node works it after the resume starts at its head.
+        await c.query({
+          name: 'hl7c_paused_release',
+          text: "WITH d AS (UPDATE deliveries SET state = 'queued', lease_owner = NULL, lease_until = NULL WHERE channel = $1 AND destination = $2 AND state = 'sending' AND lease_owner = $3) UPDATE queue_owners SET owner = NULL, lease_until = NULL WHERE channel = $1 AND destination = $2 AND owner = $3",
+          values: [request.channel, request.destination, request.owner],
+        });
+        return { deliveries: [], nextDueAt: null, stopped: false, paused: true };
+      }
       const head = (await c.query<LeasedRow>({ name: 'hl7c_head', text: HEAD_SQL, values: [request.channel, request.destination, request.limit] })).rows;
       const ready: number[] = [];
       let nextDueAt: number | null = null;
@@ -413,11 +414,11 @@ export class PostgresStore implements Store {
         }
         ready.push(d.id);
       }
-      if (ready.length === 0) return { deliveries: [], nextDueAt, stopped };
+      if (ready.length === 0) return { deliveries: [], nextDueAt, stopped, paused: false };
       const until = now + request.leaseMs;
       const taken = (await c.query<LeasedRow>({ name: 'hl7c_lease', text: LEASE_SQL, values: [ready, request.owner, until, now] })).rows.sort((a, b) => a.id - b.id).map(claimed);
       await c.query({ name: 'hl7c_queue_owner', text: 'UPDATE queue_owners SET owner = $3, lease_until = $4 WHERE channel = $1 AND destination = $2', values: [request.channel, request.destination, request.owner, until] });
-      return { deliveries: taken, nextDueAt, stopped };
+      return { deliveries: taken, nextDueAt, stopped, paused: false };
     }, this.bookkeeping);
   }
 
@@ -626,11 +627,22 @@ export class PostgresStore implements Store {
   }
 
   async recordAudit(entry: NewAuditEntry): Promise<void> {
-    await this.query('INSERT INTO audit (at, who, role, action, target, remote, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)', [entry.at, entry.who, entry.role, entry.action, entry.target, entry.remote, entry.detail]);
+    const sql = insertAuditSql('postgres');
+    await this.query(sql.text, sql.values(entry));
   }
 
   async listAudit(options: { limit?: number; before?: number } = {}): Promise<AuditEntry[]> {
-    return (await this.query<AuditEntry>('SELECT * FROM audit WHERE id < $1 ORDER BY id DESC LIMIT $2', [options.before ?? Number.MAX_SAFE_INTEGER, options.limit ?? 100])).rows;
+    const sql = listAuditSql('postgres');
+    return (await this.query<AuditEntry>(sql.text, sql.values(options))).rows;
+  }
+
+  async setPaused(channel: string, destination: string, pause: { by: string; at: number } | null): Promise<boolean> {
+    const sql = setPausedSql('postgres', channel, destination, pause);
+    return ((await this.query(sql.text, sql.values)).rowCount ?? 0) > 0;
+  }
+
+  async pausedDestinations(): Promise<DestinationPause[]> {
+    return (await this.query<DestinationPause>(LIST_PAUSED_SQL)).rows;
   }
 
   /**

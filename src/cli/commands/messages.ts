@@ -1,8 +1,7 @@
-import { userInfo } from 'node:os';
-import { openStore, parseTime } from '../../../runtime/serve/index.js';
-import type { Operations, StoredMessage } from '../../../runtime/serve/index.js';
+import { parseTime } from '../../../runtime/serve/index.js';
+import type { StoredMessage } from '../../../runtime/serve/index.js';
 import { parseMessage } from '../../../runtime/index.js';
-import { cliOperations } from '../../serve/replay.js';
+import { cliCaller, withOperations } from '../operations.js';
 import type { CliIo } from '../io.js';
 
 export interface MessagesArgs {
@@ -37,27 +36,6 @@ function identifiersText(m: Pick<StoredMessage, 'identifiers'>, showPhi: boolean
 
 /** "30d", "12h", "15m", or an ISO date. */
 export const parseSince = parseTime;
-
-/** Who the CLI's audit rows name: the operating-system user running it. */
-function cliCaller(): { who: string; role: string; remote: string } {
-  let user = 'unknown';
-  try {
-    user = userInfo().username;
-  } catch {
-    // No user entry (a container with an arbitrary uid): recorded as unknown.
-  }
-  return { who: `cli:${user}`, role: 'cli', remote: 'cli' };
-}
-
-/** Opens the store, runs `work` with the query/action module over it, and closes the store. */
-async function withOperations(location: string, work: (ops: Operations) => Promise<number>): Promise<number> {
-  const store = await openStore(location);
-  try {
-    return await work(cliOperations(store));
-  } finally {
-    await store.close();
-  }
-}
 
 export async function messagesCommand(args: MessagesArgs, io: CliIo): Promise<number> {
   return withOperations(args.store, async (ops) => {

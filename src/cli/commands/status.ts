@@ -1,6 +1,7 @@
-import { isPostgresUrl, openStore } from '../../../runtime/store/open.js';
-import type { StoreStatus } from '../../../runtime/store/postgres-store.js';
+import { isPostgresUrl } from '../../../runtime/store/open.js';
+import type { StatusReport } from '../../../runtime/serve/index.js';
 import type { CliIo } from '../io.js';
+import { withOperations } from '../operations.js';
 
 /** Seconds or minutes, for ages in the status table. */
 function age(ms: number): string {
@@ -13,7 +14,8 @@ function age(ms: number): string {
 const short = (version: string) => version.slice(0, 12);
 
 /** The status of every node on one database, as `hl7c status` prints it. */
-export function formatStatus(status: StoreStatus, embedded = false): string {
+export function formatStatus(status: StatusReport): string {
+  const embedded = status.embedded;
   const lines: string[] = [];
   const alive = status.nodes.filter((n) => n.alive).length;
   const lost = status.nodes.filter((n) => !n.alive && n.stopped_at === null).length;
@@ -36,53 +38,28 @@ export function formatStatus(status: StoreStatus, embedded = false): string {
   for (const q of status.queues) {
     lines.push(`  ${q.channel} -> ${q.destination}  queued ${q.queued}  sending ${q.sending}  stopped ${q.stopped}  oldest ${age(q.oldest_age_ms)}${q.owner ? `  ordered, worked by ${q.owner}` : ''}`);
   }
+  lines.push('paused:');
+  if (status.paused.length === 0) lines.push('  (none)');
+  for (const p of status.paused) lines.push(`  ${p.channel} -> ${p.destination}  paused by ${p.paused_by} at ${p.paused_at}`);
   return lines.join('\n') + '\n';
 }
 
 /**
- * `hl7c status`: what every node on the store is doing. On PostgreSQL: nodes, the versions they
- * run, the queues. A SQLite store has one node (the serve that holds it), so only its channels
- * and queues are shown.
+ * `hl7c status`: what every node on the store is doing, through the query/action module the
+ * admin API's GET /api/status uses. On PostgreSQL: nodes, the versions they run, the queues. A
+ * SQLite store has one node (the serve that holds it), so only its channels and queues are
+ * shown. Both list the paused destinations. Never creates or migrates a schema.
  */
 export async function statusCommand(args: { store: string; json: boolean }, io: CliIo): Promise<number> {
-  const embedded = !isPostgresUrl(args.store);
-  const status = embedded ? await singleNodeStatus(args.store, io.cwd) : await postgresStatus(args.store);
-  io.stdout(args.json ? JSON.stringify(status, null, 2) + '\n' : formatStatus(status, embedded));
-  return 0;
-}
-
-async function postgresStatus(url: string): Promise<StoreStatus> {
-  // Loaded only for PostgreSQL addresses; a status never creates or migrates a schema.
-  const { PostgresStore } = await import('../../../runtime/store/postgres-store.js');
-  const store = await PostgresStore.open(url, { migrate: false });
-  try {
-    return await store.status();
-  } finally {
-    await store.close();
-  }
-}
-
-async function singleNodeStatus(location: string, cwd: string): Promise<StoreStatus> {
-  const store = await openStore(location, { cwd });
-  try {
-    const [specs, metrics] = await Promise.all([store.channelSpecs(), store.metrics()]);
-    const now = Date.now();
-    const open = new Map<string, StoreStatus['queues'][number]>();
-    for (const d of metrics.deliveries) {
-      if (d.state !== 'queued' && d.state !== 'sending' && d.state !== 'stopped') continue;
-      const key = `${d.channel}\u0000${d.destination}`;
-      const q = open.get(key) ?? { channel: d.channel, destination: d.destination, queued: 0, sending: 0, stopped: 0, oldest_age_ms: 0, owner: null };
-      q[d.state] += d.count;
-      open.set(key, q);
-    }
-    for (const o of metrics.oldestOpen) {
-      const q = open.get(`${o.channel}\u0000${o.destination}`);
-      if (q) q.oldest_age_ms = Math.max(0, now - o.oldest);
-    }
-    return { now, nodes: [], channels: specs.map((c) => ({ name: c.name, spec_version: c.spec_version, nodes: [] })), queues: [...open.values()] };
-  } finally {
-    await store.close();
-  }
+  return withOperations(
+    args.store,
+    async (ops) => {
+      const status = await ops.status();
+      io.stdout(args.json ? JSON.stringify(status, null, 2) + '\n' : formatStatus(status));
+      return 0;
+    },
+    { readOnly: true },
+  );
 }
 
 /** `hl7c migrate`: creates or brings up to date hl7c's PostgreSQL schema, as a deploy step. */
