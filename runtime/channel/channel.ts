@@ -476,7 +476,12 @@ export function ackCodesOf(result: Pick<ChannelResult, 'ackCode' | 'applicationA
   return result.applicationAckCode ? `${result.ackCode ?? ''} ${result.applicationAckCode}`.trim() : result.ackCode;
 }
 
-type Acks = Pick<ChannelResult, 'ack' | 'ackCode' | 'applicationAck' | 'applicationAckCode'>;
+export type Acks = Pick<ChannelResult, 'ack' | 'ackCode' | 'applicationAck' | 'applicationAckCode'>;
+
+/** The ACKs a channel's source sends for an outcome, in the mode the message's own MSH-15/16 ask for (none but for MLLP sources). */
+export function answerFor(channel: ChannelDefinition, message: Message, outcome: AckOutcome, errors: AckError[] = []): Acks {
+  return channel.source.kind === 'mllp' ? ackFor(channel, message, outcome, errors) : {};
+}
 
 function ackFor(channel: ChannelDefinition, message: Message, outcome: AckOutcome, errors: AckError[]): Acks {
   if (isAckMessage(message)) return {};

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
-import type { ChannelDefinition, ChannelResult, DedupeConfig } from '../channel/channel.js';
+import type { AckError, AckOutcome } from '../ack/ack.js';
+import { HL7_ERROR } from '../ack/ack.js';
+import type { Acks, ChannelDefinition, ChannelResult, DedupeConfig } from '../channel/channel.js';
 import { ackCodesOf } from '../channel/channel.js';
 import type { Message } from '../hl7/message.js';
 
@@ -23,26 +25,30 @@ export function dedupeKeyOf(channel: string, message: Message, paths: string[]):
 /** The first message with the same key, as the store has it. */
 export interface FirstCopy {
   id: number;
+  status: string;
+  reason: string | null;
   ack_code: string | null;
-  ack: Buffer | null;
 }
 
 /**
- * A repeat within the window: answered as the first was (the same MSA-1 codes), stored as
- * `duplicate` naming the first, and delivered nowhere. The ACKs this run built acknowledge this
- * copy; when the first was answered otherwise (the spec changed since), its own ACKs are sent.
+ * A repeat within the window: stored as `duplicate` naming the first, delivered nowhere, and
+ * answered with the first copy's outcome in the ACK mode the repeat's own MSH-15/16 ask for (a
+ * sender that switched to enhanced mode gets CA, one in original mode AA). The ACKs this run
+ * built already say that when the repeat fared as the first did; when it did not (the spec
+ * changed since), `answer` builds them for the first's outcome.
  */
-export function asDuplicate(result: ChannelResult, first: FirstCopy): ChannelResult {
+export function asDuplicate(result: ChannelResult, first: FirstCopy, answer: (outcome: AckOutcome, errors: AckError[]) => Acks): ChannelResult {
   const duplicate: ChannelResult = { ...result, status: 'duplicate', reason: `duplicate of message ${first.id}, received within the dedupe window; delivered nowhere`, outputs: {} };
-  if (ackCodesOf(result) === (first.ack_code ?? undefined) || !first.ack) return duplicate;
-  const [ack, applicationAck] = splitAcks(first.ack);
-  const [ackCode, applicationAckCode] = (first.ack_code ?? '').split(' ');
-  return { ...duplicate, ack, ackCode, applicationAck, applicationAckCode };
+  const outcome = outcomeOf(first.status, first.ack_code);
+  if (outcome === outcomeOf(result.status, ackCodesOf(result) ?? null)) return duplicate;
+  const errors: AckError[] = outcome === 'accept' ? [] : [{ code: outcome === 'reject' ? HL7_ERROR.unsupportedMessageType : HL7_ERROR.applicationInternalError, userMessage: first.reason ?? `as message ${first.id} was` }];
+  // Only the ACKs built now: none of this run's, which answered another outcome.
+  const acks = answer(outcome, errors);
+  return { ...duplicate, ack: acks.ack, ackCode: acks.ackCode, applicationAck: acks.applicationAck, applicationAckCode: acks.applicationAckCode };
 }
 
-/** Stored ACK bytes (one ACK, or an accept ACK and an application ACK one after the other) as messages. */
-function splitAcks(bytes: Buffer): Buffer[] {
-  const text = bytes.toString('latin1');
-  const second = text.indexOf('\rMSH', 1);
-  return second < 0 ? [bytes] : [bytes.subarray(0, second + 1), bytes.subarray(second + 1)];
+/** What a message's processing came to, from its status and the codes it was answered with (a filter rule may answer AR). */
+function outcomeOf(status: string, ackCodes: string | null): AckOutcome {
+  if (status === 'rejected' || (status === 'filtered' && /\b(AR|CR)\b/.test(ackCodes ?? ''))) return 'reject';
+  return status === 'error' ? 'error' : 'accept';
 }

@@ -6,7 +6,8 @@ import { ackForPayload, acksForPayload, HL7_ERROR, readHeaderLeniently } from '.
 import type { ChannelDefinition, ChannelResult, DestinationConfig, PayloadKind, SourceConfig, TlsFiles } from '../channel/channel.js';
 import type { ServerTlsOptions } from '../mllp/tls.js';
 import { readFileSync } from 'node:fs';
-import { ackCodesOf, acksOf, deliveryPayloads, inputKind, runChannel } from '../channel/channel.js';
+import { ackCodesOf, acksOf, answerFor, deliveryPayloads, inputKind, runChannel } from '../channel/channel.js';
+import { receive } from '../ack/receive.js';
 import { parseBatch } from '../hl7/parse.js';
 import type { Logger } from '../log.js';
 import { allowList, DEFAULT_IDLE_TIMEOUT_MS, isAllowed, MllpServer } from '../mllp/server.js';
@@ -297,7 +298,11 @@ export class ChannelHost {
         // A first copy still being stored (same turn, another connection) is waited for.
         await this.dedupeKeysRecording.get(dedupeKey);
         const first = await this.store.findFirstByKey(definition.name, dedupeKey, Date.now() - dedupe.window_ms);
-        if (first) result = asDuplicate(result, first);
+        // Answered from the header as received (a transform may have rewritten MSH).
+        if (first) result = asDuplicate(result, first, (outcome, errors) => {
+          const received = receive(payload);
+          return received.ok ? answerFor(definition, received.message, outcome, errors) : {};
+        });
       }
       deliveries = result.status === 'duplicate' ? [] : deliveryPayloads(result, { channel: definition, raw: payload });
       const recorded = this.store.record({

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { MllpClient } from '../../runtime/index.js';
-import { startServing } from '../../src/serve/serve.js';
+import { compileChannels, startServing } from '../../src/serve/serve.js';
 import { cli } from '../cli/helpers.js';
 import { corpusFile } from '../corpus.js';
 import { sql, testSchema } from '../store/pg-helpers.js';
@@ -93,5 +93,71 @@ describe.each(STORES)('dedupe on $name', ({ open }) => {
     const listed = await cli('messages', '--store', where.store, '--status', 'duplicate', '--json');
     expect(listed.code).toBe(0);
     expect((JSON.parse(listed.stdout) as Array<{ id: number; status: string }>).map((m) => [m.id, m.status])).toEqual([[rows[1]!.id, 'duplicate']]);
+  });
+});
+
+describe('a repeat is answered in the ACK mode it asks for, with the first copy\'s outcome', () => {
+  const adt = corpusFile('adt/fhirconv-adt-a01-v23.hl7').toString('latin1');
+  // The same message (same MSH-3, MSH-4, MSH-10) with MSH-15/16 asking for enhanced mode.
+  const enhanced = (msh15: string, msh16: string) => Buffer.from(adt.replace('|P|2.3||| \r', `|P|2.3|||${msh15}|${msh16}\r`), 'latin1');
+
+  async function serveDedupe(spec: string) {
+    const dir = mkdtempSync(join(tmpdir(), 'hl7c-dedupe-mode-'));
+    writeFileSync(join(dir, 'adt.yaml'), spec.replaceAll('$DIR', dir));
+    const serving = await startServing({ specs: [join(dir, 'adt.yaml')], storePath: join(dir, 'store.db'), cwd: dir, env: {}, logger: memoryLogger().logger, watch: false });
+    cleanups.push(() => serving.close());
+    const client = new MllpClient({ host: '127.0.0.1', port: serving.ports()['adt-dedupe']! });
+    cleanups.push(() => client.close());
+    return { dir, serving, client };
+  }
+  const FILE_SPEC = `channel: adt-dedupe
+source:
+  mllp: { host: 127.0.0.1, port: 0, ack_mode: as_requested, dedupe: { key: [MSH-3, MSH-4, MSH-10], window: 24h } }
+destinations:
+  archive: { file: { dir: $DIR/out } }
+`;
+
+  test('first in original mode (AA), repeats in enhanced mode get CA (and AA when MSH-16 asks), and the reverse', async () => {
+    const { serving, client } = await serveDedupe(FILE_SPEC);
+    expect((await client.send(Buffer.from(adt, 'latin1'))).code).toBe('AA');
+    const both = await client.send(enhanced('AL', 'AL'));
+    expect([both.accept?.code, both.code]).toEqual(['CA', 'AA']);
+    expect(both.acknowledgedControlId).toBe('599102');
+    expect((await client.send(enhanced('AL', 'NE'))).code).toBe('CA');
+
+    const other = adt.replace('|599102|', '|599104|');
+    const first = await client.send(Buffer.from(other.replace('|P|2.3||| \r', '|P|2.3|||AL|NE\r'), 'latin1'));
+    expect(first.code).toBe('CA');
+    expect((await client.send(Buffer.from(other, 'latin1'))).code).toBe('AA');
+
+    const rows = await serving.store.listMessages();
+    expect(rows.map((m) => [m.control_id, m.status, m.ack_code])).toEqual([
+      ['599102', 'accepted', 'AA'],
+      ['599102', 'duplicate', 'CA AA'],
+      ['599102', 'duplicate', 'CA'],
+      ['599104', 'accepted', 'CA'],
+      ['599104', 'duplicate', 'AA'],
+    ]);
+  });
+
+  test('the spec changed since the first was rejected: the repeat gets the first\'s AR (after CA in enhanced mode), not what this run would say', async () => {
+    const rejecting = FILE_SPEC.replace('destinations:', 'accept:\n  - rule: results-only\n    if: { message_type: [ORU] }\n    otherwise: reject\n    reason: results only\ndestinations:');
+    const { dir, serving, client } = await serveDedupe(rejecting);
+    const first = await client.send(Buffer.from(adt, 'latin1'));
+    expect(first.code).toBe('AR');
+    // The rule is gone now; the repeat would be accepted if it were new.
+    writeFileSync(join(dir, 'adt.yaml'), FILE_SPEC.replaceAll('$DIR', dir));
+    const { channels } = await compileChannels([join(dir, 'adt.yaml')], dir, {});
+    await serving.host.apply(channels!);
+    const repeat = await client.send(enhanced('AL', 'AL'));
+    expect([repeat.accept?.code, repeat.code]).toEqual(['CA', 'AR']);
+    expect(repeat.text).toBe('results only (rule results-only)');
+    expect((await client.send(Buffer.from(adt, 'latin1'))).code).toBe('AR');
+    const rows = await serving.store.listMessages();
+    expect(rows.map((m) => [m.status, m.ack_code, m.deliveries])).toEqual([
+      ['rejected', 'AR', ''],
+      ['duplicate', 'CA AR', ''],
+      ['duplicate', 'AR', ''],
+    ]);
   });
 });
