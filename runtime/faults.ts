@@ -9,6 +9,10 @@ export const FAULT_POINTS = [
   'after-receive',
   /** Received messages are in the received-message log (synced, with --durability disk); not acknowledged yet. */
   'after-log-append',
+  /** An fdatasync of the received-message log is in flight (--durability disk); its messages are not acknowledged yet. */
+  'during-log-sync',
+  /** The received-message log was renamed to .old (it is full); the new, empty one is not made yet. */
+  'during-log-rotation',
   /** Received messages are being taken into SQLite, inside the transaction, before it commits. */
   'during-ingest',
   /** A destination got the message and answered; its outcome is not recorded yet. */

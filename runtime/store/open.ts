@@ -51,5 +51,7 @@ export async function openStore(location: string, options: OpenStoreOptions = {}
   return new SqliteStore(resolve(options.cwd ?? process.cwd(), location), {
     synchronous: options.durability === 'process' ? 'NORMAL' : 'FULL',
     onIngestError: options.onIngestError,
+    // Crash tests make it small, to rotate the log under traffic.
+    receivedLogLimitBytes: Number(process.env.HL7C_RECEIVED_LOG_BYTES) || undefined,
   });
 }

@@ -1,4 +1,4 @@
-import { closeSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, fdatasync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { NewMessage } from './types.js';
@@ -34,6 +34,9 @@ type RecordHead = [
 /** length of what follows the crc (4) · crc32 of it (4) · head length (4) · head · raw · ack · payloads */
 const PREFIX_BYTES = 12;
 
+/** Zeros written ahead of the records, so that appending does not change the file's size. */
+const PREALLOCATE_BYTES = 256 * 1024;
+
 /**
  * The append-only log of received messages, written before the ACK. One write() puts a message
  * in the operating system's hands, so it survives a crash of this process; with `sync`, an
@@ -42,16 +45,40 @@ const PREFIX_BYTES = 12;
  * holds that the store does not is taken over again. A record is checked by its CRC, so a torn
  * last record (power cut in the middle of a write) is recognised and left out: it was never
  * acknowledged.
+ *
+ * The fdatasync runs in libuv's thread pool, one at a time: while it is in flight the event loop
+ * goes on reading, mapping and taking messages into SQLite, and the messages that arrive
+ * meanwhile are written and synced together as soon as it is done (a group commit that forms by
+ * itself under load). Nothing is written while a sync is in flight, so a failed sync or write
+ * can always be cut back to the last synced record.
+ *
+ * With sync, the file is filled with zeros ahead of the records (256 KiB at a time): a record then
+ * overwrites bytes the file already has, its fdatasync need not commit a change of the file's
+ * size, and so does not wait for the file system's journal, which other files' creations and
+ * renames (a file destination) keep busy. A zero length ends the records.
+ *
+ * The log is emptied by rotation, never by truncation: `rotate()` renames it to `<path>.old`
+ * (replacing the previous one, whose records the store must hold on disk by then) and starts a
+ * new file, even with a sync in flight (that sync completes on the renamed file, which start-up
+ * reads too). Truncating would lose the records of a sync in flight.
  */
 export class ReceivedLog {
-  private readonly fd: number;
-  /** Bytes of whole records in the file: a failed write is cut back to this. */
+  private fd: number;
+  /** Bytes of whole records in the current file: a failed write is cut back to this. */
   private size: number;
+  /** Bytes of the current file (records and the zeros ahead of them). */
+  private allocated: number;
+  /** The file before the last rotation, while a sync on it is still in flight. */
+  private previousFd: number | null = null;
   /** fdatasync calls made so far. */
   syncs = 0;
+  /** Rotations made so far. */
+  rotations = 0;
   private queued: Buffer[] = [];
-  private waiting: Array<{ resolve(): void; reject(err: Error): void }> = [];
+  private waiting: Waiter[] = [];
   private flushScheduled = false;
+  private syncing = false;
+  private idleWaiters: Array<() => void> = [];
 
   /**
    * sync: each append is on disk (fdatasync), not only written, before it resolves.
@@ -63,33 +90,51 @@ export class ReceivedLog {
     private readonly syncToDisk: boolean,
     wholeBytes: number,
   ) {
-    // O_APPEND: after a truncation, writes go to the new end without any seek.
-    this.fd = openSync(path, 'a');
-    this.size = fstatSync(this.fd).size;
+    this.fd = openSync(path, constants.O_RDWR | constants.O_CREAT);
+    this.size = wholeBytes;
+    this.allocated = fstatSync(this.fd).size;
     // A file just made exists on disk only once its directory is synced too.
     if (syncToDisk) syncDirectory(dirname(path));
-    if (this.size > wholeBytes) {
+    if (this.allocated > wholeBytes) {
+      // The torn tail and the zeros after it go: zeros are written again, after the torn bytes.
       ftruncateSync(this.fd, wholeBytes);
-      this.size = wholeBytes;
+      this.allocated = wholeBytes;
     }
+  }
+
+  /** The old file's path: the records before the last rotation. */
+  get oldPath(): string {
+    return `${this.path}.old`;
   }
 
   get bytes(): number {
     return this.size;
   }
 
+  /** True when no sync is in flight and nothing waits to be written. */
+  get idle(): boolean {
+    return !this.syncing && this.queued.length === 0;
+  }
+
+  /**
+   * True when the last rotation is complete: no sync is in flight on the file before it, so
+   * whatever of its records was acknowledged has been handed on (see SqliteStore.rotate).
+   */
+  get canRotate(): boolean {
+    return this.previousFd === null;
+  }
+
   /**
    * Resolves once the message is written (and, with sync, on disk). The messages read from the
-   * sockets in one turn of the event loop share one write and one fdatasync: measured, a sync
-   * call here beats a trip through libuv's thread pool, whose hand-back costs more than what the
-   * loop would have done meanwhile.
+   * sockets in one turn of the event loop, and those read while a sync is in flight, share one
+   * write and one fdatasync.
    */
   append(message: LoggedMessage): Promise<void> {
     const record = encodeRecord(message);
     return new Promise((resolve, reject) => {
       this.queued.push(record);
       this.waiting.push({ resolve, reject });
-      if (!this.flushScheduled) {
+      if (!this.flushScheduled && !this.syncing) {
         this.flushScheduled = true;
         setImmediate(() => this.flush());
       }
@@ -98,42 +143,168 @@ export class ReceivedLog {
 
   private flush(): void {
     this.flushScheduled = false;
+    if (this.syncing || this.queued.length === 0) return;
     const records = this.queued;
     const waiting = this.waiting;
     this.queued = [];
     this.waiting = [];
     const bytes = records.length === 1 ? records[0]! : Buffer.concat(records);
     try {
-      for (let at = 0; at < bytes.length; ) at += writeSync(this.fd, bytes, at, bytes.length - at);
-      if (this.syncToDisk) {
-        this.syncs++;
-        fdatasyncSync(this.fd);
-      }
+      this.write(bytes);
     } catch (err) {
-      // Cut a partly written record off, or the records after it could not be read back.
-      try {
-        ftruncateSync(this.fd, this.size);
-      } catch {
-        // The reader stops at the torn record; nothing after it was acknowledged either.
-      }
-      for (const w of waiting) w.reject(err as Error);
+      this.failed(waiting, err as Error);
       return;
     }
-    this.size += bytes.length;
+    if (!this.syncToDisk) {
+      this.appended(bytes.length, waiting);
+      this.next();
+      return;
+    }
+    this.syncing = true;
+    this.syncs++;
+    const fd = this.fd;
+    fdatasync(fd, (err) => {
+      this.syncing = false;
+      if (this.previousFd === fd) this.closePrevious();
+      if (err) {
+        // Not known to be on disk: not acknowledged, and cut off so no later record follows it.
+        if (fd === this.fd) this.failed(waiting, err);
+        else for (const w of waiting) w.reject(err);
+      } else if (fd === this.fd) this.appended(bytes.length, waiting);
+      else {
+        // Rotated while in flight: the records are in the old file, which start-up reads too.
+        faultPoint('after-log-append');
+        for (const w of waiting) w.resolve();
+      }
+      this.next();
+    });
+    faultPoint('during-log-sync');
+  }
+
+  /** What was queued while a sync was in flight goes at once: it has waited already. */
+  private next(): void {
+    if (this.queued.length > 0) this.flush();
+    else for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  /** Writes after the last whole record, into zeros written ahead when syncing. */
+  private write(bytes: Buffer): void {
+    const end = this.size + bytes.length;
+    if (this.syncToDisk && end > this.allocated) {
+      const grown = Math.max(end, this.allocated + PREALLOCATE_BYTES);
+      const zeros = Buffer.alloc(grown - this.allocated);
+      try {
+        for (let at = 0; at < zeros.length; ) at += writeSync(this.fd, zeros, at, zeros.length - at, this.allocated + at);
+        this.allocated = grown;
+      } catch {
+        // No room for the zeros (a nearly full disk): the records alone may still fit.
+        ftruncateSync(this.fd, this.allocated);
+      }
+    }
+    for (let at = 0; at < bytes.length; ) at += writeSync(this.fd, bytes, at, bytes.length - at, this.size + at);
+  }
+
+  private appended(length: number, waiting: Waiter[]): void {
+    this.size += length;
     faultPoint('after-log-append');
     for (const w of waiting) w.resolve();
   }
 
-  /** Empties the log; only once every record in it is safely in the store. */
-  truncate(): void {
-    ftruncateSync(this.fd, 0);
-    this.size = 0;
+  private failed(waiting: Waiter[], err: Error): void {
+    // Cut a partly written record off, or the records after it could not be read back.
+    try {
+      ftruncateSync(this.fd, this.size);
+      this.allocated = this.size;
+    } catch {
+      // The reader stops at the torn record; nothing after it was acknowledged either.
+    }
+    for (const w of waiting) w.reject(err);
   }
 
-  close(): void {
-    if (this.flushScheduled) this.flush();
-    closeSync(this.fd);
+  /**
+   * Starts a new, empty log: the current file becomes `<path>.old`, replacing the previous old
+   * file. Only once every record of that previous old file is safely in the store. A sync in
+   * flight completes on the renamed file.
+   */
+  rotate(): void {
+    if (!this.canRotate) throw new Error('the received-message log is still syncing its previous file');
+    renameSync(this.path, this.oldPath);
+    faultPoint('during-log-rotation');
+    const fd = openSync(this.path, constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC);
+    // Both names must be on disk before a record in the new file is acknowledged.
+    if (this.syncToDisk) syncDirectory(dirname(this.path));
+    if (this.syncing) this.previousFd = this.fd;
+    else closeSync(this.fd);
+    this.fd = fd;
+    this.size = 0;
+    this.allocated = 0;
+    this.rotations++;
   }
+
+  /**
+   * Empties both files (at start-up and shutdown, once the store holds every record on disk);
+   * nothing may be in flight.
+   */
+  discardAll(): void {
+    if (!this.idle || this.previousFd !== null) throw new Error('the received-message log has records in flight');
+    rmSync(this.oldPath, { force: true });
+    ftruncateSync(this.fd, 0);
+    this.size = 0;
+    this.allocated = 0;
+  }
+
+  /** Resolves once everything appended so far is written (and synced) or has failed. */
+  drain(): Promise<void> {
+    if (this.idle && !this.flushScheduled) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Closes the files; appends still queued are written (and synced) first, synchronously. */
+  close(): void {
+    if (this.queued.length > 0 && !this.syncing) {
+      const records = this.queued;
+      const waiting = this.waiting;
+      this.queued = [];
+      this.waiting = [];
+      const bytes = Buffer.concat(records);
+      try {
+        this.write(bytes);
+        if (this.syncToDisk) fdatasyncSync(this.fd);
+        this.appended(bytes.length, waiting);
+      } catch (err) {
+        this.failed(waiting, err as Error);
+      }
+    }
+    // A sync still in flight finishes on its own; its file is closed when it does.
+    if (this.syncing && this.previousFd === null) this.previousFd = this.fd;
+    else closeSync(this.fd);
+    for (const w of this.waiting.splice(0)) w.reject(new Error('the received-message log is closed'));
+    this.queued = [];
+  }
+
+  private closePrevious(): void {
+    try {
+      closeSync(this.previousFd!);
+    } catch {
+      // Already closed.
+    }
+    this.previousFd = null;
+  }
+}
+
+interface Waiter {
+  resolve(): void;
+  reject(err: Error): void;
+}
+
+/**
+ * The records of a store's log (`<path>.old`, then `<path>`) with an id above afterId, oldest
+ * first, and where the whole records of the current file end.
+ */
+export function readReceivedLogs(path: string, afterId = 0): { messages: LoggedMessage[]; wholeBytes: number } {
+  const old = readReceivedLog(`${path}.old`, afterId);
+  const current = readReceivedLog(path, afterId);
+  return { messages: [...old.messages, ...current.messages], wholeBytes: current.wholeBytes };
 }
 
 /**
@@ -153,6 +324,8 @@ export function readReceivedLog(path: string, afterId = 0): { messages: LoggedMe
   let at = 0;
   while (at + PREFIX_BYTES <= bytes.length) {
     const length = bytes.readUInt32LE(at);
+    // The zeros written ahead of the records (a record's length is never 0).
+    if (length === 0) break;
     const end = at + 8 + length;
     if (end > bytes.length || crc32(bytes.subarray(at + 8, end)) !== bytes.readUInt32LE(at + 4)) break;
     // Most of a log is already in SQLite: its id, first in the head, is enough to pass it by.

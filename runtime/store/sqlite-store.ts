@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { LoggedMessage } from './received-log.js';
-import { readReceivedLog, ReceivedLog } from './received-log.js';
+import { readReceivedLogs, ReceivedLog } from './received-log.js';
 import type { AttemptRecord, ChannelSpec, Claim, ClaimRequest, DiscardResult, MessageCount, QueuedListener, ReplayOutcome, Store, StoreMetrics } from './store.js';
 import type { AuditEntry, Delivery, DestinationPause, QueuedDelivery, MessageFilter, NewAuditEntry, NewMessage, StoredEvent, StoredMessage } from './types.js';
 import { DELIVERY_STATES_FILTERED } from './types.js';
@@ -223,7 +223,7 @@ export class SqliteStore implements Store {
     let wholeBytes = 0;
     if (this.path !== ':memory:') {
       const stored = highest();
-      const log = readReceivedLog(this.receivedLogPath, stored);
+      const log = readReceivedLogs(this.receivedLogPath, stored);
       this.ingest(log.messages);
       wholeBytes = log.wholeBytes;
     }
@@ -287,7 +287,7 @@ export class SqliteStore implements Store {
     const { nextId, wholeBytes } = this.takeOverReceivedLog();
     this.nextId = nextId;
     this.receivedLog = new ReceivedLog(this.receivedLogPath, this.synchronous === 'FULL', wholeBytes);
-    this.truncateReceivedLog();
+    this.emptyReceivedLog();
   }
 
   onQueued(listener: QueuedListener): void {
@@ -339,26 +339,47 @@ export class SqliteStore implements Store {
       this.onIngestError?.(err as Error, this.waiting.length);
       return;
     }
-    if (this.waiting.length === 0 && this.receivedLog && this.receivedLog.bytes > this.receivedLogLimitBytes) this.truncateReceivedLog();
+    if (this.waiting.length === 0 && this.receivedLog && this.receivedLog.bytes > this.receivedLogLimitBytes && this.receivedLog.canRotate) this.rotateReceivedLog();
   }
 
   /**
-   * Empties the received-message log, once SQLite holds all of it on disk: a checkpoint that
-   * copies the whole WAL syncs it and the database file. PASSIVE, because a FULL one would block
-   * this event loop (and every ACK) for the busy timeout while a reader holds an old snapshot;
-   * one that cannot finish leaves the log as it is, for the next try.
+   * True once SQLite holds on disk everything taken in so far: a checkpoint that copies the
+   * whole WAL syncs it and the database file. PASSIVE, because a FULL one would block this event
+   * loop (and every ACK) for the busy timeout while a reader holds an old snapshot; one that
+   * cannot finish leaves the log as it is, for the next try.
    */
-  private truncateReceivedLog(): void {
+  private checkpointed(): boolean {
     const [result] = this.connection.pragma('wal_checkpoint(PASSIVE)') as Array<{ busy: number; log: number; checkpointed: number }>;
-    if (result && result.busy === 0 && result.checkpointed >= result.log) {
-      faultPoint('during-checkpoint');
-      this.receivedLog!.truncate();
-    }
+    return !!result && result.busy === 0 && result.checkpointed >= result.log;
+  }
+
+  /**
+   * Starts a new received-message log; the current one becomes the old one, which start-up reads
+   * too. The previous old one is dropped, so this waits until SQLite holds all of it on disk:
+   * its records were all taken in (nothing waits, and no sync on it is still in flight) and a
+   * checkpoint completes. Records whose sync is in flight stay in the renamed file.
+   */
+  private rotateReceivedLog(): void {
+    if (!this.checkpointed()) return;
+    faultPoint('during-checkpoint');
+    this.receivedLog!.rotate();
+  }
+
+  /** Empties the log (start-up, shutdown) once SQLite holds all of it on disk; nothing is in flight then. */
+  private emptyReceivedLog(): void {
+    if (!this.checkpointed()) return;
+    faultPoint('during-checkpoint');
+    this.receivedLog!.discardAll();
   }
 
   /** fdatasync calls made on the received-message log (each covers every message appended before it). */
   get receivedLogSyncs(): number {
     return this.receivedLog?.syncs ?? 0;
+  }
+
+  /** Times the received-message log was rotated (its file renamed to .old and a new one started). */
+  get receivedLogRotations(): number {
+    return this.receivedLog?.rotations ?? 0;
   }
 
   /** Received messages in the log that SQLite has not taken in yet (more than a few: it is failing). */
@@ -853,6 +874,9 @@ export class SqliteStore implements Store {
   }
 
   close(): Promise<void> {
+    // Appends in flight (a sync in the thread pool) finish first: their messages are answered.
+    const log = this.receivedLog;
+    if (log && !log.idle) return log.drain().then(() => new Promise<void>((r) => setImmediate(r))).then(() => this.close());
     return this.attempt(() => this.closeNow());
   }
 
@@ -868,7 +892,7 @@ export class SqliteStore implements Store {
     }
     if (this.receivedLog) {
       // Everything it held is in SQLite now (a failed take-over leaves it for the next start).
-      if (this.waiting.length === 0) this.truncateReceivedLog();
+      if (this.waiting.length === 0 && this.receivedLog.idle) this.emptyReceivedLog();
       this.receivedLog.close();
       this.receivedLog = null;
       this.connection.prepare('DELETE FROM store_owner WHERE pid = ?').run(process.pid);

@@ -51,13 +51,24 @@ interface Case {
   durability: 'disk' | 'process';
   /** What brings the process to the point, besides the traffic. */
   trigger?: 'change the spec' | 'SIGTERM';
+  /** Extra environment for both runs. */
+  env?: Record<string, string>;
 }
+
+/** A received-message log this small is rotated every few messages. */
+const ROTATING = { HL7C_RECEIVED_LOG_BYTES: '20000' };
 
 // A point that depends on --durability (whether the log is synced before the ACK) runs with both.
 const CASES: Case[] = [
   { point: 'after-receive', hit: 60, durability: 'disk' },
   { point: 'after-log-append', hit: 20, durability: 'disk' },
   { point: 'after-log-append', hit: 20, durability: 'process' },
+  // The fdatasync in the thread pool is in flight; messages queued behind it wait for the next.
+  { point: 'during-log-sync', hit: 20, durability: 'disk' },
+  { point: 'during-log-sync', hit: 20, durability: 'disk', env: ROTATING },
+  // Renamed to .old, the new log not made yet; the syncs of the renamed one may be in flight.
+  { point: 'during-log-rotation', hit: 3, durability: 'disk', env: ROTATING },
+  { point: 'during-log-rotation', hit: 3, durability: 'process', env: ROTATING },
   { point: 'during-ingest', hit: 10, durability: 'disk' },
   { point: 'during-ingest', hit: 10, durability: 'process' },
   { point: 'during-send', hit: 40, durability: 'disk' },
@@ -109,14 +120,15 @@ async function queuesEmpty(serve: ServeProcess): Promise<boolean> {
 }
 
 describe('crash matrix: SIGKILL at each named point, then a restart', () => {
-  test.each(CASES)('$point (hit $hit, --durability $durability)', async ({ point, hit, durability, trigger }) => {
+  const named = CASES.map((c) => ({ ...c, name: `${c.point} (hit ${c.hit}, --durability ${c.durability})${c.env === ROTATING ? ', the log rotated every few messages' : ''}` }));
+  test.each(named)('$name', async ({ point, hit, durability, trigger, env: extra }) => {
     const receiver: CountingReceiver = await startCountingReceiver();
     cleanups.push(() => receiver.close());
     const dir = mkdtempSync(join(tmpdir(), 'hl7c-crash-matrix-'));
     const specPath = join(dir, 'crash.yaml');
     writeFileSync(specPath, spec());
     const storePath = join(dir, 'store.db');
-    const env = { ...process.env, CRASH_RECEIVER: receiver.url, HL7C_LOG_LEVEL: 'warn' };
+    const env = { ...process.env, CRASH_RECEIVER: receiver.url, HL7C_LOG_LEVEL: 'warn', ...extra };
     const args = [specPath, '--store', storePath, '--durability', durability, '--admin-port', '0'];
 
     const first = await startServe([...args, ...(trigger === 'change the spec' ? [] : ['--no-watch'])], { ...env, HL7C_FAULT: `${point}:${hit}` });
