@@ -7,6 +7,7 @@ import { adminMetrics } from './admin-metrics.js';
 import type { MessageQuery } from './operations.js';
 import { OperationError, Operations, parseTime } from './operations.js';
 import { isLoopbackHost } from './source-guard.js';
+import { maskReason } from './mask-reason.js';
 
 /** Who may call a route: anyone (`public`), or a caller with at least this role. */
 export type RouteRole = 'public' | AdminRole;
@@ -125,10 +126,18 @@ async function startAdmin(options: AdminServerOptions): Promise<AdminServer> {
     }
   };
 
+  /**
+   * Reasons and errors as this caller may read them: whole for an operator, with values masked
+   * for anyone else (they can quote patient data: a receiver's ACK text, a body excerpt).
+   */
+  const reasonFor = (r: RouteRequest): ((text: string | null) => string | null) => (r.caller?.role === 'operator' ? (text) => text : maskReason);
+
   // Read
-  registerRoute('GET', '/health', async () => {
+  registerRoute('GET', '/health', async (r) => {
     const report = await ops.health();
-    return { status: report.status === 'unavailable' ? 503 : 200, json: report };
+    const reason = reasonFor(r);
+    const store = typeof report.store.error === 'string' ? { ...report.store, error: reason(report.store.error) } : report.store;
+    return { status: report.status === 'unavailable' ? 503 : 200, json: { ...report, reasons: report.reasons.map((x) => reason(x)!), store } };
   }, { role: 'public' });
   registerRoute('GET', '/metrics', async () => {
     await metrics.fill(await ops.store.metrics());
@@ -136,7 +145,10 @@ async function startAdmin(options: AdminServerOptions): Promise<AdminServer> {
   }, { role: loopback ? 'public' : 'viewer' });
   registerRoute('GET', '/api/whoami', (r) => ({ json: { name: r.caller!.name, role: r.caller!.role } }), { role: 'viewer' });
   registerRoute('GET', '/api/channels', async () => ({ json: { channels: await ops.channels() } }), { role: 'viewer' });
-  registerRoute('GET', '/api/destinations', async () => ({ json: { destinations: await ops.destinations() } }), { role: 'viewer' });
+  registerRoute('GET', '/api/destinations', async (r) => {
+    const reason = reasonFor(r);
+    return { json: { destinations: (await ops.destinations()).map((d) => ({ ...d, last_error: reason(d.last_error) })) } };
+  }, { role: 'viewer' });
   // What `hl7c status` prints, from the same module: nodes, versions, queues, paused destinations.
   registerRoute('GET', '/api/status', async () => ({ json: await ops.status() }), { role: 'viewer' });
   registerRoute('GET', '/api/messages', async (r) => {
@@ -146,7 +158,9 @@ async function startAdmin(options: AdminServerOptions): Promise<AdminServer> {
       if (r.caller!.role !== 'operator') return forbidden('searching by identifier needs the operator role');
       await audit(r, 'message.search', 'messages', `identifier=${query.identifier}`);
     }
-    return { json: await ops.messages(query) };
+    const reason = reasonFor(r);
+    const page = await ops.messages(query);
+    return { json: { ...page, messages: page.messages.map((m) => ({ ...m, reason: reason(m.reason) })) } };
   }, { role: 'viewer' });
   registerRoute('GET', '/api/messages/:id', async (r) => {
     const id = messageId(r.params.id!);
