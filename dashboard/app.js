@@ -315,7 +315,8 @@
         // A viewer: what the list showed, and placeholders where patient data would be.
         body.replaceChildren(
           summary(row),
-          el('h3', {}, d.field_names_version ? `Segments (field names of HL7 v${d.field_names_version})` : 'Segments'),
+          // (No detail was read: the version whose field names it would use is not known here.)
+          el('h3', {}, 'Segments'),
           el('p', { class: 'masked', 'data-masked': 'segments' }, MASK),
           el('h3', {}, 'ACK sent'),
           el('p', { class: 'masked' }, MASK),
