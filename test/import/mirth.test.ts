@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFil
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import mysql from 'mysql2/promise';
 import { afterEach, describe, expect, test } from 'vitest';
 import { acknowledge, MllpClient, MllpServer, parseMessage, receive } from '../../runtime/index.js';
 import { compileChannels } from '../../src/compiler/compile-channels.js';
@@ -94,7 +95,8 @@ describe.skipIf(!haveSamples)('hl7c import mirth on the Mirth 4.5.2 samples', ()
       if (last) expect(line.replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&gt;/g, '>')).toContain(`<name>${last}</name>`);
     }
     // The JavaScript that is not translated is quoted where it stood.
-    expect(router).toContain('#   | channelMap.put(\'dobIso\', reformatHL7Date(');
+    const mdm = result.specs.find((s) => s.mirthName === 'LRH MDM Transcription Inbound')!.text;
+    expect(mdm).toContain("#   | channelMap.put('lineCount', String(lines.length));");
     expect(result.todos.some((t) => t.channel === 'LRH Pharmacy Orders Passthrough' && /d1's response/.test(t.what))).toBe(true);
   });
 
@@ -145,8 +147,10 @@ describe.skipIf(!haveSamples)('hl7c import mirth on the Mirth 4.5.2 samples', ()
     expect(stderr.replace(/^.*warning spec\/no-destination.*\n.*\n/gm, '')).toBe('');
     expect(code).toBe(0);
     expect(readdirSync(out).sort()).toEqual(['lrh-adt-inbound-router.yaml', 'lrh-adt-patient-index.yaml']);
-    expect(stdout).toContain('lrh-adt-inbound-router.xml › channel "LRH ADT Inbound Router"');
-    expect(stdout).toMatch(/line \d+, source transformer › step 2 "Reformat PV1-44 and DOB": JavaScript step/);
+    // The router translates without a TODO; the patient index keeps one.
+    expect(stdout).not.toContain('lrh-adt-inbound-router.xml › channel');
+    expect(stdout).toContain('lrh-adt-patient-index.xml › channel "LRH ADT Patient Index"');
+    expect(stdout).toMatch(/line \d+, destination 1 "Insert adt_patient_event": \$\{message\.messageId\} \(Mirth's message id\) is bound to MSH-10/);
     expect(stdout).toMatch(/2 spec\(s\) written, \d+ TODO\(import\) to review, 0 validation error\(s\)/);
     stderr = '';
     expect(await runCli(['import', 'mirth', 'lrh-adt-inbound-router.xml', '--out', out], io)).toBe(1);
@@ -244,11 +248,7 @@ describe.skipIf(!haveSamples)('an imported MLLP channel under hl7c serve', () =>
     const archive = join(dir, 'archive');
     mkdirSync(archive);
     const env = { LRH_ADT_INBOUND_ROUTER_PORT: '0', ADT_ARCHIVE_DIR: archive, EPIC_ADT_HOST: '127.0.0.1', EPIC_ADT_PORT: String(epicPort), PIX_DB_HOST: '127.0.0.1' };
-    const { logger } = memoryLogger();
-    const serving = await startServing({ specs: files, storePath: join(dir, 'store.db'), cwd: dir, env, logger, watch: false });
-    cleanups.push(() => serving.close());
-    const client = new MllpClient({ host: '127.0.0.1', port: serving.ports()['lrh-adt-inbound-router']! });
-    cleanups.push(() => client.close());
+    const { serving, client } = await serveRouter(files, dir, env);
 
     const sample = readSampleMessage('lrh-adt-inbound-router.xml');
     const a01 = await client.send(sample);
@@ -264,7 +264,9 @@ describe.skipIf(!haveSamples)('an imported MLLP channel under hl7c serve', () =>
     const expected = sample
       .split('\r')
       .filter((s) => s && !s.startsWith('Z'))
-      .join('\r');
+      .join('\r')
+      // and PV1-44 to the minute (the .expect.md: the archive has PV1-44 rewritten).
+      .replace(features.textEdits ? '|20261103081512-0500' : '', features.textEdits ? '|202611030815' : '');
     expect(written.replace(/\r$/, '')).toBe(expected);
     expect(written).not.toMatch(/ZPD|ZPV/);
 
@@ -276,6 +278,8 @@ describe.skipIf(!haveSamples)('an imported MLLP channel under hl7c serve', () =>
       expect(atEpic.get('MSH-5')).toBe('EPIC');
       expect(atEpic.get('MSH-6')).toBe('LRH');
     }
+    // PV1-44 to the minute, no offset, as the script "Reformat PV1-44 and DOB" wrote it for Epic.
+    if (features.textEdits) expect(atEpic.get('PV1-44')).toBe('202611030815');
 
     // What Mirth answered for the other test messages of the .expect.md.
     const oru = await client.send(sample.replace('ADT^A01^ADT_A01', 'ORU^R01^ORU_R01'));
@@ -296,6 +300,46 @@ describe.skipIf(!haveSamples)('an imported MLLP channel under hl7c serve', () =>
     expect(history.deliveries.map((d) => d.destination).sort()).toEqual(['archive_to_disk', 'epic_adt_inbound']);
   }, 60_000);
 });
+
+describe.skipIf(!haveSamples)('an imported Database Writer on MySQL/MariaDB', () => {
+  test('the patient index, pointed at MariaDB, writes the row Mirth wrote to PostgreSQL (ZIP+4 cut to ZIP by the mapper regex)', async () => {
+    const db = `hv2_pix_${process.pid}_${Date.now() % 100000}`;
+    const server = { host: '127.0.0.1', port: 3306, user: 'root' };
+    const admin = await mysql.createConnection(server);
+    cleanups.push(async () => {
+      await admin.query(`DROP DATABASE IF EXISTS ${db}`);
+      await admin.end();
+    });
+    await admin.query(`CREATE DATABASE ${db}`);
+    await admin.query(`CREATE TABLE ${db}.adt_patient_event (mrn varchar(20), family_name varchar(80), given_name varchar(80), birth_date date, sex char(1), home_zip varchar(10), event_type varchar(8), message_control_id varchar(40), mirth_message_id varchar(40), received_at datetime) ENGINE=InnoDB`);
+    const inputs = samples()
+      .filter((s) => /adt-/.test(s.file))
+      .map((s) => ({ ...s, xml: s.xml.replace('<driver>org.postgresql.Driver</driver>', '<driver>com.mysql.cj.jdbc.Driver</driver>').replace('jdbc:postgresql://${PIX_DB_HOST}:5432/patient_index?stringtype=unspecified', `jdbc:mysql://\${PIX_DB_HOST}:3306/${db}`) }));
+    const result = importMirth(inputs);
+    const index = result.specs.find((s) => s.fileName === 'lrh-adt-patient-index.yaml')!.text;
+    expect(index).toContain(`url: mysql://\${PIX_DB_USER:-}:\${PIX_DB_PASSWORD:-}@\${PIX_DB_HOST:-127.0.0.1}:3306/${db}`);
+    expect(index).not.toContain('JDBC options');
+    const { dir, files } = writeSpecs(result.specs);
+    const env = { LRH_ADT_INBOUND_ROUTER_PORT: '0', ADT_ARCHIVE_DIR: join(dir, 'archive'), EPIC_ADT_PORT: '1', PIX_DB_HOST: '127.0.0.1', PIX_DB_USER: 'root' };
+    const { client } = await serveRouter(files, dir, env);
+    const sample = readSampleMessage('lrh-adt-inbound-router.xml');
+    expect(sample).toContain('^49999-1234^');
+    expect((await client.send(sample)).code).toBe('AA');
+    let rows: unknown[] = [];
+    await waitFor(async () => (rows = (await admin.query(`SELECT mrn, family_name, given_name, DATE_FORMAT(birth_date, '%Y-%m-%d') AS birth_date, sex, home_zip, event_type, message_control_id, received_at IS NOT NULL AS stamped FROM ${db}.adt_patient_event`))[0] as unknown[]).length === 1, 15_000, 'the row in MariaDB');
+    expect(rows).toEqual([{ mrn: '0082215', family_name: "O'HALLORAN-VIX", given_name: 'DESMOND', birth_date: '1970-03-04', sex: 'X', home_zip: '49999', event_type: 'A01', message_control_id: 'STAR000771', stamped: 1 }]);
+  }, 60_000);
+});
+
+/** The imported specs under hl7c serve, and an MLLP client to the ADT router. */
+async function serveRouter(files: string[], dir: string, env: Record<string, string>) {
+  const { logger } = memoryLogger();
+  const serving = await startServing({ specs: files, storePath: join(dir, 'store.db'), cwd: dir, env, logger, watch: false });
+  cleanups.push(() => serving.close());
+  const client = new MllpClient({ host: '127.0.0.1', port: serving.ports()['lrh-adt-inbound-router']! });
+  cleanups.push(() => client.close());
+  return { serving, client };
+}
 
 function readSampleMessage(file: string): string {
   const xml = readFileSync(join(SAMPLES, file), 'utf8');

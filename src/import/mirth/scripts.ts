@@ -119,6 +119,53 @@ export function datePuts(script: string): Map<string, { path: string; pattern: s
   return out;
 }
 
+/** The names of the script's own functions that end in `DateUtil.convertDate` (a date reformatter), with their text. */
+function dateFunctions(code: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const fn of code.matchAll(/function\s+(\w+)\s*\(/g)) {
+    const body = balanced(code, code.indexOf('{', fn.index)) ?? '';
+    if (/DateUtil\.convertDate\(/.test(body)) out.set(fn[1]!, code.slice(fn.index, code.indexOf('{', fn.index)) + body);
+  }
+  return out;
+}
+
+/**
+ * `msg['PV1']['PV1.44']['PV1.44.1'] = reformat(admit, 'yyyyMMddHHmm')`, where `reformat` is a
+ * date reformatter of the same script and `admit` the same field (read directly or through a
+ * `var` set from it): the field rewritten in place. `rest` is the code that is neither these
+ * edits, their helper functions and variables, the blank-check around them, nor the date puts
+ * (what would still need translating by hand).
+ */
+export function dateEdits(script: string): { edits: Array<{ path: string; pattern: string }>; rest: string } {
+  let code = codeOnly(script);
+  const functions = dateFunctions(code);
+  for (const text of functions.values()) code = code.replace(text, '');
+  const reads = new Map<string, string>();
+  for (const m of code.matchAll(/^var\s+(\w+)\s*=\s*(msg(?:\[[^\]]+\])+)(?:\.toString\(\))?;$/gm)) {
+    const path = e4xPath(m[2]!);
+    if (path) reads.set(m[1]!, path.path);
+  }
+  const edits: Array<{ path: string; pattern: string }> = [];
+  const done: string[] = [];
+  for (const m of code.matchAll(/^(msg(?:\[[^\]]+\])+)\s*=\s*(\w+)\((.+?),\s*'([^']+)'\);$/gm)) {
+    const target = e4xPath(m[1]!);
+    const argument = m[3]!.trim();
+    const source = reads.get(argument) ?? e4xPath(argument)?.path;
+    if (!target || !functions.has(m[2]!) || source !== target.path) continue;
+    edits.push({ path: target.path, pattern: m[4]! });
+    done.push(m[0]);
+  }
+  const puts = [...datePuts(script).keys()];
+  const rest = code
+    .split('\n')
+    .filter((line) => !done.includes(line))
+    .filter((line) => !/^var\s+(\w+)\s*=\s*msg(\[[^\]]+\])+(\.toString\(\))?;$/.test(line) || !reads.has(/^var\s+(\w+)/.exec(line)![1]!))
+    .filter((line) => !new RegExp(`^if\\s*\\(\\s*(${[...reads.keys()].join('|') || '$^'})\\s*!=\\s*''\\s*\\)\\s*\\{$`).test(line) && line !== '}')
+    .filter((line) => !puts.some((name) => line.startsWith(`channelMap.put('${name}',`)))
+    .join('\n');
+  return { edits, rest };
+}
+
 /** A Java date pattern in hl7c's format tokens (YYYY MM DD HH mm ss), or undefined. */
 export function javaDatePattern(pattern: string): string | undefined {
   const out = pattern.replace(/yyyy|MM|dd|HH|mm|ss/g, (t) => ({ yyyy: 'YYYY', MM: 'MM', dd: 'DD', HH: 'HH', mm: 'mm', ss: 'ss' })[t]!);

@@ -5,7 +5,7 @@ import type { Operand } from './e4x.js';
 import type { Features } from './features.js';
 import type { MirthChannel, MirthConnector, MirthRule, MirthStep } from './model.js';
 import { asArray, child, isNode, prop, text } from './model.js';
-import { allPuts, balanced, datePuts, emptyAsNullPuts, isDeleteZSegments, javaDatePattern, objectLiteral, readFilterScript, readIdentifierPick, simplePuts, unwrap } from './scripts.js';
+import { allPuts, balanced, dateEdits, datePuts, emptyAsNullPuts, isDeleteZSegments, javaDatePattern, objectLiteral, readFilterScript, readIdentifierPick, simplePuts, unwrap } from './scripts.js';
 import type { ScriptCondition } from './scripts.js';
 
 /** One thing the importer could not translate, and where it sits in the export. */
@@ -374,7 +374,8 @@ class ChannelTranslator {
         mapping.on_missing = 'keep';
         continue;
       }
-      lost.push(`/${re}/g → "${by}"`);
+      if (this.features.textEdits && validPattern(re)) mapping.replace = [...((mapping.replace as unknown[]) ?? []), { pattern: re, with: by }];
+      else lost.push(`/${re}/g → "${by}"`);
     }
     const v: Variable = { mapping, origin: location };
     if (lost.length) {
@@ -432,10 +433,20 @@ class ChannelTranslator {
     const mapping = this.expressionMapping(step.mapping ?? '', location);
     const def = step.defaultValue ? operand(step.defaultValue) : undefined;
     const defaultText = def?.kind === 'literal' ? def.value : undefined;
-    if (step.replacements.length) this.todo(at, location, 'the builder step\'s regex replacements are not translated');
+    // Mirth replaces in the value before it writes it; hl7c in the field right after the write.
+    const replaceSteps: Array<Record<string, unknown>> = [];
+    const lost: string[] = [];
+    for (const [left, right] of step.replacements) {
+      const re = stringLiteral(left);
+      const by = stringLiteral(right);
+      if (this.features.textEdits && re !== undefined && by !== undefined && validPattern(re)) replaceSteps.push({ replace: { path: target.path, pattern: re, with: by } });
+      else lost.push(`${left} → ${right}`);
+    }
+    if (lost.length) this.todo(at, location, `the builder step's regex replacement${lost.length === 1 ? '' : 's'} ${lost.join(', ')} ${lost.length === 1 ? 'is' : 'are'} not translated`);
+    const push = (edit: Record<string, unknown>) => into.push(edit, ...replaceSteps);
     // `field = its own value, default X`: set X only when the field is blank.
     if (mapping?.path === target.path && defaultText !== undefined) {
-      into.push({ set: { path: target.path, value: defaultText }, when: { path: target.path, empty: true } });
+      push({ set: { path: target.path, value: defaultText }, when: { path: target.path, empty: true } });
       return;
     }
     if (mapping && 'value' in mapping && typeof mapping.value === 'string') {
@@ -445,11 +456,11 @@ class ChannelTranslator {
         value = value.replace(/:-\}$/, `:-${defaultText}}`);
         this.envUsed.set(value.slice(2, value.indexOf(':')), defaultText);
       }
-      into.push({ set: { path: target.path, value } });
+      push({ set: { path: target.path, value } });
       return;
     }
     if (mapping?.path && Object.keys(mapping).length === 1) {
-      into.push({ copy: { from: mapping.path, to: target.path } });
+      push({ copy: { from: mapping.path, to: target.path } });
       return;
     }
     this.todo(at, location, `message builder ${target.path} = \`${step.mapping}\` is not translated`, step.mapping);
@@ -519,14 +530,37 @@ class ChannelTranslator {
     // Only puts (and `var x = $('y');` they read): nothing is left untranslated.
     if (translated.length > 0 && lines.every((l) => /^channelMap\.put\(/.test(l) || /^var\s+\w+\s*=\s*\$\(\s*'[^']+'\s*\);$/.test(l)) && translated.length === allPuts(script).length) return;
     const rest = allPuts(script).filter((n) => !translated.includes(n));
+    const edited = this.features.textEdits ? this.dateEditSteps(step, script, translated, rest) : undefined;
+    if (edited?.complete) return;
     for (const name of rest) this.vars.set(name, { todo: `set by the script "${step.name}"`, origin: location });
     const modifies = /\b(msg|tmp)\s*(\[[^\]]+\])+\s*=[^=]|delete\s+(msg|tmp)/.test(code);
     this.todo(
       modifies ? ['transform'] : ['map'],
       location,
-      `JavaScript step "${step.name}" is not translated${rest.length ? ` (it sets ${rest.join(', ')})` : ''}${translated.length ? `; its ${translated.join(', ')} ${translated.length === 1 ? 'is' : 'are'} read as ${translated.map((n) => JSON.stringify(this.vars.get(n)!.mapping)).join(', ')}` : ''}${modifies ? '; it edits the message' : ''}`,
+      `JavaScript step "${step.name}" is not translated${rest.length ? ` (it sets ${rest.join(', ')})` : ''}${translated.length ? `; its ${translated.join(', ')} ${translated.length === 1 ? 'is' : 'are'} read as ${translated.map((n) => JSON.stringify(this.vars.get(n)!.mapping)).join(', ')}` : ''}${edited?.paths.length ? `; its edit of ${edited.paths.join(', ')} is translated as reformat_date` : ''}${modifies ? `; it edits the message${edited?.paths.length ? ' in other ways too' : ''}` : ''}`,
       script,
     );
+  }
+
+  /**
+   * A script's date rewrites of fields in place (`msg[…] = reformat(msg[…], 'yyyyMMddHHmm')` with a
+   * helper that ends in DateUtil.convertDate) as reformat_date steps; complete when that and the
+   * translated puts are all the script does.
+   */
+  private dateEditSteps(step: MirthStep, script: string, translated: string[], untranslated: string[]): { paths: string[]; complete: boolean } | undefined {
+    const { edits, rest } = dateEdits(script);
+    const steps = edits.map((e) => ({ path: e.path, format: javaDatePattern(e.pattern) }));
+    if (steps.length === 0 || steps.some((e) => !e.format || unknownPath(e.path))) return undefined;
+    for (const e of steps) this.transform.push({ reformat_date: { path: e.path, format: e.format! } });
+    const paths = steps.map((e) => e.path);
+    const complete = rest === '' && untranslated.length === 0;
+    if (complete) {
+      this.note(['transform'], [
+        `Mirth step "${step.name}" rewrote ${paths.join(', ')} in a date pattern (script recognised: reformat_date${translated.length ? `; ${translated.join(', ')} read as ${translated.map((n) => JSON.stringify(this.vars.get(n)!.mapping)).join(', ')}` : ''}).`,
+        'Unlike its helper, a date-only value gets no invented time, and a value that is no real date is answered AE instead of passed on.',
+      ]);
+    }
+    return { paths, complete };
   }
 
   /**
@@ -1331,3 +1365,12 @@ function clean(o: Record<string, unknown>): Record<string, unknown> {
   return o;
 }
 
+/** A Mirth replacement's pattern that JavaScript (and so hl7c) compiles as it is. */
+function validPattern(pattern: string): boolean {
+  try {
+    new RegExp(pattern, 'g');
+    return true;
+  } catch {
+    return false;
+  }
+}
