@@ -220,6 +220,9 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
     payloadNames.add(fn);
     const body: string[] = [];
     const used = new Set<string>();
+    // Templates are read as written: a ${SECRET} in one stays a reference, resolved when the channel runs.
+    const rawD = raw.destinations![name]!;
+    const fromEnv = (text: string) => configString(text, use);
     if (d.transform?.length) {
       body.push(`// ${name}'s own copy: the channel's message and the other destinations' copies stay as they are`, `const message = ${use('copyMessage')}(original);`);
       body.push(...transformLines(d.transform, [...at, 'transform']));
@@ -228,8 +231,8 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
     let what: string;
     if (d.smtp) {
       // Subject and text are rendered now, when the message is received, and queued as the mail.
-      const subject = templateExpr(d.smtp.subject, spec.channel, use);
-      const text = d.smtp.body !== undefined ? templateExpr(d.smtp.body, spec.channel, use) : undefined;
+      const subject = templateExpr(rawD.smtp!.subject, spec.channel, use, fromEnv);
+      const text = rawD.smtp!.body !== undefined ? templateExpr(rawD.smtp!.body, spec.channel, use, fromEnv) : undefined;
       if (subject.json || text?.json) {
         body.push(`const json = ${use('templateJson')}(output, input);`);
         used.add('input');
@@ -264,7 +267,7 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
       used.add('input');
       what = 'its own build (HL7 from the JSON received)';
     } else if (d.body !== undefined) {
-      const { expr, json } = templateExpr(d.body, spec.channel, use);
+      const { expr, json } = templateExpr(rawD.body!, spec.channel, use, fromEnv);
       if (json) {
         body.push(`const json = ${use('templateJson')}(output, input);`);
         used.add('input').add('output');
@@ -297,7 +300,7 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
       json ||= t.json;
       return t.expr;
     };
-    if (d.file?.file_name?.includes('{{')) parts.push(['file_name', render(d.file.file_name)]);
+    if (d.file?.file_name?.includes('{{')) parts.push(['file_name', render(rawD.file!.file_name!)]);
     // A value placed in the url path is percent-encoded: it cannot add a path segment or a query.
     if (d.http?.url.includes('{{')) {
       const t = templateExpr(rawD.http!.url, spec.channel, use, (text) => configString(text, use), (e) => `encodeURIComponent(${e})`);
@@ -622,7 +625,7 @@ function destinationExpr(d: Destination, use: (n: string) => string, payload: st
     // A body: template is text, whatever its first character.
     target = `{ kind: "http", url: ${configString(d.http.url, use)}, method: ${q(d.http.method ?? 'POST')}, headers: { ${headers.join(', ')} }, timeout_ms: ${d.http.timeout_ms ?? 10_000}${d.body !== undefined ? `, content_type: "${isJsonTemplate(d.body) ? 'application/json' : 'text/plain; charset=utf-8'}"` : ''}${fileNameOf ? ', envelope: true' : ''}${d.http.response ? `, response_channel: ${q(d.http.response.channel)}` : ''} }`;
   } else if (d.mllp) target = `{ kind: "mllp", host: ${configString(d.mllp.host, use)}, port: ${configNumber(d.mllp.port, use)}, on_ae: ${q(d.mllp.on_ae ?? 'retry')}, on_ar: ${q(d.mllp.on_ar ?? 'fail')}${tlsExpr(d.mllp.tls, use)} }`;
-  else if (d.file) target = `{ kind: "file", dir: ${configString(d.file.dir, use)}, file_name: ${q(d.file.file_name ?? DEFAULT_FILE_NAME[d.file.content === 'raw' ? 'hl7' : kind])}${d.file.on_exists ? `, on_exists: ${q(d.file.on_exists)}` : ''}${d.file.content ? `, content: ${q(d.file.content)}` : ''}${d.file.append ? ', append: true' : ''}${fileNameOf ? ', envelope: true' : ''} }`;
+  else if (d.file) target = `{ kind: "file", dir: ${configString(d.file.dir, use)}, file_name: ${configString(d.file.file_name ?? DEFAULT_FILE_NAME[d.file.content === 'raw' ? 'hl7' : kind], use)}${d.file.on_exists ? `, on_exists: ${q(d.file.on_exists)}` : ''}${d.file.content ? `, content: ${q(d.file.content)}` : ''}${d.file.append ? ', append: true' : ''}${fileNameOf ? ', envelope: true' : ''} }`;
   else if (d.smtp) {
     const m = d.smtp;
     const list = (v: string | string[]) => (Array.isArray(v) ? `[${v.map((a) => configString(a, use)).join(', ')}]` : `${use('addressList')}(${configString(v, use)})`);
