@@ -199,6 +199,11 @@ export interface ChannelDefinition {
   name: string;
   /** The spec it was compiled from, relative to where the build ran. */
   spec: string;
+  /**
+   * The HL7 version (MSH-12) the spec says or shows its messages carry, whose tables its paths
+   * were checked against. A message of another version is still processed, and counted.
+   */
+  hl7_version?: string;
   source: SourceConfig;
   /** What the source takes: JSON (http sources) or HL7 (mllp, file); a hand-off from another channel must be this kind. */
   input?: PayloadKind;

@@ -47,6 +47,8 @@ export class ServeActivity {
   private readonly ackListeners: AckListener[] = [];
   private readonly eventListeners: EventListener[] = [];
   readonly reloads = { applied: 0, rejected: 0, last: null as ReloadOutcome | null };
+  /** Channel → MSH-12 → messages whose version is not the one the channel's spec states. */
+  readonly otherVersions = new Map<string, Map<string, number>>();
 
   private of(channel: string): ChannelActivity {
     let a = this.channels.get(channel);
@@ -85,6 +87,15 @@ export class ServeActivity {
     const current = Math.floor(now / MINUTE);
     let n = 0;
     for (const [k, m] of a.minutes) if (k > current - minutes) n += m.problems;
+    return n;
+  }
+
+  /** A message of HL7 version `version` (MSH-12) came to a channel whose spec states another; returns the count so far. */
+  otherVersion(channel: string, version: string): number {
+    let byVersion = this.otherVersions.get(channel);
+    if (!byVersion) this.otherVersions.set(channel, (byVersion = new Map()));
+    const n = (byVersion.get(version) ?? 0) + 1;
+    byVersion.set(version, n);
     return n;
   }
 

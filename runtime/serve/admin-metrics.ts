@@ -55,6 +55,16 @@ export function adminMetrics(operations: Operations, sourceEvents: () => Record<
     });
     host.activity.onAck((channel, seconds) => latency.observe({ channel }, seconds));
     new Counter({
+      name: 'hl7c_messages_other_version_total',
+      help: 'Messages whose HL7 version (MSH-12) is not the one the channel spec states (hl7_version): processed all the same, their paths checked against the stated version',
+      labelNames: ['channel', 'version'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [channel, byVersion] of host.activity.otherVersions) for (const [version, n] of byVersion) this.inc({ channel, version }, n);
+      },
+    });
+    new Counter({
       name: 'hl7c_reloads_total',
       help: 'Spec changes applied or rejected (the running version stays) since start',
       labelNames: ['outcome'],

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { ackCodesOf, acksOf, answerFor, deliveryPayloads, inputKind, runChannel } from '../channel/channel.js';
 import { receive } from '../ack/receive.js';
 import { parseBatch } from '../hl7/parse.js';
+import { tableVersionOf } from '../hl7/versions/tables.js';
 import type { Logger } from '../log.js';
 import { allowList, DEFAULT_IDLE_TIMEOUT_MS, isAllowed, MllpServer } from '../mllp/server.js';
 import { ThrottledLog } from '../log.js';
@@ -289,6 +290,7 @@ export class ChannelHost {
       result = { status: 'error', reason: `internal error: ${(err as Error).message}`, identifiers: {}, outputs: {}, ...errorAnswer(definition, payload, 'error', 'internal error in the receiving application') };
     }
     const message = result.message;
+    if (message && definition.hl7_version) this.countOtherVersion(definition, message.version);
     const dedupe = dedupeOf(definition);
     const dedupeKey = dedupe && message && result.status !== 'error' ? dedupeKeyOf(definition.name, message, dedupe.key) : null;
     let id: number;
@@ -337,6 +339,21 @@ export class ChannelHost {
     else if (result.status === 'duplicate') this.log.info({ ...log, reason: result.reason }, 'duplicate stored; answered as the first copy was');
     else this.log.warn({ ...log, reason: result.reason }, 'message stored and not accepted');
     return { ...result, id };
+  }
+
+  /**
+   * A message whose MSH-12 is not the version the spec states is processed all the same (senders
+   * upgrade without notice, and refusing their traffic would stop the feed), but counted in
+   * hl7c_messages_other_version_total and logged the first time: its paths were checked against
+   * other tables, so a field the spec reads may be empty or mean something else.
+   */
+  private countOtherVersion(definition: ChannelDefinition, raw: string): void {
+    if (tableVersionOf(raw) === definition.hl7_version) return;
+    // A label, not data: digits and dots only, so odd MSH-12 values do not multiply series.
+    const version = /^\d+(\.\d+){0,2}$/.test(raw) ? raw : raw === '' ? 'none' : 'other';
+    if (this.activity.otherVersion(definition.name, version) === 1) {
+      this.log.warn({ channel: definition.name, version, expected: definition.hl7_version }, 'message of another HL7 version than the spec states; processed, its paths were checked against the stated version');
+    }
   }
 
   private ensureWorker(channel: string, destination: string, config: DestinationConfig): void {

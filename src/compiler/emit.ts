@@ -5,6 +5,7 @@ import { IndentationText, Project, QuoteKind } from 'ts-morph';
 import type { Condition } from '../../runtime/index.js';
 import { describeCondition, isJsonTemplate } from '../../runtime/index.js';
 import type { LoadedSpec } from '../spec/load.js';
+import { channelHl7Version } from '../spec/hl7-version.js';
 import { destinationOutputKindOf, inputKindOf, outputKindOf } from '../spec/kinds.js';
 import type { BuildSegment, BuildSpec, BuildValue, DatabaseDestinationSpec, DedupeSpec, Destination, IdentifierRule, Mapping, SourceLimitKeys, Spec, TlsSpec, TransformStep } from '../spec/types.js';
 
@@ -422,9 +423,12 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
       statements: p.body,
     });
   }
+  // The version its paths were checked against, when the spec states or shows one: messages of another are counted.
+  const stated = channelHl7Version(spec, loaded.dir ?? '.');
+  const hl7Version = stated.from === 'default' ? undefined : stated.version;
   file.addExportAssignment({
     isExportEquals: false,
-    expression: `defineChannel({\nname: ${q(spec.channel)},\nspec: ${q(loaded.file)},\nsource: ${source},\ninput: ${q(inputKindOf(spec))},\noutput: ${q(output)},\ndestinations: {\n${destinations}\n},\non_unrouted: ${q(spec.on_unrouted ?? 'error')},\n${stages.join(',\n')},\n})`,
+    expression: `defineChannel({\nname: ${q(spec.channel)},\nspec: ${q(loaded.file)},\n${hl7Version ? `hl7_version: ${q(hl7Version)},\n` : ''}source: ${source},\ninput: ${q(inputKindOf(spec))},\noutput: ${q(output)},\ndestinations: {\n${destinations}\n},\non_unrouted: ${q(spec.on_unrouted ?? 'error')},\n${stages.join(',\n')},\n})`,
   });
   file.formatText({ indentSize: 2, convertTabsToSpaces: true, ensureNewLineAtEndOfFile: true });
   const header = [

@@ -1,25 +1,93 @@
-/**
- * HL7 v2.5.1 segments that interfaces use, with their number of fields, so specs can be checked
- * before go-live. Z-segments are site-defined and always allowed.
- */
-export const SEGMENT_FIELD_COUNTS: Readonly<Record<string, number>> = {
-  MSH: 21, EVN: 7, PID: 39, PD1: 21, NK1: 39, PV1: 52, PV2: 49, MRG: 7, AL1: 6, DG1: 21, IN1: 53, IN2: 72, GT1: 57,
-  ORC: 31, OBR: 50, OBX: 25, NTE: 4, TXA: 23, SCH: 27, AIS: 12, AIG: 14, AIL: 12, AIP: 12, RGS: 3, FT1: 31,
-  MSA: 6, ERR: 12, TQ1: 14, SPM: 30, SFT: 6, PR1: 20, ROL: 12,
-};
+import type { Hl7Path, Hl7Version } from '../../runtime/index.js';
+import { editDistance } from './schema.js';
+import { componentCount, describeVersions, HL7_VERSIONS, knownSegments, segmentFields, versionsWithField, versionsWithSegment } from '../../runtime/index.js';
 
-/** Segments each message code can carry (v2.5.1 abstract message structures, flattened). */
+/** Segments each message code can carry (v2.5.1 abstract message structures, flattened; PRT from v2.7). */
 export const MESSAGE_SEGMENTS: Readonly<Record<string, readonly string[]>> = {
-  ADT: ['MSH', 'SFT', 'EVN', 'PID', 'PD1', 'ROL', 'NK1', 'PV1', 'PV2', 'OBX', 'AL1', 'DG1', 'PR1', 'GT1', 'IN1', 'IN2', 'MRG', 'NTE'],
-  SIU: ['MSH', 'SCH', 'TQ1', 'NTE', 'PID', 'PD1', 'PV1', 'PV2', 'OBX', 'DG1', 'RGS', 'AIS', 'AIG', 'AIL', 'AIP'],
-  ORU: ['MSH', 'SFT', 'PID', 'PD1', 'NTE', 'NK1', 'PV1', 'PV2', 'ORC', 'OBR', 'TQ1', 'OBX', 'SPM'],
+  ADT: ['MSH', 'SFT', 'EVN', 'PID', 'PD1', 'ROL', 'PRT', 'NK1', 'PV1', 'PV2', 'OBX', 'AL1', 'DG1', 'PR1', 'GT1', 'IN1', 'IN2', 'MRG', 'NTE'],
+  SIU: ['MSH', 'SCH', 'TQ1', 'NTE', 'PID', 'PD1', 'PV1', 'PV2', 'OBX', 'DG1', 'RGS', 'AIS', 'AIG', 'AIL', 'AIP', 'PRT'],
+  ORU: ['MSH', 'SFT', 'PID', 'PD1', 'PRT', 'NTE', 'NK1', 'PV1', 'PV2', 'ORC', 'OBR', 'TQ1', 'OBX', 'SPM'],
   ORM: ['MSH', 'NTE', 'PID', 'PD1', 'PV1', 'PV2', 'IN1', 'GT1', 'AL1', 'ORC', 'OBR', 'TQ1', 'DG1', 'OBX'],
-  OMG: ['MSH', 'SFT', 'NTE', 'PID', 'PD1', 'PV1', 'PV2', 'IN1', 'GT1', 'AL1', 'ORC', 'TQ1', 'OBR', 'DG1', 'OBX', 'SPM'],
+  OMG: ['MSH', 'SFT', 'NTE', 'PID', 'PD1', 'PRT', 'PV1', 'PV2', 'IN1', 'GT1', 'AL1', 'ORC', 'TQ1', 'OBR', 'DG1', 'OBX', 'SPM'],
   MDM: ['MSH', 'SFT', 'EVN', 'PID', 'PV1', 'TXA', 'OBX', 'NTE'],
-  DFT: ['MSH', 'SFT', 'EVN', 'PID', 'PD1', 'ROL', 'PV1', 'PV2', 'OBX', 'FT1', 'PR1', 'DG1', 'GT1', 'IN1', 'NTE'],
+  DFT: ['MSH', 'SFT', 'EVN', 'PID', 'PD1', 'ROL', 'PRT', 'PV1', 'PV2', 'OBX', 'FT1', 'PR1', 'DG1', 'GT1', 'IN1', 'NTE'],
   ACK: ['MSH', 'SFT', 'MSA', 'ERR'],
 };
 
 export function isZSegment(name: string): boolean {
   return name.startsWith('Z');
+}
+
+/** Segments hl7c has tables for, in any version. */
+export function isKnownSegment(name: string): boolean {
+  return versionsWithSegment(name).length > 0;
+}
+
+/** What is wrong with a path in messages of one HL7 version, as a diagnostic without its position. */
+export interface PathProblem {
+  severity: 'error' | 'warning';
+  code: string;
+  message: string;
+  hint?: string;
+}
+
+/**
+ * Checks a path's segment, field and component against the tables of `version`. `why` says
+ * where the version came from ("hl7_version: 2.3", "the default") for the hints. Z-segments
+ * are site-defined and always pass.
+ */
+export function checkHl7Path(path: Hl7Path, version: Hl7Version, why: string): PathProblem | undefined {
+  const { segment } = path;
+  if (isZSegment(segment)) return undefined;
+  const inVersions = versionsWithSegment(segment);
+  if (inVersions.length === 0) {
+    const close = knownSegments().find((s) => editDistance(s, segment) === 1);
+    return { severity: 'error', code: 'hl7/unknown-segment', message: `${segment} is not a segment hl7c knows (v${HL7_VERSIONS[0]} to v${HL7_VERSIONS[HL7_VERSIONS.length - 1]})`, hint: close ? `did you mean ${close}?` : 'site-defined segments start with Z' };
+  }
+  const fields = segmentFields(version, segment);
+  if (!fields) {
+    return {
+      severity: 'error',
+      code: 'hl7/segment-not-in-version',
+      message: `${segment} is not a segment of HL7 v${version} (it is in ${describeVersions(inVersions)}); this channel reads v${version} messages (${why})`,
+      hint: `if the sender's messages carry ${segment}, set hl7_version: "${inVersions[0]}" or later, the version in their MSH-12`,
+    };
+  }
+  if (path.field === undefined) return undefined;
+  const n = path.field;
+  const at = `${segment}-${n}`;
+  const field = fields[n - 1];
+  if (!field) {
+    const elsewhere = versionsWithField(segment, n);
+    if (elsewhere.length) {
+      const name = segmentFields(elsewhere[0]!, segment)![n - 1]!.name;
+      return {
+        severity: 'error',
+        code: 'hl7/unknown-field',
+        message: `${segment} has ${fields.length} fields in HL7 v${version}; there is no ${at} (${at} ${name} is in ${describeVersions(elsewhere)}); this channel reads v${version} messages (${why})`,
+        hint: `if the sender's messages carry ${at}, set hl7_version: "${elsewhere[0]}" or later, the version in their MSH-12`,
+      };
+    }
+    const latest = HL7_VERSIONS[HL7_VERSIONS.length - 1]!;
+    return { severity: 'error', code: 'hl7/unknown-field', message: `${segment} has ${fields.length} fields in HL7 v${version} (${segmentFields(latest, segment)!.length} in v${latest}); there is no ${at}` };
+  }
+  if (field.withdrawn) {
+    const since = HL7_VERSIONS.find((v) => segmentFields(v, segment)?.[n - 1]?.withdrawn)!;
+    return {
+      severity: 'warning',
+      code: 'hl7/withdrawn-field',
+      message: `${at} (${field.name}) was withdrawn in HL7 v${since}: messages that follow v${version} leave it empty; this channel reads v${version} messages (${why})`,
+      hint: `if the sender still fills ${at}, its messages are of an older version: set hl7_version: to the version in their MSH-12`,
+    };
+  }
+  if (path.component === undefined || path.component === 1) return undefined;
+  const components = componentCount(version, field.type);
+  if (components === undefined || path.component <= components) return undefined;
+  const shape = components === 1 ? 'a value without components' : `with ${components} components`;
+  return {
+    severity: 'warning',
+    code: 'hl7/unknown-component',
+    message: `${at} (${field.name}) is ${field.type} in HL7 v${version}, ${shape}: ${path.text} is empty in messages that follow v${version}; this channel reads v${version} messages (${why})`,
+    hint: components === 1 ? `read ${at}` : `components of ${field.type} are .1 to .${components}`,
+  };
 }

@@ -88,8 +88,11 @@ function coerce(value: unknown, types: string[]): unknown {
  */
 function pruneErrors(errors: ErrorObject[]): ErrorObject[] {
   const specific = errors.filter((e) => !['anyOf', 'oneOf', 'if'].includes(e.keyword));
+  // hl7_version: 2.8 is a number to YAML: "must be string" (with its hint to quote) says it, "must be one of" adds nothing.
+  const wrongType = new Set(errors.filter((e) => e.keyword === 'type').map((e) => e.instancePath));
   const seen = new Set<string>();
   return (specific.length ? specific : errors).filter((e) => {
+    if (e.keyword === 'enum' && wrongType.has(e.instancePath)) return false;
     const key = `${e.instancePath}|${e.keyword}|${JSON.stringify(e.params)}`;
     if (seen.has(key)) return false;
     seen.add(key);

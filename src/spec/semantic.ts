@@ -1,12 +1,13 @@
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { allowList, Hl7PathError, parsePath } from '../../runtime/index.js';
+import { allowList, Hl7PathError, parsePath, tableVersionOf } from '../../runtime/index.js';
 import type { Condition } from '../../runtime/index.js';
 import type { Diagnostic } from '../diagnostics/diagnostic.js';
 import { groupPathDiagnostics } from './group-paths.js';
-import { isZSegment, MESSAGE_SEGMENTS, SEGMENT_FIELD_COUNTS } from './hl7-tables.js';
+import { checkHl7Path, isZSegment, MESSAGE_SEGMENTS } from './hl7-tables.js';
+import type { ChannelHl7Version } from './hl7-version.js';
+import { channelHl7Version } from './hl7-version.js';
 import type { LoadedSpec } from './load.js';
-import { editDistance } from './schema.js';
 import type { PathKey } from './source-map.js';
 import { destinationOutputKindOf, inputKindOf } from './kinds.js';
 import { scanStatement, sqlDialect } from '../../runtime/serve/sql-placeholders.js';
@@ -38,8 +39,18 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
     }
   };
 
-  /** Validates one HL7 path; returns the segment it reads, if valid. */
-  const checkPath = (text: string, where: PathKey[]): string | undefined => {
+  const hl7 = channelHl7Version(spec, specDir);
+  if (spec.hl7_version && spec.build && tableVersionOf(spec.build.version) !== spec.hl7_version) {
+    at(['build', 'version'], 'error', 'spec/hl7-version-conflict', `build: makes v${spec.build.version} messages, and hl7_version says this channel's messages are v${spec.hl7_version}`, 'give both the same version, or drop hl7_version: (build.version then says it)');
+  }
+  /** The tables a build: writes with (a destination's own build may differ from the channel's). */
+  const buildVersion = (version: string): ChannelHl7Version => {
+    const v = tableVersionOf(version);
+    return v && v !== hl7.version ? { version: v, from: 'build', why: `build.version: ${version}` } : hl7;
+  };
+
+  /** Validates one HL7 path against the tables of the version its messages carry; returns the segment it reads, if valid. */
+  const checkPath = (text: string, where: PathKey[], version: ChannelHl7Version = hl7): string | undefined => {
     let path;
     try {
       path = parsePath(text);
@@ -48,16 +59,9 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
       at(where, 'error', 'hl7/path-syntax', `"${text}" is not an HL7 path: ${err.reason}`, 'write paths like PID-3, PID-3[2].4.1, OBX[3]-5', err.offset);
       return undefined;
     }
-    const known = SEGMENT_FIELD_COUNTS[path.segment];
-    if (known === undefined && !isZSegment(path.segment)) {
-      const close = Object.keys(SEGMENT_FIELD_COUNTS).find((s) => editDistance(s, path.segment) === 1);
-      at(where, 'error', 'hl7/unknown-segment', `${path.segment} is not a v2.5.1 segment hl7c knows`, close ? `did you mean ${close}?` : 'site-defined segments start with Z');
-      return undefined;
-    }
-    if (known !== undefined && path.field !== undefined && path.field > known) {
-      at(where, 'error', 'hl7/unknown-field', `${path.segment} has ${known} fields in v2.5.1; there is no ${path.segment}-${path.field}`);
-    }
-    return path.segment;
+    const problem = checkHl7Path(path, version.version, version.why);
+    if (problem) at(where, problem.severity, problem.code, problem.message, problem.hint);
+    return problem?.severity === 'error' && (problem.code === 'hl7/unknown-segment' || problem.code === 'hl7/segment-not-in-version') ? undefined : path.segment;
   };
 
   // An allow list the runtime could not read would stop the channel at start: say where now.
@@ -149,9 +153,7 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
     } else if (m.each) {
       if (!m.fields) at(where, 'error', 'spec/each-without-fields', `each: ${m.each} needs fields: to map every ${m.each}`);
       if (jsonOnlyMap) at([...where, 'each'], 'error', 'spec/path-needs-hl7', `each: ${m.each} walks the HL7 message, and this channel maps the JSON it receives without building HL7`, 'walk a JSON array with each: {json: items}');
-      if (m.each.includes('-')) read(m.each, [...where, 'each']);
-      else if (SEGMENT_FIELD_COUNTS[m.each] === undefined && !isZSegment(m.each)) at([...where, 'each'], 'error', 'hl7/unknown-segment', `${m.each} is not a v2.5.1 segment hl7c knows`);
-      else readSegments.push({ segment: m.each, where: [...where, 'each'] });
+      read(m.each, [...where, 'each']);
     }
     if (m.lookup && 'file' in m.lookup && typeof m.lookup.file === 'string' && !existsSync(resolve(specDir, m.lookup.file))) {
       at([...where, 'lookup', 'file'], 'error', 'spec/lookup-file-missing', `lookup table ${m.lookup.file} does not exist`, 'a CSV with a header row and two columns: code,value; paths are relative to the spec');
@@ -194,7 +196,7 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
   if (spec.build && spec.map) {
     at(['map'], 'error', 'spec/map-with-build', 'a channel that builds HL7 from JSON sends that HL7 on; map: (HL7 to JSON) does not apply', 'remove map:, or split into two channels');
   }
-  spec.build?.segments.forEach((seg, i) => walkBuild(seg, ['build', 'segments', i]));
+  spec.build?.segments.forEach((seg, i) => walkBuild(seg, ['build', 'segments', i], hl7));
   const checkIdentifierName = (name: string, where: PathKey[], cxOnly: boolean) => {
     const rule = identifiers[name];
     if (!rule) {
@@ -216,7 +218,7 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
     if ('reformat_date' in step) checkPath(step.reformat_date.path, [...where, 'reformat_date', 'path']);
     if ('add_segment' in step) {
       const a = step.add_segment;
-      if (SEGMENT_FIELD_COUNTS[a.segment] === undefined && !isZSegment(a.segment)) at([...where, 'add_segment', 'segment'], 'error', 'hl7/unknown-segment', `${a.segment} is not a v2.5.1 segment hl7c knows`, 'site-defined segments start with Z');
+      checkPath(a.segment, [...where, 'add_segment', 'segment']);
       if (a.segment === 'MSH') at([...where, 'add_segment', 'segment'], 'error', 'spec/transform-step', 'a message has one MSH; set its fields with set:');
       if (a.after !== undefined) checkPath(a.after, [...where, 'add_segment', 'after']);
       for (const [key, v] of Object.entries(a.fields ?? {})) {
@@ -277,7 +279,8 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
     for (const [key, m] of Object.entries(d.map ?? {})) walkMapping(m, ['destinations', name, 'map', key]);
     if (d.build) {
       if (!takesJson) at(['destinations', name, 'build'], 'error', 'spec/build-needs-http-source', `destination ${name} builds HL7 from JSON, but this channel receives HL7`, 'use transform: to edit the HL7 message for this destination');
-      d.build.segments.forEach((seg, i) => walkBuild(seg, ['destinations', name, 'build', 'segments', i]));
+      const version = buildVersion(d.build.version);
+      d.build.segments.forEach((seg, i) => walkBuild(seg, ['destinations', name, 'build', 'segments', i], version));
     }
     if (d.body !== undefined) checkTemplate(d.body, ['destinations', name, 'body']);
     if (d.file?.file_name?.includes('{{')) checkTemplate(d.file.file_name, ['destinations', name, 'file', 'file_name']);
@@ -371,16 +374,14 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
   });
   return out;
 
-  function walkBuild(seg: BuildSegment, where: PathKey[]): void {
+  function walkBuild(seg: BuildSegment, where: PathKey[], version: ChannelHl7Version): void {
     const groups = [seg.segment && 'segment', seg.each && 'each', seg.each_line && 'each_line'].filter(Boolean);
     if (groups.length !== 1) {
       at(where, 'error', 'spec/build-segment', 'each entry of build.segments is a segment: (with fields:) or an each:/each_line: (with segments:)', 'e.g. { segment: PID, fields: { PID-3.1: { json: patient.mrn } } }');
       return;
     }
     if (seg.segment) {
-      if (SEGMENT_FIELD_COUNTS[seg.segment] === undefined && !isZSegment(seg.segment)) {
-        at([...where, 'segment'], 'error', 'hl7/unknown-segment', `${seg.segment} is not a v2.5.1 segment hl7c knows`);
-      }
+      checkPath(seg.segment, [...where, 'segment'], version);
       if (seg.segment === 'MSH') {
         // MSH is written from build's own keys; an MSH entry overrides fields of it (MSH-10 from the JSON), at the top level only.
         if (where.includes('segments') && where.filter((k) => k === 'segments').length > 1) at([...where, 'segment'], 'error', 'spec/build-msh', 'a message has one MSH: its fields are set at the top level of build.segments, not inside each:');
@@ -392,7 +393,7 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
         }
       }
       for (const key of Object.keys(seg.fields ?? {})) {
-        const segment = checkPath(key, [...where, 'fields', key]);
+        const segment = checkPath(key, [...where, 'fields', key], version);
         if (segment && segment !== seg.segment) {
           const pos = loaded.sourceMap.keyAt([...where, 'fields', key]);
           out.push({ file: loaded.file, line: pos.line, column: pos.column, severity: 'error', code: 'spec/field-of-other-segment', message: `${key} is not a field of ${seg.segment}`, hint: `write ${seg.segment}-n` });
@@ -402,7 +403,7 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
     } else if (!seg.segments?.length) {
       at(where, 'error', 'spec/build-segment', `${seg.each ? 'each' : 'each_line'}: needs segments: to add for every item`);
     } else {
-      seg.segments.forEach((child, i) => walkBuild(child, [...where, 'segments', i]));
+      seg.segments.forEach((child, i) => walkBuild(child, [...where, 'segments', i], version));
     }
   }
 }

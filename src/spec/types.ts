@@ -1,4 +1,4 @@
-import type { Condition } from '../../runtime/index.js';
+import type { Condition, Hl7Version } from '../../runtime/index.js';
 
 /** Limits and access control of a network source (source.mllp, source.http). */
 export interface SourceLimitKeys {
@@ -20,6 +20,8 @@ export interface Spec {
   channel: string;
   description?: string;
   timezone?: string;
+  /** The HL7 version its messages carry (MSH-12): paths are checked against that version's tables. See effectiveHl7Version. */
+  hl7_version?: Hl7Version;
   source: {
     mllp?: { host?: string; port: number; ack_mode?: 'original' | 'enhanced' | 'as_requested'; max_message_bytes?: number; tls?: TlsSpec; dedupe?: DedupeSpec } & SourceLimitKeys;
     http?: {

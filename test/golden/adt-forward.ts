@@ -45,6 +45,7 @@ export function route(message: Message): string[] {
 export default defineChannel({
   name: "adt-forward",
   spec: "examples/adt-forward.yaml",
+  hl7_version: "2.5.1",
   source: { kind: "mllp", host: "0.0.0.0", port: Number(interpolate("${ADT_FORWARD_PORT:-2577}")), ack_mode: "as_requested" },
   input: "hl7",
   output: "hl7",

@@ -86,6 +86,7 @@ export function route(_message: Message): string[] {
 export default defineChannel({
   name: "adt-to-webhook",
   spec: "examples/adt-to-webhook.yaml",
+  hl7_version: "2.5.1",
   source: { kind: "mllp", host: "0.0.0.0", port: Number(interpolate("${ADT_PORT:-2575}")), ack_mode: "as_requested" },
   input: "hl7",
   output: "json",

@@ -70,6 +70,7 @@ export function route(_message: Message): string[] {
 export default defineChannel({
   name: "notes-to-ehr",
   spec: "examples/notes-to-ehr.yaml",
+  hl7_version: "2.5.1",
   source: { kind: "http", host: "0.0.0.0", port: Number(interpolate("${NOTES_HTTP_PORT:-8082}")), path: "/notes", auth_token: interpolate("${NOTES_TOKEN:-}") },
   input: "json",
   output: "hl7",

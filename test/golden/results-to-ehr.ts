@@ -78,6 +78,7 @@ export function route(_message: Message): string[] {
 export default defineChannel({
   name: "results-to-ehr",
   spec: "examples/results-to-ehr.yaml",
+  hl7_version: "2.5.1",
   source: { kind: "http", host: "0.0.0.0", port: Number(interpolate("${RESULTS_HTTP_PORT:-8081}")), path: "/results", auth_token: interpolate("${RESULTS_TOKEN:-}") },
   input: "json",
   output: "hl7",

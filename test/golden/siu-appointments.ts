@@ -74,6 +74,7 @@ export function route(_message: Message): string[] {
 export default defineChannel({
   name: "siu-appointments",
   spec: "examples/siu-appointments.yaml",
+  hl7_version: "2.5.1",
   source: { kind: "mllp", host: "0.0.0.0", port: Number(interpolate("${SIU_PORT:-2576}")), ack_mode: "as_requested" },
   input: "hl7",
   output: "json",

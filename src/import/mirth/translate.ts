@@ -1,5 +1,6 @@
-import { evaluate as evaluateCondition, parseMessage } from '../../../runtime/index.js';
-import { isZSegment, SEGMENT_FIELD_COUNTS } from '../../spec/hl7-tables.js';
+import type { Hl7Version } from '../../../runtime/index.js';
+import { DEFAULT_HL7_VERSION, evaluate as evaluateCondition, parseMessage, parsePath, readHeaderLeniently, tableVersionOf } from '../../../runtime/index.js';
+import { checkHl7Path } from '../../spec/hl7-tables.js';
 import { codeOnly, e4xPath, isDefaultScript, operand, splitConcat, stringLiteral } from './e4x.js';
 import type { Operand } from './e4x.js';
 import type { Features } from './features.js';
@@ -104,6 +105,8 @@ class ChannelTranslator {
   /** Assignments of a JSON → HL7 script that `build:` does not carry. */
   private buildSkipped: string[] = [];
   private emit = true;
+  /** The version of the channel's messages: MSH-12 of its sample (inbound template), else the default tables. */
+  hl7Version: Hl7Version = DEFAULT_HL7_VERSION;
 
   constructor(
     readonly channel: MirthChannel,
@@ -117,6 +120,7 @@ class ChannelTranslator {
     const name = this.run!.names.get(c.id)!;
     this.spec.channel = name;
     if (c.description.trim()) this.spec.description = c.description.trim();
+    this.sampleVersion();
     this.header.push(`Imported by \`hl7c import mirth\` from Mirth Connect channel "${c.name}" (id ${c.id}) in ${c.file}.`, 'Review every TODO(import) below before this channel goes live.');
     if (c.initialState !== 'STARTED') this.header.push(`Mirth deployed this channel ${c.initialState} (initial state): serve it only when it should run.`);
     this.source();
@@ -392,7 +396,7 @@ class ChannelTranslator {
     const concat: unknown[] = [];
     for (const p of parts) {
       const o = operand(p);
-      if (o?.kind === 'path' && !unknownPath(o.path)) concat.push({ path: o.path });
+      if (o?.kind === 'path' && !unknownPath(o.path, this.hl7Version)) concat.push({ path: o.path });
       else if (o?.kind === 'literal') concat.push(o.value);
       else return undefined;
     }
@@ -401,7 +405,7 @@ class ChannelTranslator {
 
   private operandMapping(o: Operand | undefined, location: string): Mapping | undefined {
     if (!o) return undefined;
-    if (o.kind === 'path') return unknownPath(o.path) ? undefined : { path: o.path };
+    if (o.kind === 'path') return unknownPath(o.path, this.hl7Version) ? undefined : { path: o.path };
     if (o.kind === 'literal') return { value: o.value };
     if (o.kind === 'config') return { value: this.env(o.name, '') };
     const known = this.vars.get(o.name) ?? this.passed?.get(o.name);
@@ -425,7 +429,7 @@ class ChannelTranslator {
       this.todo(at, location, `message builder target \`${step.target}\` is not an HL7 field`, step.mapping);
       return;
     }
-    const unknown = unknownPath(target.path);
+    const unknown = unknownPath(target.path, this.hl7Version);
     if (unknown) {
       this.todo(at, location, `message builder ${target.path} = \`${step.mapping}\` (default ${step.defaultValue || 'none'}) is not translated: ${unknown}`);
       return;
@@ -509,7 +513,7 @@ class ChannelTranslator {
     if (this.features.mapFormat) {
       for (const [name, d] of datePuts(script)) {
         const format = javaDatePattern(d.pattern);
-        if (!format || unknownPath(d.path)) continue;
+        if (!format || unknownPath(d.path, this.hl7Version)) continue;
         this.vars.set(name, { mapping: { path: d.path, format }, origin: location });
         translated.push(name);
       }
@@ -889,7 +893,7 @@ class ChannelTranslator {
 
   private conditionPath(o: Operand | undefined): string | undefined {
     if (!o) return undefined;
-    if (o.kind === 'path') return unknownPath(o.path) ? undefined : o.path;
+    if (o.kind === 'path') return unknownPath(o.path, this.hl7Version) ? undefined : o.path;
     if (o.kind === 'lookup') {
       const v = this.vars.get(o.name) ?? this.passed?.get(o.name);
       const m = v?.mapping;
@@ -1257,6 +1261,18 @@ class ChannelTranslator {
 
   // ---------------------------------------------------------------- tests
 
+  /** A sample message's MSH-12 says which version's tables its paths are read with: written as hl7_version. */
+  private sampleVersion(): void {
+    const sample = this.channel.source.transformer.inboundTemplate;
+    if (!sample?.startsWith('MSH') || this.channel.source.transformer.inboundDataType === 'JSON') return;
+    const header = readHeaderLeniently(sample);
+    const version = tableVersionOf(header.version.split(header.delimiters.component)[0] ?? '');
+    if (!version) return;
+    this.hl7Version = version;
+    this.spec.hl7_version = version;
+    this.note(['hl7_version'], `From MSH-12 (${header.version}) of the sample message saved in the Mirth channel: paths are checked against this version's segments and fields.`);
+  }
+
   private tests(): void {
     const sample = this.channel.source.transformer.inboundTemplate;
     if (!sample) return;
@@ -1305,15 +1321,16 @@ function evaluateSafe(condition: unknown, message: ReturnType<typeof parseMessag
   return evaluateCondition(condition as never, message);
 }
 
-/** Why hl7c would refuse a path (a segment or field its v2.5.1 tables lack), or undefined. */
-export function unknownPath(path: string): string | undefined {
-  const m = /^([A-Z][A-Z0-9]{2})(?:\[\d+\])?(?:-(\d+))?/.exec(path);
-  if (!m) return `${path} is not an HL7 path`;
-  if (isZSegment(m[1]!)) return undefined;
-  const count = SEGMENT_FIELD_COUNTS[m[1]!];
-  if (count === undefined) return `hl7c's HL7 tables do not know the segment ${m[1]} yet`;
-  if (m[2] && Number(m[2]) > count) return `hl7c's HL7 tables know ${count} fields of ${m[1]}`;
-  return undefined;
+/** Why hl7c would refuse a path in messages of `version` (a segment or field its tables lack there), or undefined. */
+export function unknownPath(path: string, version: Hl7Version): string | undefined {
+  let parsed;
+  try {
+    parsed = parsePath(path);
+  } catch {
+    return `${path} is not an HL7 path`;
+  }
+  const problem = checkHl7Path(parsed, version, `hl7_version: ${version}`);
+  return problem?.severity === 'error' ? problem.message : undefined;
 }
 
 /** Mirth joins filter rules left to right with AND/OR; AND binds first, as in the JavaScript it generates. */
