@@ -221,6 +221,32 @@ destinations:
     expect(m.getRaw('PID-3[1]')).toBe('5520255');
   });
 
+  test('keep_identifier on a merge rule reduces MRG-1, on a visit rule PV1-19: the other repetitions stay behind', async () => {
+    const { channel } = await compile(`channel: merges
+source: { mllp: { port: 0 } }
+identifiers:
+  retired: { kind: merge, assigning_authority: BCBS, type_code: MR, required: true }
+  visit: { kind: visit, type_code: VN, required: true }
+transform:
+  - keep_identifier: retired
+  - keep_identifier: visit
+destinations:
+  downstream: { mllp: { host: 127.0.0.1, port: 1 } }
+`);
+    // The corpus A40, with an SSN before the retired MR in MRG-1 and a visit number after an account number in PV1-19.
+    const a40 = corpusFile('adt/fhirconv-adt-a40-mrg.hl7')
+      .toString('latin1')
+      .replace('MRG|56789^^^BCBS^MR', 'MRG|999887777^^^SSA^SS~56789^^^BCBS^MR')
+      .replace(/\r?$/, '\rPV1|1|I|||||||||||||||||A77^^^BCBS^AN~V55^^^BCBS^VN\r');
+    const result = runChannel(channel, Buffer.from(a40, 'latin1'));
+    expect(result.status).toBe('accepted');
+    const wire = String(result.outputs.downstream).split('\r');
+    expect(wire.find((l) => l.startsWith('MRG|'))).toBe('MRG|56789^^^BCBS^MR');
+    expect(wire.find((l) => l.startsWith('PV1|'))).toBe('PV1|1|I|||||||||||||||||V55^^^BCBS^VN');
+    // PID-3 is not the merge rule's field: left as it came.
+    expect(wire.find((l) => l.startsWith('PID|'))).toContain('|12345^^^BCBS^MR|');
+  });
+
   test('keep_identifier on an EI identifier, an unknown identifier and a step doing two things are validate errors', async () => {
     const bad = await build(`channel: bad
 source: { mllp: { port: 0 } }

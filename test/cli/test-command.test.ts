@@ -49,3 +49,63 @@ test('hl7c test compares expect.output with what the channel outputs, and an out
   expect(wrong.stdout).toContain('output.family: expected "NOTDOE", got "DOE"');
   expect(wrong.stdout).toContain('output.birth_date: expected "1999-99-99", got "1980-01-02"');
 });
+
+/** An HL7 forward with two destinations: what each receives, and the whole message, as tests state them. */
+const forward = (expectations: string) => `channel: adt-forward
+source: { mllp: { port: 2576 } }
+transform:
+  - set: { path: MSH-5, value: LAB }
+  - set: { path: PID-5.1, value: "O'NEIL^JR" }
+destinations:
+  lab: { mllp: { host: 127.0.0.1, port: 6663 } }
+  inpatients:
+    file: { dir: out }
+    when: { path: PV1-2, equals: I }
+tests:
+  - name: the outpatient
+    input: |
+      MSH|^~\\&|EPIC|GOOD|HL7C|HERE|20260101120000||ADT^A04^ADT_A01|C1|P|2.5.1
+      PID|1||E1^^^EPI^MR||DOE^JANE
+      PV1|1|O
+    expect:
+${expectations}
+`;
+
+test('hl7c test: expect.message (all but MSH-7/MSH-10), expect.route and expect.destinations compare what goes on the wire', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hl7c-test-wire-'));
+  const runWith = async (expectations: string) => {
+    writeFileSync(join(dir, 'fwd.yaml'), forward(expectations));
+    return cli('test', join(dir, 'fwd.yaml'));
+  };
+  // Another MSH-7 and MSH-10 than the output's: those two are new for every message, so not compared.
+  const message = `      message: |
+        MSH|^~\\&|EPIC|GOOD|LAB|HERE|20991231000000||ADT^A04^ADT_A01|OTHER-ID|P|2.5.1
+        PID|1||E1^^^EPI^MR||O'NEIL\\S\\JR^JANE
+        PV1|1|O`;
+  const right = await runWith(`${message}
+      route: [lab]
+      destinations:
+        inpatients: null
+        lab: |
+          MSH|^~\\&|EPIC|GOOD|LAB|HERE|20260101120000||ADT^A04^ADT_A01|C1|P|2.5.1
+          PID|1||E1^^^EPI^MR||O'NEIL\\S\\JR^JANE
+          PV1|1|O`);
+  expect(right.stdout).toMatch(/^1 passed, 0 failed$/m);
+  expect(right.code).toBe(0);
+
+  // The literal was escaped on the wire: an expectation of the unescaped structure fails, as does a wrong route or destination.
+  const wrong = await runWith(`      message: |
+        MSH|^~\\&|EPIC|GOOD|LAB|HERE|20260101120000||ADT^A04^ADT_A01|C1|P|2.5.1
+        PID|1||E1^^^EPI^MR||O'NEIL^JR^JANE
+        PV1|1|O
+      route: [lab, inpatients]
+      destinations:
+        lab: null
+        inpatients: { anything: true }`);
+  expect(wrong.code).toBe(1);
+  expect(wrong.stdout).toContain(`message segment 2: expected "PID|1||E1^^^EPI^MR||O'NEIL^JR^JANE", got "PID|1||E1^^^EPI^MR||O'NEIL\\\\S\\\\JR^JANE"`);
+  expect(wrong.stdout).toContain('route: expected ["lab","inpatients"], got ["lab"]');
+  expect(wrong.stdout).toContain('destinations.lab: expected nothing sent there, but the message goes there');
+  expect(wrong.stdout).toContain('destinations.inpatients: expected output, but the message does not go there (route: ["lab"])');
+  expect(wrong.stdout).toMatch(/^0 passed, 1 failed$/m);
+});
