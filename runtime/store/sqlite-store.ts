@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { LoggedMessage } from './received-log.js';
 import { readReceivedLogs, ReceivedLog } from './received-log.js';
+import { Checkpointer } from './checkpointer.js';
 import type { AttemptRecord, ChannelSpec, Claim, ClaimRequest, DiscardResult, MessageCount, QueuedListener, ReplayOutcome, Store, StoreMetrics } from './store.js';
 import type { AuditEntry, Delivery, DestinationPause, QueuedDelivery, MessageFilter, NewAuditEntry, NewMessage, StoredEvent, StoredMessage } from './types.js';
 import { DELIVERY_STATES_FILTERED } from './types.js';
@@ -288,7 +289,13 @@ export class SqliteStore implements Store {
     this.nextId = nextId;
     this.receivedLog = new ReceivedLog(this.receivedLogPath, this.synchronous === 'FULL', wholeBytes);
     this.emptyReceivedLog();
+    // Checkpoints from here on are made in a thread of their own, not inside this loop's commits.
+    this.connection.pragma('wal_autocheckpoint = 0');
+    this.bookkeeping.pragma('wal_autocheckpoint = 0');
+    this.checkpointer = new Checkpointer(this.path);
   }
+
+  private checkpointer: Checkpointer | null = null;
 
   onQueued(listener: QueuedListener): void {
     this.queuedListeners.push(listener);
@@ -898,6 +905,8 @@ export class SqliteStore implements Store {
       this.connection.prepare('DELETE FROM store_owner WHERE pid = ?').run(process.pid);
     }
     if (this.ingestTimer) clearTimeout(this.ingestTimer);
+    void this.checkpointer?.stop();
+    this.checkpointer = null;
     if (this.bookkeeping !== this.connection) this.bookkeeping.close();
     this.connection.close();
   }
