@@ -554,7 +554,7 @@ class ChannelTranslator {
   private dateEditSteps(step: MirthStep, script: string, translated: string[], untranslated: string[]): { paths: string[]; complete: boolean } | undefined {
     const { edits, rest } = dateEdits(script);
     const steps = edits.map((e) => ({ path: e.path, format: javaDatePattern(e.pattern) }));
-    if (steps.length === 0 || steps.some((e) => !e.format || unknownPath(e.path))) return undefined;
+    if (steps.length === 0 || steps.some((e) => !e.format || unknownPath(e.path, this.hl7Version))) return undefined;
     for (const e of steps) this.transform.push({ reformat_date: { path: e.path, format: e.format! } });
     const paths = steps.map((e) => e.path);
     const complete = rest === '' && untranslated.length === 0;
