@@ -95,6 +95,8 @@ export interface HttpDestinationConfig {
   envelope?: boolean;
   /** The response body is handed to this channel, as if it had been received there. */
   response_channel?: string;
+  /** Statuses besides 2xx that count as delivered (a 409 "already have it"); their body is not handed on. */
+  delivered_status?: number[];
 }
 export interface MllpDestinationConfig {
   kind: 'mllp';

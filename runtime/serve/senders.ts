@@ -63,6 +63,7 @@ export function createSender(channel: string, destination: string, config: Desti
               return handed.ok ? { ok: true, detail: `HTTP ${response.status}; response ${handed.detail}` } : { ...handed, error: `HTTP ${response.status}; response not taken: ${handed.error}` };
             }
             if (response.ok) return { ok: true, detail: `HTTP ${response.status}` };
+            if (t.delivered_status?.includes(response.status)) return { ok: true, detail: `HTTP ${response.status}, counted as delivered (delivered_status)` };
             const retry = response.status >= 500 || response.status === 408 || response.status === 425 || response.status === 429;
             return { ok: false, retry, error: `HTTP ${response.status}` };
           } catch (err) {

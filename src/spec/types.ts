@@ -167,6 +167,8 @@ export interface Destination {
     timeout_ms?: number;
     /** The response body is handed to this channel. */
     response?: { channel: string };
+    /** HTTP statuses besides 2xx that mean the receiver has the message (409: it already had it). */
+    delivered_status?: number[];
   };
   mllp?: { host: string; port: number; on_ae?: 'retry' | 'fail'; on_ar?: 'retry' | 'fail'; tls?: TlsSpec };
   file?: { dir: string; file_name?: string; on_exists?: 'suffix' | 'fail'; content?: 'output' | 'raw'; append?: boolean };

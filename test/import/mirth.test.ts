@@ -81,6 +81,10 @@ describe.skipIf(!haveSamples)('hl7c import mirth on the Mirth 4.5.2 samples', ()
     expect(router).toMatch(/channel: lrh-adt-patient-index\n/);
     const lab = result.specs.find((s) => s.mirthName === 'LRH Lab Results File Pickup')!.text;
     expect(lab).toMatch(/channel: lrh-critical-result-alerts\n/);
+    // The response transformer "Accept 409 as delivered" is delivered_status; "Log pharmacy NAKs" a note.
+    expect(lab).toMatch(/delivered_status:\s+- 409\n/);
+    expect(result.todos.some((t) => /response transformer/.test(t.location))).toBe(false);
+    expect(result.specs.find((s) => s.mirthName === 'LRH Pharmacy Orders Passthrough')!.text).toContain('only wrote the answer to Mirth\'s log');
     for (const s of result.specs) expect(s.text).not.toMatch(/channel: [0-9a-f]{8}-[0-9a-f]{4}-/);
 
     const inText = result.specs.reduce((n, s) => n + (s.text.match(/# TODO\(import\)/g) ?? []).length, 0);

@@ -81,3 +81,44 @@ destinations:
     expect(handed.source).toBe('channel:lookup');
   });
 });
+
+test('delivered_status: [409]: a portal that answers 409 Conflict (it already has the accession) counts as delivered; a 400 still fails', async () => {
+  const statuses = new Map([['LA-1', 409], ['LA-2', 400], ['LA-3', 201]]);
+  const seen: string[] = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const accession = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { accession: string }).accession;
+      seen.push(accession);
+      res.writeHead(statuses.get(accession) ?? 500);
+      res.end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  cleanups.push(() => new Promise<void>((r) => { server.close(() => r()); server.closeAllConnections(); }));
+  const dir = mkdtempSync(join(tmpdir(), 'hv2-409-'));
+  writeFileSync(join(dir, 'portal.yaml'), `channel: portal
+source: { mllp: { host: 127.0.0.1, port: 0 } }
+map:
+  accession: { path: OBR-3.1 }
+destinations:
+  portal:
+    http: { url: "http://127.0.0.1:${(server.address() as { port: number }).port}/results", delivered_status: [ 409 ] }
+    retry: { attempts: 3, backoff_ms: 20 }
+`);
+  const { logger } = memoryLogger();
+  const serving = await startServing({ specs: [join(dir, 'portal.yaml')], storePath: join(dir, 'store.db'), cwd: dir, env: {}, logger, watch: false });
+  cleanups.push(() => serving.close());
+  const client = new MllpClient({ host: '127.0.0.1', port: serving.ports().portal! });
+  cleanups.push(() => client.close());
+  for (const accession of ['LA-1', 'LA-2', 'LA-3']) {
+    expect((await client.send(`MSH|^~\\&|LIS|LRH|PORTAL|LRH|20261125||ORU^R01|${accession}|P|2.5.1\rOBR|1||${accession}\r`)).code).toBe('AA');
+  }
+  const state = async (id: number) => (await serving.store.getMessage(id))!.deliveries[0]!;
+  await waitFor(async () => (await state(1)).state === 'sent' && (await state(2)).state === 'dead' && (await state(3)).state === 'sent', 10_000, 'each entry settled');
+  expect((await state(1)).attempts).toBe(1);
+  expect((await serving.store.getMessage(1))!.events.map((e) => e.detail)).toContain('HTTP 409, counted as delivered (delivered_status)');
+  expect((await state(2)).last_error).toBe('HTTP 400');
+  expect(seen.filter((a) => a === 'LA-1')).toEqual(['LA-1']);
+});

@@ -22,6 +22,7 @@ export interface Features {
   httpMethods: boolean;
   mapFormat: boolean;
   textEdits: boolean;
+  deliveredStatus: boolean;
 }
 
 const HEAD = 'channel: probe\n';
@@ -42,6 +43,7 @@ const PROBES: Record<keyof Features, string> = {
   filterAck: MLLP + 'accept: [ { rule: r, if: { path: MSH-9, exists: true }, otherwise: filter, ack: AR } ]\n',
   httpMethods: MLLP + 'destinations: { a: { http: { url: "http://h/x", method: GET } } }\n',
   mapFormat: MLLP + 'map: { a: { path: PID-7, format: "YYYY-MM-DD" } }\ndestinations: { a: { file: { dir: ./x } } }\n',
+  deliveredStatus: MLLP + 'destinations: { a: { http: { url: "http://h/x", delivered_status: [ 409 ] } } }\n',
   textEdits: MLLP + 'transform: [ { replace: { path: PID-5.1, pattern: a, with: b } }, { reformat_date: { path: PV1-44, format: YYYYMMDD } } ]\nmap: { a: { path: PID-5.1, replace: [ { pattern: a, with: b } ] } }\ndestinations: { a: { file: { dir: ./x } } }\n',
 };
 

@@ -166,6 +166,27 @@ export function dateEdits(script: string): { edits: Array<{ path: string; patter
   return { edits, rest };
 }
 
+/**
+ * What a destination's response transformer does, when it is one of the two plain kinds:
+ * `if ($('responseStatusCode') == 409) { responseStatus = SENT; … }` (those HTTP statuses count
+ * as delivered), or a script that only reads the answer and writes to Mirth's log.
+ */
+export function responseScript(script: string): { delivered: number[] } | { logsOnly: true } | undefined {
+  const code = codeOnly(script);
+  const lines = code.split('\n');
+  const status = /^if\s*\((.+)\)\s*\{$/.exec(lines[0] ?? '');
+  if (status && lines[lines.length - 1] === '}') {
+    const tests = status[1]!.split('||').map((t) => /^\s*\$\(\s*'responseStatusCode'\s*\)\s*==\s*(\d{3})\s*$/.exec(t));
+    const body = lines.slice(1, -1);
+    if (tests.every((t) => t) && body.some((l) => /^responseStatus\s*=\s*SENT;$/.test(l)) && body.every((l) => /^responseStatus(Message)?\s*=/.test(l))) {
+      return { delivered: tests.map((t) => Number(t![1])) };
+    }
+  }
+  const plain = (l: string) => /^var\s+\w+\s*=\s*msg(\[[^\]]+\])+(\.toString\(\))?;$/.test(l) || /^if\s*\(.*\)\s*\{$/.test(l) || l === '}' || l === '} else {' || /^logger\.(debug|info|warn|error)\(.*\);$/.test(l);
+  if (lines.some((l) => l.startsWith('logger.')) && lines.every(plain)) return { logsOnly: true };
+  return undefined;
+}
+
 /** A Java date pattern in hl7c's format tokens (YYYY MM DD HH mm ss), or undefined. */
 export function javaDatePattern(pattern: string): string | undefined {
   const out = pattern.replace(/yyyy|MM|dd|HH|mm|ss/g, (t) => ({ yyyy: 'YYYY', MM: 'MM', dd: 'DD', HH: 'HH', mm: 'mm', ss: 'ss' })[t]!);

@@ -6,7 +6,7 @@ import type { Operand } from './e4x.js';
 import type { Features } from './features.js';
 import type { MirthChannel, MirthConnector, MirthRule, MirthStep } from './model.js';
 import { asArray, child, isNode, prop, text } from './model.js';
-import { allPuts, balanced, dateEdits, datePuts, emptyAsNullPuts, isDeleteZSegments, javaDatePattern, objectLiteral, readFilterScript, readIdentifierPick, simplePuts, unwrap } from './scripts.js';
+import { allPuts, balanced, dateEdits, responseScript, datePuts, emptyAsNullPuts, isDeleteZSegments, javaDatePattern, objectLiteral, readFilterScript, readIdentifierPick, simplePuts, unwrap } from './scripts.js';
 import type { ScriptCondition } from './scripts.js';
 
 /** One thing the importer could not translate, and where it sits in the export. */
@@ -942,10 +942,7 @@ class ChannelTranslator {
         if (cond) out.when = cond;
       }
       this.destinationSteps(d, out, at, location);
-      if (d.responseTransformer?.steps.some((s) => s.enabled)) {
-        for (const s of d.responseTransformer.steps.filter((x) => x.enabled))
-          this.todo(at, `${location} › response transformer › step ${s.sequence} "${s.name}"`, `response transformer step "${s.name}" is not translated (hl7c decides success from the ${Object.keys(out).find((k) => ['mllp', 'http', 'file', 'channel', 'database', 'smtp'].includes(k)) ?? ''} answer itself)`, s.script);
-      }
+      for (const s of d.responseTransformer?.steps.filter((x) => x.enabled) ?? []) this.responseStep(s, out, at, `${location} › response transformer › step ${s.sequence} "${s.name}"`);
       if (!d.waitForPrevious) this.note(at, 'Mirth ran this destination in parallel with the one before it (waitForPrevious=false); hl7c queues each destination on its own anyway.');
       destinations[name] = out;
     }
@@ -1183,6 +1180,23 @@ class ChannelTranslator {
     const extra = /\?(.*)$/.exec(jdbc)?.[1];
     if (extra) this.note(at, `JDBC options ${extra} are not carried over${/stringtype=unspecified/.test(extra) ? ' (PostgreSQL casts the text parameters itself: write ::date where a column needs it)' : ''}.`);
     return { database: { url, statement, params } };
+  }
+
+  /** A response transformer step: an HTTP status counted as delivered, a log line (noted), else a TODO. */
+  private responseStep(s: MirthStep, out: Record<string, unknown>, at: At, location: string): void {
+    const kind = Object.keys(out).find((k) => ['mllp', 'http', 'file', 'channel', 'database', 'smtp'].includes(k)) ?? '';
+    const read = s.kind === 'javascript' ? responseScript(s.script ?? '') : undefined;
+    if (read && 'delivered' in read && kind === 'http' && this.features.deliveredStatus) {
+      const http = out.http as Record<string, unknown>;
+      http.delivered_status = [...new Set([...((http.delivered_status as number[] | undefined) ?? []), ...read.delivered])];
+      this.note(at, `Mirth's response transformer "${s.name}" counted HTTP ${read.delivered.join(', ')} as sent: delivered_status (its status message is not kept; the attempt's detail says it).`);
+      return;
+    }
+    if (read && 'logsOnly' in read) {
+      this.note(at, `Mirth's response transformer "${s.name}" only wrote the answer to Mirth's log: hl7c keeps each answer in the message's history (hl7c messages show), and ${kind === 'mllp' ? 'on_ae/on_ar decide what an AE or AR means' : 'the answer decides the attempt'}.`);
+      return;
+    }
+    this.todo(at, location, `response transformer step "${s.name}" is not translated (hl7c decides success from the ${kind} answer itself)`, s.script);
   }
 
   private smtp(d: MirthConnector, at: At, location: string): Record<string, unknown> | undefined {
