@@ -31,7 +31,7 @@ export interface ReloadOutcome {
 
 /** Something an operator or an alert would want to know about, as it happens. */
 export interface ServeEvent {
-  kind: 'reload-applied' | 'reload-rejected' | 'replay' | 'discard' | 'pause' | 'resume' | 'auth-refused';
+  kind: 'reload-applied' | 'reload-rejected' | 'config-applied' | 'config-rejected' | 'replay' | 'discard' | 'pause' | 'resume' | 'auth-refused';
   at: number;
   channel?: string;
   destination?: string;
@@ -49,6 +49,8 @@ export class ServeActivity {
   readonly reloads = { applied: 0, rejected: 0, last: null as ReloadOutcome | null };
   /** Channel → MSH-12 → messages whose version is not the one the channel's spec states. */
   readonly otherVersions = new Map<string, Map<string, number>>();
+  /** Changes to the serve config (alert rules) taken or refused since start. */
+  readonly configReloads = { applied: 0, rejected: 0, last: null as ReloadOutcome | null };
 
   private of(channel: string): ChannelActivity {
     let a = this.channels.get(channel);
@@ -103,6 +105,17 @@ export class ServeActivity {
     this.reloads[outcome.outcome]++;
     this.reloads.last = outcome;
     this.emit({ kind: outcome.outcome === 'applied' ? 'reload-applied' : 'reload-rejected', at: outcome.at, summary: outcome.outcome === 'applied' ? 'spec change applied' : `spec change rejected: ${outcome.error ?? 'see the log'}` });
+  }
+
+  /** A changed serve config was applied, or refused (the rules in force stay). */
+  configReload(outcome: ReloadOutcome): void {
+    this.configReloads[outcome.outcome]++;
+    this.configReloads.last = outcome;
+    this.emit({
+      kind: outcome.outcome === 'applied' ? 'config-applied' : 'config-rejected',
+      at: outcome.at,
+      summary: outcome.outcome === 'applied' ? 'serve config change applied' : `serve config change rejected: ${outcome.error ?? 'see the log'}`,
+    });
   }
 
   onAck(listener: AckListener): void {

@@ -75,6 +75,17 @@ export function adminMetrics(operations: Operations, sourceEvents: () => Record<
         this.inc({ outcome: 'rejected' }, host.activity.reloads.rejected);
       },
     });
+    new Counter({
+      name: 'hl7c_config_reloads_total',
+      help: 'Changes to the serve config (alert rules) applied or rejected (the rules in force stay) since start',
+      labelNames: ['outcome'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc({ outcome: 'applied' }, host.activity.configReloads.applied);
+        this.inc({ outcome: 'rejected' }, host.activity.configReloads.rejected);
+      },
+    });
   }
   /** Queues seen since start: kept at 0 once empty. */
   const queues = new Map<string, { channel: string; destination: string }>();

@@ -476,6 +476,8 @@ export class Operations {
     }
     const last = this.host?.activity.reloads.last;
     if (last?.outcome === 'rejected') degraded.push(`the last spec change was rejected (${iso(last.at)}), the running version stays: ${last.error ?? 'see the log'}`);
+    const config = this.host?.activity.configReloads.last;
+    if (config?.outcome === 'rejected') degraded.push(`the last serve config change was rejected (${iso(config.at)}), the alert rules in force stay: ${config.error ?? 'see the log'}`);
     const status = unavailable.length ? 'unavailable' : degraded.length ? 'degraded' : 'ok';
     return { status, reasons: [...unavailable, ...degraded], store, channels, messages: m.messages };
   }

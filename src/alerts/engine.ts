@@ -89,12 +89,12 @@ export class AlertEngine {
   private rejectedReload: { at: number; summary: string } | null = null;
   private timer: NodeJS.Timeout | null = null;
   private checking: Promise<void> | null = null;
-  private readonly keepSamplesMs: number;
+  private keepSamplesMs: number;
 
   constructor(
-    private readonly config: AlertsConfig,
+    private config: AlertsConfig,
     private readonly inputs: AlertInputs,
-    private readonly notify: (notice: AlertNotice) => Promise<void>,
+    private notify: (notice: AlertNotice) => Promise<void>,
     private readonly log?: Logger,
   ) {
     this.keepSamplesMs = Math.max(0, ...config.rules.map((r) => r.windowMs ?? 0));
@@ -105,6 +105,27 @@ export class AlertEngine {
     void this.check();
     this.timer = setInterval(() => void this.check(), this.config.checkEveryMs);
     this.timer.unref();
+  }
+
+  /**
+   * New rules from a changed serve config. A rule kept under its name keeps its state (a
+   * condition already told is not told again); a removed rule's subjects are dropped without a
+   * notice; a new rule starts from nothing. The next check runs at once.
+   */
+  async reconfigure(config: AlertsConfig, notify: (notice: AlertNotice) => Promise<void>): Promise<void> {
+    await this.checking;
+    const names = new Set(config.rules.map((r) => r.name));
+    for (const key of [...this.states.keys()]) if (!names.has(key.split('\u0000')[0]!)) this.states.delete(key);
+    const restart = this.timer !== null && config.checkEveryMs !== this.config.checkEveryMs;
+    this.config = config;
+    this.notify = notify;
+    this.keepSamplesMs = Math.max(0, ...config.rules.map((r) => r.windowMs ?? 0));
+    if (restart) {
+      clearInterval(this.timer!);
+      this.timer = setInterval(() => void this.check(), config.checkEveryMs);
+      this.timer.unref();
+    }
+    void this.check();
   }
 
   /** Stops checking; waits for a check in progress. Notices already handed over are the notifier's. */

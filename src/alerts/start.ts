@@ -6,6 +6,8 @@ import { loadServeConfig } from '../config/serve-config.js';
 import type { AlertsView } from './engine.js';
 import { AlertEngine } from './engine.js';
 import { createNotifier } from './notify.js';
+import type { Notifier } from './notify.js';
+import type { AlertsConfig } from '../config/serve-config.js';
 
 /** The alerts of a running serve: fed by the host and the reloads, read by GET /api/alerts. */
 export interface Alerts {
@@ -13,30 +15,48 @@ export interface Alerts {
   watch(host: ChannelHost, store: Store): void;
   reloadRejected(diagnostics: Diagnostic[]): void;
   reloadApplied(): void;
+  /** The rules of a changed serve config (checked already) take over from the running ones. */
+  reconfigure(config: AlertsConfig | undefined): Promise<void>;
   view(): AlertsView;
   close(): Promise<void>;
 }
 
 /**
- * Reads the serve config and sets up its alert rules; a config with errors stops the start as a
- * spec with errors does (each finding logged with file:line:col). Undefined when it has no alerts.
+ * Reads and checks the serve config against the channels: its alert rules, or its findings
+ * (each `file:line:col`) when it has errors.
  */
-export async function startAlerts(file: string, channels: LoadedChannel[], env: NodeJS.ProcessEnv, cwd: string, log: Logger): Promise<Alerts | undefined> {
+export async function readAlertsConfig(file: string, channels: LoadedChannel[], env: NodeJS.ProcessEnv, cwd: string): Promise<{ ok: boolean; alerts?: AlertsConfig; file: string; diagnostics: Diagnostic[] }> {
   const known = new Map(channels.map((c) => [c.definition.name, Object.keys(c.definition.destinations)]));
   const { config, diagnostics } = await loadServeConfig(file, env, cwd, known);
-  for (const d of diagnostics) log[d.severity === 'error' ? 'error' : 'warn']({ code: d.code }, formatDiagnostic(d));
-  if (!config) throw new Error(`the serve config ${file} has errors; nothing was started`);
-  if (!config.alerts) return undefined;
-  const alerts = config.alerts;
-  log.info({ config: config.file, rules: alerts.rules.length, webhook: !!alerts.webhook, email: !!alerts.email }, 'alert rules loaded');
-  const notifier = createNotifier(alerts, log);
+  return { ok: !!config, alerts: config?.alerts, file: config?.file ?? file, diagnostics };
+}
+
+/**
+ * Reads the serve config and sets up its alert rules; a config with errors stops the start as a
+ * spec with errors does (each finding logged with file:line:col). A config without alerts gets
+ * none until a change to it adds some (see reconfigure).
+ */
+export async function startAlerts(file: string, channels: LoadedChannel[], env: NodeJS.ProcessEnv, cwd: string, log: Logger): Promise<Alerts> {
+  const read = await readAlertsConfig(file, channels, env, cwd);
+  for (const d of read.diagnostics) log[d.severity === 'error' ? 'error' : 'warn']({ code: d.code }, formatDiagnostic(d));
+  if (!read.ok) throw new Error(`the serve config ${file} has errors; nothing was started`);
+  let alerts = read.alerts;
+  const describe = (a: AlertsConfig) => ({ config: read.file, rules: a.rules.length, webhook: !!a.webhook, email: !!a.email });
+  if (alerts) log.info(describe(alerts), 'alert rules loaded');
+  let notifier = alerts ? createNotifier(alerts, log) : undefined;
   let engine: AlertEngine | undefined;
+  let inputs: { host: ChannelHost; store: Store } | undefined;
   let unsubscribe: () => unknown = () => undefined;
+  const startEngine = (a: AlertsConfig, n: Notifier) => {
+    const { host, store } = inputs!;
+    engine = new AlertEngine(a, { metrics: () => store.metrics(), channels: () => Object.keys(host.ports()) }, (x) => n.send(x), log);
+    unsubscribe = host.onAttempt((channel, destination, ok) => engine?.attempt(channel, destination, ok));
+    engine.start();
+  };
   return {
     watch(host, store) {
-      engine = new AlertEngine(alerts, { metrics: () => store.metrics(), channels: () => Object.keys(host.ports()) }, (n) => notifier.send(n), log);
-      unsubscribe = host.onAttempt((channel, destination, ok) => engine?.attempt(channel, destination, ok));
-      engine.start();
+      inputs = { host, store };
+      if (alerts && notifier) startEngine(alerts, notifier);
     },
     reloadRejected(list) {
       const errors = list.filter((d) => d.severity === 'error');
@@ -47,13 +67,27 @@ export async function startAlerts(file: string, channels: LoadedChannel[], env: 
     reloadApplied() {
       engine?.reload(true);
     },
+    async reconfigure(next) {
+      const old = notifier;
+      notifier = next ? createNotifier(next, log) : undefined;
+      alerts = next;
+      if (next) log.info(describe(next), 'alert rules reloaded');
+      else log.info({ config: read.file }, 'the serve config has no alerts any more; alert rules stopped');
+      if (engine && next) await engine.reconfigure(next, (x) => notifier!.send(x));
+      else if (engine) {
+        unsubscribe();
+        await engine.stop();
+        engine = undefined;
+      } else if (next && inputs) startEngine(next, notifier!);
+      await old?.close();
+    },
     view() {
       return engine?.view() ?? { rules: [], recent: [] };
     },
     async close() {
       unsubscribe();
       await engine?.stop();
-      await notifier.close();
+      await notifier?.close();
     },
   };
 }

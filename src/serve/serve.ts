@@ -9,7 +9,7 @@ import type { Diagnostic } from '../diagnostics/diagnostic.js';
 import { formatDiagnostic } from '../diagnostics/diagnostic.js';
 import { configFileFor, specFiles } from '../spec/files.js';
 import { faultPoint } from '../../runtime/faults.js';
-import { startAlerts } from '../alerts/start.js';
+import { readAlertsConfig, startAlerts } from '../alerts/start.js';
 import { dashboardRoutes } from '../dashboard/routes.js';
 import type { Alerts } from '../alerts/start.js';
 import { specLoader } from './replay.js';
@@ -74,6 +74,8 @@ export interface Serving {
   alerts?: Alerts;
   /** Recompiles now; resolves with the diagnostics (and whether the new version was applied). */
   reload(): Promise<{ applied: boolean; diagnostics: Diagnostic[] }>;
+  /** Reads the serve config again now (as a change to it does): its alert rules take over, or it is rejected. */
+  reloadConfig(): Promise<{ applied: boolean; diagnostics: Diagnostic[] }>;
   close(): Promise<void>;
 }
 
@@ -155,6 +157,39 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
 
   let chain: Promise<unknown> = Promise.resolve();
   let seen = fingerprint(options);
+  /** The channels running now: what the serve config's rules are checked against. */
+  let running = first.channels;
+  const configStamp = () => {
+    const st = configFile ? statSync(configFile, { throwIfNoEntry: false }) : undefined;
+    return `${st?.size ?? -1}:${st?.mtimeMs ?? -1}`;
+  };
+  let seenConfig = configStamp();
+  /**
+   * The serve config changed: checked like a spec first; valid, its alert rules take over; with
+   * errors, each is logged with file:line:col, /health and hl7c_config_reloads_total say so, and
+   * the rules in force stay.
+   */
+  const reloadConfig = (onlyIfChanged = false) => {
+    const run = chain.then(async () => {
+      // A file event and the stat safety net can both see one save: it is read once.
+      if (onlyIfChanged && configStamp() === seenConfig) return { applied: false, diagnostics: [] as Diagnostic[] };
+      seenConfig = configStamp();
+      if (!configFile || !alerts) return { applied: false, diagnostics: [] as Diagnostic[] };
+      const read = await readAlertsConfig(configFile, running, options.env ?? process.env, options.cwd);
+      if (!read.ok) {
+        const errors = read.diagnostics.filter((x) => x.severity === 'error');
+        for (const d of errors) log.error({ code: d.code }, `serve config change rejected, the alert rules in force stay: ${formatDiagnostic(d)}`);
+        host.activity.configReload({ at: Date.now(), outcome: 'rejected', error: errors[0] ? formatDiagnostic(errors[0]).split('\n')[0] : undefined });
+        return { applied: false, diagnostics: read.diagnostics };
+      }
+      for (const d of read.diagnostics) log.warn({ code: d.code }, formatDiagnostic(d));
+      await alerts.reconfigure(read.alerts);
+      host.activity.configReload({ at: Date.now(), outcome: 'applied' });
+      return { applied: true, diagnostics: read.diagnostics };
+    });
+    chain = run.catch(() => undefined);
+    return run;
+  };
   const reload = () => {
     const run = chain.then(async () => {
       seen = fingerprint(options);
@@ -173,6 +208,7 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
         host.activity.reload({ at: Date.now(), outcome: 'rejected', error: (err as Error).message });
         throw err;
       }
+      running = next.channels;
       host.activity.reload({ at: Date.now(), outcome: 'applied' });
       alerts?.reloadApplied();
       return { applied: true, diagnostics: next.diagnostics };
@@ -183,9 +219,17 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
 
   let watcher: ReturnType<typeof watch> | undefined;
   if (options.watch !== false) {
-    watcher = watch(options.specs.map((p) => resolve(options.cwd, p)), { ignoreInitial: true, depth: 1, awaitWriteFinish: false });
+    // The serve config too, wherever --config puts it.
+    watcher = watch([...options.specs.map((p) => resolve(options.cwd, p)), ...(configFile ? [configFile] : [])], { ignoreInitial: true, depth: 1, awaitWriteFinish: false });
     let timer: NodeJS.Timeout | undefined;
+    let configTimer: NodeJS.Timeout | undefined;
     watcher.on('all', (event, path) => {
+      if (configFile && resolve(path) === configFile) {
+        log.info({ event, path }, 'serve config change seen');
+        clearTimeout(configTimer);
+        configTimer = setTimeout(() => void reloadConfig(true).catch((err: Error) => log.error({ err: err.message }, 'serve config reload failed')), options.settleMs ?? 150);
+        return;
+      }
       if (!/\.(ya?ml|csv)$/.test(path)) return;
       log.info({ event, path }, 'spec change seen');
       clearTimeout(timer);
@@ -202,6 +246,9 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
             seen = fingerprint(options);
             void reload().catch((err: Error) => log.error({ err: err.message }, 'reload failed'));
           }
+          if (configStamp() !== seenConfig) {
+            void reloadConfig(true).catch((err: Error) => log.error({ err: err.message }, 'serve config reload failed'));
+          }
         }, 500)
       : undefined;
   safetyNet?.unref();
@@ -215,6 +262,7 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
     operations,
     ports: () => host.ports(),
     reload,
+    reloadConfig: () => reloadConfig(),
     async close() {
       clearInterval(safetyNet);
       await watcher?.close();
