@@ -89,12 +89,25 @@ function toHl7Value(value: unknown): Hl7Value {
   return String(value);
 }
 
+/** A JSON path a channel reads: `a.b[0].c` from the current item, `$.a.b` from the root, `.` the item itself. */
+export interface JsonPath {
+  readonly text: string;
+  readonly fromRoot: boolean;
+  readonly keys: readonly string[];
+}
+
+/** Parses a JSON path; generated code does it once, when its module loads. */
+export function jsonPath(text: string): JsonPath {
+  const fromRoot = text.startsWith('$.');
+  const keys = text === '.' ? [] : (fromRoot ? text.slice(2) : text).split('.').flatMap((k) => k.split(/\[(\d+)\]/).filter(Boolean));
+  return { text, fromRoot, keys };
+}
+
 /** Reads `a.b[0].c` from JSON; `$.` starts from the root instead of the current item. */
-export function readJson(root: unknown, item: unknown, path: string): unknown {
-  if (path === '.') return item;
-  let node = path.startsWith('$.') ? root : item;
-  const keys = (path.startsWith('$.') ? path.slice(2) : path).split('.').flatMap((k) => k.split(/\[(\d+)\]/).filter(Boolean));
-  for (const key of keys) {
+export function readJson(root: unknown, item: unknown, path: string | JsonPath): unknown {
+  const p = typeof path === 'string' ? jsonPath(path) : path;
+  let node = p.fromRoot ? root : item;
+  for (const key of p.keys) {
     if (node === null || typeof node !== 'object') return undefined;
     node = (node as Record<string, unknown>)[key];
   }
@@ -102,13 +115,13 @@ export function readJson(root: unknown, item: unknown, path: string): unknown {
 }
 
 /** The items of a JSON array at a path (none when absent). */
-export function jsonItems(root: unknown, item: unknown, path: string): unknown[] {
+export function jsonItems(root: unknown, item: unknown, path: string | JsonPath): unknown[] {
   const value = readJson(root, item, path);
   return Array.isArray(value) ? value : value === undefined || value === null ? [] : [value];
 }
 
 /** Lines of a text value, for one segment per line (e.g. OBX TX note lines). */
-export function textLines(root: unknown, item: unknown, path: string): string[] {
+export function textLines(root: unknown, item: unknown, path: string | JsonPath): string[] {
   const value = readJson(root, item, path);
   return typeof value === 'string' ? value.split(/\r\n|\r|\n/) : [];
 }

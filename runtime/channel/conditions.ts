@@ -1,5 +1,6 @@
 import type { Hl7Value } from '../hl7/message.js';
 import { Message } from '../hl7/message.js';
+import { parsePath } from '../hl7/path.js';
 
 /**
  * A declarative condition on a message, as written in a spec's `accept` rules:
@@ -16,17 +17,23 @@ export type Condition =
   | { any: readonly Condition[] }
   | { not: Condition };
 
+const MSH_9_1 = parsePath('MSH-9.1');
+const MSH_9_2 = parsePath('MSH-9.2');
+
 /** MSH-9 as CODE^TRIGGER (structure left out), the form specs use. */
 export function messageTypeOf(message: Message): string {
-  const { code, trigger } = message.type;
+  const code = message.getText(MSH_9_1);
+  const trigger = message.getText(MSH_9_2);
   return trigger ? `${code}^${trigger}` : code;
 }
 
 /** `ADT^A01` matches `ADT^A01`; `ADT` matches any ADT trigger. */
 export function messageTypeMatches(message: Message, patterns: readonly string[]): boolean {
-  const type = messageTypeOf(message);
-  const code = message.type.code;
-  return patterns.some((p) => p === type || (!p.includes('^') && p === code));
+  const code = message.getText(MSH_9_1);
+  const trigger = message.getText(MSH_9_2);
+  const type = trigger ? `${code}^${trigger}` : code;
+  for (const p of patterns) if (p === type || (p === code && !p.includes('^'))) return true;
+  return false;
 }
 
 const regexCache = new Map<string, RegExp>();

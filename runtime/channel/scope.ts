@@ -32,15 +32,16 @@ export class Scope {
   ) {}
 
   static of(message: Message): Scope {
-    return new Scope(new Context(message, matchStructure(message)), undefined, new Map(), [0, message.segments.length]);
+    return new Scope(new Context(message), undefined, NOTHING_BOUND, [0, message.segments.length]);
   }
 
   get message(): Message {
     return this.context.message;
   }
 
-  get(path: string): Hl7Value {
-    const p = parsePath(path);
+  /** The value at a path; generated code passes paths parsed once, when its module loads. */
+  get(path: string | Hl7Path): Hl7Value {
+    const p = typeof path === 'string' ? parsePath(path) : path;
     const f = this.boundField;
     if (f && p.segment === f.name && p.segmentRepetition === undefined && p.field === f.field && p.repetition === undefined) {
       return this.message.getIn(f.segment, p, f.repetition);
@@ -48,7 +49,7 @@ export class Scope {
     return this.message.getIn(this.locate(p), p);
   }
 
-  getText(path: string): string {
+  getText(path: string | Hl7Path): string {
     return this.get(path) ?? '';
   }
 
@@ -66,8 +67,8 @@ export class Scope {
   }
 
   /** Runs fn for each repetition of a field (e.g. every PID-3 identifier), in a scope bound to it. */
-  eachRepetition<T>(fieldPath: string, fn: (scope: Scope, index: number) => T): T[] {
-    const p = parsePath(fieldPath);
+  eachRepetition<T>(fieldPath: string | Hl7Path, fn: (scope: Scope, index: number) => T): T[] {
+    const p = typeof fieldPath === 'string' ? parsePath(fieldPath) : fieldPath;
     const segment = this.locate(p);
     if (!segment || p.field === undefined) return [];
     const text = segment.field(p.field);
@@ -104,31 +105,43 @@ export class Scope {
   }
 }
 
+const NOTHING_BOUND: ReadonlyMap<string, Segment> = new Map();
+
 /** What every scope of one message shares: the message, its structure, and indexes built once. */
 class Context {
-  private readonly firsts = new Map<string, Segment | undefined>();
-  private readonly found = new Map<GroupInstance, Map<string, number>>();
-  private readonly walks = new Map<GroupInstance, Map<string, number[]>>();
-  private everywhereCache = new Map<string, number[]>();
+  private readonly firsts = new Map<string, Segment | null>();
+  // Made when first needed: most messages are mapped without an `each:` over segments.
+  private found?: Map<GroupInstance, Map<string, number>>;
+  private walks?: Map<GroupInstance, Map<string, number[]>>;
+  private everywhereCache?: Map<string, number[]>;
 
-  constructor(
-    readonly message: Message,
-    readonly structure: MessageStructure | undefined,
-  ) {}
+  /** undefined: not matched yet (paths read outside any `each:` never need the structure); null: none known. */
+  private matched: MessageStructure | null | undefined;
+
+  constructor(readonly message: Message) {}
+
+  get structure(): MessageStructure | undefined {
+    if (this.matched === undefined) this.matched = matchStructure(this.message) ?? null;
+    return this.matched ?? undefined;
+  }
 
   /** The first segment with this name in the message. */
   first(name: string): Segment | undefined {
-    if (!this.firsts.has(name)) this.firsts.set(name, this.message.segments.find((s) => s.name === name));
-    return this.firsts.get(name);
+    let found = this.firsts.get(name);
+    if (found === undefined) {
+      found = this.message.segments.find((s) => s.name === name) ?? null;
+      this.firsts.set(name, found);
+    }
+    return found ?? undefined;
   }
 
   /** Positions of every segment with this name in the message. */
   everywhere(name: string): number[] {
-    let positions = this.everywhereCache.get(name);
+    let positions = (this.everywhereCache ??= new Map()).get(name);
     if (!positions) {
       positions = [];
       this.message.segments.forEach((s, i) => s.name === name && positions!.push(i));
-      this.everywhereCache.set(name, positions);
+      this.everywhereCache!.set(name, positions);
     }
     return positions;
   }
@@ -162,8 +175,9 @@ class Context {
     let level: GroupInstance | undefined = group;
     while (level && !level.definition.contains.has(name)) level = level.parent;
     const within = level ?? group;
-    let perGroup = this.walks.get(within);
-    if (!perGroup) this.walks.set(within, (perGroup = new Map()));
+    const walks = (this.walks ??= new Map());
+    let perGroup = walks.get(within);
+    if (!perGroup) walks.set(within, (perGroup = new Map()));
     let positions = perGroup.get(name);
     if (positions) return positions;
     positions = [];
@@ -178,8 +192,9 @@ class Context {
    * repeat, so the answer is never one of several).
    */
   private firstIn(group: GroupInstance, name: string, below: boolean): number {
-    let perGroup = this.found.get(group);
-    if (!perGroup) this.found.set(group, (perGroup = new Map()));
+    const found = (this.found ??= new Map());
+    let perGroup = found.get(group);
+    if (!perGroup) found.set(group, (perGroup = new Map()));
     const key = below ? name : `^${name}`;
     const cached = perGroup.get(key);
     if (cached !== undefined) return cached;

@@ -110,27 +110,42 @@ export function replacePatterns(input: MappedValue, pairs: ReadonlyArray<readonl
   return text;
 }
 
-/** Sets `a.b.c` in a JSON object, creating objects on the way. */
-export function setJsonPath(target: Record<string, unknown>, path: string, value: unknown): void {
-  if (path.includes('[')) return setIndexedPath(target, path, value);
-  const keys = path.split('.');
-  let node = target;
-  for (const key of keys.slice(0, -1)) {
-    if (typeof node[key] !== 'object' || node[key] === null) node[key] = {};
-    node = node[key] as Record<string, unknown>;
-  }
-  node[keys[keys.length - 1]!] = value;
+/**
+ * Where `map:` puts a value in the JSON it builds: `a.b.c` (objects), or `identifier[0].use`
+ * (an index makes an array, as FHIR resources need). Parsed once, when a generated module loads.
+ */
+export interface JsonTarget {
+  readonly text: string;
+  readonly keys: ReadonlyArray<string | number>;
+  /** Written with an index: objects on the way that are arrays where an index is not wanted are replaced. */
+  readonly indexed: boolean;
 }
 
-/** `identifier[0].use`: an index makes (or walks into) an array, as FHIR resources need. */
-function setIndexedPath(target: Record<string, unknown>, path: string, value: unknown): void {
-  const keys: Array<string | number> = path.split('.').flatMap((part) => part.split(/\[(\d+)\]/).filter((k) => k !== '').map((k, i) => (i > 0 ? Number(k) : k)));
+export function jsonTarget(text: string): JsonTarget {
+  if (!text.includes('[')) return { text, keys: text.split('.'), indexed: false };
+  const keys = text.split('.').flatMap((part) => part.split(/\[(\d+)\]/).filter((k) => k !== '').map((k, i) => (i > 0 ? Number(k) : k)));
+  return { text, keys, indexed: true };
+}
+
+/** Sets `a.b.c` in a JSON object, creating objects on the way. */
+export function setJsonPath(target: Record<string, unknown>, path: string, value: unknown): void {
+  setJsonAt(target, jsonTarget(path), value);
+}
+
+/**
+ * Sets a value at a parsed target, creating objects (or arrays, before an index) on the way. Only
+ * the target's own properties are walked into: a key such as `__proto__` never reaches a prototype.
+ */
+export function setJsonAt(target: Record<string, unknown>, path: JsonTarget, value: unknown): void {
+  const keys = path.keys;
   let node = target as Record<string | number, unknown>;
   for (let i = 0; i < keys.length - 1; i++) {
     const key = keys[i]!;
-    const wantArray = typeof keys[i + 1] === 'number';
-    const current = node[key];
-    if (wantArray ? !Array.isArray(current) : typeof current !== 'object' || current === null || Array.isArray(current)) node[key] = wantArray ? [] : {};
+    const current = Object.hasOwn(node, key) ? node[key] : undefined;
+    if (path.indexed) {
+      const wantArray = typeof keys[i + 1] === 'number';
+      if (wantArray ? !Array.isArray(current) : typeof current !== 'object' || current === null || Array.isArray(current)) node[key] = wantArray ? [] : {};
+    } else if (typeof current !== 'object' || current === null) node[key] = {};
     node = node[key] as Record<string | number, unknown>;
   }
   node[keys[keys.length - 1]!] = value;
@@ -152,12 +167,30 @@ export class LookupError extends Error {
   }
 }
 
+/** A lookup table as generated code holds it: its rows in a Map, with what to do with a value it lacks. */
+export class LookupTable {
+  constructor(
+    readonly rows: ReadonlyMap<string, string>,
+    readonly options: LookupOptions = {},
+  ) {}
+}
+
+/** A lookup table from its rows (code to value), made once when a generated module loads. */
+export function lookupTable(rows: Readonly<Record<string, string>>, options: LookupOptions = {}): LookupTable {
+  return new LookupTable(new Map(Object.entries(rows)), options);
+}
+
 /** A lookup table: a value not in the table reads as null (so `default` can apply), unless `on_missing` says otherwise. */
-export function lookupValue(value: MappedValue, table: Readonly<Record<string, string>>, options: LookupOptions = {}): MappedValue {
+export function lookupValue(value: MappedValue, table: LookupTable | Readonly<Record<string, string>>, options?: LookupOptions): MappedValue {
   if (value === null || value === '') return value;
-  if (Object.hasOwn(table, String(value))) return table[String(value)]!;
-  if (options.on_missing === 'keep') return value;
-  if (options.on_missing === 'error') throw new LookupError(options.target);
+  const key = String(value);
+  if (table instanceof LookupTable) {
+    const found = table.rows.get(key);
+    if (found !== undefined) return found;
+    options ??= table.options;
+  } else if (Object.hasOwn(table, key)) return table[key]!;
+  if (options?.on_missing === 'keep') return value;
+  if (options?.on_missing === 'error') throw new LookupError(options.target);
   return null;
 }
 

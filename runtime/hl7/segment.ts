@@ -14,6 +14,14 @@ export class Segment {
   /** Encoded text without terminator; null once a field has been changed. */
   private raw: string | null;
   private parsed: string[] | null = null;
+  /**
+   * Until the fields are split: where each piece of raw between field separators ends. A read
+   * slices the one field it wants, so a mapping that reads a few fields of a long segment
+   * never makes a string of every field.
+   */
+  private ends: number[] | null = null;
+  /** MSH, FHS or BHS: field 1 is the separator itself. */
+  readonly isHeader: boolean;
 
   constructor(
     readonly name: string,
@@ -21,6 +29,7 @@ export class Segment {
     private readonly delimiters: Delimiters,
   ) {
     this.raw = raw;
+    this.isHeader = isHeaderSegmentName(name);
   }
 
   /** A segment built from encoded field values (fields[0] is field 1). */
@@ -29,10 +38,6 @@ export class Segment {
     segment.parsed = [name, ...encodedFields];
     segment.raw = null;
     return segment;
-  }
-
-  get isHeader(): boolean {
-    return isHeaderSegmentName(this.name);
   }
 
   /** True for an empty line kept only so the message writes back as it came. */
@@ -47,12 +52,30 @@ export class Segment {
 
   /** Number of the last field present (trailing empty fields count: they were sent). */
   get fieldCount(): number {
-    return this.split().length - 1;
+    if (this.parsed || !this.raw) return this.split().length - 1;
+    // Pieces of raw: the name and each field, MSH-1 (the separator) not being one of them.
+    const pieces = this.pieceEnds().length;
+    return this.isHeader ? pieces : pieces - 1;
   }
 
   /** The encoded text of field n ('' when absent). */
   field(n: number): string {
-    return this.split()[n] ?? '';
+    if (this.parsed || !this.raw) return this.split()[n] ?? '';
+    if (this.isHeader && n === 1) return this.delimiters.field;
+    const piece = this.isHeader && n > 1 ? n - 1 : n;
+    const ends = this.pieceEnds();
+    if (piece < 0 || piece >= ends.length) return '';
+    return this.raw.slice(piece === 0 ? 0 : ends[piece - 1]! + 1, ends[piece]);
+  }
+
+  private pieceEnds(): number[] {
+    if (this.ends) return this.ends;
+    const raw = this.raw!;
+    const sep = this.delimiters.field;
+    const ends: number[] = [];
+    for (let at = raw.indexOf(sep); at !== -1; at = raw.indexOf(sep, at + 1)) ends.push(at);
+    ends.push(raw.length);
+    return (this.ends = ends);
   }
 
   setField(n: number, encoded: string): void {
