@@ -11,6 +11,9 @@ import type { BuildSegment, BuildSpec, BuildValue, DatabaseDestinationSpec, Dedu
 
 import { HL7C_VERSION } from '../version.js';
 import { RUNTIME_IMPORT } from './channel-module.js';
+import { ModuleConstants } from './constants.js';
+import type { JsonField } from './json-object.js';
+import { jsonObjectCode } from './json-object.js';
 
 export { HL7C_VERSION, RUNTIME_IMPORT };
 
@@ -37,6 +40,19 @@ const CODED_COMPONENT = { code: 1, text: 2, system: 3 } as const;
  */
 const idVar = (name: string) => `id_${name}`;
 
+const CONSTANTS_HEADING = '// Made once, when the module loads: the paths, tables and value lists the stages below read with.';
+
+/** What expression builders share: runtime names the module imports, and its constants. */
+interface Code {
+  use: (name: string) => string;
+  constants: ModuleConstants;
+}
+
+/** An HL7 path, parsed once when the module loads. */
+const hl7Path = (code: Code, path: string) => code.constants.add(path, `${code.use('parsePath')}(${q(path)})`);
+/** A JSON path the code reads (`patient.mrn`, `$.items[0].code`), parsed once. */
+const jsonRead = (code: Code, path: string) => code.constants.add(path === '.' ? 'json item' : `json ${path}`, `${code.use('jsonPath')}(${q(path)})`);
+
 /**
  * Generates one TypeScript module for a validated spec: one exported function per stage
  * (accept, identify, map), each line pointing back at the spec, and a default export that
@@ -53,13 +69,14 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
     uses.add(name);
     return name;
   };
+  const code: Code = { use, constants: new ModuleConstants() };
 
   // ---- accept
   const acceptBody: string[] = [];
   (spec.accept ?? []).forEach((rule, i) => {
     const reason = rule.reason ?? `${rule.otherwise === 'reject' ? 'rejected' : 'filtered'}: needs ${describeCondition(rule.if)}`;
     acceptBody.push(`// ${rule.rule} (${ref('accept', i)}): ${describeCondition(rule.if)}, otherwise ${rule.otherwise}`);
-    acceptBody.push(`if (!${conditionExpr(rule.if, use)}) {`, `return { outcome: ${q(rule.otherwise)}, rule: ${q(rule.rule)}, reason: ${q(reason)}${rule.ack === 'AR' ? ', ack: "AR"' : ''} };`, '}');
+    acceptBody.push(`if (${unwrap(conditionExpr(rule.if, code, rule.rule, 'message', true))}) {`, `return { outcome: ${q(rule.otherwise)}, rule: ${q(rule.rule)}, reason: ${q(reason)}${rule.ack === 'AR' ? ', ack: "AR"' : ''} };`, '}');
   });
   acceptBody.push(`return { outcome: ${q('accept')} };`);
 
@@ -77,58 +94,66 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
   const timezone = spec.timezone;
   // A channel that takes JSON and maps it without building HL7 (JSON -> JSON) reads only JSON.
   const jsonOnly = inputKindOf(spec) === 'json' && !spec.build;
-  const mapBody: string[] = jsonOnly ? ['const json = input;', 'const out: Record<string, unknown> = {};'] : [`const scope = ${use('Scope')}.of(message);`, 'const out: Record<string, unknown> = {};'];
-  const emitFields = (fields: Record<string, Mapping>, target: string, scopeVar: string, path: Array<string | number>, depth: number, jsonItem = 'json'): string[] => {
-    const lines: string[] = [];
-    for (const [key, m] of Object.entries(fields)) {
+  const mapBody: string[] = jsonOnly ? ['const json = input;'] : [`const scope = ${use('Scope')}.of(message);`];
+  /**
+   * `const <name> = { … }`: the JSON of a `map:` (or of each item of an `each:`), shaped like
+   * the output (see json-object.ts); `literal` when the object needs nothing set after it.
+   */
+  const emitObject = (name: string, fields: Record<string, Mapping>, scopeVar: string, path: Array<string | number>, depth: number, jsonItem = 'json'): { statements: string[]; literal?: string } => {
+    const entries: JsonField[] = Object.entries(fields).map(([key, m]) => {
       const here = [...path, key];
-      const set = `${use('setJsonPath')}(${target}, ${q(key)}, ${mappingExpr(m, scopeVar, here, depth, jsonItem)});`;
-      lines.push(`// ${key} (${ref(...here)})`);
-      lines.push(m.when ? `if (${conditionExpr(m.when, use, scopeVar)}) ${set}` : set);
-    }
-    return lines;
+      const when = m.when ? unwrap(conditionExpr(m.when, code, key, scopeVar)) : undefined;
+      return { key, comment: `// ${key} (${ref(...here)})${m.when ? `: when ${describeCondition(m.when)}` : ''}`, value: mappingExpr(m, scopeVar, here, depth, jsonItem), when, throws: mayThrow(m) };
+    });
+    return jsonObjectCode(name, entries, (key) => code.constants.add(`out ${key}`, `${use('jsonTarget')}(${q(key)})`), () => use('setJsonAt'));
+  };
+  /** The body of an `each:` callback: the item's object. */
+  const itemCallback = (param: string, fields: Record<string, Mapping>, scopeVar: string, path: Array<string | number>, depth: number, jsonItem = 'json'): string => {
+    const { statements, literal } = emitObject('item', fields, scopeVar, path, depth, jsonItem);
+    return literal !== undefined ? `(${param}) => (${literal})` : `(${param}) => {\n${statements.join('\n')}\nreturn item;\n}`;
   };
   const mappingExpr = (m: Mapping, scopeVar: string, path: Array<string | number>, depth: number, jsonItem = 'json'): string => {
     let expr: string;
-    if (m.path !== undefined) expr = `${scopeVar}.get(${q(m.coded ? `${m.path}.${CODED_COMPONENT[m.coded]}` : m.path)})`;
+    if (m.path !== undefined) expr = `${scopeVar}.get(${hl7Path(code, m.coded ? `${m.path}.${CODED_COMPONENT[m.coded]}` : m.path)})`;
     else if (m.json !== undefined) {
-      expr = `${use('readJson')}(json, ${jsonItem}, ${q(m.json)})`;
+      expr = `${use('readJson')}(json, ${jsonItem}, ${jsonRead(code, m.json)})`;
       // JSON keeps its types (numbers, booleans, objects) unless a transform or lookup reads it as text.
       if (m.transform?.length || m.lookup) expr = `${use('jsonScalar')}(${expr})`;
     } else if (m.each !== undefined && typeof m.each === 'object') {
       const item = `json_item${depth}`;
-      const inner = emitFields(m.fields ?? {}, 'item', scopeVar, [...path, 'fields'], depth + 1, item);
-      return `${use('jsonItems')}(json, ${jsonItem}, ${q(m.each.json)}).map((${item}) => {\nconst item: Record<string, unknown> = {};\n${inner.join('\n')}\nreturn item;\n})`;
+      return `${use('jsonItems')}(json, ${jsonItem}, ${jsonRead(code, m.each.json)}).map(${itemCallback(item, m.fields ?? {}, scopeVar, [...path, 'fields'], depth + 1, item)})`;
     }
     else if (m.identifier !== undefined) {
       const [name, part = 'id'] = m.identifier.split('.');
       expr = `ids[${q(name)}]?.${part} ?? null`;
     } else if (m.concat !== undefined) {
-      expr = `[${m.concat.map((p) => (typeof p === 'string' ? q(p) : `${scopeVar}.get(${q(p.path)}) ?? ""`)).join(', ')}].join("")`;
+      const parts = m.concat.map((p) => (typeof p === 'string' ? q(p) : `(${scopeVar}.get(${hl7Path(code, p.path)}) ?? "")`));
+      expr = parts.length === 0 ? '""' : parts.length === 1 && parts[0]!.startsWith('"') ? parts[0]! : parts.join(' + ');
     } else if (typeof m.each === 'string') {
       const overField = m.each.includes('-');
       const item = `${m.each.replace('-', '_').toLowerCase()}${overField ? '_rep' : ''}${depth}`;
-      const inner = emitFields(m.fields ?? {}, 'item', item, [...path, 'fields'], depth + 1);
-      return `${scopeVar}.${overField ? 'eachRepetition' : 'each'}(${q(m.each)}, (${item}) => {\nconst item: Record<string, unknown> = {};\n${inner.join('\n')}\nreturn item;\n})`;
+      const over = overField ? hl7Path(code, m.each) : q(m.each);
+      return `${scopeVar}.${overField ? 'eachRepetition' : 'each'}(${over}, ${itemCallback(item, m.fields ?? {}, item, [...path, 'fields'], depth + 1)})`;
     } else expr = q(m.value ?? null);
     // A date that is no real date fails the message, naming the field and where it was going.
     const target = path.filter((k) => k !== 'map' && k !== 'fields').join('.');
     const dateSource = { ...(m.path !== undefined ? { field: m.path } : {}), target };
-    if (m.replace) expr = `${use('replacePatterns')}(${expr}, ${q(m.replace.map((r) => [r.pattern, r.with]))})`;
-    if (m.format !== undefined) expr = `${use('formatHl7DateTime')}(${expr}, ${q(m.format)}, ${q(dateSource)})`;
+    if (m.replace) expr = `${use('replacePatterns')}(${expr}, ${code.constants.add(`${target} replace`, q(m.replace.map((r) => [r.pattern, r.with])))})`;
+    if (m.format !== undefined) expr = `${use('formatHl7DateTime')}(${expr}, ${q(m.format)}, ${code.constants.add(`${target} format`, q(dateSource))})`;
     for (const t of m.transform ?? []) {
       const options = t === 'date' || t === 'datetime' ? { ...(t === 'datetime' && timezone ? { defaultOffset: timezone } : {}), ...dateSource } : undefined;
-      expr = `${use('applyTransform')}(${expr}, ${q(t)}${options ? `, ${q(options)}` : ''})`;
+      expr = `${use('applyTransform')}(${expr}, ${q(t)}${options ? `, ${code.constants.add(`${target} as ${t}`, q(options))}` : ''})`;
     }
     if (m.lookup) {
-      const table = q('file' in m.lookup && typeof m.lookup.file === 'string' ? readCsvTable(resolve(loaded.dir ?? '.', m.lookup.file)) : m.lookup);
+      const rows = 'file' in m.lookup && typeof m.lookup.file === 'string' ? readCsvTable(resolve(loaded.dir ?? '.', m.lookup.file)) : m.lookup;
       const onMissing = m.on_missing === null ? 'null' : m.on_missing;
-      expr = `${use('lookupValue')}(${expr}, ${table}${onMissing && onMissing !== 'null' && onMissing !== 'default' ? `, ${q({ on_missing: onMissing, target })}` : ''})`;
+      const options = onMissing && onMissing !== 'null' && onMissing !== 'default' ? `, ${q({ on_missing: onMissing, target })}` : '';
+      expr = `${use('lookupValue')}(${expr}, ${code.constants.add(`${target} table`, `${use('lookupTable')}(${q(rows)}${options})`)})`;
     }
     if (m.default !== undefined) expr = `${use('withDefault')}(${expr}, ${q(m.default)})`;
     return expr;
   };
-  mapBody.push(...emitFields(spec.map ?? {}, 'out', 'scope', ['map'], 1));
+  mapBody.push(...emitObject('out', spec.map ?? {}, 'scope', ['map'], 1).statements);
   mapBody.push('return out;');
 
   // ---- build (JSON -> HL7)
@@ -148,15 +173,15 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
           // MSH fields from the JSON when given (MSH-10: the app's id); missing, null or empty keeps what build wrote.
           const v = `msh${++counter}`;
           lines.push(`// MSH fields (${ref(...here)})`, `const ${v} = builder.header;`);
-          for (const [field, value] of Object.entries(seg.fields ?? {})) lines.push(`${v}.set(${q(field)}, ${use('whenGiven')}(${buildValueExpr(value, itemVar, indexVar, use)}));`);
+          for (const [field, value] of Object.entries(seg.fields ?? {})) lines.push(`${v}.set(${q(field)}, ${use('whenGiven')}(${buildValueExpr(value, itemVar, indexVar, code)}));`);
         } else if (seg.segment) {
           const v = `${seg.segment.toLowerCase()}${++counter}`;
           lines.push(`// ${seg.segment} (${ref(...here)})`, `const ${v} = builder.addSegment(${q(seg.segment)});`);
-          for (const [field, value] of Object.entries(seg.fields ?? {})) lines.push(`${v}.set(${q(field)}, ${buildValueExpr(value, itemVar, indexVar, use)});`);
+          for (const [field, value] of Object.entries(seg.fields ?? {})) lines.push(`${v}.set(${q(field)}, ${buildValueExpr(value, itemVar, indexVar, code)});`);
         } else {
           const item = `item${++counter}`;
           const index = `i${counter}`;
-          const source = seg.each ? `${use('jsonItems')}(input, ${itemVar}, ${q(seg.each)})` : `${use('textLines')}(input, ${itemVar}, ${q(seg.each_line)})`;
+          const source = seg.each ? `${use('jsonItems')}(input, ${itemVar}, ${jsonRead(code, seg.each)})` : `${use('textLines')}(input, ${itemVar}, ${jsonRead(code, seg.each_line!)})`;
           lines.push(`// each ${seg.each ? 'item of' : 'line of'} ${seg.each ?? seg.each_line} (${ref(...here)})`);
           lines.push(`${source}.forEach((${item}, ${index}) => {`, ...emitBuild(seg.segments ?? [], item, index, [...here, 'segments']), '});');
         }
@@ -203,7 +228,7 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
         lines.push(`${use('deleteSegments')}(message, ${q(names)});`);
       }
       body.push(`// ${ref(...at, i)}${step.when ? `: when ${describeCondition(step.when)}` : ''}`);
-      if (step.when) body.push(`if (${conditionExpr(step.when, use)}) {`, ...lines, '}');
+      if (step.when) body.push(`if (${unwrap(conditionExpr(step.when, code, `step ${i + 1}`))}) {`, ...lines, '}');
       else body.push(...lines);
     });
     return body;
@@ -232,8 +257,8 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
     let what: string;
     if (d.smtp) {
       // Subject and text are rendered now, when the message is received, and queued as the mail.
-      const subject = templateExpr(rawD.smtp!.subject, spec.channel, use, fromEnv);
-      const text = rawD.smtp!.body !== undefined ? templateExpr(rawD.smtp!.body, spec.channel, use, fromEnv) : undefined;
+      const subject = templateExpr(rawD.smtp!.subject, spec.channel, code, fromEnv);
+      const text = rawD.smtp!.body !== undefined ? templateExpr(rawD.smtp!.body, spec.channel, code, fromEnv) : undefined;
       if (subject.json || text?.json) {
         body.push(`const json = ${use('templateJson')}(output, input);`);
         used.add('input');
@@ -246,7 +271,7 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
       // The values of $1, $2 … are taken when the message is received and queued with it.
       const statements = databaseStatements(d.database);
       if (d.map) {
-        body.push(`const scope = ${use('Scope')}.of(message);`, 'const out: Record<string, unknown> = {};', ...emitFields(d.map, 'out', 'scope', [...at, 'map'], 1), 'const json: unknown = out;');
+        body.push(`const scope = ${use('Scope')}.of(message);`, ...emitObject('out', d.map, 'scope', [...at, 'map'], 1).statements, 'const json: unknown = out;');
         if (usesIdentifiers(d.map)) used.add('ids');
       } else {
         body.push(`const scope = ${use('Scope')}.of(message);`, `const json = ${use('templateJson')}(output, input);`);
@@ -260,7 +285,7 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
       body.push(`return { params: [${rows.join(', ')}] };`);
       what = 'the values of its SQL parameters';
     } else if (d.map) {
-      body.push(`const scope = ${use('Scope')}.of(message);`, 'const out: Record<string, unknown> = {};', ...emitFields(d.map, 'out', 'scope', [...at, 'map'], 1), 'return out;');
+      body.push(`const scope = ${use('Scope')}.of(message);`, ...emitObject('out', d.map, 'scope', [...at, 'map'], 1).statements, 'return out;');
       if (usesIdentifiers(d.map)) used.add('ids');
       what = 'its own map (JSON)';
     } else if (d.build) {
@@ -268,7 +293,7 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
       used.add('input');
       what = 'its own build (HL7 from the JSON received)';
     } else if (d.body !== undefined) {
-      const { expr, json } = templateExpr(rawD.body!, spec.channel, use, fromEnv);
+      const { expr, json } = templateExpr(rawD.body!, spec.channel, code, fromEnv);
       if (json) {
         body.push(`const json = ${use('templateJson')}(output, input);`);
         used.add('input').add('output');
@@ -297,14 +322,14 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
     const parts: Array<[string, string]> = [];
     let json = false;
     const render = (template: string) => {
-      const t = templateExpr(template, spec.channel, use, (text) => configString(text, use));
+      const t = templateExpr(template, spec.channel, code, (text) => configString(text, use));
       json ||= t.json;
       return t.expr;
     };
     if (d.file?.file_name?.includes('{{')) parts.push(['file_name', render(rawD.file!.file_name!)]);
     // A value placed in the url path is percent-encoded: it cannot add a path segment or a query.
     if (d.http?.url.includes('{{')) {
-      const t = templateExpr(rawD.http!.url, spec.channel, use, (text) => configString(text, use), (e) => `encodeURIComponent(${e})`);
+      const t = templateExpr(rawD.http!.url, spec.channel, code, (text) => configString(text, use), (e) => `encodeURIComponent(${e})`);
       json ||= t.json;
       parts.push(['url', t.expr]);
     }
@@ -328,7 +353,7 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
     'const to: string[] = [];',
     ...destinationNames.map((name) => {
       const d = spec.destinations![name]!;
-      return d.when ? `if (${conditionExpr(d.when, use)}) to.push(${q(name)}); // ${ref('destinations', name, 'when')}` : `to.push(${q(name)});`;
+      return d.when ? `if (${unwrap(conditionExpr(d.when, code, name))}) to.push(${q(name)}); // ${ref('destinations', name, 'when')}: ${describeCondition(d.when)}` : `to.push(${q(name)});`;
     }),
     'return to;',
   ];
@@ -343,6 +368,10 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
   const file = project.createSourceFile(`${spec.channel}.ts`, '', { overwrite: true });
   file.addImportDeclaration({ moduleSpecifier: RUNTIME_IMPORT, namedImports: [...uses].sort() });
   file.addImportDeclaration({ moduleSpecifier: RUNTIME_IMPORT, isTypeOnly: true, namedImports: ['AcceptDecision', 'Identification', 'IdentifierProblem', 'Message'] });
+  const constants = code.constants.statements;
+  if (constants.length) {
+    file.addStatements([CONSTANTS_HEADING, ...constants]);
+  }
   const stages: string[] = [];
   if (spec.build) {
     stages.push('build');
@@ -436,7 +465,8 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
     `// Regenerate with: npx hl7c build ${loaded.file}`,
     '',
   ].join('\n');
-  return { fileName: `${spec.channel}.ts`, code: header + file.getFullText() };
+  // A blank line between the imports and the constants (the formatter keeps none there).
+  return { fileName: `${spec.channel}.ts`, code: header + file.getFullText().replace(`\n${CONSTANTS_HEADING}`, `\n\n${CONSTANTS_HEADING}`) };
 }
 
 function sourceExpr(spec: Spec, raw: Spec, use: (n: string) => string): string {
@@ -486,10 +516,11 @@ function tlsExpr(tls: TlsSpec | undefined, use: (n: string) => string): string {
   return `, tls: { ${parts.join(', ')} }`;
 }
 
-function buildValueExpr(value: BuildValue, itemVar: string, indexVar: string | undefined, use: (n: string) => string): string {
+function buildValueExpr(value: BuildValue, itemVar: string, indexVar: string | undefined, code: Code): string {
   if (typeof value !== 'object') return q(String(value));
+  const use = code.use;
   let expr: string;
-  if (value.json !== undefined) expr = `${use('readJson')}(input, ${itemVar}, ${q(value.json)})`;
+  if (value.json !== undefined) expr = `${use('readJson')}(input, ${itemVar}, ${jsonRead(code, value.json)})`;
   else if (value.index) expr = indexVar ? `${indexVar} + 1` : '1';
   else if (value.now) expr = `${use('hl7Timestamp')}()`;
   else expr = q(value.value ?? null);
@@ -501,7 +532,7 @@ function buildValueExpr(value: BuildValue, itemVar: string, indexVar: string | u
           ? `${use('isoToHl7DateTime')}(${expr})?.slice(0, 8)`
           : `${use('applyTransform')}(${use('asHl7Value')}(${expr}), ${q(t)})`;
   }
-  if (value.lookup) expr = `${use('lookupValue')}(${use('asHl7Value')}(${expr}), ${q(value.lookup)})`;
+  if (value.lookup) expr = `${use('lookupValue')}(${use('asHl7Value')}(${expr}), ${code.constants.add(`${value.json ?? 'value'} table`, `${use('lookupTable')}(${q(value.lookup)})`)})`;
   if (value.default !== undefined) expr = `${use('withDefault')}(${use('asHl7Value')}(${expr}), ${q(value.default)})`;
   return expr;
 }
@@ -519,8 +550,48 @@ function readCsvTable(path: string): Record<string, string> {
   return table;
 }
 
-function conditionExpr(c: Condition, use: (name: string) => string, source = 'message'): string {
-  return `${use('evaluate')}(${JSON.stringify(c)}, ${source})`;
+/**
+ * A condition as a boolean expression on `source` (a message, or the scope of a map or an
+ * `each:` item), with what it compares against in constants named after `hint`; it means what
+ * the runtime's `evaluate` does with the condition.
+ */
+function conditionExpr(c: Condition, code: Code, hint: string, source = 'message', negated = false): string {
+  const inner = (d: Condition, not = false) => conditionExpr(d, code, hint, source, not);
+  const not = (expr: string) => (negated ? `!${expr}` : expr);
+  if ('not' in c) return inner(c.not, !negated);
+  if ('all' in c) return not(c.all.length === 0 ? 'true' : `(${c.all.map((d) => inner(d)).join(' && ')})`);
+  if ('any' in c) return not(c.any.length === 0 ? 'false' : `(${c.any.map((d) => inner(d)).join(' || ')})`);
+  if ('message_type' in c) return not(`${code.use('messageTypeMatches')}(${source === 'message' ? 'message' : `${source}.message`}, ${code.constants.add(`${hint} types`, q(c.message_type))})`);
+  const value = `${source}.get(${hl7Path(code, c.path)})`;
+  const is = (yes: boolean) => (yes !== negated ? '===' : '!==');
+  // A missing value reads as ''; the HL7 null "" counts as valued.
+  if ('equals' in c) return `((${value} ?? "") ${is(true)} ${q(c.equals)})`;
+  if ('in' in c) return not(`${code.constants.add(`${hint} values`, q(c.in))}.includes(${value} ?? "")`);
+  if ('matches' in c) return not(`${code.constants.add(`${hint} pattern`, `new RegExp(${q(c.matches)})`)}.test(${value} ?? "")`);
+  if ('exists' in c) return `(${value} ${is(!c.exists)} "")`;
+  return `((${value} ?? "") ${is(c.empty)} "")`;
+}
+
+/** An expression without the parentheses around all of it, for `if (…)`. */
+function unwrap(expr: string): string {
+  if (!expr.startsWith('(')) return expr;
+  let depth = 0;
+  for (let i = 0; i < expr.length; i++) {
+    const ch = expr[i];
+    // Quoted text may hold parentheses: JSON-quoted strings are skipped whole.
+    if (ch === '"') {
+      for (i++; i < expr.length && expr[i] !== '"'; i++) if (expr[i] === '\\') i++;
+      continue;
+    }
+    if (ch === '(') depth++;
+    else if (ch === ')' && --depth === 0) return i === expr.length - 1 ? expr.slice(1, -1) : expr;
+  }
+  return expr;
+}
+
+/** Whether a mapping's value can throw: a lookup with on_missing: error, here or in an each's fields. */
+function mayThrow(m: Mapping): boolean {
+  return (!!m.lookup && m.on_missing === 'error') || Object.values(m.fields ?? {}).some(mayThrow);
 }
 
 function describeIdentifier(rule: IdentifierRule): string {
@@ -597,7 +668,8 @@ const TEMPLATE_PLACEHOLDER = /\{\{\s*(.*?)\s*\}\}/g;
  * placeholders' paths written into the code (nothing is parsed per message). Validate has
  * checked every placeholder.
  */
-function templateExpr(template: string, channel: string, use: (n: string) => string, literal: (text: string) => string = q, value: (expr: string) => string = (e) => e): { expr: string; json: boolean } {
+function templateExpr(template: string, channel: string, code: Code, literal: (text: string) => string = q, value: (expr: string) => string = (e) => e): { expr: string; json: boolean } {
+  const use = code.use;
   const parts: string[] = [];
   let json = false;
   let last = 0;
@@ -610,8 +682,8 @@ function templateExpr(template: string, channel: string, use: (n: string) => str
     else if (inner === 'control_id') parts.push(value('message.controlId'));
     else if (inner.startsWith('$.')) {
       json = true;
-      parts.push(value(`${text}(${use('readJson')}(json, json, ${q(inner)}))`));
-    } else parts.push(value(`${text}(message.get(${q(inner)}))`));
+      parts.push(value(`${text}(${use('readJson')}(json, json, ${jsonRead(code, inner)}))`));
+    } else parts.push(value(`${text}(message.get(${hl7Path(code, inner)}))`));
     last = m.index + m[0].length;
   }
   if (last < template.length) parts.push(literal(template.slice(last)));
