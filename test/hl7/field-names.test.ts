@@ -1,5 +1,7 @@
 import { expect, test } from 'vitest';
 import { fieldName, namedSegments } from '../../runtime/hl7/field-names.js';
+import { parseMessage } from '../../runtime/index.js';
+import { corpusFiles } from '../corpus.js';
 import { componentCount, describeVersions, HL7_VERSIONS, segmentFields, tableVersionOf, versionsWithField, versionsWithSegment } from '../../runtime/hl7/versions/tables.js';
 
 test.each(namedSegments())('%s: every field of every version that has the segment has a name and a data type', (segment) => {
@@ -76,4 +78,23 @@ test('a message version reads the nearest tables at or below it', () => {
   expect(tableVersionOf('ABC')).toBeUndefined();
   expect(describeVersions(['2.6', '2.7', '2.7.1', '2.8'])).toBe('v2.6 and later');
   expect(describeVersions(['2.3', '2.3.1', '2.4'])).toBe('v2.3 to v2.4');
+});
+
+test('every corpus message (v2.1 to v2.8) is named from its own MSH-12 tables: its header fields all have names', () => {
+  const seen = new Set<string>();
+  for (const file of corpusFiles((c) => c !== 'malformed' && c !== 'batch')) {
+    let message;
+    try {
+      message = parseMessage(file.bytes);
+    } catch {
+      continue; // edge cases the parser refuses are tested where they belong
+    }
+    const tables = tableVersionOf(message.version);
+    if (!tables) continue;
+    seen.add(tables);
+    const msh = message.segments[0]!;
+    const known = segmentFields(tables, 'MSH')!.length;
+    for (let n = 1; n <= Math.min(msh.fieldCount, known); n++) expect(fieldName('MSH', n, message.version), `${file.category}/${file.name} MSH-${n}`).toBeTruthy();
+  }
+  expect([...seen].sort()).toEqual(['2.3', '2.3.1', '2.4', '2.5', '2.5.1', '2.6', '2.7', '2.8']);
 });
