@@ -288,11 +288,20 @@ class ChannelTranslator {
       this.note(at, 'Mirth answered AA before processing ("Auto-generate (Before processing)"); hl7c stores the message first and answers after its rules: a filtered message is still answered AA (otherwise: filter), a message that fails is answered AE.');
     } else if (/Destinations completed/.test(response)) {
       this.ackStyle = 'destinations';
-      this.todo(at, `source (${source.transportName})`, 'Mirth answered after the destinations completed ("Auto-generate (Destinations completed)"): AE when a destination failed, and AE for a filtered message. hl7c answers once the message is stored and its queues are written, and delivers afterwards (retrying); a filtered message is answered AR here');
+      // Mirth counts a queued destination as sent once queued: only the unqueued ones could make the answer AE.
+      const names = (queued: boolean) => this.channel.destinations.filter((d) => d.enabled && (prop(d, 'destinationConnectorProperties', 'queueEnabled') === 'true') === queued).map((d) => `"${d.name}"`);
+      const failure = /HTTP/.test(source.transportName) ? 'HTTP 500' : 'AE';
+      const inline = names(false);
+      const queued = names(true);
+      this.todo(
+        at,
+        `source (${source.transportName})`,
+        `Mirth answered after the destinations completed ("Auto-generate (Destinations completed)"): ${failure} when ${inline.length ? `${inline.join(' or ')} (no queue) failed after its retries` : 'a destination failed'}, and ${failure} for a filtered message${queued.length ? `; ${queued.join(', ')} counted as sent once queued, as in hl7c` : ''}. hl7c has no construct for an answer that waits for a delivery: it answers once the message is stored and its queues are written (a crash after the ACK loses nothing), then delivers and retries, so ${inline.length ? `a failure of ${inline.join(' or ')}` : 'a failed delivery'} is a dead letter to watch (an alert rule in the serve config, hl7c messages), not ${failure === 'AE' ? 'an AE' : 'an HTTP 500'} the sender resends on; a filtered message is answered ${failure === 'AE' ? 'AR' : 'as the accept rule says'} here`,
+      );
     } else if (response === 'None') this.ackStyle = 'none';
     else {
       this.ackStyle = 'destination';
-      this.todo(at, `source (${source.transportName})`, `Mirth answered with destination ${response}'s response (the downstream system's own ACK, passed through). hl7c answers with its own ACK once the message is stored; when the receiver is down Mirth's sender got no HL7 ACK, hl7c's gets AA and the message waits in the queue`);
+      this.todo(at, `source (${source.transportName})`, `Mirth answered with destination ${response}'s response (the downstream system's own ACK, passed through). hl7c has no construct for that: its sender's answer is hl7c's own ACK, given once the message is stored, and the destination gets the message from the queue afterwards. So the sender gets AA where the receiver answered AE or AR (the receiver's ACK is in the message's history; on_ae/on_ar decide whether to retry), and AA where Mirth's sender got no HL7 ACK at all because the receiver was down (the message waits in the queue). If the sending system must see the receiver's own answer, it has to stay on a direct connection to that receiver`);
     }
   }
 
