@@ -74,3 +74,36 @@ export function setPausedSql(dialect: Dialect, channel: string, destination: str
 }
 
 export const LIST_PAUSED_SQL = 'SELECT channel, destination, paused_by, paused_at FROM paused_destinations ORDER BY channel, destination';
+
+/**
+ * Leases a node holds for a job only one node may do at a time (`alerting`: sending the alert
+ * notices). PostgreSQL: schema version 5. Times are the holder's clock, as for queue leases.
+ */
+export function leasesTableSql(dialect: Dialect): string {
+  const [time, ifMissing] = dialect === 'sqlite' ? ['INTEGER', 'IF NOT EXISTS '] : ['BIGINT', ''];
+  return `
+CREATE TABLE ${ifMissing}leases (
+  name TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  until ${time} NOT NULL
+);
+`;
+}
+
+/**
+ * Takes the lease, or renews it, unless another owner holds it and it has not run out; then
+ * (a second statement) who holds it. Values: name, owner, until, now.
+ */
+export function takeLeaseSql(dialect: Dialect): { take: string; read: string } {
+  const [name, owner, until, now] = placeholders(dialect, 4);
+  return {
+    take: `INSERT INTO leases (name, owner, until) VALUES (${name}, ${owner}, ${until})
+ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until WHERE leases.owner = excluded.owner OR leases.until <= ${now}`,
+    read: `SELECT owner, until FROM leases WHERE name = ${placeholders(dialect, 1)[0]}`,
+  };
+}
+
+export function releaseLeaseSql(dialect: Dialect): string {
+  const [name, owner] = placeholders(dialect, 2);
+  return `DELETE FROM leases WHERE name = ${name} AND owner = ${owner}`;
+}

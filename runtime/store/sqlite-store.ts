@@ -7,7 +7,7 @@ import { Checkpointer } from './checkpointer.js';
 import type { AttemptRecord, ChannelSpec, Claim, ClaimRequest, DiscardResult, MessageCount, QueuedListener, ReplayOutcome, Store, StoreMetrics } from './store.js';
 import type { AuditEntry, Delivery, DestinationPause, QueuedDelivery, MessageFilter, NewAuditEntry, NewMessage, StoredEvent, StoredMessage } from './types.js';
 import { DELIVERY_STATES_FILTERED } from './types.js';
-import { auditTableSql, insertAuditSql, LIST_PAUSED_SQL, listAuditSql, pausedTableSql, setPausedSql } from './operator-sql.js';
+import { auditTableSql, insertAuditSql, leasesTableSql, LIST_PAUSED_SQL, listAuditSql, pausedTableSql, releaseLeaseSql, setPausedSql, takeLeaseSql } from './operator-sql.js';
 import { faultPoint } from '../faults.js';
 
 const SCHEMA = `
@@ -63,7 +63,7 @@ CREATE TABLE IF NOT EXISTS store_owner (
   pid INTEGER NOT NULL,
   since INTEGER NOT NULL
 );
-${auditTableSql('sqlite')}${pausedTableSql('sqlite')}CREATE TABLE IF NOT EXISTS channels (
+${auditTableSql('sqlite')}${pausedTableSql('sqlite')}${leasesTableSql('sqlite')}CREATE TABLE IF NOT EXISTS channels (
   name TEXT PRIMARY KEY,
   spec_path TEXT NOT NULL,
   spec_version TEXT NOT NULL,
@@ -794,6 +794,20 @@ export class SqliteStore implements Store {
   setPaused(channel: string, destination: string, pause: { by: string; at: number } | null): Promise<boolean> {
     const sql = setPausedSql('sqlite', channel, destination, pause);
     return this.attempt(() => this.connection.prepare(sql.text).run(...sql.values).changes > 0);
+  }
+
+  takeLease(name: string, owner: string, ttlMs: number, now = Date.now()): Promise<{ owner: string; until: number }> {
+    const sql = takeLeaseSql('sqlite');
+    return this.attempt(() => {
+      this.statement(sql.take).run(name, owner, now + ttlMs, now);
+      return this.statement(sql.read).get(name) as { owner: string; until: number };
+    });
+  }
+
+  releaseLease(name: string, owner: string): Promise<void> {
+    return this.attempt(() => {
+      this.statement(releaseLeaseSql('sqlite')).run(name, owner);
+    });
   }
 
   pausedDestinations(): Promise<DestinationPause[]> {

@@ -200,6 +200,17 @@ export interface Store {
   /** Every paused destination, with who paused it and when. */
   pausedDestinations(): Promise<DestinationPause[]>;
 
+  /**
+   * Takes the lease `name` for `owner` until `now + ttlMs`, or renews it, unless another owner
+   * holds it and it has not run out; resolves with whoever holds it now (and until when). A job
+   * only one node may do at a time (sending alert notices) goes to the holder; when it dies, its
+   * lease runs out and another node takes it.
+   */
+  takeLease(name: string, owner: string, ttlMs: number, now?: number): Promise<{ owner: string; until: number }>;
+
+  /** Gives the lease up (a clean stop): another node takes it at its next try. */
+  releaseLease(name: string, owner: string): Promise<void>;
+
   /** Records what an operator did or looked at (who, what, when, from where). */
   recordAudit(entry: NewAuditEntry): Promise<void>;
 

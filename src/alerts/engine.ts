@@ -29,6 +29,8 @@ export interface AlertNotice {
 /** What GET /api/alerts returns. */
 export interface AlertsView {
   rules: Array<{ name: string; kind: AlertRule['kind']; state: 'ok' | 'firing'; since: string | null; firing: Array<{ channel?: string; destination?: string; since: string; summary: string }> }>;
+  /** The node that sends the notices (several nodes on one store: one at a time), and whether it is this one. */
+  alerting?: { node: string | null; self: boolean };
   recent: Array<{ rule: string; state: 'firing' | 'resolved'; at: string; summary: string; channel?: string; destination?: string; notified: boolean }>;
 }
 
@@ -37,6 +39,13 @@ export interface AlertInputs {
   metrics(): Promise<StoreMetrics>;
   /** Channels running now (no_messages watches each). */
   channels(): string[];
+  /**
+   * Several nodes on one store: takes or renews the alerting lease for this node, for `ttlMs`,
+   * and says who holds it. Only the holder sends notices; the others evaluate the same store
+   * counters and keep the same states, so whichever takes over knows what was told. Without it
+   * this node alerts.
+   */
+  alertingLease?(ttlMs: number): Promise<{ holder: string; self: boolean; until: number }>;
 }
 
 /** What one rule finds for one subject (a channel, a queue, the specs) at one check. */
@@ -88,6 +97,9 @@ export class AlertEngine {
   private readonly failing = new Map<string, { since: number; failures: number }>();
   private rejectedReload: { at: number; summary: string } | null = null;
   private timer: NodeJS.Timeout | null = null;
+  /** Whether this node sends the notices now (see AlertInputs.alertingLease), and who does. */
+  private alerting = true;
+  private holder: { node: string; until: number } | null = null;
   private checking: Promise<void> | null = null;
   private keepSamplesMs: number;
 
@@ -172,10 +184,41 @@ export class AlertEngine {
         return { name: rule.name, kind: rule.kind, state: firing.length ? ('firing' as const) : ('ok' as const), since, firing };
       }),
       recent: [...this.recent].reverse(),
+      ...(this.inputs.alertingLease ? { alerting: { node: this.holder?.node ?? null, self: this.alerting } } : {}),
     };
   }
 
+  /** How long the alerting lease holds without a check renewing it. */
+  private get leaseMs(): number {
+    return Math.max(3 * this.config.checkEveryMs, 1000);
+  }
+
+  /**
+   * Takes or renews the alerting lease. A node taking it over from another (that one died, or
+   * stopped) sends what started after that node's last renewal: it may not have seen it. What
+   * started before, it told.
+   */
+  private async takeAlerting(now: number): Promise<void> {
+    if (!this.inputs.alertingLease) return;
+    const lease = await this.inputs.alertingLease(this.leaseMs);
+    const before = this.holder;
+    this.holder = { node: lease.holder, until: lease.until };
+    const was = this.alerting;
+    this.alerting = lease.self;
+    if (!lease.self || was) return;
+    const lastRenewal = before && before.node !== lease.holder ? before.until - this.leaseMs : now;
+    this.log?.info({ from: before?.node ?? null }, 'this node sends the alert notices now');
+    for (const state of this.states.values()) {
+      if (state.firing && state.since >= lastRenewal) {
+        state.pending = true;
+        state.open = false;
+        state.lastFiringNoticeAt = undefined;
+      }
+    }
+  }
+
   private async runCheck(now: number): Promise<void> {
+    await this.takeAlerting(now);
     const metrics = await this.inputs.metrics();
     this.sample(metrics, now);
     for (const rule of this.config.rules) {
@@ -232,6 +275,8 @@ export class AlertEngine {
 
   private emit(rule: AlertRule, kind: 'firing' | 'resolved', f: Finding, since: number, now: number, send: boolean): void {
     const summary = kind === 'firing' ? f.summary : `resolved: ${f.summary}`;
+    // Another node holds the alerting lease: it sends this one (the states here say it was told).
+    send &&= this.alerting;
     this.recent.push({ rule: rule.name, state: kind, at: iso(now), summary, ...(f.channel ? { channel: f.channel } : {}), ...(f.destination ? { destination: f.destination } : {}), notified: send });
     if (this.recent.length > RECENT) this.recent.splice(0, this.recent.length - RECENT);
     const line = { rule: rule.name, state: kind, channel: f.channel, destination: f.destination };
@@ -249,7 +294,7 @@ export class AlertEngine {
       value: f.value,
       threshold: f.threshold,
       summary,
-      node: NODE,
+      node: this.holder?.node ?? NODE,
     };
     this.notify(notice).catch((err: Error) => this.log?.error({ rule: rule.name, err: err.message }, 'alert notice could not be delivered'));
   }

@@ -9,6 +9,9 @@ import { createNotifier } from './notify.js';
 import type { Notifier } from './notify.js';
 import type { AlertsConfig } from '../config/serve-config.js';
 
+/** The store lease held by the node that sends the alert notices. */
+const ALERTING_LEASE = 'alerting';
+
 /** The alerts of a running serve: fed by the host and the reloads, read by GET /api/alerts. */
 export interface Alerts {
   /** Starts checking the rules against this store's counters and this host's attempts and channels. */
@@ -49,7 +52,24 @@ export async function startAlerts(file: string, channels: LoadedChannel[], env: 
   let unsubscribe: () => unknown = () => undefined;
   const startEngine = (a: AlertsConfig, n: Notifier) => {
     const { host, store } = inputs!;
-    engine = new AlertEngine(a, { metrics: () => store.metrics(), channels: () => Object.keys(host.ports()) }, (x) => n.send(x), log);
+    engine = new AlertEngine(
+      a,
+      {
+        metrics: () => store.metrics(),
+        channels: () => Object.keys(host.ports()),
+        // A store several nodes share (it lists them): one of them alerts at a time.
+        ...(store.status
+          ? {
+              alertingLease: async (ttlMs: number) => {
+                const lease = await store.takeLease(ALERTING_LEASE, host.owner, ttlMs);
+                return { holder: lease.owner, self: lease.owner === host.owner, until: lease.until };
+              },
+            }
+          : {}),
+      },
+      (x) => n.send(x),
+      log,
+    );
     unsubscribe = host.onAttempt((channel, destination, ok) => engine?.attempt(channel, destination, ok));
     engine.start();
   };
@@ -87,6 +107,8 @@ export async function startAlerts(file: string, channels: LoadedChannel[], env: 
     async close() {
       unsubscribe();
       await engine?.stop();
+      // Stopping cleanly: another node alerts from its next check, not after the lease runs out.
+      if (inputs?.store.status) await inputs.store.releaseLease(ALERTING_LEASE, inputs.host.owner).catch(() => undefined);
       await notifier?.close();
     },
   };

@@ -203,6 +203,21 @@ export function storeContract(name: string, open: () => Promise<StoreUnderTest>)
       expect(await claim(store, 'node-b')).toMatchObject({ deliveries: [expect.objectContaining({ control_id: 'U2' }), expect.objectContaining({ control_id: 'U3' })], paused: false });
     });
 
+    test('leases: one holder at a time; renewed by it, taken by another once run out or given up', async () => {
+      const store = await fresh();
+      const t = 1_000_000;
+      expect(await store.takeLease('alerting', 'node-a', 1000, t)).toEqual({ owner: 'node-a', until: t + 1000 });
+      expect(await store.takeLease('alerting', 'node-b', 1000, t + 500)).toEqual({ owner: 'node-a', until: t + 1000 });
+      expect(await store.takeLease('alerting', 'node-a', 1000, t + 900)).toEqual({ owner: 'node-a', until: t + 1900 });
+      expect(await store.takeLease('other-job', 'node-b', 1000, t + 900)).toEqual({ owner: 'node-b', until: t + 1900 });
+      // node-a stopped renewing: after its lease node-b holds it.
+      expect(await store.takeLease('alerting', 'node-b', 1000, t + 1900)).toEqual({ owner: 'node-b', until: t + 2900 });
+      await store.releaseLease('alerting', 'node-a');
+      expect((await store.takeLease('alerting', 'node-a', 1000, t + 2000)).owner).toBe('node-b');
+      await store.releaseLease('alerting', 'node-b');
+      expect((await store.takeLease('alerting', 'node-a', 1000, t + 2000)).owner).toBe('node-a');
+    });
+
     test('claim, unordered: two nodes take different entries; finished entries are not taken again', async () => {
       const store = await fresh();
       for (const c of ['P1', 'P2', 'P3', 'P4', 'P5']) await store.record(entry(c));

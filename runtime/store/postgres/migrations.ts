@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { quoteIdentifier } from './connection.js';
-import { auditTableSql, pausedTableSql } from '../operator-sql.js';
+import { auditTableSql, leasesTableSql, pausedTableSql } from '../operator-sql.js';
 
 /**
  * The PostgreSQL schema, as numbered steps. A step is never edited once released: a change is
@@ -169,6 +169,11 @@ CREATE INDEX messages_by_dedupe_key ON messages (channel, dedupe_key, received_a
     version: 4,
     description: 'destinations paused by an operator, honoured by every node',
     sql: pausedTableSql('postgres'),
+  },
+  {
+    version: 5,
+    description: 'leases for jobs one node does at a time (sending alert notices)',
+    sql: leasesTableSql('postgres'),
   },
 ];
 

@@ -7,7 +7,7 @@ import type { PostgresTarget } from './connection.js';
 import { createPool, parsePostgresUrl } from './connection.js';
 import { GroupCommit } from './group-commit.js';
 import { migrate, SCHEMA_VERSION } from './migrations.js';
-import { insertAuditSql, LIST_PAUSED_SQL, listAuditSql, setPausedSql } from '../operator-sql.js';
+import { insertAuditSql, LIST_PAUSED_SQL, listAuditSql, releaseLeaseSql, setPausedSql, takeLeaseSql } from '../operator-sql.js';
 
 export interface PostgresStoreOptions {
   /** disk (default): commits wait for the WAL flush; process: they do not (synchronous_commit off). */
@@ -639,6 +639,16 @@ export class PostgresStore implements Store {
   async setPaused(channel: string, destination: string, pause: { by: string; at: number } | null): Promise<boolean> {
     const sql = setPausedSql('postgres', channel, destination, pause);
     return ((await this.query(sql.text, sql.values)).rowCount ?? 0) > 0;
+  }
+
+  async takeLease(name: string, owner: string, ttlMs: number, now = Date.now()): Promise<{ owner: string; until: number }> {
+    const sql = takeLeaseSql('postgres');
+    await this.query(sql.take, [name, owner, now + ttlMs, now], this.bookkeeping);
+    return (await this.query<{ owner: string; until: number }>(sql.read, [name], this.bookkeeping)).rows[0]!;
+  }
+
+  async releaseLease(name: string, owner: string): Promise<void> {
+    await this.query(releaseLeaseSql('postgres'), [name, owner]);
   }
 
   async pausedDestinations(): Promise<DestinationPause[]> {
