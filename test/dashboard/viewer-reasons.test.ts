@@ -92,6 +92,10 @@ describe('reasons shown to a viewer', () => {
     expect((JSON.parse(health) as { reasons: string[] }).reasons).toContain('adt-in/emr: 1 dead-lettered entry (replay or discard them)');
     expect((JSON.parse(await raw('/health', OPERATOR)) as { reasons: string[] }).reasons.join('\n')).toContain(MRN);
 
+    // Paused by the operator: who and when are on the page (the queue row), for a viewer too.
+    const paused = await fetch(`${base}/api/destinations/adt-in/emr/pause`, { method: 'POST', headers: { authorization: `Bearer ${OPERATOR.token}` } });
+    expect(paused.status).toBe(200);
+
     // The dashboard, as a viewer and as an operator.
     const browser = await openBrowser();
     cleanups.push(() => browser.close());
@@ -110,6 +114,8 @@ describe('reasons shown to a viewer', () => {
     for (const phi of PHI) expect(shown.toLowerCase()).not.toContain(phi.toLowerCase());
     expect(shown).toContain('is not valid JSON');
     expect(shown).toContain('AE: ••• patient');
+    await expect.poll(() => viewer.locator('#queues tr[data-queue="adt-in/emr"] [data-paused-by]').innerText(), { timeout: 20_000 }).toMatch(/^by ops-desk \S+ ago$/);
+    expect(await viewer.locator('#queues tr[data-queue="adt-in/emr"]').innerText()).toContain('paused');
     const operator = await pageFor(OPERATOR);
     expect(await operator.locator('body').innerText()).toContain(MRN);
   });
