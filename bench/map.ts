@@ -29,8 +29,12 @@ export interface MapRow {
   /** What parse measured: the HL7 parser, or JSON.parse for a JSON input. */
   parser: string;
   bytes: number;
+  /** Wall-clock µs per call. */
   parseUs: number;
   stageUs: number;
+  /** This process's CPU time (user + system) per call: what other work on a shared machine disturbs least. */
+  parseCpuUs: number;
+  stageCpuUs: number;
 }
 
 interface Prepared {
@@ -79,21 +83,30 @@ async function prepare(example: string): Promise<Prepared> {
   };
 }
 
-/** µs per call of fn over about ms milliseconds, each call set up beforehand outside the clock. */
-function timeCalls(setup: () => () => unknown, ms: number): number {
+/** V8's collector when node runs with --expose-gc (as `npm run bench` does). */
+const collectYoung = (globalThis as { gc?: (options: { type: 'minor' }) => void }).gc;
+
+/** Wall-clock and CPU µs per call of fn over about ms milliseconds, each call set up beforehand outside the clock. */
+function timeCalls(setup: () => () => unknown, ms: number): { wall: number; cpu: number } {
   const batch = 200;
   let calls = 0;
   let spent = 0n;
+  let cpu = 0;
   const until = Date.now() + ms;
   while (Date.now() < until) {
     // Set up outside the timed part (a fresh message for every call: reads split fields lazily).
     const fns = Array.from({ length: batch }, setup);
+    // The setup's garbage is collected before the clock starts, not charged to the stage.
+    collectYoung?.({ type: 'minor' });
+    const cpuStart = process.cpuUsage();
     const start = process.hrtime.bigint();
     for (const fn of fns) fn();
     spent += process.hrtime.bigint() - start;
+    const used = process.cpuUsage(cpuStart);
+    cpu += used.user + used.system;
     calls += batch;
   }
-  return Number(spent) / 1000 / calls;
+  return { wall: Number(spent) / 1000 / calls, cpu: cpu / calls };
 }
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
@@ -106,14 +119,26 @@ export async function runMapBench(rounds: number, ms: number): Promise<MapRow[]>
     timeCalls(() => p.parse, 200);
     timeCalls(p.setup, 200);
   }
-  const samples = prepared.map(() => ({ parse: [] as number[], stage: [] as number[] }));
+  const samples = prepared.map(() => ({ parse: [] as Array<{ wall: number; cpu: number }>, stage: [] as Array<{ wall: number; cpu: number }> }));
   for (let round = 0; round < rounds; round++) {
     prepared.forEach((p, i) => {
       samples[i]!.parse.push(timeCalls(() => p.parse, ms));
       samples[i]!.stage.push(timeCalls(p.setup, ms));
     });
   }
-  return prepared.map((p, i) => ({ example: p.example, stage: p.stage, parser: p.parser, bytes: p.bytes, parseUs: median(samples[i]!.parse), stageUs: median(samples[i]!.stage) }));
+  return prepared.map((p, i) => {
+    const { parse, stage } = samples[i]!;
+    return {
+      example: p.example,
+      stage: p.stage,
+      parser: p.parser,
+      bytes: p.bytes,
+      parseUs: median(parse.map((s) => s.wall)),
+      stageUs: median(stage.map((s) => s.wall)),
+      parseCpuUs: median(parse.map((s) => s.cpu)),
+      stageCpuUs: median(stage.map((s) => s.cpu)),
+    };
+  });
 }
 
 const fmt = (n: number, digits = 1) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
@@ -127,19 +152,25 @@ export function mapSection(rows: MapRow[], rounds: number, ms: number, loadBefor
     '',
     `Each example as \`hl7c build\` generates it, run on the input of its first test: the stage that makes its output (\`map()\` for a JSON output, \`transform()\` for HL7 → HL7, \`build()\` from JSON) beside parsing the same input, in the same rounds. ` +
       `Every call gets a freshly parsed message and its identifiers, made outside the clock (fields are split when first read, so that work counts as the stage's). ` +
-      `Median of ${rounds} round(s) of ${ms / 1000} s each. Run ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${cpus().length} cores shared with other work; load average (1, 5, 15 min) ${loadBefore} before, ${loads()} after.`,
+      `Median of ${rounds} round(s) of ${ms / 1000} s each, as wall-clock time and as this process's CPU time (user + system), which a machine busy with other work inflates far less: with the load average above the core count, wall-clock time includes waiting for a core. ` +
+      `Run ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${cpus().length} cores shared with other work; load average (1, 5, 15 min) ${loadBefore} before, ${loads()} after.`,
     '',
-    '| example | stage | input bytes | parse µs/msg | stage µs/msg | stage / parse |',
+    '| example | stage | input bytes | parse µs/msg (wall / CPU) | stage µs/msg (wall / CPU) | stage / parse (CPU) |',
     '| --- | --- | --- | --- | --- | --- |',
-    ...rows.map((r) => `| ${r.example} | ${r.stage}() | ${r.bytes} | ${fmt(r.parseUs, 2)} (${r.parser}) | ${fmt(r.stageUs, 2)} | ${fmt(r.stageUs / r.parseUs, 1)}× |`),
+    ...rows.map((r) => `| ${r.example} | ${r.stage}() | ${r.bytes} | ${fmt(r.parseUs, 2)} / ${fmt(r.parseCpuUs, 2)} (${r.parser}) | ${fmt(r.stageUs, 2)} / ${fmt(r.stageCpuUs, 2)} | ${fmt(r.stageCpuUs / r.parseCpuUs, 1)}× |`),
     '',
-    `Target: \`map()\` of the ADT example (adt-to-webhook) at most ${MAP_TARGET_US} µs per message: ${fmt(adt.stageUs, 2)} µs, ${adt.stageUs <= MAP_TARGET_US ? 'met' : 'not met'}.`,
+    `Target: \`map()\` of the ADT example (adt-to-webhook) at most ${MAP_TARGET_US} µs per message: ${fmt(adt.stageCpuUs, 2)} µs of CPU (${fmt(adt.stageUs, 2)} µs wall-clock), ${mapTargetMet(adt) ? 'met' : 'not met'}.`,
   ];
+}
+
+/** The target is judged on CPU time: on a shared machine wall-clock time measures the other work too. */
+export function mapTargetMet(adt: MapRow): boolean {
+  return adt.stageCpuUs <= MAP_TARGET_US;
 }
 
 const isMain = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/'));
 if (isMain) {
-  // This part alone (`node dist/bench/map.js`): prints its section and puts it in bench/RESULTS.md in place of the last one.
+  // This part alone (`node --expose-gc dist/bench/map.js`): prints its section and puts it in bench/RESULTS.md in place of the last one.
   const rounds = Number(process.env.ROUNDS ?? 7);
   const ms = Number(process.env.ROUND_MS ?? 500);
   const before = loads();

@@ -14,7 +14,7 @@ import { benchPostgres, measureFdatasync, startDurableServer } from './durable.j
 import type { ListenRow } from './listen.js';
 import { listenSection, measureListen, summarizeListen } from './listen.js';
 import { keptSections } from './results-file.js';
-import { MAP_TARGET_US, mapSection, runMapBench } from './map.js';
+import { MAP_TARGET_US, mapSection, mapTargetMet, runMapBench } from './map.js';
 
 // `npm run bench -- --connections`: only the 2,000-connections benchmark (it writes its own section and exits).
 if (process.argv.includes('--connections')) await import('./connections.js');
@@ -234,7 +234,7 @@ const durableTargets = (['serve-disk', 'serve-pg', 'serve-pg-2'] as const).flatM
   }
   return rows;
 });
-const adtMapUs = mapRows.find((r) => r.example === 'adt-to-webhook')!.stageUs;
+const adtMap = mapRows.find((r) => r.example === 'adt-to-webhook')!;
 say('## Targets');
 say();
 say(
@@ -243,7 +243,7 @@ say(
     [
       ['parse ≥ 2× fastest peer, ADT^A01', `${fmt(speedup('ADT^A01'), 2)}×`, speedup('ADT^A01') >= 2 ? 'yes' : 'no'],
       ['parse ≥ 2× fastest peer, ORU^R01', `${fmt(speedup('ORU^R01 (22 OBX)'), 2)}×`, speedup('ORU^R01 (22 OBX)') >= 2 ? 'yes' : 'no'],
-      [`map() of the ADT example ≤ ${MAP_TARGET_US} µs per message`, `${fmt(adtMapUs, 2)} µs`, adtMapUs <= MAP_TARGET_US ? 'yes' : 'no'],
+      [`map() of the ADT example ≤ ${MAP_TARGET_US} µs per message (CPU time)`, `${fmt(adtMap.stageCpuUs, 2)} µs (${fmt(adtMap.stageUs, 2)} µs wall-clock)`, mapTargetMet(adtMap) ? 'yes' : 'no'],
       ['MLLP round trip ≥ 80 % of limit, 1 connection', `${fmt(100 * share(1))} %`, share(1) >= 0.8 ? 'yes' : 'no'],
       ['MLLP round trip ≥ 80 % of limit, 8 connections', `${fmt(100 * share(8))} %`, share(8) >= 0.8 ? 'yes' : 'no'],
       ['`hl7c listen` as shipped (logs on) ≥ 80 % of limit, 1 connection', `${fmt(100 * listenShare)} %`, listenShare >= 0.8 ? 'yes' : 'no'],

@@ -63,7 +63,10 @@ export function hl7DateToIso(value: string, source: DateValueSource = {}): strin
 }
 
 function isoDate(p: DtmParts): string {
-  return [p.year, p.month, p.day].filter((x) => x !== undefined).join('-');
+  let date = p.year;
+  if (p.month !== undefined) date += `-${p.month}`;
+  if (p.day !== undefined) date += `-${p.day}`;
+  return date;
 }
 
 export type TransformName = 'trim' | 'upper' | 'lower' | 'date' | 'datetime' | 'number';
