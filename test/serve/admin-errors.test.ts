@@ -72,6 +72,8 @@ describe('serve --admin-port and admin errors (issue 10, case 8)', () => {
         if (broken) throw new Error('database is locked');
         return { messages: [], deliveries: [], oldestOpen: [], waiting: 0, ingestFailures: 0, lastError: null };
       },
+      // /health lists paused destinations too (kept in the store since paused destinations survive a restart).
+      pausedDestinations: async () => [],
     } as unknown as Store;
     const admin = await startAdminServer(store, 0, '127.0.0.1', () => ({}), logger);
     cleanups.push(() => admin.close());
