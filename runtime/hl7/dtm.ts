@@ -50,10 +50,22 @@ export function readDtm(text: string): DtmReading {
   }
   if (fraction !== undefined) parts.fraction = fraction;
   if (offset !== undefined) {
-    if (!inRange(offset.slice(1, 3), 0, 14) || !inRange(offset.slice(3), 0, 59)) return { ok: false, problem: 'its UTC offset is not -1400 to +1400' };
+    const problem = offsetProblem(offset);
+    if (problem) return { ok: false, problem };
     parts.offset = offset;
   }
   return { ok: true, parts };
+}
+
+/**
+ * What is wrong with a +HHMM / -HHMM offset, if anything: its minutes are 00-59 and it lies
+ * within -1200 to +1400, the offsets zones use (UTC-12:00 Baker Island to UTC+14:00 Line Islands).
+ */
+function offsetProblem(offset: string): string | undefined {
+  if (!inRange(offset.slice(3), 0, 59)) return 'its UTC offset minutes are not 00-59';
+  const minutes = Number(offset.slice(1, 3)) * 60 + Number(offset.slice(3));
+  if (minutes > (offset[0] === '+' ? 14 * 60 : 12 * 60)) return 'its UTC offset is not -1200 to +1400';
+  return undefined;
 }
 
 /** Days in a month of the proleptic Gregorian calendar. */

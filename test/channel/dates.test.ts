@@ -51,6 +51,11 @@ describe('date and datetime mappings never send a wrong date', () => {
       ['FEB-29-1900', '19000229', undefined, 'PID-7', /day is not 01-28/],
       ['HOUR-25', '19241010', '200501102530', 'PV1-44', /hour is not 00-23/],
       ['NOT-A-DATE', '10/10/1924', undefined, 'PID-7', /not an HL7 date\/time/],
+      // Zones run from UTC-12:00 to UTC+14:00; an offset's minutes are 00-59, said as such.
+      ['OFFSET-+1401', '19241010', '200501100455+1401', 'PV1-44', /its UTC offset is not -1200 to \+1400$/],
+      ['OFFSET--1459', '19241010', '200501100455-1459', 'PV1-44', /its UTC offset is not -1200 to \+1400$/],
+      ['OFFSET--1201', '19241010', '200501100455-1201', 'PV1-44', /its UTC offset is not -1200 to \+1400$/],
+      ['OFFSET-+0575', '19241010', '200501100455+0575', 'PV1-44', /its UTC offset minutes are not 00-59$/],
     ] as const;
     for (const [id, birth, admitted, field, problem] of cases) {
       const ack = await client.send(withDates(id, birth, admitted));
@@ -75,11 +80,15 @@ describe('date and datetime mappings never send a wrong date', () => {
     expect((await client.send(withDates('MONTH', '199905', '20050110'))).code).toBe('AA');
     expect((await client.send(withDates('YEAR', '1999', '200501100455'))).code).toBe('AA');
     expect((await client.send(withDates('DAY', '19990512', '20050110045502.25-0500'))).code).toBe('AA');
-    await waitFor(() => hook.received.length === 3, 10_000, 'three deliveries');
+    expect((await client.send(withDates('WEST', '1998', '200501100455-1200'))).code).toBe('AA');
+    expect((await client.send(withDates('EAST', '1997', '200501100455+1400'))).code).toBe('AA');
+    await waitFor(() => hook.received.length === 5, 10_000, 'five deliveries');
     const bodies = Object.fromEntries(hook.received.map((r) => [String((r.body as { birth_date: string }).birth_date), r.body]));
     expect(bodies['1999-05']).toEqual({ birth_date: '1999-05', born_at: '1999-05', admitted_at: '2005-01-10', admitted_on: '01/10/2005' });
     expect(bodies['1999']).toEqual({ birth_date: '1999', born_at: '1999', admitted_at: '2005-01-10T04:55:00', admitted_on: '01/10/2005' });
     expect(bodies['1999-05-12']).toEqual({ birth_date: '1999-05-12', born_at: '1999-05-12', admitted_at: '2005-01-10T04:55:02.25-05:00', admitted_on: '01/10/2005' });
+    expect(bodies['1998']!.admitted_at).toBe('2005-01-10T04:55:00-12:00');
+    expect(bodies['1997']!.admitted_at).toBe('2005-01-10T04:55:00+14:00');
   });
 
   test('build (JSON to HL7): an ISO date that does not exist is refused, month precision kept', () => {
