@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from './corpus.js';
 
-const SPEC = `channel: bench-in
+export const DURABLE_SPEC = `channel: bench-in
 source:
   mllp:
     host: 127.0.0.1
@@ -29,7 +29,7 @@ destinations:
  */
 export async function startDurableServer(durability: 'disk' | 'process', store?: string, outDir?: string): Promise<{ port: number; stop: () => void; delivered: () => number }> {
   const dir = mkdtempSync(join(tmpdir(), 'hl7c-bench-'));
-  writeFileSync(join(dir, 'bench.yaml'), SPEC);
+  writeFileSync(join(dir, 'bench.yaml'), DURABLE_SPEC);
   const out = outDir ?? join(dir, 'out');
   const child = spawn(process.execPath, [join(REPO_ROOT, 'bin/hl7c.js'), '--log-level', 'error', 'serve', join(dir, 'bench.yaml'), '--store', store ?? join(dir, 'store.db'), '--durability', durability, '--no-watch'], {
     stdio: ['ignore', 'pipe', 'inherit'],

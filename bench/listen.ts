@@ -54,7 +54,7 @@ export interface ListenRow {
 }
 
 /** User + system CPU time of a process so far, in µs (Linux; 0 elsewhere). */
-function cpuUs(pid: number): number {
+export function cpuUs(pid: number): number {
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
     return ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100;
