@@ -34,7 +34,7 @@ export function adminMetrics(operations: Operations, sourceEvents: () => Record<
   });
   const depth = new Gauge({ name: 'hl7c_queue_depth', help: 'Unfinished entries (queued, being sent, stopped) of each destination queue', labelNames: ['channel', 'destination'], registers: [registry] });
   const dead = new Gauge({ name: 'hl7c_dead_letters', help: 'Dead-lettered entries of each destination queue, waiting for a replay or a discard', labelNames: ['channel', 'destination'], registers: [registry] });
-  const paused = new Gauge({ name: 'hl7c_destination_paused', help: '1 while an operator has paused the destination on this node', labelNames: ['channel', 'destination'], registers: [registry] });
+  const paused = new Gauge({ name: 'hl7c_destination_paused', help: '1 while an operator has paused the destination (for every node on the store)', labelNames: ['channel', 'destination'], registers: [registry] });
   const ingestFailures = new Gauge({ name: 'hl7c_store_ingest_failures', help: 'Times received messages could not be taken into the store (they stay in the received-message log and are retried)', registers: [registry] });
   const waiting = new Gauge({ name: 'hl7c_store_waiting_messages', help: 'Received messages, safe in the received-message log, that the store has not taken in yet', registers: [registry] });
   const lastMessageAge = new Gauge({
