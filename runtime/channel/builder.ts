@@ -6,6 +6,7 @@ import { Segment } from '../hl7/segment.js';
 import { hl7Timestamp, newControlId } from '../hl7/timestamp.js';
 import { readDtm } from '../hl7/dtm.js';
 import { spendBudget } from './budget.js';
+import type { DateValueSource } from './transforms.js';
 import { DateValueError } from './transforms.js';
 
 export interface NewMessageHeader {
@@ -127,20 +128,29 @@ export function textLines(root: unknown, item: unknown, path: string | JsonPath)
 }
 
 /**
- * ISO 8601 date/time to HL7 DTM (YYYY[MM[DD[HHMM[SS]]]][+ZZZZ]), at the precision given and
- * keeping the offset given. Text that is no ISO date gives null; a date that does not exist
- * (2026-02-30, hour 25) throws DateValueError rather than build a wrong one.
+ * A JSON value to HL7 DTM (YYYY[MM[DD[HHMM[SS]]]][+ZZZZ]) for build: ISO 8601 text at the precision
+ * given, keeping its offset; text already in HL7 DTM form (19840512) is read as HL7 and checked the
+ * same way. Anything else (12/05/1984, 1984-5-2, a number) and a date that does not exist
+ * (2026-02-30, hour 25) throws DateValueError naming the field and the JSON key: a date the
+ * receiver should have is never dropped. `date` keeps the date only (HL7 DT). Absent stays absent,
+ * null is the HL7 null, empty text stays empty.
  */
-export function isoToHl7DateTime(value: unknown): string | null | undefined {
+export function isoToHl7DateTime(value: unknown, source: DateValueSource = {}, date = false): string | null | undefined {
   if (value === undefined || value === null) return value;
-  const m = /^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?)?)?(Z|[+-]\d{2}:?\d{2})?$/.exec(String(value).trim());
-  if (!m) return null;
-  const [, y, mo, d, h, mi, s, tz] = m;
-  let out = `${y}${mo ?? ''}${d ?? ''}${h ? `${h}${mi}${s ?? ''}` : ''}`;
-  if (h && tz) out += tz === 'Z' ? '+0000' : tz.replace(':', '');
+  if (typeof value !== 'string') throw new DateValueError(`it is a JSON ${typeof value}, not date text (ISO 8601 YYYY-MM-DD[THH:MM[:SS]][Z|+HH:MM])`, source);
+  const text = value.trim();
+  if (text === '') return '';
+  let out: string;
+  const iso = /^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?)?)?(Z|[+-]\d{2}:?\d{2})?$/.exec(text);
+  if (iso) {
+    const [, y, mo, d, h, mi, s, tz] = iso;
+    out = `${y}${mo ?? ''}${d ?? ''}${h ? `${h}${mi}${s ?? ''}` : ''}`;
+    if (h && tz) out += tz === 'Z' ? '+0000' : tz.replace(':', '');
+  } else if (/^\d{4,14}(\.\d{1,4})?([+-]\d{4})?$/.test(text)) out = text;
+  else throw new DateValueError('it is neither an ISO 8601 date/time (YYYY-MM-DD[THH:MM[:SS]][Z|+HH:MM]) nor an HL7 one (YYYYMMDD[HHMM[SS]][+ZZZZ])', source);
   const reading = readDtm(out);
-  if (!reading.ok) throw new DateValueError(reading.problem);
-  return out;
+  if (!reading.ok) throw new DateValueError(reading.problem, source);
+  return date ? out.slice(0, 8) : out;
 }
 
 /** A JSON value as an HL7 leaf for transforms and lookups: numbers and booleans as text. */

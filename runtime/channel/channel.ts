@@ -438,7 +438,7 @@ function stageError(err: unknown): AckError {
   if (err instanceof DateValueError) {
     const at = err.field ? parsePath(err.field) : undefined;
     const location = at ? { segment: at.segment, ...(at.segmentRepetition ? { occurrence: at.segmentRepetition } : {}), ...(at.field ? { field: at.field } : {}), ...(at.component ? { component: at.component } : {}) } : undefined;
-    return { code: HL7_ERROR.dataTypeError, userMessage: `mapping failed: ${err.message}`, ...(location ? { location } : {}) };
+    return { code: HL7_ERROR.dataTypeError, userMessage: `${err.step ? 'transform' : 'mapping'} failed: ${err.message}`, ...(location ? { location } : {}) };
   }
   return { code: HL7_ERROR.applicationInternalError, userMessage: `mapping failed: ${(err as Error).message}` };
 }

@@ -271,6 +271,6 @@ export function reformatDate(message: Message, path: string, format: string): vo
   const p = parsePath(path);
   const text = leafText(message, p, 'reformat_date');
   if (text === undefined) return;
-  const formatted = formatHl7DateTime(text, format, { field: path });
+  const formatted = formatHl7DateTime(text, format, { field: path, step: 'reformat_date' });
   if (formatted !== null) message.set(p, formatted);
 }

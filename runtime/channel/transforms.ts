@@ -4,27 +4,41 @@ import type { Hl7Value } from '../hl7/message.js';
 
 /** Where a date/time value came from and went, for the error that names it (never the value: it may be a birth date). */
 export interface DateValueSource {
-  /** The HL7 path read, e.g. PID-7. */
+  /** The HL7 path read (or, building, written), e.g. PID-7. */
   field?: string;
   /** Where the mapping puts it, e.g. patient.birth_date. */
   target?: string;
+  /** The JSON key a build: reads it from, e.g. dob. */
+  json?: string;
+  /** The transform step that read it, e.g. reformat_date: its failure is a transform's, not a mapping's. */
+  step?: string;
 }
 
-/** A value a `date`/`datetime` mapping reads that names no real date or time: the message fails rather than carry a wrong date. */
+/** A date/time value that names no real date or time: the message fails rather than carry a wrong date. */
 export class DateValueError extends Error {
+  readonly field?: string;
+  readonly target?: string;
+  readonly step?: string;
   constructor(
     readonly problem: string,
-    readonly field?: string,
-    readonly target?: string,
+    source: DateValueSource = {},
   ) {
-    super(`${field ?? 'a date/time value'}${target ? ` (mapped to ${target})` : ''} is not a valid date/time: ${problem}`);
+    const where = source.field ?? 'a date/time value';
+    super(
+      source.step
+        ? `${source.step} ${where}: ${problem}`
+        : `${where}${source.target ? ` (mapped to ${source.target})` : ''}${source.json ? ` (from ${source.json})` : ''} is not a valid date/time: ${problem}`,
+    );
     this.name = 'DateValueError';
+    if (source.field !== undefined) this.field = source.field;
+    if (source.target !== undefined) this.target = source.target;
+    if (source.step !== undefined) this.step = source.step;
   }
 }
 
 function dtmParts(value: string, source: DateValueSource): DtmParts {
   const reading = readDtm(value);
-  if (!reading.ok) throw new DateValueError(reading.problem, source.field, source.target);
+  if (!reading.ok) throw new DateValueError(reading.problem, source);
   return reading.parts;
 }
 

@@ -173,11 +173,11 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
           // MSH fields from the JSON when given (MSH-10: the app's id); missing, null or empty keeps what build wrote.
           const v = `msh${++counter}`;
           lines.push(`// MSH fields (${ref(...here)})`, `const ${v} = builder.header;`);
-          for (const [field, value] of Object.entries(seg.fields ?? {})) lines.push(`${v}.set(${q(field)}, ${use('whenGiven')}(${buildValueExpr(value, itemVar, indexVar, code)}));`);
+          for (const [field, value] of Object.entries(seg.fields ?? {})) lines.push(`${v}.set(${q(field)}, ${use('whenGiven')}(${buildValueExpr(field, value, itemVar, indexVar, code)}));`);
         } else if (seg.segment) {
           const v = `${seg.segment.toLowerCase()}${++counter}`;
           lines.push(`// ${seg.segment} (${ref(...here)})`, `const ${v} = builder.addSegment(${q(seg.segment)});`);
-          for (const [field, value] of Object.entries(seg.fields ?? {})) lines.push(`${v}.set(${q(field)}, ${buildValueExpr(value, itemVar, indexVar, code)});`);
+          for (const [field, value] of Object.entries(seg.fields ?? {})) lines.push(`${v}.set(${q(field)}, ${buildValueExpr(field, value, itemVar, indexVar, code)});`);
         } else {
           const item = `item${++counter}`;
           const index = `i${counter}`;
@@ -516,7 +516,7 @@ function tlsExpr(tls: TlsSpec | undefined, use: (n: string) => string): string {
   return `, tls: { ${parts.join(', ')} }`;
 }
 
-function buildValueExpr(value: BuildValue, itemVar: string, indexVar: string | undefined, code: Code): string {
+function buildValueExpr(field: string, value: BuildValue, itemVar: string, indexVar: string | undefined, code: Code): string {
   if (typeof value !== 'object') return q(String(value));
   const use = code.use;
   let expr: string;
@@ -526,10 +526,8 @@ function buildValueExpr(value: BuildValue, itemVar: string, indexVar: string | u
   else expr = q(value.value ?? null);
   for (const t of value.transform ?? []) {
     expr =
-      t === 'hl7_datetime'
-        ? `${use('isoToHl7DateTime')}(${expr})`
-        : t === 'hl7_date'
-          ? `${use('isoToHl7DateTime')}(${expr})?.slice(0, 8)`
+      t === 'hl7_datetime' || t === 'hl7_date'
+        ? `${use('isoToHl7DateTime')}(${expr}, ${code.constants.add(`${field} date source`, q(value.json !== undefined ? { field, json: value.json } : { field }))}${t === 'hl7_date' ? ', true' : ''})`
           : `${use('applyTransform')}(${use('asHl7Value')}(${expr}), ${q(t)})`;
   }
   if (value.lookup) expr = `${use('lookupValue')}(${use('asHl7Value')}(${expr}), ${code.constants.add(`${value.json ?? 'value'} table`, `${use('lookupTable')}(${q(value.lookup)})`)})`;

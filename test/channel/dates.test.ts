@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
@@ -98,5 +98,66 @@ describe('date and datetime mappings never send a wrong date', () => {
     expect(() => isoToHl7DateTime('2023-02-29')).toThrow(/day is not 01-28/);
     expect(() => isoToHl7DateTime('2024-05-01T25:30')).toThrow(/hour is not 00-23/);
     expect(() => isoToHl7DateTime('2024-13-01')).toThrow(/month is not 01-12/);
+    expect(() => isoToHl7DateTime('2024-13-01', { field: 'PID-7', json: 'dob' })).toThrow(/^PID-7 \(from dob\) is not a valid date\/time: its month is not 01-12$/);
+  });
+});
+
+const buildSpec = (out: string) => `channel: bld
+source: { http: { host: 127.0.0.1, port: 0, path: /in } }
+build:
+  message_type: ADT^A08
+  version: 2.5.1
+  segments:
+    - segment: PID
+      fields:
+        PID-3: { json: mrn }
+        PID-7: { json: dob, transform: [hl7_date] }
+    - segment: PV1
+      fields:
+        PV1-2: I
+        PV1-44: { json: admit, transform: [hl7_datetime] }
+destinations:
+  out: { file: { dir: ${JSON.stringify(out)} } }
+`;
+
+describe('build (JSON to HL7) never drops a date', () => {
+  test('a dob that is no date is a 422 naming PID-7 and the JSON key, written nowhere; HL7 DT text is checked and written', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hl7c-build-dates-'));
+    writeFileSync(join(dir, 'b.yaml'), buildSpec(join(dir, 'out')));
+    const serving = await startServing({ specs: [join(dir, 'b.yaml')], storePath: join(dir, 'store.db'), cwd: dir, env: {}, logger: memoryLogger().logger, watch: false });
+    cleanups.push(() => serving.close());
+    const post = async (body: unknown) => {
+      const res = await fetch(`http://127.0.0.1:${serving.ports()['bld']}/in`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      return { status: res.status, body: (await res.json()) as { reason?: string } };
+    };
+    const refused = [
+      ['12/05/1984', /^could not build the message: PID-7 \(from dob\) is not a valid date\/time: it is neither an ISO 8601 date/],
+      ['1984-5-2', /PID-7 \(from dob\) is not a valid date\/time: it is neither/],
+      ['garbage', /PID-7 \(from dob\) is not a valid date\/time: it is neither/],
+      [19840512, /PID-7 \(from dob\) is not a valid date\/time: it is a JSON number/],
+      ['19840230', /PID-7 \(from dob\) is not a valid date\/time: its day is not 01-29/],
+      ['1984-02-30', /PID-7 \(from dob\) is not a valid date\/time: its day is not 01-29/],
+    ] as const;
+    for (const [dob, reason] of refused) {
+      const r = await post({ mrn: 'X', dob, admit: '2024-01-01T10:00:00Z' });
+      expect(r.status, String(dob)).toBe(422);
+      expect(r.body.reason, String(dob)).toMatch(reason);
+      expect(r.body.reason, String(dob)).not.toContain(String(dob));
+    }
+    const bad = await post({ mrn: 'X', dob: '1984-05-12', admit: '2024-01-01T25:00:00Z' });
+    expect(bad.status).toBe(422);
+    expect(bad.body.reason).toMatch(/PV1-44 \(from admit\) is not a valid date\/time: its hour is not 00-23/);
+    expect(existsSync(join(dir, 'out'))).toBe(false);
+    // HL7 DT text is taken as HL7 and written; ISO as before.
+    expect((await post({ mrn: 'HL7', dob: '19840512', admit: '202401011000+0100' })).status).toBe(200);
+    expect((await post({ mrn: 'ISO', dob: '1984-05-12', admit: '2024-01-01T10:00:00Z' })).status).toBe(200);
+    const files = () => readdirSync(join(dir, 'out')).filter((f) => f.endsWith('.hl7')).map((f) => readFileSync(join(dir, 'out', f), 'utf8').split('\r'));
+    await waitFor(() => existsSync(join(dir, 'out')) && files().filter((l) => l.some((x) => x.startsWith('PV1|'))).length === 2, 10_000, 'two files written');
+    const pids = files();
+    const line = (seg: string, mrn: string) => pids.find((l) => l.some((x) => x.startsWith(`PID|||${mrn}|`)))!.find((x) => x.startsWith(seg))!.split('|');
+    expect(line('PID', 'HL7')[7]).toBe('19840512');
+    expect(line('PV1', 'HL7')[44]).toBe('202401011000+0100');
+    expect(line('PID', 'ISO')[7]).toBe('19840512');
+    expect(line('PV1', 'ISO')[44]).toBe('20240101100000+0000');
   });
 });

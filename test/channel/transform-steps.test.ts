@@ -263,3 +263,23 @@ destinations:
     expect(bad.result.diagnostics.map((d) => `${d.line} ${d.code}`)).toEqual(expect.arrayContaining(['6 spec/keep-identifier-not-cx', '7 spec/unknown-identifier', '8 spec/transform-step']));
   });
 });
+
+describe('reformat_date failures are the transform step\'s', () => {
+  test('a channel with no map: AE "transform failed: reformat_date PID-7: …", ERR 102 at PID-7, nothing delivered', async () => {
+    const { channel } = await compile(`channel: xf
+source: { mllp: { port: 2611 } }
+transform:
+  - reformat_date: { path: PID-7, format: "DD/MM/YYYY" }
+destinations:
+  out: { file: { dir: ./out } }
+`);
+    const adt = EPIC_ADT.replace('||TESTPATIENT^ALEX', '||TESTPATIENT^ALEX||20230229');
+    const result = runChannel(channel, Buffer.from(adt, 'latin1'));
+    expect(result.status).toBe('error');
+    const wire = result.ack!.toString('latin1').split('\r');
+    const reason = 'transform failed: reformat_date PID-7: its day is not 01-28 for its month';
+    expect(wire[1]).toBe(`MSA|AE|ADT-EPIC-1|${reason}`);
+    expect(wire[2]).toBe(`ERR||PID^1^7^1|102^Data type error^HL70357|E||||${reason}`);
+    expect(result.outputs).toEqual({});
+  });
+});

@@ -10,6 +10,7 @@ const JSON_ENCOUNTER_CLASS = jsonPath("encounter.class");
 const JSON_ENCOUNTER_VISIT_NUMBER = jsonPath("encounter.visit_number");
 const JSON_NOTE_TYPE = jsonPath("note.type");
 const JSON_NOTE_WRITTEN_AT = jsonPath("note.written_at");
+const TXA_4_DATE_SOURCE = { "field": "TXA-4", "json": "note.written_at" };
 const JSON_NOTE_AUTHOR_ID = jsonPath("note.author_id");
 const JSON_NOTE_AUTHOR_FAMILY_NAME = jsonPath("note.author_family_name");
 const JSON_NOTE_ID = jsonPath("note.id");
@@ -41,7 +42,7 @@ export function build(input: unknown): Message {
   txa4.set("TXA-1", "1");
   txa4.set("TXA-2", withDefault(asHl7Value(readJson(input, input, JSON_NOTE_TYPE)), "PN"));
   txa4.set("TXA-3", "TX");
-  txa4.set("TXA-4", isoToHl7DateTime(readJson(input, input, JSON_NOTE_WRITTEN_AT)));
+  txa4.set("TXA-4", isoToHl7DateTime(readJson(input, input, JSON_NOTE_WRITTEN_AT), TXA_4_DATE_SOURCE));
   txa4.set("TXA-5.1", readJson(input, input, JSON_NOTE_AUTHOR_ID));
   txa4.set("TXA-5.2", readJson(input, input, JSON_NOTE_AUTHOR_FAMILY_NAME));
   txa4.set("TXA-12.1", readJson(input, input, JSON_NOTE_ID));

@@ -8,6 +8,7 @@ const JSON_PATIENT_MRN = jsonPath("patient.mrn");
 const JSON_PATIENT_FAMILY_NAME = jsonPath("patient.family_name");
 const JSON_PATIENT_GIVEN_NAME = jsonPath("patient.given_name");
 const JSON_PATIENT_BIRTH_DATE = jsonPath("patient.birth_date");
+const PID_7_DATE_SOURCE = { "field": "PID-7", "json": "patient.birth_date" };
 const JSON_PATIENT_SEX = jsonPath("patient.sex");
 const PATIENT_SEX_TABLE = lookupTable({ "female": "F", "male": "M", "other": "O" });
 const JSON_ORDER_PLACER_NUMBER = jsonPath("order.placer_number");
@@ -15,6 +16,7 @@ const JSON_ORDER_FILLER_NUMBER = jsonPath("order.filler_number");
 const JSON_ORDER_CODE = jsonPath("order.code");
 const JSON_ORDER_NAME = jsonPath("order.name");
 const JSON_ORDER_COLLECTED_AT = jsonPath("order.collected_at");
+const OBR_7_DATE_SOURCE = { "field": "OBR-7", "json": "order.collected_at" };
 const JSON_OBSERVATIONS = jsonPath("observations");
 const JSON_VALUE_TYPE = jsonPath("value_type");
 const JSON_CODE = jsonPath("code");
@@ -24,6 +26,7 @@ const JSON_UNIT = jsonPath("unit");
 const JSON_RANGE = jsonPath("range");
 const JSON_FLAG = jsonPath("flag");
 const JSON_OBSERVED_AT = jsonPath("observed_at");
+const OBX_14_DATE_SOURCE = { "field": "OBX-14", "json": "observed_at" };
 
 /** The HL7 message built from the JSON the app posts (examples/results-to-ehr.yaml:13). MSH-10 and MSH-7 are new for every message. */
 export function build(input: unknown): Message {
@@ -36,7 +39,7 @@ export function build(input: unknown): Message {
   pid1.set("PID-3.5", "MR");
   pid1.set("PID-5.1", applyTransform(asHl7Value(readJson(input, input, JSON_PATIENT_FAMILY_NAME)), "upper"));
   pid1.set("PID-5.2", applyTransform(asHl7Value(readJson(input, input, JSON_PATIENT_GIVEN_NAME)), "upper"));
-  pid1.set("PID-7", isoToHl7DateTime(readJson(input, input, JSON_PATIENT_BIRTH_DATE))?.slice(0, 8));
+  pid1.set("PID-7", isoToHl7DateTime(readJson(input, input, JSON_PATIENT_BIRTH_DATE), PID_7_DATE_SOURCE, true));
   pid1.set("PID-8", withDefault(asHl7Value(lookupValue(asHl7Value(readJson(input, input, JSON_PATIENT_SEX)), PATIENT_SEX_TABLE)), "U"));
   // ORC (examples/results-to-ehr.yaml:31)
   const orc2 = builder.addSegment("ORC");
@@ -53,7 +56,7 @@ export function build(input: unknown): Message {
   obr3.set("OBR-4.1", readJson(input, input, JSON_ORDER_CODE));
   obr3.set("OBR-4.2", readJson(input, input, JSON_ORDER_NAME));
   obr3.set("OBR-4.3", "LN");
-  obr3.set("OBR-7", isoToHl7DateTime(readJson(input, input, JSON_ORDER_COLLECTED_AT)));
+  obr3.set("OBR-7", isoToHl7DateTime(readJson(input, input, JSON_ORDER_COLLECTED_AT), OBR_7_DATE_SOURCE));
   obr3.set("OBR-22", hl7Timestamp());
   obr3.set("OBR-25", "F");
   // each item of observations (examples/results-to-ehr.yaml:49)
@@ -70,7 +73,7 @@ export function build(input: unknown): Message {
     obx5.set("OBX-7", readJson(input, item4, JSON_RANGE));
     obx5.set("OBX-8", readJson(input, item4, JSON_FLAG));
     obx5.set("OBX-11", "F");
-    obx5.set("OBX-14", isoToHl7DateTime(readJson(input, item4, JSON_OBSERVED_AT)));
+    obx5.set("OBX-14", isoToHl7DateTime(readJson(input, item4, JSON_OBSERVED_AT), OBX_14_DATE_SOURCE));
   });
   return builder.message;
 }
