@@ -5,6 +5,7 @@ import type { Condition } from '../../runtime/index.js';
 import type { Diagnostic } from '../diagnostics/diagnostic.js';
 import { groupPathDiagnostics } from './group-paths.js';
 import { checkHl7Path, isZSegment, MESSAGE_SEGMENTS } from './hl7-tables.js';
+import { segmentFields } from '../../runtime/hl7/versions/tables.js';
 import type { ChannelHl7Version } from './hl7-version.js';
 import { channelHl7Version } from './hl7-version.js';
 import type { LoadedSpec } from './load.js';
@@ -16,6 +17,19 @@ import type { BuildSegment, Mapping, Spec, TransformStep } from './types.js';
 const TRANSFORM_STEP_KINDS = ['set', 'copy', 'clear', 'delete_segments', 'keep_identifier', 'add_segment', 'replace', 'reformat_date'];
 
 const CX_DEFAULT_FIELD: Record<string, string> = { patient: 'PID-3', visit: 'PV1-19', account: 'PID-18', merge: 'MRG-1' };
+
+const DATE_TYPES = new Set(['DT', 'DTM', 'TS']);
+
+/** What a letter run in a date pattern probably meant (Java / moment habits). */
+const DATE_PATTERN_HINTS: ReadonlyArray<readonly [RegExp, string]> = [
+  [/^y+$/, 'the year is YYYY (upper case)'],
+  [/^d+$/, 'the day of the month is DD (upper case)'],
+  [/^h+$/, 'the hour is HH, 00-23 (there is no 12-hour clock)'],
+  [/^a$|^A$/, 'there is no AM/PM: write HH, 00-23'],
+  [/^M$|^D$|^H$|^m$|^s$|^Y{1,3}$/, 'parts are two digits (MM DD HH mm ss) and the year four (YYYY)'],
+  [/^S+$/, 'fractions of a second are not written: end at ss'],
+  [/^Q+$/, 'there is no quarter: write MM'],
+];
 
 /** Checks the meaning of one schema-valid spec: paths, segments, fields, references. */
 export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagnostic[] {
@@ -36,6 +50,26 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
       new RegExp(pattern, 'g');
     } catch (err) {
       at(where, 'error', 'spec/regex', `"${pattern}" is not a regular expression: ${(err as Error).message.replace(/^Invalid regular expression: \/.*\/g?: /, '')}`, 'JavaScript syntax; escape special characters with \\ (in YAML double quotes write \\\\)');
+    }
+  };
+
+  /** A date pattern the runtime writes: a letter outside its tokens would be written as is (yyyy03dd), so it is an error here. */
+  const checkDatePattern = (pattern: string, where: PathKey[]) => {
+    for (let i = 0; i < pattern.length; ) {
+      const token = /^(YYYY|MM|DD|HH|mm|ss)/.exec(pattern.slice(i));
+      if (token) {
+        i += token[1]!.length;
+        continue;
+      }
+      const run = /^([A-Za-z])\1*/.exec(pattern.slice(i));
+      if (!run) {
+        i++;
+        continue;
+      }
+      const letters = run[0];
+      const hint = DATE_PATTERN_HINTS.find(([re]) => re.test(letters))?.[1];
+      at(where, 'error', 'spec/date-pattern', `"${letters}" in date pattern "${pattern}" is not a date part: it would be written as is; the parts are YYYY MM DD HH mm ss`, hint ?? 'write only YYYY MM DD HH mm ss and separators (- / . : space)', i);
+      return;
     }
   };
 
@@ -62,6 +96,15 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
     const problem = checkHl7Path(path, version.version, version.why);
     if (problem) at(where, problem.severity, problem.code, problem.message, problem.hint);
     return problem?.severity === 'error' && (problem.code === 'hl7/unknown-segment' || problem.code === 'hl7/segment-not-in-version') ? undefined : path.segment;
+  };
+
+  /** reformat_date rewrites one text: a whole field of a type with components (PID-5, an XPN) fails every message. */
+  const checkDateField = (text: string, where: PathKey[]) => {
+    const path = parsePath(text);
+    if (path.field === undefined || path.component !== undefined || isZSegment(path.segment)) return;
+    const field = segmentFields(hl7.version, path.segment)?.[path.field - 1];
+    if (!field || DATE_TYPES.has(field.type)) return;
+    at(where, 'error', 'spec/date-field', `${path.segment}-${path.field} (${field.name}) is ${field.type} in HL7 v${hl7.version}, not a date: reformat_date needs a DT, DTM or TS field, or the date component of a composite field`, `name the date component, e.g. ${path.segment}-${path.field}.1, or a date field`);
   };
 
   // An allow list the runtime could not read would stop the channel at start: say where now.
@@ -124,6 +167,7 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
   let jsonAllowed = false;
   const walkMapping = (m: Mapping, where: PathKey[]) => {
     if (m.path) read(m.path, [...where, 'path']);
+    if (m.format !== undefined) checkDatePattern(m.format, [...where, 'format']);
     if (m.coded !== undefined) {
       if (m.path === undefined) at([...where, 'coded'], 'error', 'spec/coded-needs-path', 'coded: reads a component of a CWE/CE field; it needs path:', 'e.g. { path: OBX-3, coded: text }');
       else if (/\.\d+$/.test(m.path) && !/-\d+$/.test(m.path)) at([...where, 'coded'], 'error', 'spec/coded-needs-path', `coded: picks the component itself; ${m.path} already names one`, `write path: ${m.path.replace(/\.\d+(\.\d+)?$/, '')}`);
@@ -215,7 +259,11 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
       checkPath(step.replace.path, [...where, 'replace', 'path']);
       checkPattern(step.replace.pattern, [...where, 'replace', 'pattern']);
     }
-    if ('reformat_date' in step) checkPath(step.reformat_date.path, [...where, 'reformat_date', 'path']);
+    if ('reformat_date' in step) {
+      const r = step.reformat_date;
+      if (checkPath(r.path, [...where, 'reformat_date', 'path'])) checkDateField(r.path, [...where, 'reformat_date', 'path']);
+      checkDatePattern(r.format, [...where, 'reformat_date', 'format']);
+    }
     if ('add_segment' in step) {
       const a = step.add_segment;
       checkPath(a.segment, [...where, 'add_segment', 'segment']);
