@@ -2,6 +2,8 @@
  * The runtime's public API: everything generated channels and the CLI may use.
  * Nothing outside runtime/ is imported from here.
  */
+// First: sets the regular-expression engine flags before any channel's pattern is compiled.
+export { patternProblem } from './channel/patterns.js';
 export * from './hl7/index.js';
 export { hl7Timestamp, newControlId } from './hl7/timestamp.js';
 export type { AckCode, AckCondition, AckError, AckMode, AckOptions, AckOutcome, AckRequest, AckSummary, ReceivedHeader } from './ack/ack.js';

@@ -1,6 +1,7 @@
 import type { Hl7Value } from '../hl7/message.js';
 import { Message } from '../hl7/message.js';
 import { parsePath } from '../hl7/path.js';
+import './patterns.js'; // bounds the time of every pattern a spec gives
 
 /**
  * A declarative condition on a message, as written in a spec's `accept` rules:

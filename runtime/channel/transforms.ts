@@ -1,6 +1,7 @@
 import type { DtmParts } from '../hl7/dtm.js';
 import { readDtm } from '../hl7/dtm.js';
 import type { Hl7Value } from '../hl7/message.js';
+import './patterns.js'; // bounds the time of every pattern a spec gives
 
 /** Where a date/time value came from and went, for the error that names it (never the value: it may be a birth date). */
 export interface DateValueSource {

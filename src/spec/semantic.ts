@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { allowList, Hl7PathError, parsePath, tableVersionOf } from '../../runtime/index.js';
+import { allowList, Hl7PathError, parsePath, patternProblem, tableVersionOf } from '../../runtime/index.js';
 import type { Condition } from '../../runtime/index.js';
 import type { Diagnostic } from '../diagnostics/diagnostic.js';
 import { groupPathDiagnostics } from './group-paths.js';
@@ -46,11 +46,8 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
 
   /** A regular expression the runtime compiles: its syntax error here, not on the first message. */
   const checkPattern = (pattern: string, where: PathKey[]) => {
-    try {
-      new RegExp(pattern, 'g');
-    } catch (err) {
-      at(where, 'error', 'spec/regex', `"${pattern}" is not a regular expression: ${(err as Error).message.replace(/^Invalid regular expression: \/.*\/g?: /, '')}`, 'JavaScript syntax; escape special characters with \\ (in YAML double quotes write \\\\)');
-    }
+    const problem = patternProblem(pattern);
+    if (problem) at(where, 'error', problem.code, problem.message, problem.hint);
   };
 
   /** A date pattern the runtime writes: a letter outside its tokens would be written as is (yyyy03dd), so it is an error here. */
@@ -139,6 +136,7 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
 
   const walkCondition = (c: Condition, where: PathKey[]) => {
     if ('path' in c) checkPath(c.path, [...where, 'path']);
+    if ('matches' in c) checkPattern(c.matches, [...where, 'matches']);
     if ('all' in c) c.all.forEach((x, i) => walkCondition(x, [...where, 'all', i]));
     if ('any' in c) c.any.forEach((x, i) => walkCondition(x, [...where, 'any', i]));
     if ('not' in c) walkCondition(c.not, [...where, 'not']);

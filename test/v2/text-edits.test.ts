@@ -5,6 +5,7 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { MllpClient } from '../../runtime/index.js';
 import { startServing } from '../../src/serve/serve.js';
 import { validateSpecs } from '../../src/spec/validate.js';
+import { startBin, stop } from '../cli/helpers.js';
 import { corpusFile } from '../corpus.js';
 import { memoryLogger, waitFor } from '../serve/helpers.js';
 
@@ -123,4 +124,47 @@ destinations:
     '9:48 error spec/regex',
   ]);
   expect(result.diagnostics[0]!.message).toBe('"([A-Z]" is not a regular expression: Unterminated group');
+});
+
+test('a pattern that backtracks exponentially on a hostile value still answers, and the next message too (linear-time fallback)', { timeout: 90_000 }, async () => {
+  // hl7c serve as shipped, in a process of its own: without the fallback, 40 letters and a "!"
+  // keep V8's backtracking engine busy for hours, the ACK never comes and the test fails at the
+  // client's timeout instead of stalling this worker.
+  const dir = mkdtempSync(join(tmpdir(), 'hv2-edits-redos-'));
+  writeFileSync(join(dir, 'c.yaml'), `channel: edits
+source: { mllp: { host: 127.0.0.1, port: 0 } }
+transform:
+  - replace: { path: PID-5.1, pattern: "^(\\\\w+\\\\s?)*$", with: "WORDS" }
+destinations:
+  out: { file: { dir: ${join(dir, 'out')} } }
+`);
+  const { child, match } = await startBin(['serve', join(dir, 'c.yaml'), '--store', join(dir, 'store.db'), '--no-watch'], /channel edits on port (\d+)/, process.env, 60_000);
+  cleanups.push(() => stop(child, 'SIGKILL'));
+  const client = new MllpClient({ host: '127.0.0.1', port: Number(match[1]), ackTimeoutMs: 20_000 });
+  cleanups.push(() => client.close());
+  const message = (id: string, family: string) => `MSH|^~\\&|A|B|C|D|20261125||ADT^A08|${id}|P|2.5.1\rPID|1||1^^^LRH^MR||${family}^Ann\r`;
+  expect((await client.send(message('RX-1', `${'a'.repeat(40)}!`))).code).toBe('AA');
+  expect((await client.send(message('RX-2', 'Smith Jones'))).code).toBe('AA');
+  const written = (name: string) => readFileSync(join(dir, 'out', name), 'latin1');
+  await waitFor(() => readdirSync(join(dir, 'out')).includes('RX-2.hl7'), 10_000, 'RX-2 written');
+  expect(segment(written('RX-1.hl7'), 'PID').split('|')[5]).toBe(`${'a'.repeat(40)}!^Ann`);
+  expect(segment(written('RX-2.hl7'), 'PID').split('|')[5]).toBe('WORDS^Ann');
+});
+
+test('validate: a nested repetition with a backreference or lookaround is spec/regex-backtracking; a condition pattern is checked too', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hv2-edits-backtracking-'));
+  const file = join(dir, 'c.yaml');
+  writeFileSync(file, `channel: edits
+source: { mllp: { port: 2901 } }
+transform:
+  - replace: { path: PID-5.1, pattern: "^((\\\\w)+\\\\2)*$", with: "" }
+  - replace: { path: PID-5.2, pattern: "^(\\\\w+\\\\s?)*$", with: "" }
+destinations:
+  out:
+    file: { dir: out }
+    when: { path: PID-8, matches: "(F" }
+`);
+  const result = await validateSpecs([file], { cwd: dir, env: {} });
+  expect(result.diagnostics.map((d) => `${d.line}:${d.column} ${d.severity} ${d.code}`)).toEqual(['4:40 error spec/regex-backtracking', '9:35 error spec/regex']);
+  expect(result.diagnostics[0]!.hint).toMatch(/nested repetition/);
 });
