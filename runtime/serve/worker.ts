@@ -4,6 +4,9 @@ import type { Store } from '../store/store.js';
 import type { QueuedDelivery } from '../store/types.js';
 import type { DeliveryContext, Sender } from './senders.js';
 import { faultPoint } from '../faults.js';
+// A receiver's or database's error text can quote the message ("Duplicate entry 'E77' …"): logs get
+// it masked, the store keeps it whole for operators.
+import { maskReason } from './mask-reason.js';
 
 const IDLE_POLL_MS = 250;
 const ERROR_PAUSE_MS = 1000;
@@ -235,11 +238,11 @@ export class DestinationWorker {
       } else if (outcome.retry && attempt < this.config.retry.attempts) {
         const delay = backoffDelay(attempt, this.config.retry);
         await this.store.finishAttempt({ ...delivery, attempts: attempt }, { state: 'queued', error: outcome.error, nextAttemptAt: now + delay, detail: `${outcome.error}; next try in ${delay} ms` }, now);
-        this.log.warn({ ...where, error: outcome.error, retryInMs: delay }, 'delivery failed; will retry');
+        this.log.warn({ ...where, error: maskReason(outcome.error), retryInMs: delay }, 'delivery failed; will retry');
       } else {
         const state = this.config.on_failure === 'stop_queue' ? 'stopped' : 'dead';
         await this.store.finishAttempt({ ...delivery, attempts: attempt }, { state, error: outcome.error, detail: `${outcome.error}; ${state === 'dead' ? 'dead-lettered' : 'queue stopped'}` }, now);
-        this.log.error({ ...where, error: outcome.error }, state === 'dead' ? 'delivery dead-lettered' : 'delivery failed for good; queue stopped');
+        this.log.error({ ...where, error: maskReason(outcome.error) }, state === 'dead' ? 'delivery dead-lettered' : 'delivery failed for good; queue stopped');
         // A dead-lettered entry is out of the way; a stopped one holds the queue.
         return state === 'dead';
       }

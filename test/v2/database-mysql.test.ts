@@ -10,6 +10,7 @@ import { validateSpecs } from '../../src/spec/validate.js';
 import { corpusFile } from '../corpus.js';
 import { startPgProxy } from '../store/pg-proxy.js';
 import { memoryLogger, waitFor } from '../serve/helpers.js';
+import { cli } from '../cli/helpers.js';
 
 /** The team's MariaDB: root, no password. Each test makes a database of its own and drops it. */
 const SERVER = { host: '127.0.0.1', port: 3306, user: 'root' };
@@ -182,4 +183,44 @@ destinations:
   ]);
   expect(result.diagnostics[1]!.message).toBe('the statement uses $3 but not $2');
   expect(result.diagnostics[0]!.hint).toMatch(/write \$1, \$2 … for MySQL and MariaDB too/);
+});
+
+test("a database's error quoting a value (Duplicate entry 'MRN') is kept whole in the store for operators, and masked in the log and in hl7c messages without --show-phi", async () => {
+  const db = await database();
+  await query('CREATE TABLE patients (mrn varchar(40) PRIMARY KEY) ENGINE=InnoDB', db);
+  const dir = mkdtempSync(join(tmpdir(), 'hv2-my-phi-'));
+  writeFileSync(join(dir, 'pix.yaml'), `channel: pix
+source: { mllp: { host: 127.0.0.1, port: 0 } }
+destinations:
+  patients:
+    database:
+      url: \${PIX_DB_URL}
+      statement: INSERT INTO patients (mrn) VALUES ($1)
+      params: [ { path: PID-3.1 } ]
+    retry: { attempts: 1, backoff_ms: 10, max_backoff_ms: 10 }
+`);
+  const { logger, lines } = memoryLogger();
+  const store = join(dir, 'store.db');
+  const serving = await startServing({ specs: [join(dir, 'pix.yaml')], storePath: store, cwd: dir, env: { PIX_DB_URL: `mysql://root@127.0.0.1:3306/${db}` }, logger, watch: false });
+  cleanups.push(() => serving.close());
+  const client = new MllpClient({ host: '127.0.0.1', port: serving.ports().pix! });
+  cleanups.push(() => client.close());
+  const MRN = 'QX44718';
+  expect((await client.send(adt('PHI-1', MRN))).code).toBe('AA');
+  expect((await client.send(adt('PHI-2', MRN))).code).toBe('AA');
+  await waitFor(async () => (await serving.store.getMessage(2))?.deliveries[0]?.state === 'dead', 10_000, 'the second dead-lettered');
+  const dead = (await serving.store.getMessage(2))!.deliveries[0]!;
+  expect(dead.last_error).toContain(`Duplicate entry '${MRN}'`);
+  const logged = lines.filter((l) => l.msg === 'delivery dead-lettered');
+  expect(logged).toHaveLength(1);
+  expect(logged[0]!.error).toMatch(/^Duplicate entry '•••'/);
+  expect(JSON.stringify(lines)).not.toContain(MRN);
+  await serving.close();
+  const shown = await cli('messages', 'show', '2', '--store', store);
+  expect(shown.code).toBe(0);
+  expect(shown.stdout).toContain("last error: Duplicate entry '•••'");
+  expect(shown.stdout).not.toContain(MRN);
+  const listed = await cli('messages', '--store', store, '--status', 'dead', '--json');
+  expect(listed.stdout).not.toContain(MRN);
+  expect((await cli('messages', 'show', '2', '--store', store, '--show-phi')).stdout).toContain(`last error: Duplicate entry '${MRN}'`);
 });

@@ -1,4 +1,4 @@
-import { parseTime } from '../../../runtime/serve/index.js';
+import { maskReason, parseTime } from '../../../runtime/serve/index.js';
 import type { StoredMessage } from '../../../runtime/serve/index.js';
 import { parseMessage } from '../../../runtime/index.js';
 import { cliCaller, withOperations } from '../operations.js';
@@ -34,6 +34,11 @@ function identifiersText(m: Pick<StoredMessage, 'identifiers'>, showPhi: boolean
     .join(' ');
 }
 
+/** Reasons and errors can quote the message (a receiver's AE text, a database's error): masked unless asked. */
+function reasonText(text: string | null, showPhi: boolean): string | null {
+  return showPhi ? text : maskReason(text);
+}
+
 /** "30d", "12h", "15m", or an ISO date. */
 export const parseSince = parseTime;
 
@@ -52,12 +57,12 @@ export async function messagesCommand(args: MessagesArgs, io: CliIo): Promise<nu
     });
     if (args.identifier) await ops.audit({ ...cliCaller(), action: 'message.search', target: 'messages', detail: `identifier=${args.identifier}` });
     if (args.json) {
-      io.stdout(JSON.stringify(rows.map((r) => ({ id: r.id, received_at: new Date(r.received_at).toISOString(), channel: r.channel, control_id: r.control_id, type: r.message_type, status: r.status, reason: r.reason, ack: r.ack_code, identifiers: identifiersText(r, args.showPhi), deliveries: r.deliveries })), null, 2) + '\n');
+      io.stdout(JSON.stringify(rows.map((r) => ({ id: r.id, received_at: new Date(r.received_at).toISOString(), channel: r.channel, control_id: r.control_id, type: r.message_type, status: r.status, reason: reasonText(r.reason, args.showPhi), ack: r.ack_code, identifiers: identifiersText(r, args.showPhi), deliveries: r.deliveries })), null, 2) + '\n');
       return 0;
     }
     for (const r of rows) {
       io.stdout(
-        [r.id, new Date(r.received_at).toISOString(), r.channel, r.control_id ?? '-', r.message_type ?? '-', r.status, r.ack_code ?? '-', r.deliveries || '-', identifiersText(r, args.showPhi), r.reason ? `"${r.reason}"` : '']
+        [r.id, new Date(r.received_at).toISOString(), r.channel, r.control_id ?? '-', r.message_type ?? '-', r.status, r.ack_code ?? '-', r.deliveries || '-', identifiersText(r, args.showPhi), r.reason ? `"${reasonText(r.reason, args.showPhi)}"` : '']
           .join('  ')
           .trimEnd() + '\n',
       );
@@ -79,7 +84,7 @@ export async function showCommand(args: { store: string; id: number; showPhi: bo
     io.stdout(`message ${m.id}  channel ${m.channel}  spec ${m.spec_version}\n`);
     io.stdout(`received ${m.received_at} from ${m.source}\n`);
     io.stdout(`control id ${m.control_id ?? '-'}  type ${m.type ?? '-'}\n`);
-    io.stdout(`status ${m.status}${m.reason ? `: ${m.reason}` : ''}\n`);
+    io.stdout(`status ${m.status}${m.reason ? `: ${reasonText(m.reason, args.showPhi)}` : ''}\n`);
     io.stdout(`answered ${m.ack_code ?? '-'}\n`);
     if (m.identifiers) io.stdout(`identifiers ${identifiersText(m, args.showPhi)}\n`);
     if (m.pruned) io.stdout('content pruned\n');
@@ -97,9 +102,9 @@ export async function showCommand(args: { store: string; id: number; showPhi: bo
       }
     }
     io.stdout('deliveries:\n');
-    for (const d of found.deliveries) io.stdout(`  ${d.id}  ${d.destination}  ${d.state}  attempts ${d.attempts.length}${d.last_error ? `  last error: ${d.last_error}` : ''}\n`);
+    for (const d of found.deliveries) io.stdout(`  ${d.id}  ${d.destination}  ${d.state}  attempts ${d.attempts.length}${d.last_error ? `  last error: ${reasonText(d.last_error, args.showPhi)}` : ''}\n`);
     io.stdout('history:\n');
-    for (const e of found.history) io.stdout(`  ${e.at}  ${e.kind}${e.detail ? `  ${e.detail}` : ''}\n`);
+    for (const e of found.history) io.stdout(`  ${e.at}  ${e.kind}${e.detail ? `  ${reasonText(e.detail, args.showPhi)}` : ''}\n`);
     return 0;
   });
 }
