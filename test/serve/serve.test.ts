@@ -167,7 +167,10 @@ describe('hl7c serve', () => {
       ['NOMRN-1', 'error'],
       ['BAD-1', 'rejected'],
     ]);
-    expect(rows[1]!.reason).toContain('no repetition of PID-3 has assigning authority (CX.4) EPI');
+    // Values in a reason are masked without --show-phi (they may be the patient's); positions stay.
+    expect(rows[1]!.reason).toBe('identifier patient: no repetition of PID-3 has assigning authority (CX.4) ••• and type code (CX.5) •••');
+    const full = JSON.parse((await cli('messages', '--store', store, '--json', '--oldest-first', '--show-phi')).stdout) as typeof rows;
+    expect(full[1]!.reason).toContain('no repetition of PID-3 has assigning authority (CX.4) EPI');
     expect((await cli('messages', '--store', store, '--status', 'error')).stdout).toContain('NOMRN-1');
   });
 
