@@ -1,5 +1,5 @@
 import type { Hl7Version } from '../../../runtime/index.js';
-import { DEFAULT_HL7_VERSION, evaluate as evaluateCondition, parseMessage, parsePath, readHeaderLeniently, tableVersionOf } from '../../../runtime/index.js';
+import { DEFAULT_HL7_VERSION, evaluate as evaluateCondition, parseMessage, parsePath, patternProblem, readHeaderLeniently, tableVersionOf } from '../../../runtime/index.js';
 import { checkHl7Path } from '../../spec/hl7-tables.js';
 import { codeOnly, e4xPath, isDefaultScript, operand, splitConcat, stringLiteral } from './e4x.js';
 import type { Operand } from './e4x.js';
@@ -1405,12 +1405,7 @@ function clean(o: Record<string, unknown>): Record<string, unknown> {
   return o;
 }
 
-/** A Mirth replacement's pattern that JavaScript (and so hl7c) compiles as it is. */
+/** A Mirth replacement's pattern that hl7c's validate accepts as it is (else it stays a TODO). */
 function validPattern(pattern: string): boolean {
-  try {
-    new RegExp(pattern, 'g');
-    return true;
-  } catch {
-    return false;
-  }
+  return patternProblem(pattern) === undefined;
 }
