@@ -1,5 +1,5 @@
-import { statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { readdirSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { watch } from 'chokidar';
 import type { Logger } from '../../runtime/index.js';
 import { ChannelHost, openStore, Operations, startAdminServer } from '../../runtime/serve/index.js';
@@ -79,9 +79,21 @@ export interface Serving {
   close(): Promise<void>;
 }
 
-/** Paths, sizes and modification times of the specs: changes when any spec does. */
+/**
+ * Paths, sizes and modification times of the files the watcher reports (the specs, and the
+ * YAML and CSV files in a directory given and its subdirectories, such as lookup tables):
+ * changes when any of them does.
+ */
 function fingerprint(options: ServeOptions): string {
-  return specFiles(options.specs, options.cwd)
+  const watched = options.specs.flatMap((p) => {
+    const absolute = resolve(options.cwd, p);
+    if (!statSync(absolute, { throwIfNoEntry: false })?.isDirectory()) return [];
+    return readdirSync(absolute, { withFileTypes: true }).flatMap((e) => {
+      if (e.isDirectory()) return readdirSync(join(absolute, e.name)).filter((f) => /\.(ya?ml|csv)$/.test(f)).map((f) => join(absolute, e.name, f));
+      return /\.csv$/.test(e.name) ? [join(absolute, e.name)] : [];
+    });
+  });
+  return [...specFiles(options.specs, options.cwd), ...watched.sort()]
     .map((f) => {
       const st = statSync(f, { throwIfNoEntry: false });
       return `${f}:${st?.size ?? -1}:${st?.mtimeMs ?? -1}`;
@@ -190,13 +202,18 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
     chain = run.catch(() => undefined);
     return run;
   };
-  const reload = () => {
+  const reload = (onlyIfChanged = false) => {
     const run = chain.then(async () => {
-      seen = fingerprint(options);
+      // A file event and the stat safety net both see one save (whichever comes first
+      // compiles it): it is compiled, and a rejection logged and counted, once.
+      const now = fingerprint(options);
+      if (onlyIfChanged && now === seen) return { applied: false, diagnostics: [] as Diagnostic[] };
+      seen = now;
       const next = await compile(options);
       if (!next.channels) {
         const errors = next.diagnostics.filter((x) => x.severity === 'error');
-        for (const d of errors) log.error({ code: d.code }, `spec change rejected, the running version stays: ${formatDiagnostic(d)}`);
+        // One entry per rejected change, every error in it: a log reader sees one event.
+        log.error({ codes: errors.map((d) => d.code), errors: errors.length }, `spec change rejected, the running version stays: ${errors.map((d) => formatDiagnostic(d)).join('\n')}`);
         host.activity.reload({ at: Date.now(), outcome: 'rejected', error: errors[0] ? formatDiagnostic(errors[0]).split('\n')[0] : undefined });
         alerts?.reloadRejected(next.diagnostics);
         return { applied: false, diagnostics: next.diagnostics };
@@ -233,7 +250,7 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
       if (!/\.(ya?ml|csv)$/.test(path)) return;
       log.info({ event, path }, 'spec change seen');
       clearTimeout(timer);
-      timer = setTimeout(() => void reload().catch((err: Error) => log.error({ err: err.message }, 'reload failed')), options.settleMs ?? 150);
+      timer = setTimeout(() => void reload(true).catch((err: Error) => log.error({ err: err.message }, 'reload failed')), options.settleMs ?? 150);
     });
     await new Promise<void>((r) => watcher!.once('ready', () => r()));
   }
@@ -243,8 +260,7 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
     options.watch !== false
       ? setInterval(() => {
           if (fingerprint(options) !== seen) {
-            seen = fingerprint(options);
-            void reload().catch((err: Error) => log.error({ err: err.message }, 'reload failed'));
+            void reload(true).catch((err: Error) => log.error({ err: err.message }, 'reload failed'));
           }
           if (configStamp() !== seenConfig) {
             void reloadConfig(true).catch((err: Error) => log.error({ err: err.message }, 'serve config reload failed'));
@@ -261,7 +277,7 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
     admin,
     operations,
     ports: () => host.ports(),
-    reload,
+    reload: () => reload(),
     reloadConfig: () => reloadConfig(),
     async close() {
       clearInterval(safetyNet);

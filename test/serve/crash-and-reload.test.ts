@@ -142,6 +142,29 @@ describe('hot reload', () => {
     expect(families).toEqual(new Set(['Doe', 'DOE', 'doe']));
   }, 120_000);
 
+  test('a rejected spec change is logged once with all its errors and counted once, though the file event and the stat safety net both see it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hl7c-reject-once-'));
+    const specPath = join(dir, 'adt.yaml');
+    writeFileSync(specPath, adtSpec());
+    const { logger, lines } = memoryLogger();
+    // A settle time past the safety net's 500 ms stat: both paths see the save before it compiles.
+    const serving = await startServing({ specs: [specPath], storePath: join(dir, 'store.db'), cwd: dir, env: { TEST_WEBHOOK_URL: 'http://127.0.0.1:9/' }, logger, watch: true, settleMs: 1200, adminPort: 0 });
+    cleanups.push(() => serving.close());
+    const events: string[] = [];
+    serving.host.activity.onEvent((e) => events.push(e.kind));
+    writeFileSync(specPath, adtSpec().replace('PID-5.1', 'PID-99').replace('MSH-10', 'MSH-77'));
+    const rejected = () => lines.filter((l) => String(l.msg).startsWith('spec change rejected'));
+    await waitFor(() => rejected().length > 0, 10_000, 'the rejection logged');
+    // Past the settle time and two more safety-net rounds: nothing more comes.
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(rejected().length).toBe(1);
+    expect(String(rejected()[0]!.msg)).toMatch(/^spec change rejected, the running version stays: adt\.yaml:14:23: error hl7\/unknown-field: MSH has 21 fields[^\n]*; there is no MSH-77\nadt\.yaml:16:19: error hl7\/unknown-field: PID has 39 fields/);
+    expect(rejected()[0]).toMatchObject({ errors: 2, codes: ['hl7/unknown-field', 'hl7/unknown-field'] });
+    const metrics = await (await fetch(`http://127.0.0.1:${serving.adminPort}/metrics`)).text();
+    expect(metrics).toMatch(/\nhl7c_reloads_total\{outcome="rejected"\} 1\n/);
+    expect(events.filter((k) => k === 'reload-rejected')).toHaveLength(1);
+  }, 30_000);
+
   test('a changed port moves the listener; a removed channel stops listening', async () => {
     const hook = await startWebhook();
     cleanups.push(() => hook.close());
