@@ -109,7 +109,29 @@ for (const segment of SEGMENTS) {
   histories[segment] = fields;
 }
 
-/** Components of each data type the fields above use, per version ("version|count"). */
+/** The data types of the components of `type` in `version`, in order; undefined for a primitive. */
+function componentTypesOf(version, type) {
+  const def = dictionaries[version === '2.8' ? '2.7.1' : version].types[type];
+  if (!def?.fields) return undefined;
+  return Object.entries(def.fields).sort((a, b) => Number(a[0]) - Number(b[0])).map(([, c]) => (c.type === 'VARIES' ? 'varies' : (c.type ?? '')));
+}
+
+/**
+ * The types of the components of the composite types the fields above use, per version
+ * ("version|T1,T2,…"), and those component types join the types whose components are counted:
+ * a path's subcomponent is checked against its component's type (PID-3.4.1: CX.4 is HD).
+ */
+const componentTypes = {};
+for (const key of [...typesUsed].sort()) {
+  const [version, type] = key.split(':');
+  if (type === '-' || type === 'varies') continue;
+  const types = componentTypesOf(version, type);
+  if (!types) continue;
+  (componentTypes[type] ??= {})[version] = types.join(',');
+  for (const t of types) if (t && t !== 'varies') typesUsed.add(`${version}:${t}`);
+}
+
+/** Components of each data type the fields above use, and of their components' types, per version ("version|count"). */
 const components = {};
 for (const key of [...typesUsed].sort()) {
   const [version, type] = key.split(':');
@@ -129,6 +151,18 @@ for (const type of Object.keys(components).sort()) {
     last = n;
   }
   componentHistories[type] = variants;
+}
+const componentTypeHistories = {};
+for (const type of Object.keys(componentTypes).sort()) {
+  const variants = [];
+  let last;
+  for (const v of VERSIONS) {
+    const types = componentTypes[type][v];
+    if (types === undefined || types === last) continue;
+    variants.push(`${v}|${types}`);
+    last = types;
+  }
+  componentTypeHistories[type] = variants;
 }
 
 const q = (s) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
@@ -158,6 +192,9 @@ for (const segment of SEGMENTS) {
 lines.push('};', '', '/** Components of each data type these fields use, per version: "version|count" from that version on (1: a primitive). */');
 lines.push('export const DATA_TYPE_COMPONENTS: Readonly<Record<string, readonly string[]>> = {');
 for (const [type, variants] of Object.entries(componentHistories)) lines.push(`  ${/^[A-Za-z_]\w*$/.test(type) ? type : q(type)}: [${variants.map(q).join(', ')}],`);
+lines.push('};', '', '/** The data types of the components of each composite type above, per version: "version|T1,T2,…" from that version on (empty: not given). */');
+lines.push('export const DATA_TYPE_COMPONENT_TYPES: Readonly<Record<string, readonly string[]>> = {');
+for (const [type, variants] of Object.entries(componentTypeHistories)) lines.push(`  ${/^[A-Za-z_]\w*$/.test(type) ? type : q(type)}: [${variants.map(q).join(', ')}],`);
 lines.push('};', '');
 
 const out = join(dirname(fileURLToPath(import.meta.url)), '..', 'runtime', 'hl7', 'versions', 'definitions.ts');

@@ -15,4 +15,4 @@ export type { Hl7Path } from './path.js';
 export { formatPath, parsePath } from './path.js';
 export { Segment } from './segment.js';
 export type { FieldDefinition, Hl7Version } from './versions/tables.js';
-export { componentCount, DEFAULT_HL7_VERSION, describeVersions, HL7_VERSIONS, isHl7Version, knownSegments, segmentFields, tableVersionOf, versionsWithField, versionsWithSegment } from './versions/tables.js';
+export { componentCount, componentType, DEFAULT_HL7_VERSION, describeVersions, HL7_VERSIONS, isHl7Version, knownSegments, segmentFields, tableVersionOf, versionsWithField, versionsWithSegment } from './versions/tables.js';

@@ -1,6 +1,6 @@
 import type { Hl7Path, Hl7Version } from '../../runtime/index.js';
 import { editDistance } from './schema.js';
-import { componentCount, describeVersions, HL7_VERSIONS, knownSegments, segmentFields, versionsWithField, versionsWithSegment } from '../../runtime/index.js';
+import { componentCount, componentType, describeVersions, HL7_VERSIONS, knownSegments, segmentFields, versionsWithField, versionsWithSegment } from '../../runtime/index.js';
 
 /** Segments each message code can carry (v2.5.1 abstract message structures, flattened; PRT from v2.7). */
 export const MESSAGE_SEGMENTS: Readonly<Record<string, readonly string[]>> = {
@@ -80,14 +80,62 @@ export function checkHl7Path(path: Hl7Path, version: Hl7Version, why: string): P
       hint: `if the sender still fills ${at}, its messages are of an older version: set hl7_version: to the version in their MSH-12`,
     };
   }
-  if (path.component === undefined || path.component === 1) return undefined;
+  if (path.component === undefined) return undefined;
   const components = componentCount(version, field.type);
-  if (components === undefined || path.component <= components) return undefined;
+  if (components === undefined) return undefined;
+  if (path.component <= components) return checkSubcomponent(path, field.type, components, version, why);
   const shape = components === 1 ? 'a value without components' : `with ${components} components`;
   return {
     severity: 'warning',
     code: 'hl7/unknown-component',
     message: `${at} (${field.name}) is ${field.type} in HL7 v${version}, ${shape}: ${path.text} is empty in messages that follow v${version}; this channel reads v${version} messages (${why})`,
     hint: components === 1 ? `read ${at}` : `components of ${field.type} are .1 to .${components}`,
+  };
+}
+
+/** The data type of a path's component: the field's own type for component 1 of a field without components. */
+function typeOfComponent(version: Hl7Version, fieldType: string, component: number): string | undefined {
+  const components = componentCount(version, fieldType);
+  if (components === undefined) return undefined;
+  return components === 1 ? (component === 1 ? fieldType : undefined) : componentType(version, fieldType, component);
+}
+
+/**
+ * A subcomponent of a component whose type has none (PID-22.1.2: CWE.1 is ST) reads nothing in
+ * any message; one of a composite component (PID-3.4.1: CX.4 is HD) is a place like any other.
+ */
+function checkSubcomponent(path: Hl7Path, fieldType: string, components: number, version: Hl7Version, why: string): PathProblem | undefined {
+  if (path.subcomponent === undefined || path.subcomponent === 1) return undefined;
+  const c = path.component!;
+  const type = typeOfComponent(version, fieldType, c);
+  if (type === undefined) return undefined;
+  const count = componentCount(version, type);
+  if (count === undefined || count > 1) return undefined;
+  const componentText = path.text.replace(/\.\d+$/, '');
+  const at = `${path.segment}-${path.field}.${c}`;
+  const whose = components === 1 ? `${path.segment}-${path.field} is ${fieldType}` : `${at} (component ${c} of ${fieldType}) is ${type}`;
+  // The same component may have subcomponents in another version's tables (XPN.1 is ST in v2.3, FN from v2.3.1).
+  const composite = HL7_VERSIONS.filter((v) => {
+    const fields = segmentFields(v, path.segment);
+    const f = fields?.[path.field! - 1];
+    if (!f || f.withdrawn) return false;
+    const t = typeOfComponent(v, f.type, c);
+    return t !== undefined && (componentCount(v, t) ?? 1) > 1;
+  });
+  const next = c + 1 <= components ? `${componentText.replace(/\.\d+$/, '')}.${c + 1}` : undefined;
+  const hint = `read ${componentText}${next ? `, or ${next} for the next component (components are separated by ^, subcomponents by &)` : ''}`;
+  if (composite.length) {
+    return {
+      severity: 'warning',
+      code: 'hl7/no-subcomponents',
+      message: `${whose} in HL7 v${version}, a value without subcomponents: ${path.text} is empty in messages that follow v${version} (it has subcomponents in ${describeVersions(composite)}); this channel reads v${version} messages (${why})`,
+      hint: `${hint}; if the sender's messages are of a version where it has subcomponents, set hl7_version: to the version in their MSH-12`,
+    };
+  }
+  return {
+    severity: 'error',
+    code: 'hl7/no-subcomponents',
+    message: `${whose} in HL7 v${version}, a value without subcomponents: there is no ${path.text}; this channel reads v${version} messages (${why})`,
+    hint,
   };
 }

@@ -85,3 +85,42 @@ destinations:
     'feed.yaml:8:25: error hl7/unknown-field: MSH has 19 fields in HL7 v2.3; there is no MSH-22 (MSH-22 Sending Responsible Organization is in v2.6 and later); this channel reads v2.3 messages (build.version: 2.3)\n  hint: if the sender\'s messages carry MSH-22, set hl7_version: "2.6" or later, the version in their MSH-12',
   ]);
 });
+
+test('a subcomponent of a component without any (PID-22.1.2: CWE.1 is ST) is an error wherever a path is read or written; subcomponents of composite components stay valid', async () => {
+  const valid = spec(
+    'hl7_version: "2.5.1"\n',
+    '  authority: { path: PID-3.4.1 }\n  second_universal: { path: "PID-3[2].4.2" }\n  orderer_surname: { path: ORC-12.2.1 }\n  surname: { path: PID-5.1.1 }\n  race_code: { path: PID-22.1.1 }\n',
+  );
+  expect(await validate(valid)).toEqual([]);
+  const everywhere = `channel: feed
+hl7_version: "2.5.1"
+source: { mllp: { port: 2575 } }
+accept:
+  - { rule: female, if: { path: PID-8.1.2, equals: F }, otherwise: filter }
+transform:
+  - set: { path: PID-13.4.2, value: x }
+map:
+  race: { path: PID-22.1.2 }
+destinations:
+  archive:
+    file: { dir: out }
+    body: "{{OBX-3.1.3}}"
+  app:
+    http: { url: "http://127.0.0.1:9/x" }
+    map:
+      mrn: { path: "PID-3[2].1.2" }
+`;
+  const why = 'this channel reads v2.5.1 messages (hl7_version: 2.5.1)';
+  const next = 'for the next component (components are separated by ^, subcomponents by &)';
+  expect(await validate(everywhere)).toEqual([
+    `feed.yaml:5:33: error hl7/no-subcomponents: PID-8 is IS in HL7 v2.5.1, a value without subcomponents: there is no PID-8.1.2; ${why}\n  hint: read PID-8.1`,
+    `feed.yaml:7:18: error hl7/no-subcomponents: PID-13.4 (component 4 of XTN) is ST in HL7 v2.5.1, a value without subcomponents: there is no PID-13.4.2; ${why}\n  hint: read PID-13.4, or PID-13.5 ${next}`,
+    `feed.yaml:9:17: error hl7/no-subcomponents: PID-22.1 (component 1 of CE) is ST in HL7 v2.5.1, a value without subcomponents: there is no PID-22.1.2; ${why}\n  hint: read PID-22.1, or PID-22.2 ${next}`,
+    `feed.yaml:13:14: error hl7/no-subcomponents: OBX-3.1 (component 1 of CE) is ST in HL7 v2.5.1, a value without subcomponents: there is no OBX-3.1.3; ${why}\n  hint: read OBX-3.1, or OBX-3.2 ${next}`,
+    `feed.yaml:17:20: error hl7/no-subcomponents: PID-3.1 (component 1 of CX) is ST in HL7 v2.5.1, a value without subcomponents: there is no PID-3[2].1.2; ${why}\n  hint: read PID-3[2].1, or PID-3[2].2 ${next}`,
+  ]);
+  // XPN.1 is ST in v2.3 and FN (surname & prefix …) from v2.3.1: a warning naming the versions.
+  expect(await validate(spec('hl7_version: "2.3"\n', '  own_surname: { path: PID-5.1.2 }\n'))).toEqual([
+    "feed.yaml:5:24: warning hl7/no-subcomponents: PID-5.1 (component 1 of XPN) is ST in HL7 v2.3, a value without subcomponents: PID-5.1.2 is empty in messages that follow v2.3 (it has subcomponents in v2.3.1 and later); this channel reads v2.3 messages (hl7_version: 2.3)\n  hint: read PID-5.1, or PID-5.2 for the next component (components are separated by ^, subcomponents by &); if the sender's messages are of a version where it has subcomponents, set hl7_version: to the version in their MSH-12",
+  ]);
+});

@@ -1,4 +1,4 @@
-import { DATA_TYPE_COMPONENTS, HL7_VERSIONS, SEGMENT_FIELDS } from './definitions.js';
+import { DATA_TYPE_COMPONENT_TYPES, DATA_TYPE_COMPONENTS, HL7_VERSIONS, SEGMENT_FIELDS } from './definitions.js';
 
 export { HL7_VERSIONS };
 
@@ -108,6 +108,13 @@ export function componentCount(version: Hl7Version, type: string): number | unde
   if (!variants) return undefined;
   const text = variantIn(variants, version);
   return text === undefined ? undefined : Number(text);
+}
+
+/** The data type of component `n` (1-based) of composite type `type` in `version`; undefined when the tables do not say. */
+export function componentType(version: Hl7Version, type: string, n: number): string | undefined {
+  const variants = DATA_TYPE_COMPONENT_TYPES[type];
+  if (!variants) return undefined;
+  return variantIn(variants, version)?.split(',')[n - 1] || undefined;
 }
 
 /** "v2.6 and later", "v2.3 to v2.6", "v2.4": a run of versions, for messages. */
