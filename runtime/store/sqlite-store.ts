@@ -4,11 +4,12 @@ import Database from 'better-sqlite3';
 import type { LoggedMessage } from './received-log.js';
 import { readReceivedLogs, ReceivedLog } from './received-log.js';
 import { Checkpointer } from './checkpointer.js';
-import type { AttemptRecord, ChannelSpec, Claim, ClaimRequest, DiscardResult, MessageCount, QueuedListener, ReplayOutcome, Store, StoreMetrics } from './store.js';
+import type { AttemptRecord, ChannelSpec, Claim, ClaimRequest, DiscardResult, MessageCount, NodeReload, QueuedListener, ReplayOutcome, Store, StoreMetrics } from './store.js';
 import type { AuditEntry, Delivery, DestinationPause, QueuedDelivery, MessageFilter, NewAuditEntry, NewMessage, StoredEvent, StoredMessage } from './types.js';
 import { DELIVERY_STATES_FILTERED } from './types.js';
 import { auditTableSql, insertAuditSql, leasesTableSql, LIST_PAUSED_SQL, listAuditSql, pausedTableSql, releaseLeaseSql, setPausedSql, takeLeaseSql } from './operator-sql.js';
 import { faultPoint } from '../faults.js';
+import { FAILING_QUEUES_SQL, nodeReloadsTableSql, queueAttemptsTableSql, recordAttemptsSql, recordReloadSql } from './alert-sql.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS messages (
@@ -63,7 +64,7 @@ CREATE TABLE IF NOT EXISTS store_owner (
   pid INTEGER NOT NULL,
   since INTEGER NOT NULL
 );
-${auditTableSql('sqlite')}${pausedTableSql('sqlite')}${leasesTableSql('sqlite')}CREATE TABLE IF NOT EXISTS channels (
+${auditTableSql('sqlite')}${pausedTableSql('sqlite')}${leasesTableSql('sqlite')}${queueAttemptsTableSql('sqlite')}${nodeReloadsTableSql('sqlite')}CREATE TABLE IF NOT EXISTS channels (
   name TEXT PRIMARY KEY,
   spec_path TEXT NOT NULL,
   spec_version TEXT NOT NULL,
@@ -587,6 +588,8 @@ export class SqliteStore implements Store {
         delivery.id,
       );
       this.statement('INSERT INTO events (message_id, delivery_id, at, kind, detail) VALUES (?, ?, ?, ?, ?)', this.bookkeeping).run(delivery.message_id, delivery.id, now, `attempt ${delivery.attempts}: ${outcome.state}`, outcome.detail);
+      const ok = outcome.state === 'sent';
+      this.statement(RECORD_ATTEMPT_SQL, this.bookkeeping).run({ channel: delivery.channel, destination: delivery.destination, ok_at: ok ? now : 0, fail_since: ok ? null : now, fails: ok ? 0 : 1 });
     });
     return Promise.resolve();
   }
@@ -878,7 +881,22 @@ export class SqliteStore implements Store {
         waiting: this.waiting.length,
         ingestFailures: this.ingestFailures,
         lastError: this.lastIngestError,
+        failing: this.statement(FAILING_QUEUES_SQL).all() as StoreMetrics['failing'],
+        // One node writes a SQLite store: the live one is this process's.
+        reloads: this.owner ? (this.statement('SELECT node, at, outcome, summary FROM node_reloads WHERE node = ?').all(this.owner) as NodeReload[]) : [],
       };
+    });
+  }
+
+  recordReload(reload: Omit<NodeReload, 'node'>): Promise<void> {
+    const owner = this.owner;
+    if (!owner) return Promise.resolve();
+    return this.attempt(() => {
+      // Earlier processes' rows are of nodes gone: one writer at a time.
+      this.connection.transaction(() => {
+        this.statement('DELETE FROM node_reloads WHERE node <> ?').run(owner);
+        this.statement(recordReloadSql('sqlite')).run(owner, reload.at, reload.outcome, reload.summary);
+      })();
     });
   }
 
@@ -927,6 +945,9 @@ export class SqliteStore implements Store {
 }
 
 const OPEN_STATES = ['queued', 'sending', 'stopped'];
+
+/** One attempt's outcome into its queue's row (one writer: slot 0). */
+const RECORD_ATTEMPT_SQL = recordAttemptsSql('sqlite', 'SELECT @channel AS channel, @destination AS destination, 0 AS slot, @ok_at AS ok_at, @fail_since AS fail_since, @fails AS fails');
 
 /** A deliveries row with its lease columns (not part of Delivery: only the store reads them). */
 type LeasedRow = QueuedDelivery & { lease_owner: string | null; lease_until: number | null };

@@ -82,6 +82,22 @@ export interface StoreMetrics {
   /** Times taking received messages in failed, and the last reason. */
   ingestFailures: number;
   lastError: string | null;
+  /**
+   * Queues whose attempts have all failed since their first failure after the last success (on
+   * any node): since when, and how many attempts failed. A success anywhere ends it.
+   */
+  failing: Array<{ channel: string; destination: string; since: number; failures: number }>;
+  /** The last spec reload of each live node writing to the store (SQLite: this one). */
+  reloads: NodeReload[];
+}
+
+/** A node's last spec reload, as kept in the store for the alerting node to judge. */
+export interface NodeReload {
+  node: string;
+  at: number;
+  outcome: 'applied' | 'rejected';
+  /** A rejection: how many errors and where the first is (file:line:col code), never the spec's text. */
+  summary: string | null;
 }
 
 export interface StoreHealth {
@@ -210,6 +226,12 @@ export interface Store {
 
   /** Gives the lease up (a clean stop): another node takes it at its next try. */
   releaseLease(name: string, owner: string): Promise<void>;
+
+  /**
+   * Records how this node's (openForWriting) latest spec reload went, replacing the one before:
+   * the alerting node tells a rejection on any node.
+   */
+  recordReload(reload: Omit<NodeReload, 'node'>): Promise<void>;
 
   /** Records what an operator did or looked at (who, what, when, from where). */
   recordAudit(entry: NewAuditEntry): Promise<void>;

@@ -19,6 +19,8 @@ export interface AlertNotice {
   since: string;
   channel?: string;
   destination?: string;
+  /** reload_rejected: the node whose spec reload was rejected (`node` is the one alerting). */
+  reload_node?: string;
   /** The figure the rule compares (a count, or seconds), and its threshold. */
   value: number;
   threshold: number;
@@ -28,10 +30,10 @@ export interface AlertNotice {
 
 /** What GET /api/alerts returns. */
 export interface AlertsView {
-  rules: Array<{ name: string; kind: AlertRule['kind']; state: 'ok' | 'firing'; since: string | null; firing: Array<{ channel?: string; destination?: string; since: string; summary: string }> }>;
+  rules: Array<{ name: string; kind: AlertRule['kind']; state: 'ok' | 'firing'; since: string | null; firing: Array<{ channel?: string; destination?: string; reload_node?: string; since: string; summary: string }> }>;
   /** The node that sends the notices (several nodes on one store: one at a time), and whether it is this one. */
   alerting?: { node: string | null; self: boolean };
-  recent: Array<{ rule: string; state: 'firing' | 'resolved'; at: string; summary: string; channel?: string; destination?: string; notified: boolean }>;
+  recent: Array<{ rule: string; state: 'firing' | 'resolved'; at: string; summary: string; channel?: string; destination?: string; reload_node?: string; notified: boolean }>;
 }
 
 /** Where the engine reads: the store's counters (one read per check) and the channels running. */
@@ -48,10 +50,11 @@ export interface AlertInputs {
   alertingLease?(ttlMs: number): Promise<{ holder: string; self: boolean; until: number }>;
 }
 
-/** What one rule finds for one subject (a channel, a queue, the specs) at one check. */
+/** What one rule finds for one subject (a channel, a queue, a node's specs) at one check. */
 interface Finding {
   channel?: string;
   destination?: string;
+  node?: string;
   active: boolean;
   value: number;
   threshold: number;
@@ -64,6 +67,7 @@ interface SubjectState {
   summary: string;
   channel?: string;
   destination?: string;
+  node?: string;
   /** A firing notice is due (the condition started) but the cool-down holds it. */
   pending: boolean;
   lastFiringNoticeAt?: number;
@@ -81,8 +85,8 @@ const NODE = hostname();
 
 /**
  * Checks the rules every `checkEveryMs` against the store's counters (`metrics()`, kept by the
- * store as messages are written, never a table scan) and what the host reports (delivery
- * attempts, reloads). Edge-triggered: a subject (a channel, a queue) sends one notice when its
+ * store as messages are written and attempts end, never a table scan), which hold what every
+ * node on the store saw: its messages, its delivery attempts, its last spec reload. Edge-triggered: a subject (a channel, a queue) sends one notice when its
  * condition starts and one when it ends; after a firing notice the same rule and subject stay
  * quiet for the cool-down, and a condition that starts again meanwhile is told once the
  * cool-down is over, if it still holds.
@@ -93,9 +97,6 @@ export class AlertEngine {
   private readonly samples: Sample[] = [];
   /** Per channel: its total of stored messages, and since when it has had that total. */
   private readonly lastTotals = new Map<string, { total: number; since: number }>();
-  /** Per queue (channel\0destination): since when every attempt failed, and how many. */
-  private readonly failing = new Map<string, { since: number; failures: number }>();
-  private rejectedReload: { at: number; summary: string } | null = null;
   private timer: NodeJS.Timeout | null = null;
   /** Whether this node sends the notices now (see AlertInputs.alertingLease), and who does. */
   private alerting = true;
@@ -147,22 +148,12 @@ export class AlertEngine {
     await this.checking;
   }
 
-  /** The host saw a delivery attempt end (no payload, no error text: only whether it worked). */
-  attempt(channel: string, destination: string, ok: boolean, at = Date.now()): void {
-    const key = queueKey(channel, destination);
-    if (ok) this.failing.delete(key);
-    else {
-      const f = this.failing.get(key);
-      if (f) f.failures++;
-      else this.failing.set(key, { since: at, failures: 1 });
-    }
-  }
-
-  /** A spec change was applied, or rejected (`summary`: how many errors and where the first is; no message content). */
-  reload(applied: boolean, summary = '', at = Date.now()): void {
-    this.rejectedReload = applied ? null : { at, summary };
-    // Told now rather than at the next check (after one in progress, which may have read the
-    // state before this): whoever saved the spec is waiting to hear.
+  /**
+   * This node's spec reload went one way or the other (and is in the store): checked now rather
+   * than at the next check (after one in progress, which may have read the store before it),
+   * since whoever saved the spec is waiting to hear.
+   */
+  reloaded(): void {
     void (this.checking ?? Promise.resolve()).then(() => this.check());
   }
 
@@ -179,7 +170,7 @@ export class AlertEngine {
       rules: this.config.rules.map((rule) => {
         const firing = [...this.states.entries()]
           .filter(([key, s]) => key.startsWith(`${rule.name}\u0000`) && s.firing)
-          .map(([, s]) => ({ ...(s.channel ? { channel: s.channel } : {}), ...(s.destination ? { destination: s.destination } : {}), since: iso(s.since), summary: s.summary }));
+          .map(([, s]) => ({ ...subjectOf(s), since: iso(s.since), summary: s.summary }));
         const since = firing.length ? firing.map((f) => f.since).sort()[0]! : null;
         return { name: rule.name, kind: rule.kind, state: firing.length ? ('firing' as const) : ('ok' as const), since, firing };
       }),
@@ -225,14 +216,14 @@ export class AlertEngine {
       const findings = this.evaluate(rule, metrics, now);
       const seen = new Set<string>();
       for (const f of findings) {
-        const key = `${rule.name}\u0000${f.channel ?? ''}\u0000${f.destination ?? ''}`;
+        const key = `${rule.name}\u0000${f.channel ?? ''}\u0000${f.destination ?? ''}\u0000${f.node ?? ''}`;
         seen.add(key);
         this.step(rule, key, f, now);
       }
       // A subject no longer reported (a queue emptied, a channel removed) is no longer firing.
       for (const [key, state] of this.states) {
         if (!key.startsWith(`${rule.name}\u0000`) || seen.has(key) || !state.firing) continue;
-        this.step(rule, key, { channel: state.channel, destination: state.destination, active: false, value: 0, threshold: 0, summary: `${subjectText(state)}: no longer reported` }, now);
+        this.step(rule, key, { channel: state.channel, destination: state.destination, node: state.node, active: false, value: 0, threshold: 0, summary: `${subjectText(state)}: no longer reported` }, now);
       }
     }
   }
@@ -242,7 +233,7 @@ export class AlertEngine {
     let state = this.states.get(key);
     if (!state) {
       if (!f.active) return;
-      state = { firing: false, since: now, summary: f.summary, channel: f.channel, destination: f.destination, pending: false, open: false };
+      state = { firing: false, since: now, summary: f.summary, channel: f.channel, destination: f.destination, node: f.node, pending: false, open: false };
       this.states.set(key, state);
     }
     if (f.active) {
@@ -277,9 +268,9 @@ export class AlertEngine {
     const summary = kind === 'firing' ? f.summary : `resolved: ${f.summary}`;
     // Another node holds the alerting lease: it sends this one (the states here say it was told).
     send &&= this.alerting;
-    this.recent.push({ rule: rule.name, state: kind, at: iso(now), summary, ...(f.channel ? { channel: f.channel } : {}), ...(f.destination ? { destination: f.destination } : {}), notified: send });
+    this.recent.push({ rule: rule.name, state: kind, at: iso(now), summary, ...subjectOf(f), notified: send });
     if (this.recent.length > RECENT) this.recent.splice(0, this.recent.length - RECENT);
-    const line = { rule: rule.name, state: kind, channel: f.channel, destination: f.destination };
+    const line = { rule: rule.name, state: kind, channel: f.channel, destination: f.destination, reloadNode: f.node };
     if (kind === 'firing') this.log?.warn(line, `alert: ${summary}`);
     else this.log?.info(line, `alert: ${summary}`);
     if (!send) return;
@@ -289,8 +280,7 @@ export class AlertEngine {
       state: kind,
       at: iso(now),
       since: iso(since),
-      ...(f.channel ? { channel: f.channel } : {}),
-      ...(f.destination ? { destination: f.destination } : {}),
+      ...subjectOf(f),
       value: f.value,
       threshold: f.threshold,
       summary,
@@ -348,12 +338,12 @@ export class AlertEngine {
             return { channel: q.channel, destination: q.destination, active: age > rule.olderThanMs!, value: Math.round(age / 1000), threshold: rule.olderThanMs! / 1000, summary: `queue ${q.channel} → ${q.destination}: oldest entry waiting ${duration(age)} (alert above ${duration(rule.olderThanMs!)})` };
           });
       case 'destination_failing':
-        return [...this.failing.entries()]
-          .map(([key, f]) => ({ ...splitQueue(key), f }))
+        // From the store: the attempts of every node (the node that alerts may not send to it).
+        return metrics.failing
           .filter((q) => wanted(q.channel, q.destination))
-          .map(({ channel, destination, f }) => {
-            const age = now - f.since;
-            return { channel, destination, active: age >= rule.forMs!, value: Math.round(age / 1000), threshold: rule.forMs! / 1000, summary: `destination ${channel} → ${destination}: every attempt failing for ${duration(age)} (${f.failures} failed attempt(s); alert at ${duration(rule.forMs!)})` };
+          .map(({ channel, destination, since, failures }) => {
+            const age = Math.max(0, now - Number(since));
+            return { channel, destination, active: age >= rule.forMs!, value: Math.round(age / 1000), threshold: rule.forMs! / 1000, summary: `destination ${channel} → ${destination}: every attempt failing for ${duration(age)} (${Number(failures)} failed attempt(s); alert at ${duration(rule.forMs!)})` };
           });
       case 'no_messages':
         return [...this.lastTotals.entries()]
@@ -378,27 +368,25 @@ export class AlertEngine {
           }));
       }
       case 'reload_rejected':
-        return [
-          this.rejectedReload
-            ? { active: true, value: 1, threshold: 0, summary: `a spec change was rejected; the running version stays: ${this.rejectedReload.summary}` }
-            : { active: false, value: 0, threshold: 0, summary: 'the specs reloaded' },
-        ];
+        // Each live node's last reload, from the store: a rejection on any node is told by the alerting one.
+        return metrics.reloads.map((r) =>
+          r.outcome === 'rejected'
+            ? { node: r.node, active: true, value: 1, threshold: 0, summary: `node ${r.node}: a spec change was rejected; the running version stays: ${r.summary ?? 'see its log'}` }
+            : { node: r.node, active: false, value: 0, threshold: 0, summary: `node ${r.node}: the specs reloaded` },
+        );
     }
   }
 }
 
-function queueKey(channel: string, destination: string): string {
-  return `${channel}\u0000${destination}`;
+/** The subject's fields as a notice and the view carry them. */
+function subjectOf(s: { channel?: string; destination?: string; node?: string }): { channel?: string; destination?: string; reload_node?: string } {
+  return { ...(s.channel ? { channel: s.channel } : {}), ...(s.destination ? { destination: s.destination } : {}), ...(s.node ? { reload_node: s.node } : {}) };
 }
 
-function splitQueue(key: string): { channel: string; destination: string } {
-  const [channel, destination] = key.split('\u0000') as [string, string];
-  return { channel, destination };
-}
-
-function subjectText(s: { channel?: string; destination?: string }): string {
+function subjectText(s: { channel?: string; destination?: string; node?: string }): string {
   if (s.channel && s.destination) return `queue ${s.channel} → ${s.destination}`;
-  return s.channel ? `channel ${s.channel}` : 'the specs';
+  if (s.channel) return `channel ${s.channel}`;
+  return s.node ? `node ${s.node}` : 'the specs';
 }
 
 function iso(ms: number): string {

@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import type { Logger } from '../../runtime/index.js';
 import type { ChannelHost, LoadedChannel, Store } from '../../runtime/serve/index.js';
 import type { Diagnostic } from '../diagnostics/diagnostic.js';
@@ -14,10 +15,10 @@ const ALERTING_LEASE = 'alerting';
 
 /** The alerts of a running serve: fed by the host and the reloads, read by GET /api/alerts. */
 export interface Alerts {
-  /** Starts checking the rules against this store's counters and this host's attempts and channels. */
+  /** Starts checking the rules against this store's counters and this host's channels. */
   watch(host: ChannelHost, store: Store): void;
-  reloadRejected(diagnostics: Diagnostic[]): void;
-  reloadApplied(): void;
+  /** This node's spec reload went one way or the other, and is in the store: the rules are checked now. */
+  reloaded(): void;
   /** The rules of a changed serve config (checked already) take over from the running ones. */
   reconfigure(config: AlertsConfig | undefined): Promise<void>;
   view(): AlertsView;
@@ -37,10 +38,12 @@ export async function readAlertsConfig(file: string, channels: LoadedChannel[], 
 /**
  * Reads the serve config and sets up its alert rules; a config with errors stops the start as a
  * spec with errors does (each finding logged with file:line:col). A config without alerts gets
- * none until a change to it adds some (see reconfigure).
+ * none until a change to it adds some (see reconfigure). `optional`: the file need not exist
+ * yet (the default place beside the specs, not a --config given).
  */
-export async function startAlerts(file: string, channels: LoadedChannel[], env: NodeJS.ProcessEnv, cwd: string, log: Logger): Promise<Alerts> {
-  const read = await readAlertsConfig(file, channels, env, cwd);
+export async function startAlerts(file: string, channels: LoadedChannel[], env: NodeJS.ProcessEnv, cwd: string, log: Logger, options: { optional?: boolean } = {}): Promise<Alerts> {
+  const missing = options.optional && !statSync(file, { throwIfNoEntry: false })?.isFile();
+  const read = missing ? { ok: true, alerts: undefined, file, diagnostics: [] as Diagnostic[] } : await readAlertsConfig(file, channels, env, cwd);
   for (const d of read.diagnostics) log[d.severity === 'error' ? 'error' : 'warn']({ code: d.code }, formatDiagnostic(d));
   if (!read.ok) throw new Error(`the serve config ${file} has errors; nothing was started`);
   let alerts = read.alerts;
@@ -49,7 +52,6 @@ export async function startAlerts(file: string, channels: LoadedChannel[], env: 
   let notifier = alerts ? createNotifier(alerts, log) : undefined;
   let engine: AlertEngine | undefined;
   let inputs: { host: ChannelHost; store: Store } | undefined;
-  let unsubscribe: () => unknown = () => undefined;
   const startEngine = (a: AlertsConfig, n: Notifier) => {
     const { host, store } = inputs!;
     engine = new AlertEngine(
@@ -70,7 +72,6 @@ export async function startAlerts(file: string, channels: LoadedChannel[], env: 
       (x) => n.send(x),
       log,
     );
-    unsubscribe = host.onAttempt((channel, destination, ok) => engine?.attempt(channel, destination, ok));
     engine.start();
   };
   return {
@@ -78,14 +79,8 @@ export async function startAlerts(file: string, channels: LoadedChannel[], env: 
       inputs = { host, store };
       if (alerts && notifier) startEngine(alerts, notifier);
     },
-    reloadRejected(list) {
-      const errors = list.filter((d) => d.severity === 'error');
-      const first = errors[0];
-      // Where and which code, not the message text: a finding can quote a spec's sample message.
-      engine?.reload(false, `${errors.length} error(s)${first ? `, the first ${first.file}:${first.line}:${first.column} ${first.code}` : ''}`);
-    },
-    reloadApplied() {
-      engine?.reload(true);
+    reloaded() {
+      engine?.reloaded();
     },
     async reconfigure(next) {
       const old = notifier;
@@ -95,7 +90,6 @@ export async function startAlerts(file: string, channels: LoadedChannel[], env: 
       else log.info({ config: read.file }, 'the serve config has no alerts any more; alert rules stopped');
       if (engine && next) await engine.reconfigure(next, (x) => notifier!.send(x));
       else if (engine) {
-        unsubscribe();
         await engine.stop();
         engine = undefined;
       } else if (next && inputs) startEngine(next, notifier!);
@@ -105,11 +99,20 @@ export async function startAlerts(file: string, channels: LoadedChannel[], env: 
       return engine?.view() ?? { rules: [], recent: [] };
     },
     async close() {
-      unsubscribe();
       await engine?.stop();
       // Stopping cleanly: another node alerts from its next check, not after the lease runs out.
       if (inputs?.store.status) await inputs.store.releaseLease(ALERTING_LEASE, inputs.host.owner).catch(() => undefined);
       await notifier?.close();
     },
   };
+}
+
+/**
+ * What a rejected spec reload's record in the store (and its alert) says: how many errors and
+ * where the first is, with its code. Not the finding's text: it can quote a spec's sample message.
+ */
+export function reloadSummary(diagnostics: Diagnostic[]): string {
+  const errors = diagnostics.filter((d) => d.severity === 'error');
+  const first = errors[0];
+  return `${errors.length} error(s)${first ? `, the first ${first.file}:${first.line}:${first.column} ${first.code}` : ''}`;
 }

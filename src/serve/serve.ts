@@ -7,9 +7,9 @@ import type { AdminServer, AdminToken, ExtraRoute, LoadedChannel, Store } from '
 import { compileChannels as compileSpecs } from '../compiler/compile-channels.js';
 import type { Diagnostic } from '../diagnostics/diagnostic.js';
 import { formatDiagnostic } from '../diagnostics/diagnostic.js';
-import { configFileFor, specFiles } from '../spec/files.js';
+import { configFileFor, defaultConfigFile, specFiles } from '../spec/files.js';
 import { faultPoint } from '../../runtime/faults.js';
-import { readAlertsConfig, startAlerts } from '../alerts/start.js';
+import { readAlertsConfig, reloadSummary, startAlerts } from '../alerts/start.js';
 import { dashboardRoutes } from '../dashboard/routes.js';
 import type { Alerts } from '../alerts/start.js';
 import { specLoader } from './replay.js';
@@ -130,8 +130,10 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
   const first = await compile(options);
   for (const d of first.diagnostics) log[d.severity === 'error' ? 'error' : 'warn']({ code: d.code }, formatDiagnostic(d));
   if (!first.channels) throw new Error('the specs have errors; nothing was started');
-  const configFile = configFileFor(options.specs, options.cwd, options.configPath);
-  const alerts = configFile ? await startAlerts(configFile, first.channels, options.env ?? process.env, options.cwd, log) : undefined;
+  // Without one yet, the place one would be read from: written later, it is picked up (watched).
+  const configFile = configFileFor(options.specs, options.cwd, options.configPath) ?? defaultConfigFile(options.specs, options.cwd);
+  const configExists = () => !!configFile && !!statSync(configFile, { throwIfNoEntry: false })?.isFile();
+  const alerts = configFile ? await startAlerts(configFile, first.channels, options.env ?? process.env, options.cwd, log, { optional: !options.configPath }) : undefined;
   const store = await openStore(options.storePath, {
     cwd: options.cwd,
     durability: options.durability,
@@ -179,7 +181,8 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
   /**
    * The serve config changed: checked like a spec first; valid, its alert rules take over; with
    * errors, each is logged with file:line:col, /health and hl7c_config_reloads_total say so, and
-   * the rules in force stay.
+   * the rules in force stay. Removed, the rules in force stay too (an editor saving by rename,
+   * or a deploy rewriting the folder, must not switch alerting off); a warning says so.
    */
   const reloadConfig = (onlyIfChanged = false) => {
     const run = chain.then(async () => {
@@ -187,6 +190,10 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
       if (onlyIfChanged && configStamp() === seenConfig) return { applied: false, diagnostics: [] as Diagnostic[] };
       seenConfig = configStamp();
       if (!configFile || !alerts) return { applied: false, diagnostics: [] as Diagnostic[] };
+      if (!configExists()) {
+        log.warn({ config: configFile }, 'the serve config was removed; the alert rules in force stay until a config is written there again (a restart without it starts with no alert rules)');
+        return { applied: false, diagnostics: [] as Diagnostic[] };
+      }
       const read = await readAlertsConfig(configFile, running, options.env ?? process.env, options.cwd);
       if (!read.ok) {
         const errors = read.diagnostics.filter((x) => x.severity === 'error');
@@ -202,6 +209,14 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
     chain = run.catch(() => undefined);
     return run;
   };
+  /**
+   * Kept in the store with this node's name: the node sending the alerts (maybe another) tells a
+   * rejection while it is this node's latest outcome.
+   */
+  const recordReload = async (outcome: 'applied' | 'rejected', summary: string | null) => {
+    await store.recordReload({ at: Date.now(), outcome, summary }).catch((err: Error) => log.error({ err: err.message }, 'the reload outcome could not be written to the store; the alert rules may not see it'));
+    alerts?.reloaded();
+  };
   const reload = (onlyIfChanged = false) => {
     const run = chain.then(async () => {
       // A file event and the stat safety net both see one save (whichever comes first
@@ -215,7 +230,7 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
         // One entry per rejected change, every error in it: a log reader sees one event.
         log.error({ codes: errors.map((d) => d.code), errors: errors.length }, `spec change rejected, the running version stays: ${errors.map((d) => formatDiagnostic(d)).join('\n')}`);
         host.activity.reload({ at: Date.now(), outcome: 'rejected', error: errors[0] ? formatDiagnostic(errors[0]).split('\n')[0] : undefined });
-        alerts?.reloadRejected(next.diagnostics);
+        await recordReload('rejected', reloadSummary(next.diagnostics));
         return { applied: false, diagnostics: next.diagnostics };
       }
       faultPoint('during-reload');
@@ -223,11 +238,13 @@ export async function startServing(options: ServeOptions): Promise<Serving> {
         await host.apply(next.channels);
       } catch (err) {
         host.activity.reload({ at: Date.now(), outcome: 'rejected', error: (err as Error).message });
+        // The error can be a receiver's or the database's text: only that it failed goes to the store.
+        await recordReload('rejected', 'the new version could not be started; see the log of this node');
         throw err;
       }
       running = next.channels;
       host.activity.reload({ at: Date.now(), outcome: 'applied' });
-      alerts?.reloadApplied();
+      await recordReload('applied', null);
       return { applied: true, diagnostics: next.diagnostics };
     });
     chain = run.catch(() => undefined);

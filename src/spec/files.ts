@@ -37,3 +37,15 @@ export function configFileFor(paths: string[], cwd: string, explicit?: string): 
   }
   return undefined;
 }
+
+/**
+ * Where the serve config goes when none exists yet (serve picks it up once it is written): the
+ * first directory given, or beside the first spec file given.
+ */
+export function defaultConfigFile(paths: string[], cwd: string): string | undefined {
+  const first = paths[0];
+  if (first === undefined) return undefined;
+  const absolute = resolve(cwd, first);
+  const dir = statSync(absolute, { throwIfNoEntry: false })?.isDirectory() ? absolute : resolve(absolute, '..');
+  return join(dir, CONFIG_FILE_NAMES[0]!);
+}

@@ -6,7 +6,7 @@ import type { AlertRule } from '../../src/config/serve-config.js';
 
 /** An engine over counters the test sets, checked at times the test gives (no clock involved). */
 function harness(rules: Array<Partial<AlertRule> & Pick<AlertRule, 'name' | 'kind'>>, channels = ['adt-in']) {
-  const metrics: StoreMetrics = { messages: [], deliveries: [], oldestOpen: [], waiting: 0, ingestFailures: 0, lastError: null };
+  const metrics: StoreMetrics = { messages: [], deliveries: [], oldestOpen: [], waiting: 0, ingestFailures: 0, lastError: null, failing: [], reloads: [] };
   const notices: AlertNotice[] = [];
   const engine = new AlertEngine(
     { checkEveryMs: 1000, rules: rules.map((r) => ({ coolDownMs: 600_000, ...r })) },
@@ -78,16 +78,15 @@ describe('alert engine', () => {
     expect(h.notices.map((n) => [n.state, n.channel])).toEqual([['firing', 'lab-in'], ['resolved', 'lab-in']]);
   });
 
-  test('a destination failing for T, from the attempts the host reports; a success resolves it', async () => {
+  test('a destination failing for T, from the store\'s record of attempts; a success resolves it', async () => {
     const h = harness([{ name: 'failing', kind: 'destination_failing', forMs: 120_000 }]);
-    h.engine.attempt('adt-in', 'app', false, 0);
-    h.engine.attempt('adt-in', 'app', false, 60_000);
+    h.metrics.failing = [{ channel: 'adt-in', destination: 'app', since: 0, failures: 2 }];
     await h.at(60_000);
     expect(h.notices).toHaveLength(0);
     await h.at(125_000);
     expect(h.notices[0]).toMatchObject({ state: 'firing', channel: 'adt-in', destination: 'app', value: 125 });
     expect(h.notices[0]!.summary).toContain('2 failed attempt(s)');
-    h.engine.attempt('adt-in', 'app', true, 130_000);
+    h.metrics.failing = [];
     await h.at(130_000);
     expect(h.notices.map((n) => n.state)).toEqual(['firing', 'resolved']);
   });
@@ -110,16 +109,23 @@ describe('alert engine', () => {
     expect(h.notices.map((n) => [n.rule, n.state])).toEqual([['stuck', 'firing'], ['stopped', 'firing'], ['stuck', 'resolved']]);
   });
 
-  test('a rejected reload fires; the next applied reload resolves it', async () => {
+  test('a rejected reload fires, per node; the node\'s next applied reload resolves it, and so does the node going away', async () => {
     const h = harness([{ name: 'reload', kind: 'reload_rejected' }]);
     await h.at(0);
-    h.engine.reload(false, '1 error(s), the first adt.yaml:3:5 schema/unknown-property');
+    h.metrics.reloads = [
+      { node: 'a:1:x', at: 500, outcome: 'rejected', summary: '1 error(s), the first adt.yaml:3:5 schema/unknown-property' },
+      { node: 'b:2:y', at: 600, outcome: 'rejected', summary: '2 error(s), the first lab.yaml:1:1 schema/invalid-yaml' },
+    ];
     await h.at(1000);
-    h.engine.reload(true);
+    h.metrics.reloads = [{ node: 'a:1:x', at: 1500, outcome: 'applied', summary: null }, h.metrics.reloads[1]!];
     await h.at(2000);
-    expect(h.notices.map((n) => [n.state, n.summary])).toEqual([
-      ['firing', 'a spec change was rejected; the running version stays: 1 error(s), the first adt.yaml:3:5 schema/unknown-property'],
-      ['resolved', 'resolved: the specs reloaded'],
+    h.metrics.reloads = [h.metrics.reloads[0]!];
+    await h.at(3000);
+    expect(h.notices.map((n) => [n.state, n.reload_node, n.summary])).toEqual([
+      ['firing', 'a:1:x', 'node a:1:x: a spec change was rejected; the running version stays: 1 error(s), the first adt.yaml:3:5 schema/unknown-property'],
+      ['firing', 'b:2:y', 'node b:2:y: a spec change was rejected; the running version stays: 2 error(s), the first lab.yaml:1:1 schema/invalid-yaml'],
+      ['resolved', 'a:1:x', 'resolved: node a:1:x: the specs reloaded'],
+      ['resolved', 'b:2:y', 'resolved: node b:2:y: no longer reported'],
     ]);
   });
 });

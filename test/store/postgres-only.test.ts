@@ -22,7 +22,7 @@ describe('PostgreSQL schema', () => {
     const versions = await sql<{ version: number }>(name, 'SELECT version FROM schema_version ORDER BY version');
     expect(versions.map((v) => v.version)).toEqual(Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1));
     const tables = await sql<{ table_name: string }>('public', "SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name", [name]);
-    expect(tables.map((t) => t.table_name)).toEqual(['audit', 'channels', 'deliveries', 'delivery_counts', 'events', 'leases', 'message_counts', 'messages', 'node_channels', 'nodes', 'paused_destinations', 'queue_owners', 'schema_version']);
+    expect(tables.map((t) => t.table_name)).toEqual(['audit', 'channels', 'deliveries', 'delivery_counts', 'events', 'leases', 'message_counts', 'messages', 'node_channels', 'node_reloads', 'nodes', 'paused_destinations', 'queue_attempts', 'queue_owners', 'schema_version']);
   });
 
   test('a database migrated by a newer hl7c is refused, not used', async () => {

@@ -331,6 +331,33 @@ export function storeContract(name: string, open: () => Promise<StoreUnderTest>)
       expect(m.waiting).toBe(0);
     });
 
+    test('failing queues: every attempt failed since the first failure after the last success, in the order attempts ended, whatever order they are written in', async () => {
+      const store = await fresh();
+      for (const c of ['F1', 'F2', 'F3', 'F4']) await store.record(entry(c));
+      const [f1, f2, f3, f4] = (await claim(store, 'node-a', { ordered: false })).deliveries;
+      const t = 2_000_000;
+      const fail = (d: typeof f1, at: number) => store.finishAttempt({ ...d!, attempts: 1 }, { state: 'queued', error: 'HTTP 503', nextAttemptAt: at + 1000, detail: 'HTTP 503' }, at);
+      await fail(f1, t + 100);
+      await fail(f2, t + 200);
+      expect((await store.metrics()).failing).toEqual([{ channel: 'adt-in', destination: 'webhook', since: t + 100, failures: 2 }]);
+      await store.finishAttempt({ ...f3!, attempts: 1 }, { state: 'sent', detail: 'HTTP 200' }, t + 300);
+      expect((await store.metrics()).failing).toEqual([]);
+      // Ended before the success, written after it (another node's commit lagged): not failing.
+      await fail(f4, t + 250);
+      expect((await store.metrics()).failing).toEqual([]);
+      await store.finishAttempt({ ...f4!, attempts: 2 }, { state: 'dead', error: 'HTTP 503', detail: 'HTTP 503; dead-lettered' }, t + 400);
+      expect((await store.metrics()).failing).toEqual([{ channel: 'adt-in', destination: 'webhook', since: t + 400, failures: 1 }]);
+    });
+
+    test('reloads: this node\'s latest spec reload, replaced by the next', async () => {
+      const store = await fresh('node-r');
+      expect((await store.metrics()).reloads).toEqual([]);
+      await store.recordReload({ at: 1000, outcome: 'rejected', summary: '1 error(s), the first adt.yaml:3:5 schema/unknown-property' });
+      expect((await store.metrics()).reloads).toEqual([{ node: 'node-r', at: 1000, outcome: 'rejected', summary: '1 error(s), the first adt.yaml:3:5 schema/unknown-property' }]);
+      await store.recordReload({ at: 2000, outcome: 'applied', summary: null });
+      expect((await store.metrics()).reloads).toEqual([{ node: 'node-r', at: 2000, outcome: 'applied', summary: null }]);
+    });
+
     test('channel versions: the last spec path and version per channel', async () => {
       const store = await fresh();
       await store.setChannel('adt-in', '/specs/adt.yaml', 'v1', 1);

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { quoteIdentifier } from './connection.js';
+import { nodeReloadsTableSql, queueAttemptsTableSql } from '../alert-sql.js';
 import { auditTableSql, leasesTableSql, pausedTableSql } from '../operator-sql.js';
 
 /**
@@ -174,6 +175,11 @@ CREATE INDEX messages_by_dedupe_key ON messages (channel, dedupe_key, received_a
     version: 5,
     description: 'leases for jobs one node does at a time (sending alert notices)',
     sql: leasesTableSql('postgres'),
+  },
+  {
+    version: 6,
+    description: 'what the alerting node judges for every node: attempts per queue (a destination failing), each node\'s last spec reload',
+    sql: queueAttemptsTableSql('postgres') + nodeReloadsTableSql('postgres'),
   },
 ];
 

@@ -1,12 +1,13 @@
 import { hostname } from 'node:os';
 import type pg from 'pg';
-import type { AttemptRecord, ChannelSpec, Claim, ClaimRequest, DiscardResult, MessageCount, NodeStatus, QueuedListener, ReplayOutcome, Store, StoreHealth, StoreMetrics, StoreStatus } from '../store.js';
+import type { AttemptRecord, ChannelSpec, Claim, ClaimRequest, DiscardResult, MessageCount, NodeReload, NodeStatus, QueuedListener, ReplayOutcome, Store, StoreHealth, StoreMetrics, StoreStatus } from '../store.js';
 import type { AuditEntry, Delivery, DestinationPause, MessageFilter, NewAuditEntry, NewMessage, QueuedDelivery, StoredEvent, StoredMessage } from '../types.js';
 import { DELIVERY_STATES_FILTERED } from '../types.js';
 import type { PostgresTarget } from './connection.js';
 import { createPool, parsePostgresUrl } from './connection.js';
 import { GroupCommit } from './group-commit.js';
 import { migrate, SCHEMA_VERSION } from './migrations.js';
+import { FAILING_QUEUES_SQL, recordAttemptsSql, recordReloadSql } from '../alert-sql.js';
 import { insertAuditSql, LIST_PAUSED_SQL, listAuditSql, releaseLeaseSql, setPausedSql, takeLeaseSql } from '../operator-sql.js';
 
 export interface PostgresStoreOptions {
@@ -73,8 +74,18 @@ SELECT ord, id FROM ids ORDER BY ord`;
  */
 const FINISH_SQL = `
 WITH f AS (
-  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::int[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::text[], $10::text[])
-    AS t(id, message_id, state, attempts, last_error, next_attempt_at, at, kind, detail, owner)
+  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::int[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])
+    AS t(id, message_id, state, attempts, last_error, next_attempt_at, at, kind, detail, owner, channel, destination)
+), h AS (
+  ${recordAttemptsSql(
+    'postgres',
+    `SELECT f.channel, f.destination, pg_backend_pid() % 64 AS slot, b.ok_at,
+       MIN(f.at) FILTER (WHERE f.state <> 'sent' AND f.at > b.ok_at) AS fail_since,
+       COUNT(*) FILTER (WHERE f.state <> 'sent' AND f.at > b.ok_at) AS fails
+     FROM f JOIN (SELECT channel, destination, COALESCE(MAX(at) FILTER (WHERE state = 'sent'), 0) AS ok_at FROM f GROUP BY channel, destination) b
+       ON b.channel = f.channel AND b.destination = f.destination
+     GROUP BY f.channel, f.destination, b.ok_at`,
+  )}
 ), u AS (
   UPDATE deliveries d SET state = f.state, attempts = f.attempts, last_error = f.last_error, next_attempt_at = COALESCE(f.next_attempt_at, d.next_attempt_at),
     updated_at = f.at, lease_owner = NULL, lease_until = NULL
@@ -448,6 +459,8 @@ export class PostgresStore implements Store {
         items.map((f) => `attempt ${f.delivery.attempts}: ${f.outcome.state}`),
         items.map((f) => f.outcome.detail),
         items.map((f) => f.delivery.lease_owner ?? null),
+        items.map((f) => f.delivery.channel),
+        items.map((f) => f.delivery.destination),
       ],
     }, undefined, this.bookkeeping);
     return items.map(() => undefined);
@@ -647,6 +660,10 @@ export class PostgresStore implements Store {
     return (await this.query<{ owner: string; until: number }>(sql.read, [name], this.bookkeeping)).rows[0]!;
   }
 
+  async recordReload(reload: Omit<NodeReload, 'node'>): Promise<void> {
+    if (this.node) await this.query(recordReloadSql('postgres'), [this.node, reload.at, reload.outcome, reload.summary]);
+  }
+
   async releaseLease(name: string, owner: string): Promise<void> {
     await this.query(releaseLeaseSql('postgres'), [name, owner]);
   }
@@ -687,15 +704,30 @@ export class PostgresStore implements Store {
 
   async metrics(): Promise<StoreMetrics> {
     await this.finishes.idle();
-    const [messages, deliveries, oldestOpen] = await Promise.all([
+    const [messages, deliveries, oldestOpen, failing, reloads] = await Promise.all([
       this.counts(),
       this.query<StoreMetrics['deliveries'][number]>(
         'SELECT channel, destination, state, SUM(count)::int AS count FROM delivery_counts GROUP BY channel, destination, state HAVING SUM(count) <> 0 ORDER BY channel, destination, state',
       ),
       // Only unfinished entries, through their partial index.
       this.query<StoreMetrics['oldestOpen'][number]>("SELECT channel, destination, MIN(created_at) AS oldest FROM deliveries WHERE state IN ('queued', 'sending', 'stopped') GROUP BY channel, destination"),
+      this.query<StoreMetrics['failing'][number]>(FAILING_QUEUES_SQL),
+      // Live nodes only (as hl7c status judges them): a node gone no longer holds a rejection open.
+      this.query<NodeReload>(
+        `SELECT r.node, r.at, r.outcome, r.summary FROM node_reloads r JOIN nodes n ON n.id = r.node
+         WHERE n.stopped_at IS NULL AND n.heartbeat_at + n.lease_ms >= hl7c_now_ms() ORDER BY r.node`,
+      ),
     ]);
-    return { messages, deliveries: deliveries.rows, oldestOpen: oldestOpen.rows, waiting: 0, ingestFailures: this.failures, lastError: this.unavailable?.error ?? null };
+    return {
+      messages,
+      deliveries: deliveries.rows,
+      oldestOpen: oldestOpen.rows,
+      waiting: 0,
+      ingestFailures: this.failures,
+      lastError: this.unavailable?.error ?? null,
+      failing: failing.rows,
+      reloads: reloads.rows,
+    };
   }
 
   /** The channel's spec (for replay from any machine), and the version this node runs. */
