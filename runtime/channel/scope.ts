@@ -151,8 +151,9 @@ class Context {
    * else an enclosing one) whose place in the structure holds that segment answers: this
    * instance with its own (or one below it), an enclosing instance with its own or one in a
    * group of it that does not repeat (the ORU's patient from inside an order), else nothing:
-   * never another instance's segment. A segment the structure does not have (a Z-segment)
-   * is looked for the same way, then taken as the first in the message.
+   * never another instance's segment. A segment the structure does not have (a Z-segment,
+   * or v2.7's PRT in a structure of v2.5.1) belongs to the group it follows and is looked for
+   * the same way: inside `each: OBX` the second result must not read the first result's ZOB.
    */
   inGroup(group: GroupInstance, name: string): Segment | undefined {
     const known = this.structure!.root.definition.contains.has(name);
@@ -162,7 +163,7 @@ class Context {
       if (position >= 0) return this.message.segments[position];
       if (known) return undefined;
     }
-    return this.first(name);
+    return undefined;
   }
 
   /**
