@@ -32,8 +32,20 @@ export interface SourceLimits {
   allow?: string[];
 }
 
+/**
+ * An answer that waits for deliveries: AA (HTTP 200) once each of `after` delivered the message,
+ * AE (HTTP 502) when one failed for good; `from` (MLLP) passes that destination's own ACK through.
+ * Past `wait_ms`, the answer given at storing.
+ */
+export interface AnswerAfter {
+  after: string[];
+  from?: string;
+  wait_ms: number;
+}
+
 export interface MllpSourceConfig extends SourceLimits {
   kind: 'mllp';
+  answer?: AnswerAfter;
   host: string;
   port: number;
   ack_mode: AckModeSetting;
@@ -51,6 +63,7 @@ export interface DedupeConfig {
 
 export interface HttpSourceConfig extends SourceLimits {
   kind: 'http';
+  answer?: AnswerAfter;
   host: string;
   port: number;
   path: string;

@@ -13,6 +13,7 @@ import { tableVersionOf } from '../hl7/versions/tables.js';
 import type { Logger } from '../log.js';
 import { allowList, DEFAULT_IDLE_TIMEOUT_MS, isAllowed, MllpServer } from '../mllp/server.js';
 import { ThrottledLog } from '../log.js';
+import { maskReason } from './mask-reason.js';
 import { checkHttpSourceAuth } from './source-guard.js';
 import type { Store } from '../store/store.js';
 import type { QueuedDelivery } from '../store/types.js';
@@ -94,6 +95,8 @@ export class ChannelHost {
   private drainTimer: NodeJS.Timeout | null = null;
   /** Told of every delivery attempt's end (alerts: a destination failing). */
   private readonly attemptListeners = new Set<AttemptListener>();
+  /** Answers waiting for deliveries (answer_after / answer_from), by message id: the receivers' own ACKs as they come. */
+  private readonly answerWaiters = new Map<number, { answers: Map<string, Buffer>; wake: () => void }>();
   /** Dedupe keys of messages being stored now: a second copy waits for the first. */
   private readonly dedupeKeysRecording = new Map<string, Promise<unknown>>();
   private closed = false;
@@ -147,6 +150,12 @@ export class ChannelHost {
       send: async (delivery, context) => {
         const outcome = await sender.send(delivery, context);
         for (const listener of this.attemptListeners) listener(channel, destination, outcome.ok);
+        const waiter = this.answerWaiters.get(delivery.message_id);
+        if (waiter) {
+          if (outcome.answer) waiter.answers.set(destination, outcome.answer);
+          // The worker records the outcome next: look again soon.
+          waiter.wake();
+        }
         return outcome;
       },
       close: () => sender.close(),
@@ -342,6 +351,76 @@ export class ChannelHost {
   }
 
   /**
+   * answer_after / answer_from (Mirth's "Destinations completed" and "respond from d1"): the
+   * message is stored and queued as always, and the answer waits until the named destinations
+   * delivered it (the answer stored at receipt: AA, HTTP 200; with answer_from, the receiver's
+   * own ACK as it came) or one failed for good (AE naming it, HTTP 502; with answer_from, the
+   * receiver's own AE/AR when it gave one). The store is asked, so a delivery another node made
+   * counts too (its receiver's ACK is only known here: hl7c's AA stands in). Past wait_ms the
+   * answer is the one made at receipt: the message is safe, and still being delivered.
+   */
+  private async answerAfterDeliveries(definition: ChannelDefinition, payload: Buffer, result: ChannelResult & { id?: number }): Promise<ChannelResult & { id?: number }> {
+    const source = definition.source;
+    const answer = source.kind === 'mllp' || source.kind === 'http' ? source.answer : undefined;
+    const id = result.id;
+    if (!answer || id === undefined || result.status !== 'accepted') return result;
+    const waiter = { answers: new Map<string, Buffer>(), wake: () => undefined as void };
+    this.answerWaiters.set(id, waiter);
+    try {
+      const deadline = Date.now() + answer.wait_ms;
+      let pause = 5;
+      for (;;) {
+        const deliveries = ((await this.store.getMessage(id))?.deliveries ?? []).filter((d) => answer.after.includes(d.destination));
+        const failed = deliveries.find((d) => d.state === 'dead' || d.state === 'stopped' || d.state === 'discarded');
+        if (failed || deliveries.every((d) => d.state === 'sent')) {
+          const passed = answer.from !== undefined ? waiter.answers.get(answer.from) : undefined;
+          const settled = this.settledAnswer(definition, payload, result, passed, failed && { destination: failed.destination, error: failed.last_error ?? failed.state });
+          if (settled !== result) await this.recordAnswer(definition, id, settled, failed ? `after ${failed.destination} failed` : `after ${deliveries.map((d) => d.destination).join(', ')} delivered`);
+          return settled;
+        }
+        const left = deadline - Date.now();
+        if (left <= 0 || this.closed) {
+          this.log.warn({ channel: definition.name, id, waitMs: answer.wait_ms }, 'the answer did not wait longer for the deliveries: answered as stored, still being delivered');
+          return result;
+        }
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.min(pause, left));
+          waiter.wake = () => {
+            clearTimeout(timer);
+            pause = 5;
+            setTimeout(resolve, pause);
+          };
+        });
+        pause = Math.min(pause * 2, 200);
+      }
+    } finally {
+      this.answerWaiters.delete(id);
+    }
+  }
+
+  /** The answer once the deliveries settled: the receiver's own ACK passed through, AE / 502 naming a failed destination, or the answer as stored. */
+  private settledAnswer(definition: ChannelDefinition, payload: Buffer, result: ChannelResult, passed: Buffer | undefined, failed: { destination: string; error: string } | undefined): ChannelResult {
+    const none = { ack: undefined, ackCode: undefined, applicationAck: undefined, applicationAckCode: undefined };
+    if (passed && definition.source.kind === 'mllp') {
+      const code = passed.toString('latin1').split(/\r\n?|\n/).find((segment) => segment.startsWith('MSA'))?.slice(4, 6) || 'AA';
+      return { ...result, ...none, ack: passed, ackCode: code };
+    }
+    if (!failed) return result;
+    // A receiver's error may quote the message's values: the sender gets it masked, as the logs do.
+    const reason = `destination ${failed.destination} could not deliver the message: ${maskReason(failed.error)}`;
+    if (definition.source.kind === 'http') return { ...result, response: { status: 502, body: { status: 'error', reason } } };
+    const received = receive(payload);
+    if (!received.ok) return result;
+    return { ...result, ...none, ...answerFor(definition, received.message, 'error', [{ code: HL7_ERROR.applicationInternalError, userMessage: reason }]) };
+  }
+
+  private async recordAnswer(definition: ChannelDefinition, id: number, answer: ChannelResult, detail: string): Promise<void> {
+    const code = ackCodesOf(answer) ?? (answer.response ? String(answer.response.status) : null);
+    if (!code || !this.store.recordAnswer) return;
+    await this.store.recordAnswer(id, { ack_code: code, ack: answer.ack ? Buffer.concat(acksOf(answer)) : null, detail }, Date.now()).catch((err: Error) => this.log.warn({ channel: definition.name, id, err: err.message }, 'could not record the answer sent after the deliveries'));
+  }
+
+  /**
    * A message whose MSH-12 is not the version the spec states is processed all the same (senders
    * upgrade without notice, and refusing their traffic would stop the feed), but counted in
    * hl7c_messages_other_version_total and logged the first time: its paths were checked against
@@ -441,7 +520,10 @@ export class ChannelHost {
         allow: source.allow,
         logger: this.log.child({ channel: name() }),
         // Read the version when the message arrives: it finishes on that version.
-        handler: async (payload, connection) => acksOf(await this.handle(runner.current, payload, `mllp:${connection.remoteAddress}:${connection.remotePort}`)),
+        handler: async (payload, connection) => {
+          const version = runner.current;
+          return acksOf(await this.answerAfterDeliveries(version.definition, payload, await this.handle(version, payload, `mllp:${connection.remoteAddress}:${connection.remotePort}`)));
+        },
         oversize: (head, size, limit, connection) => this.recordOversize(runner.current, head, size, limit, `mllp:${connection.remoteAddress}:${connection.remotePort}`),
       });
       const port = await server.listen();
@@ -532,7 +614,10 @@ export class ChannelHost {
       });
       req.on('end', () => {
         if (size > maxBody) return;
-        this.handle(runner.current, Buffer.concat(chunks), `http:${req.socket.remoteAddress}`)
+        const version = runner.current;
+        const body = Buffer.concat(chunks);
+        this.handle(version, body, `http:${req.socket.remoteAddress}`)
+          .then((r) => this.answerAfterDeliveries(version.definition, body, r))
           .then((r) => reply(r.response?.status ?? 500, r.response?.body ?? { status: r.status, reason: r.reason }))
           .catch((err: Error) => reply(500, { error: err.message }));
       });

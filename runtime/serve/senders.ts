@@ -11,7 +11,8 @@ import type { Logger } from '../log.js';
 import type { Delivery } from '../store/types.js';
 
 /** How one attempt went: delivered, or failed and whether trying again could help. */
-export type AttemptOutcome = { ok: true; detail: string } | { ok: false; retry: boolean; error: string };
+/** `answer`: the receiver's own ACK as it came (MLLP), for a source that passes it through (answer_from). */
+export type AttemptOutcome = ({ ok: true; detail: string } | { ok: false; retry: boolean; error: string }) & { answer?: Buffer };
 
 export interface DeliveryContext {
   controlId: string | null;
@@ -112,9 +113,10 @@ export function createSender(channel: string, destination: string, config: Desti
           if (looksLikeJson(delivery.payload)) return { ok: false, retry: false, error: 'the payload is JSON (this channel maps); an MLLP destination takes HL7' };
           try {
             const ack = await client.send(delivery.payload ?? Buffer.alloc(0));
-            if (!ack.acknowledged || ack.code === 'AA' || ack.code === 'CA') return { ok: true, detail: ack.code ? `${ack.code} ${ack.acknowledgedControlId}` : ack.text };
+            const answer = ack.raw ? { answer: ack.raw } : {};
+            if (!ack.acknowledged || ack.code === 'AA' || ack.code === 'CA') return { ok: true, detail: ack.code ? `${ack.code} ${ack.acknowledgedControlId}` : ack.text, ...answer };
             const setting = ack.code === 'AR' || ack.code === 'CR' ? t.on_ar : t.on_ae;
-            return { ok: false, retry: setting === 'retry', error: `${ack.code}: ${[ack.text, ...ack.errors].filter(Boolean).join('; ') || 'no reason given'}` };
+            return { ok: false, retry: setting === 'retry', error: `${ack.code}: ${[ack.text, ...ack.errors].filter(Boolean).join('; ') || 'no reason given'}`, ...answer };
           } catch (err) {
             return { ok: false, retry: true, error: (err as Error).message };
           }

@@ -726,6 +726,16 @@ export class SqliteStore implements Store {
     return { message, deliveries, events: [...received, ...later] };
   }
 
+  recordAnswer(id: number, answer: { ack_code: string; ack: Buffer | null; detail: string }, now: number): Promise<void> {
+    return this.attempt(() => {
+      this.flushBookkeeping();
+      this.connection.transaction(() => {
+        this.connection.prepare('UPDATE messages SET ack_code = ?, ack = ? WHERE id = ?').run(answer.ack_code, answer.ack, id);
+        this.connection.prepare('INSERT INTO events (message_id, delivery_id, at, kind, detail) VALUES (?, NULL, ?, ?, ?)').run(id, now, `answered ${answer.ack_code}`, answer.detail);
+      })();
+    });
+  }
+
   /**
    * Replaces a message's outcome with a new run (replay): its unfinished or dead queue entries are
    * closed as replayed and new ones are queued, all in one transaction.

@@ -195,6 +195,13 @@ export interface Store {
   getMessage(id: number): Promise<{ message: StoredMessage; deliveries: Delivery[]; events: StoredEvent[] } | undefined>;
 
   /**
+   * The answer the sender got after waiting for deliveries (answer_after / answer_from), in place
+   * of the one made when the message was stored; the event says why. Stores that lack it keep
+   * the first answer.
+   */
+  recordAnswer?(id: number, answer: { ack_code: string; ack: Buffer | null; detail: string }, now: number): Promise<void>;
+
+  /**
    * Replaces a message's outcome with a new run: its unfinished or dead queue entries are closed
    * as replayed and new ones queued (a stopped entry is queued again in its place), atomically.
    */

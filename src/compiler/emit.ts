@@ -7,7 +7,7 @@ import { describeCondition, isJsonTemplate } from '../../runtime/index.js';
 import type { LoadedSpec } from '../spec/load.js';
 import { channelHl7Version } from '../spec/hl7-version.js';
 import { destinationOutputKindOf, inputKindOf, outputKindOf } from '../spec/kinds.js';
-import type { BuildSegment, BuildSpec, BuildValue, DatabaseDestinationSpec, DedupeSpec, Destination, IdentifierRule, Mapping, SourceLimitKeys, Spec, TlsSpec, TransformStep } from '../spec/types.js';
+import type { AnswerAfterKeys, BuildSegment, BuildSpec, BuildValue, DatabaseDestinationSpec, DedupeSpec, Destination, IdentifierRule, Mapping, SourceLimitKeys, Spec, TlsSpec, TransformStep } from '../spec/types.js';
 
 import { HL7C_VERSION } from '../version.js';
 import { RUNTIME_IMPORT } from './channel-module.js';
@@ -475,7 +475,7 @@ function sourceExpr(spec: Spec, raw: Spec, use: (n: string) => string): string {
     const h = raw.source.http!;
     const http = spec.source.http;
     const variant = `${http.content === 'hl7' ? ', content: "hl7"' : ''}${h.basic_auth ? `, basic_auth: { user: ${configString(h.basic_auth.user, use)}, password: ${configString(h.basic_auth.password, use)} }` : ''}`;
-    return `{ kind: "http", host: ${configString(h.host ?? '0.0.0.0', use)}, port: ${configNumber(h.port, use)}, path: ${q(http.path)}, auth_token: ${configString(h.auth_token ?? '', use)}${variant}${http.max_body_bytes ? `, max_body_bytes: ${http.max_body_bytes}` : ''}${limitsExpr(http)} }`;
+    return `{ kind: "http", host: ${configString(h.host ?? '0.0.0.0', use)}, port: ${configNumber(h.port, use)}, path: ${q(http.path)}, auth_token: ${configString(h.auth_token ?? '', use)}${variant}${http.max_body_bytes ? `, max_body_bytes: ${http.max_body_bytes}` : ''}${limitsExpr(http)}${answerExpr(http)} }`;
   }
   if (spec.source.file) {
     const f = raw.source.file!;
@@ -483,7 +483,14 @@ function sourceExpr(spec: Spec, raw: Spec, use: (n: string) => string): string {
   }
   const mllp = spec.source.mllp!;
   const m = raw.source.mllp!;
-  return `{ kind: "mllp", host: ${configString(m.host ?? '0.0.0.0', use)}, port: ${configNumber(m.port, use)}, ack_mode: ${q(mllp.ack_mode ?? 'as_requested')}${mllp.max_message_bytes ? `, max_message_bytes: ${mllp.max_message_bytes}` : ''}${limitsExpr(mllp)}${tlsExpr(m.tls, use)}${dedupeExpr(mllp.dedupe)} }`;
+  return `{ kind: "mllp", host: ${configString(m.host ?? '0.0.0.0', use)}, port: ${configNumber(m.port, use)}, ack_mode: ${q(mllp.ack_mode ?? 'as_requested')}${mllp.max_message_bytes ? `, max_message_bytes: ${mllp.max_message_bytes}` : ''}${limitsExpr(mllp)}${tlsExpr(m.tls, use)}${dedupeExpr(mllp.dedupe)}${answerExpr(mllp)} }`;
+}
+
+/** answer_after / answer_from: the answer waits for those deliveries (answer_from is one of them). */
+function answerExpr(source: AnswerAfterKeys & { answer_from?: string }): string {
+  const after = [...(source.answer_after ?? []), ...(source.answer_from && !source.answer_after?.includes(source.answer_from) ? [source.answer_from] : [])];
+  if (after.length === 0) return '';
+  return `, answer: { after: ${JSON.stringify(after)}${source.answer_from ? `, from: ${q(source.answer_from)}` : ''}, wait_ms: ${source.answer_wait_ms ?? 30_000} }`;
 }
 
 /** Default key: the sender (MSH-3, MSH-4) and its control id (MSH-10), which a resend repeats. */

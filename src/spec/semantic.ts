@@ -141,6 +141,23 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
     if ('any' in c) c.any.forEach((x, i) => walkCondition(x, [...where, 'any', i]));
     if ('not' in c) walkCondition(c.not, [...where, 'not']);
   };
+  // An answer that waits for deliveries names destinations of this channel; answer_from one that answers in HL7.
+  const answerSource = spec.source.mllp ? 'mllp' : spec.source.http ? 'http' : undefined;
+  if (answerSource) {
+    const src = spec.source[answerSource]! as { answer_after?: string[]; answer_from?: string };
+    const destinations = spec.destinations ?? {};
+    const known = Object.keys(destinations).join(', ') || 'none';
+    src.answer_after?.forEach((name, i) => {
+      if (!(name in destinations)) at(['source', answerSource, 'answer_after', i], 'error', 'spec/answer-destination', `the answer waits for destination ${name}, which this channel does not have`, `destinations: ${known}`);
+    });
+    const from = src.answer_from;
+    if (from !== undefined) {
+      const d = destinations[from];
+      if (!d) at(['source', 'mllp', 'answer_from'], 'error', 'spec/answer-destination', `the answer is passed through from destination ${from}, which this channel does not have`, `destinations: ${known}`);
+      else if (!d.mllp) at(['source', 'mllp', 'answer_from'], 'error', 'spec/answer-destination', `answer_from passes an HL7 ACK through, and destination ${from} is not an mllp destination`, 'name an mllp destination, or use answer_after: to answer AA/AE from the delivery');
+    }
+  }
+
   spec.accept?.forEach((rule, i) => {
     walkCondition(rule.if, ['accept', i, 'if']);
     if (rule.ack !== undefined && rule.otherwise !== 'filter') at(['accept', i, 'ack'], 'error', 'spec/ack-needs-filter', 'ack: says how a filtered message is answered; a rejected one is always AR', 'use otherwise: filter, or remove ack:');

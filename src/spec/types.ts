@@ -7,6 +7,16 @@ export interface SourceLimitKeys {
   allow?: string[];
 }
 
+/**
+ * An answer that waits for deliveries (Mirth's "Auto-generate (Destinations completed)"): AA
+ * (HTTP 200) once these destinations delivered the message, AE (HTTP 502) when one failed for
+ * good; past answer_wait_ms (default 30000) hl7c's own answer, the message being stored.
+ */
+export interface AnswerAfterKeys {
+  answer_after?: string[];
+  answer_wait_ms?: number;
+}
+
 /** TLS files (PEM paths) of an MLLP source or destination. */
 export interface TlsSpec {
   key?: string;
@@ -23,7 +33,10 @@ export interface Spec {
   /** The HL7 version its messages carry (MSH-12): paths are checked against that version's tables. See effectiveHl7Version. */
   hl7_version?: Hl7Version;
   source: {
-    mllp?: { host?: string; port: number; ack_mode?: 'original' | 'enhanced' | 'as_requested'; max_message_bytes?: number; tls?: TlsSpec; dedupe?: DedupeSpec } & SourceLimitKeys;
+    mllp?: { host?: string; port: number; ack_mode?: 'original' | 'enhanced' | 'as_requested'; max_message_bytes?: number; tls?: TlsSpec; dedupe?: DedupeSpec } & AnswerAfterKeys & SourceLimitKeys & {
+      /** The answer is this MLLP destination's own ACK, passed through once it answered (Mirth's "respond from d1"). */
+      answer_from?: string;
+    };
     http?: {
       host?: string;
       port: number;
@@ -33,7 +46,7 @@ export interface Spec {
       auth_token?: string;
       basic_auth?: { user: string; password: string };
       max_body_bytes?: number;
-    } & SourceLimitKeys;
+    } & AnswerAfterKeys & SourceLimitKeys;
     /** pattern: a glob on file names (* and ?), default *.hl7. */
     file?: { dir: string; pattern?: string; done_dir?: string; error_dir?: string; dedupe?: DedupeSpec };
     /** Fed only by other channels' `channel` destinations; no port. */

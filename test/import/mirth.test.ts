@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mysql from 'mysql2/promise';
 import { afterEach, describe, expect, test } from 'vitest';
-import { acknowledge, MllpClient, MllpServer, parseMessage, receive } from '../../runtime/index.js';
+import { acknowledge, frame, MllpClient, MllpServer, parseMessage, receive } from '../../runtime/index.js';
 import { compileChannels } from '../../src/compiler/compile-channels.js';
 import { allFeatures, detectFeatures } from '../../src/import/mirth/features.js';
 import { importMirth } from '../../src/import/mirth/index.js';
@@ -16,6 +16,7 @@ import { validateSpecs } from '../../src/spec/validate.js';
 import { runCase } from '../../src/testing/run-tests.js';
 import { runCli } from '../../src/cli/program.js';
 import { memoryLogger, waitFor } from '../serve/helpers.js';
+import { RawPeer } from '../mllp/helpers.js';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '../..');
 /** The Mirth 4.5.2 sample exports live in the team's shared folder beside the repository (CI has it). */
@@ -101,7 +102,11 @@ describe.skipIf(!haveSamples)('hl7c import mirth on the Mirth 4.5.2 samples', ()
     // The JavaScript that is not translated is quoted where it stood.
     const mdm = result.specs.find((s) => s.mirthName === 'LRH MDM Transcription Inbound')!.text;
     expect(mdm).toContain("#   | channelMap.put('lineCount', String(lines.length));");
-    expect(result.todos.some((t) => t.channel === 'LRH Pharmacy Orders Passthrough' && /d1's response/.test(t.what))).toBe(true);
+    // Respond from d1 and Auto-generate (Destinations completed) are translated: no TODO, the answer waits.
+    expect(result.todos.filter((t) => t.location.startsWith('source ('))).toEqual([]);
+    expect(result.specs.find((s) => s.mirthName === 'LRH Pharmacy Orders Passthrough')!.text).toMatch(/\n    answer_from: omnicell\n    answer_wait_ms: 55000\n/);
+    expect(mdm).toMatch(/\n    answer_after:\n      - write_report_text\n/);
+    expect(result.specs.find((s) => s.mirthName === 'LRH Flowsheet Vitals (HTTP)')!.text).toMatch(/\n    answer_after:\n      - audit_copy\n/);
   });
 
   test('credentials are never copied: written in the export as text, they become environment references', () => {
@@ -303,6 +308,49 @@ describe.skipIf(!haveSamples)('an imported MLLP channel under hl7c serve', () =>
     const history = (await serving.store.getMessage(a02Row.id))!;
     expect(history.deliveries.map((d) => d.destination).sort()).toEqual(['archive_to_disk', 'epic_adt_inbound']);
   }, 60_000);
+});
+
+describe.skipIf(!haveSamples)('an imported respond-from-destination channel under hl7c serve', () => {
+  test("the pharmacy passthrough answers Epic with Omnicell's own ACK, byte for byte (lrh-pharmacy-orders-passthrough.expect.md), and AE when Omnicell is down", async () => {
+    const result = importMirth(samples().filter((s) => /pharmacy/.test(s.file)));
+    // Mirth's 2 retries 5 s apart, made quick for the test.
+    const { dir, files } = writeSpecs(result.specs.map((s) => ({ ...s, text: s.text.replace('backoff_ms: 5000, max_backoff_ms: 5000', 'backoff_ms: 20, max_backoff_ms: 20') })));
+    const omnicellGot: string[] = [];
+    const omnicellAcks: Buffer[] = [];
+    const omnicell = new MllpServer({
+      host: '127.0.0.1',
+      port: 0,
+      handler: (payload) => {
+        const r = receive(payload);
+        if (!r.ok) return r.reject;
+        omnicellGot.push(r.message.toString());
+        const ack = Buffer.from(`MSH|^~\\&|OMNICELL|LRH_RX|EPIC|LRH|20261125090001||ACK^O11^ACK|OMNI-${r.message.controlId}|P|2.5.1\rMSA|AA|${r.message.controlId}|dispensed to cabinet 4\r`, 'latin1');
+        omnicellAcks.push(ack);
+        return ack;
+      },
+    });
+    const omnicellPort = await omnicell.listen();
+    cleanups.push(() => omnicell.close());
+    const { logger } = memoryLogger();
+    const env = { LRH_PHARMACY_ORDERS_PASSTHROUGH_PORT: '0', PHARMACY_HOST: '127.0.0.1', PHARMACY_PORT: String(omnicellPort) };
+    const serving = await startServing({ specs: files, storePath: join(dir, 'store.db'), cwd: dir, env, logger, watch: false });
+    cleanups.push(() => serving.close());
+    const sample = readSampleMessage('lrh-pharmacy-orders-passthrough.xml');
+    const epic = await RawPeer.connect(serving.ports()['lrh-pharmacy-orders-passthrough']!);
+    cleanups.push(() => epic.end());
+    await epic.write(frame(sample));
+    const [answer] = await epic.waitForFrames(1, 20_000);
+    expect(omnicellAcks).toHaveLength(1);
+    expect(answer!.equals(omnicellAcks[0]!)).toBe(true);
+    const atOmnicell = parseMessage(omnicellGot[0]!);
+    expect([atOmnicell.get('MSH-5'), atOmnicell.get('MSH-6'), atOmnicell.get('RXE-2')]).toEqual(['OMNICELL', 'LRH_RX', '00409-1234-01^HEPARIN 5000 UNIT/ML^NDC']);
+
+    // Omnicell down: Mirth sent d1's error text; hl7c answers AE naming the destination once its retries are spent.
+    await omnicell.close();
+    await epic.write(frame(sample.replace('|WIL5501|', '|RX-DOWN|')));
+    const [, down] = await epic.waitForFrames(2, 30_000);
+    expect(down!.toString('latin1')).toMatch(/\rMSA\|AE\|RX-DOWN\|destination omnicell could not deliver the message: /);
+  }, 90_000);
 });
 
 describe.skipIf(!haveSamples)('an imported Database Writer on MySQL/MariaDB', () => {

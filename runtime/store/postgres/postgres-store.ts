@@ -585,6 +585,13 @@ export class PostgresStore implements Store {
     }
   }
 
+  async recordAnswer(id: number, answer: { ack_code: string; ack: Buffer | null; detail: string }, now: number): Promise<void> {
+    await this.transaction(async (c) => {
+      await c.query('UPDATE messages SET ack_code = $1, ack = $2 WHERE id = $3', [answer.ack_code, answer.ack, id]);
+      await c.query('INSERT INTO events (message_id, delivery_id, at, kind, detail) VALUES ($1, NULL, $2, $3, $4)', [id, now, `answered ${answer.ack_code}`, answer.detail]);
+    });
+  }
+
   /**
    * Replaces a message's outcome with a new run (replay): unfinished or dead queue entries are
    * closed as replayed, a stopped one is queued again in its place (its queue keeps its order),

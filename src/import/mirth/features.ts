@@ -23,6 +23,7 @@ export interface Features {
   mapFormat: boolean;
   textEdits: boolean;
   deliveredStatus: boolean;
+  answerAfter: boolean;
 }
 
 const HEAD = 'channel: probe\n';
@@ -44,6 +45,7 @@ const PROBES: Record<keyof Features, string> = {
   httpMethods: MLLP + 'destinations: { a: { http: { url: "http://h/x", method: GET } } }\n',
   mapFormat: MLLP + 'map: { a: { path: PID-7, format: "YYYY-MM-DD" } }\ndestinations: { a: { file: { dir: ./x } } }\n',
   deliveredStatus: MLLP + 'destinations: { a: { http: { url: "http://h/x", delivered_status: [ 409 ] } } }\n',
+  answerAfter: 'source: { mllp: { port: 0, answer_after: [ a ], answer_from: a } }\ndestinations: { a: { mllp: { host: h, port: 1 } } }\n',
   textEdits: MLLP + 'transform: [ { replace: { path: PID-5.1, pattern: a, with: b } }, { reformat_date: { path: PV1-44, format: YYYYMMDD } } ]\nmap: { a: { path: PID-5.1, replace: [ { pattern: a, with: b } ] } }\ndestinations: { a: { file: { dir: ./x } } }\n',
 };
 

@@ -289,10 +289,21 @@ class ChannelTranslator {
     } else if (/Destinations completed/.test(response)) {
       this.ackStyle = 'destinations';
       // Mirth counts a queued destination as sent once queued: only the unqueued ones could make the answer AE.
-      const names = (queued: boolean) => this.channel.destinations.filter((d) => d.enabled && (prop(d, 'destinationConnectorProperties', 'queueEnabled') === 'true') === queued).map((d) => `"${d.name}"`);
+      const picked = (queued: boolean) => this.channel.destinations.filter((d) => d.enabled && (prop(d, 'destinationConnectorProperties', 'queueEnabled') === 'true') === queued);
+      const names = (queued: boolean) => picked(queued).map((d) => `"${d.name}"`);
       const failure = /HTTP/.test(source.transportName) ? 'HTTP 500' : 'AE';
       const inline = names(false);
       const queued = names(true);
+      if (this.features.answerAfter) {
+        const keys = this.destinationKeys();
+        const wait = this.answerWait(picked(false));
+        if (inline.length) Object.assign(Object.values(this.spec.source as Record<string, Record<string, unknown>>)[0]!, { answer_after: picked(false).map((d) => keys.get(d.metaDataId)!), ...wait });
+        this.note(
+          at,
+          `Mirth answered after the destinations completed ("Auto-generate (Destinations completed)")${inline.length ? `: answer_after waits for ${inline.join(', ')} (no queue in Mirth), AA${failure === 'AE' ? '' : ' (HTTP 200)'} once delivered, ${failure === 'AE' ? 'AE' : 'HTTP 502 (Mirth: 500)'} when it failed after its retries` : ''}${queued.length ? `; ${queued.join(', ')} counted as sent once queued, as in hl7c` : ''}. Mirth answered a filtered message ${failure} in this mode (it had no destination results); hl7c answers it as the accept rule says${failure === 'AE' ? ' (AR)' : ''}.`,
+        );
+        return;
+      }
       this.todo(
         at,
         `source (${source.transportName})`,
@@ -301,8 +312,29 @@ class ChannelTranslator {
     } else if (response === 'None') this.ackStyle = 'none';
     else {
       this.ackStyle = 'destination';
+      const from = this.channel.destinations.find((d) => `d${d.metaDataId}` === response);
+      if (this.features.answerAfter && from && from.enabled && from.transportName === 'TCP Sender' && source.transportName === 'TCP Listener' && prop(from, 'destinationConnectorProperties', 'queueEnabled') !== 'true') {
+        Object.assign(Object.values(this.spec.source as Record<string, Record<string, unknown>>)[0]!, { answer_from: this.destinationKeys().get(from.metaDataId)!, ...this.answerWait([from]) });
+        this.note(at, `Mirth answered with destination ${response}'s response ("${from.name}"): answer_from passes that receiver's own ACK to the sender, byte for byte, once it answered (AA, or its AE/AR). hl7c stores the message first; when "${from.name}" cannot be reached after its retries, Mirth sent its error text (no HL7 ACK) and hl7c answers AE naming the destination (the entry is dead-lettered).`);
+        return;
+      }
       this.todo(at, `source (${source.transportName})`, `Mirth answered with destination ${response}'s response (the downstream system's own ACK, passed through). hl7c has no construct for that: its sender's answer is hl7c's own ACK, given once the message is stored, and the destination gets the message from the queue afterwards. So the sender gets AA where the receiver answered AE or AR (the receiver's ACK is in the message's history; on_ae/on_ar decide whether to retry), and AA where Mirth's sender got no HL7 ACK at all because the receiver was down (the message waits in the queue). If the sending system must see the receiver's own answer, it has to stay on a direct connection to that receiver`);
     }
+  }
+
+  /**
+   * How long Mirth could keep the sender waiting on these unqueued destinations: every try's
+   * response timeout and the retry intervals between. Only written when over hl7c's 30 s default.
+   */
+  private answerWait(destinations: MirthConnector[]): { answer_wait_ms?: number } {
+    let longest = 0;
+    for (const d of destinations) {
+      const tries = (Number(prop(d, 'destinationConnectorProperties', 'retryCount')) || 0) + 1;
+      const interval = Number(prop(d, 'destinationConnectorProperties', 'retryIntervalMillis')) || 10000;
+      const timeout = Number(prop(d, 'responseTimeout')) || 5000;
+      longest = Math.max(longest, tries * timeout + (tries - 1) * interval);
+    }
+    return longest > 30_000 ? { answer_wait_ms: longest } : {};
   }
 
   private scripts(): void {
@@ -925,14 +957,25 @@ class ChannelTranslator {
 
   // ---------------------------------------------------------------- destinations
 
-  private destinations(): void {
-    const destinations: Record<string, Record<string, unknown>> = {};
+  /** The spec's key for each Mirth destination (by metaDataId), disabled ones included so names stay stable. */
+  private destinationKeys(): Map<number, string> {
+    const keys = new Map<number, string>();
     const used = new Set<string>();
-    this.spec.destinations = destinations;
     for (const d of this.channel.destinations) {
       let name = slug(d.name, 'destination').replace(/-+/g, '_').replace(/_+$/, '') || `d${d.metaDataId}`;
       while (used.has(name)) name = `${name}_${d.metaDataId}`;
       used.add(name);
+      keys.set(d.metaDataId, name);
+    }
+    return keys;
+  }
+
+  private destinations(): void {
+    const destinations: Record<string, Record<string, unknown>> = {};
+    const keys = this.destinationKeys();
+    this.spec.destinations = destinations;
+    for (const d of this.channel.destinations) {
+      const name = keys.get(d.metaDataId)!;
       const at: At = ['destinations', name];
       const location = this.where(d);
       if (!d.enabled) {
