@@ -19,6 +19,7 @@ import type { Store } from '../store/store.js';
 import type { QueuedDelivery } from '../store/types.js';
 import type { AttemptOutcome, DeliveryContext, Sender } from './senders.js';
 import { createSender } from './senders.js';
+import { withSpecRelativePaths } from './spec-paths.js';
 import { DEFAULT_LEASE_MS, DestinationWorker } from './worker.js';
 import { asDuplicate, dedupeKeyOf, dedupeOf } from './dedupe.js';
 import { hostname } from 'node:os';
@@ -225,7 +226,8 @@ export class ChannelHost {
   }
 
   /** Applies a set of channels: starts new ones, swaps changed ones, retires removed ones. */
-  async apply(channels: LoadedChannel[]): Promise<void> {
+  async apply(given: LoadedChannel[]): Promise<void> {
+    const channels = given.map((c) => ({ ...c, definition: withSpecRelativePaths(c.definition, c.specPath) }));
     const wanted = new Map(channels.map((c) => [c.definition.name, c]));
     for (const c of channels) {
       if (dedupeOf(c.definition) && !this.store.findFirstByKey) throw new Error(`channel ${c.definition.name}: its source has dedupe, which the store ${this.store.location} cannot do yet; remove dedupe or use a SQLite store`);

@@ -9,6 +9,7 @@ export type * from '../store/store.js';
 export { openStore, isPostgresUrl } from '../store/open.js';
 export type { OpenStoreOptions } from '../store/open.js';
 export { ChannelHost } from './host.js';
+export { withSpecRelativePaths } from './spec-paths.js';
 export type { AttemptListener, HostOptions, LoadedChannel } from './host.js';
 export { DestinationWorker, backoffDelay } from './worker.js';
 export { startAdminServer } from './admin.js';

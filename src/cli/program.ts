@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createLogger, Hl7ParseError, Hl7PathError, readPem } from '../../runtime/index.js';
 import type { ClientTlsOptions, ServerTlsOptions } from '../../runtime/index.js';
@@ -293,7 +293,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .description('the main job end to end: serve examples/ with the embedded store, push the example messages, show the deliveries')
     .option('--out <dir>', 'where the demo keeps its store and outputs', '.hl7c/demo')
     .action((o: { out: string }) =>
-      run(async () => (await import('./commands/demo.js')).demoCommand({ out: join(io.cwd, o.out), logger: logger('error') }, io))(),
+      run(async () => (await import('./commands/demo.js')).demoCommand({ out: resolve(io.cwd, o.out), logger: logger('error') }, io))(),
     );
 
   return program;

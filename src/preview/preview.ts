@@ -1,6 +1,8 @@
 import type { ChannelDefinition, DestinationConfig, FoundIdentifier, MessageStatus, PayloadKind } from '../../runtime/index.js';
 import { emitChannel } from '../compiler/emit.js';
 import { loadChannel } from '../compiler/load-channel.js';
+import { withSpecRelativePaths } from '../../runtime/serve/spec-paths.js';
+import { resolve } from 'node:path';
 import type { Diagnostic } from '../diagnostics/diagnostic.js';
 import { hasErrors } from '../diagnostics/diagnostic.js';
 import { validateSpecs } from '../spec/validate.js';
@@ -172,7 +174,8 @@ export async function compileForPreview(spec: string, options: { cwd: string; en
   const diagnostics = validation.diagnostics.filter((d) => !CROSS_SPEC_ONLY.has(d.code));
   if (hasErrors(diagnostics) || validation.specs.length === 0) return { diagnostics };
   const emitted = emitChannel(validation.specs[0]!);
-  return { channel: loadChannel(emitted.code, emitted.fileName, options.env ?? process.env), diagnostics };
+  // Where a file would land, as serve writes it: relative to the spec.
+  return { channel: withSpecRelativePaths(loadChannel(emitted.code, emitted.fileName, options.env ?? process.env), resolve(options.cwd, spec)), diagnostics };
 }
 
 const CROSS_SPEC_ONLY = new Set(['spec/unknown-channel']);

@@ -1,4 +1,5 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
@@ -6,6 +7,7 @@ import { MllpClient } from '../../runtime/index.js';
 import { writeNewFile } from '../../runtime/serve/senders.js';
 import { startServing } from '../../src/serve/serve.js';
 import { corpusFile } from '../corpus.js';
+import { BIN, cli } from '../cli/helpers.js';
 import { memoryLogger, waitFor } from './helpers.js';
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -99,4 +101,26 @@ describe('file destination', () => {
     expect(failed.every((r) => r.status === 'rejected')).toBe(true);
     expect(readdirSync(dir)).toHaveLength(24);
   });
+
+  test('relative directories in a spec are the spec\'s: hl7c serve started elsewhere reads ./in and writes ./out beside the spec, and preview says so', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'hl7c-relative-'));
+    const specs = join(root, 'specs');
+    const elsewhere = join(root, 'elsewhere');
+    mkdirSync(specs);
+    mkdirSync(elsewhere);
+    writeFileSync(join(specs, 'drop.yaml'), 'channel: drop\nsource: { file: { dir: ./in } }\ndestinations:\n  archive: { file: { dir: ./out, file_name: "{control_id}.hl7" } }\n  copies: { file: { dir: "${COPY_DIR:-copies}", file_name: "{control_id}.hl7" } }\n');
+    mkdirSync(join(specs, 'in'));
+    const message = 'MSH|^~\\&|LAB|GH|HL7C|APP|20261202||ADT^A01|REL1|P|2.5.1\rPID|1||E1^^^EPI^MR\r';
+    writeFileSync(join(specs, 'in', 'one.hl7'), message);
+    const child = spawn(process.execPath, [BIN, 'serve', '../specs/drop.yaml', '--store', 'store.db', '--no-watch'], { cwd: elsewhere, env: { ...process.env, HL7C_LOG_LEVEL: 'warn' } });
+    cleanups.push(() => new Promise((r) => (child.exitCode !== null ? r(undefined) : (child.once('exit', r), child.kill('SIGTERM')))));
+    await waitFor(() => existsSync(join(specs, 'out', 'REL1.hl7')) && existsSync(join(specs, 'copies', 'REL1.hl7')), 20_000, 'the file beside the spec');
+    expect(readFileSync(join(specs, 'out', 'REL1.hl7'), 'latin1')).toBe(message);
+    await waitFor(() => existsSync(join(specs, 'in', 'done', 'one.hl7')), 10_000, 'the input moved to in/done beside the spec');
+    // The store is given relative to the working directory, as a command-line path: only it is there.
+    expect(readdirSync(elsewhere).filter((f) => !f.startsWith('store.db'))).toEqual([]);
+    const preview = await cli('preview', join(specs, 'drop.yaml'), message);
+    expect(preview.stdout).toContain(`    → archive (file ${join(specs, 'out')}/{control_id}.hl7)\n    → copies (file ${join(specs, 'copies')}/{control_id}.hl7)\n`);
+  }, 40_000);
 });
+

@@ -35,6 +35,7 @@ export async function demoCommand(args: DemoArgs, io: CliIo): Promise<number> {
     NOTES_HTTP_PORT: '0',
     WEBHOOK_URL: `http://127.0.0.1:${webhook.port}/hl7/patient-events`,
     APPOINTMENTS_DIR: join(args.out, 'appointments'),
+    BED_BOARD_DIR: join(args.out, 'bed-board'),
     EHR_HOST: '127.0.0.1',
     EHR_RESULTS_PORT: String(ehr.port),
     EHR_NOTES_PORT: String(ehr.port),
