@@ -73,15 +73,15 @@ function wireValue(raw: string): string | null {
 }
 
 /**
- * A message as lines to compare: one segment per line (CR, LF or CRLF), blank lines and outer
- * spaces dropped, MSH-7 and MSH-10 blanked as they are new for every message a channel builds.
+ * A message as lines to compare exactly: one segment per line (CR, LF or CRLF), nothing trimmed
+ * (a space at the end of a segment is on the wire), one final line end allowed (a YAML block
+ * ends with one, a message with its last CR), MSH-7 and MSH-10 blanked as they are new for every
+ * message a channel builds.
  */
 function messageLines(text: string): string[] {
-  return text
-    .split(/\r\n|\r|\n/)
-    .map((l) => l.trim())
-    .filter((l) => l !== '')
-    .map((l) => (l.startsWith('MSH') ? blankMshTimeAndId(l) : l));
+  const lines = text.split(/\r\n|\r|\n/);
+  if (lines.length > 1 && lines[lines.length - 1] === '') lines.pop();
+  return lines.map((l) => (l.startsWith('MSH') ? blankMshTimeAndId(l) : l));
 }
 
 function blankMshTimeAndId(line: string): string {
@@ -93,10 +93,23 @@ function blankMshTimeAndId(line: string): string {
   return fields.join(sep);
 }
 
+/** Segment by segment, with where two differ and what differs there (spaces made visible). */
 function linesDiff(expected: string[], actual: string[], what: string): string[] {
   const out: string[] = [];
   for (let i = 0; i < Math.max(expected.length, actual.length); i++) {
-    if (expected[i] !== actual[i]) out.push(`${what} segment ${i + 1}: expected ${JSON.stringify(expected[i] ?? '(none)')}, got ${JSON.stringify(actual[i] ?? '(none)')}`);
+    const want = expected[i];
+    const got = actual[i];
+    if (want === got) continue;
+    if (want === undefined || got === undefined) {
+      out.push(`${what} segment ${i + 1}: expected ${want === undefined ? '(none)' : JSON.stringify(want)}, got ${got === undefined ? '(none)' : JSON.stringify(got)}`);
+      continue;
+    }
+    let at = 0;
+    while (at < want.length && at < got.length && want[at] === got[at]) at++;
+    const shown = (text: string) => (text === '' ? 'the end of the segment' : JSON.stringify(text.length > 24 ? `${text.slice(0, 24)}…` : text));
+    out.push(
+      `${what} segment ${i + 1}: expected ${JSON.stringify(want)}, got ${JSON.stringify(got)}\n      first difference at character ${at + 1}: expected ${shown(want.slice(at))}, got ${shown(got.slice(at))}${/^\s+$/.test(got.slice(at)) || /^\s+$/.test(want.slice(at)) ? ' (white space)' : ''}`,
+    );
   }
   return out;
 }

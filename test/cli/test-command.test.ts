@@ -109,3 +109,37 @@ test('hl7c test: expect.message (all but MSH-7/MSH-10), expect.route and expect.
   expect(wrong.stdout).toContain('destinations.inpatients: expected output, but the message does not go there (route: ["lab"])');
   expect(wrong.stdout).toMatch(/^0 passed, 1 failed$/m);
 });
+
+test('hl7c test: expect.message is exact: spaces at the end of a segment on the wire fail it, with where and what differs; the YAML block\'s final line end and a final CR are allowed', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hl7c-test-exact-'));
+  const spec = (transform: string, expected: string) => `channel: fwd
+source: { mllp: { port: 6664 } }
+${transform}destinations:
+  lab: { mllp: { host: 127.0.0.1, port: 6665 } }
+tests:
+  - name: forwarded as is
+    input: |
+      MSH|^~\\&|EPIC|GOOD|LAB|HERE|20260101120000||ADT^A04^ADT_A01|C1|P|2.5.1
+      PID|1||E1^^^EPI^MR||DOE^JANE||19840512|M
+    expect:
+      message: ${expected}
+`;
+  const run = async (transform: string, expected: string) => {
+    writeFileSync(join(dir, 'fwd.yaml'), spec(transform, expected));
+    return cli('test', join(dir, 'fwd.yaml'));
+  };
+  const block = '|\n        MSH|^~\\&|EPIC|GOOD|LAB|HERE|20260101120000||ADT^A04^ADT_A01|C1|P|2.5.1\n        PID|1||E1^^^EPI^MR||DOE^JANE||19840512|F\n';
+  const spaces = await run('transform:\n  - set: { path: PID-8, value: "F  " }\n', block);
+  expect(spaces.code).toBe(1);
+  expect(spaces.stdout).toContain(
+    'message segment 2: expected "PID|1||E1^^^EPI^MR||DOE^JANE||19840512|F", got "PID|1||E1^^^EPI^MR||DOE^JANE||19840512|F  "\n      first difference at character 41: expected the end of the segment, got "  " (white space)\n',
+  );
+  const exact = await run('transform:\n  - set: { path: PID-8, value: F }\n', block);
+  expect(exact.stdout).toMatch(/^1 passed, 0 failed$/m);
+  // Spaces the expectation has and the wire does not fail too (a YAML block keeps them).
+  const expectedSpaces = await run('transform:\n  - set: { path: PID-8, value: F }\n', block.replace('|F\n', '|F \n'));
+  expect(expectedSpaces.stdout).toContain('first difference at character 41: expected " ", got the end of the segment (white space)');
+  // A quoted message with CR segment ends, the last one included.
+  const quoted = await run('transform:\n  - set: { path: PID-8, value: F }\n', '"MSH|^~\\\\&|EPIC|GOOD|LAB|HERE|20260101120000||ADT^A04^ADT_A01|C1|P|2.5.1\\rPID|1||E1^^^EPI^MR||DOE^JANE||19840512|F\\r"');
+  expect(quoted.stdout).toMatch(/^1 passed, 0 failed$/m);
+});
