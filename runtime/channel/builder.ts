@@ -153,6 +153,15 @@ export function isoToHl7DateTime(value: unknown, source: DateValueSource = {}, d
   return date ? out.slice(0, 8) : out;
 }
 
+/**
+ * A date/time read from JSON for map's `format:` and `date`/`datetime`, which read HL7 DTM: JSON
+ * carries ISO 8601 (1984-05-12, 2026-11-25T08:30:00Z), or HL7 text; either is checked as build
+ * checks it. Absent is null.
+ */
+export function jsonDateTime(value: unknown, source: DateValueSource = {}): string | null {
+  return isoToHl7DateTime(value, source) ?? null;
+}
+
 /** A JSON value as an HL7 leaf for transforms and lookups: numbers and booleans as text. */
 export function asHl7Value(value: unknown): Hl7Value {
   if (value === undefined || value === null) return value === null ? null : '';

@@ -139,6 +139,8 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
     const target = path.filter((k) => k !== 'map' && k !== 'fields').join('.');
     const dateSource = { ...(m.path !== undefined ? { field: m.path } : {}), target };
     if (m.replace) expr = `${use('replacePatterns')}(${expr}, ${code.constants.add(`${target} replace`, q(m.replace.map((r) => [r.pattern, r.with])))})`;
+    // JSON dates are ISO 8601: read as HL7 DTM before a pattern or date transform that expects it.
+    if (m.json !== undefined && (m.format !== undefined || m.transform?.some((t) => t === 'date' || t === 'datetime'))) expr = `${use('jsonDateTime')}(${expr}, ${code.constants.add(`${target} json date`, q({ json: m.json, target }))})`;
     if (m.format !== undefined) expr = `${use('formatHl7DateTime')}(${expr}, ${q(m.format)}, ${code.constants.add(`${target} format`, q(dateSource))})`;
     for (const t of m.transform ?? []) {
       const options = t === 'date' || t === 'datetime' ? { ...(t === 'datetime' && timezone ? { defaultOffset: timezone } : {}), ...dateSource } : undefined;

@@ -149,3 +149,28 @@ destinations:
     ]);
   });
 });
+
+test('JSON dates are ISO 8601: format: and date/datetime read them on a JSON → JSON map (a date stays a date), an impossible one is 422 naming the key', async () => {
+  const hook = await startWebhook();
+  cleanups.push(() => hook.close());
+  const { port } = await serve(`channel: visits
+source: { http: { host: 127.0.0.1, port: 0, path: /visits } }
+map:
+  born_us: { json: patient.dob, format: "MM/DD/YYYY" }
+  born: { json: patient.dob, transform: [datetime] }
+  seen_at: { json: seen, format: "DD.MM.YYYY HH:mm" }
+  seen_hour: { json: patient.dob, format: "HH:mm" }
+  seen: { json: seen, transform: [datetime] }
+  legacy: { json: legacy_dob, format: "YYYY/MM/DD" }
+destinations:
+  app: { http: { url: "${hook.url}" } }
+`);
+  const post = (body: unknown) => fetch(`http://127.0.0.1:${port}/visits`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+  const ok = await post({ patient: { dob: '1984-05-12' }, seen: '2026-11-25T08:30:00-05:00', legacy_dob: '19840512' });
+  expect(ok.status).toBe(200);
+  await waitFor(() => hook.received.length === 1, 10_000, 'the mapped visit');
+  expect(hook.received[0]!.body).toEqual({ born_us: '05/12/1984', born: '1984-05-12', seen_at: '25.11.2026 08:30', seen_hour: null, seen: '2026-11-25T08:30:00-05:00', legacy: '1984/05/12' });
+  const bad = await post({ patient: { dob: '2026-02-30' }, seen: '2026-11-25T08:30:00Z' });
+  expect(bad.status).toBe(422);
+  expect(((await bad.json()) as { reason: string }).reason).toMatch(/mapped to born_us\) \(from patient\.dob\) is not a valid date\/time/);
+});
