@@ -63,6 +63,18 @@ export function storeContract(name: string, open: () => Promise<StoreUnderTest>)
       expect(await store.getMessage(999_999)).toBeUndefined();
     });
 
+    test('recordAnswer: the answer sent after the deliveries replaces the one made at storing, with an event saying why', async () => {
+      const store = await fresh();
+      const id = await store.record(entry('ANS-1'));
+      const ae = Buffer.from('MSH|^~\\&|HL7C|APP|EPIC|GH|20261125||ACK^A08|A2|P|2.5.1\rMSA|AE|ANS-1|destination webhook could not deliver the message\r');
+      await store.recordAnswer!(id, { ack_code: 'AE', ack: ae, detail: 'after webhook failed' }, Date.now());
+      const found = (await store.getMessage(id))!;
+      expect(found.message.ack_code).toBe('AE');
+      expect(found.message.ack!.equals(ae)).toBe(true);
+      expect(found.events.map((e) => [e.kind, e.detail])).toContainEqual(['answered AE', 'after webhook failed']);
+      expect((await store.listMessages({ channel: 'adt-in' }))[0]!.ack_code).toBe('AE');
+    });
+
     test('search: by channel, status, control id, message type prefix, identifier, time and limit', async () => {
       const store = await fresh();
       const t = Date.now();
