@@ -45,14 +45,18 @@ function dtmParts(value: string, source: DateValueSource): DtmParts {
 
 /**
  * HL7 DTM to ISO 8601, at the precision sent: YYYY, YYYY-MM, YYYY-MM-DD for a value without a
- * time (a time is never invented), else date and time. A time without an offset takes
+ * time (a time is never invented), else date and time to the part sent, as ISO 8601 allows
+ * (reduced precision): 2026120214 is 2026-12-02T14, 202612021430 is 2026-12-02T14:30; minutes
+ * or seconds the sender did not give are never written as :00. A time without an offset takes
  * `defaultOffset` (e.g. "-05:00"); without either it is written without an offset, never
  * silently as UTC. A value that is no real date/time throws DateValueError.
  */
 export function hl7DateTimeToIso(value: string, defaultOffset?: string, source: DateValueSource = {}): string {
   const p = dtmParts(value, source);
   if (!p.hour) return isoDate(p);
-  let iso = `${isoDate(p)}T${p.hour}:${p.minute ?? '00'}:${p.second ?? '00'}${p.fraction ?? ''}`;
+  let iso = `${isoDate(p)}T${p.hour}`;
+  if (p.minute !== undefined) iso += `:${p.minute}`;
+  if (p.second !== undefined) iso += `:${p.second}${p.fraction ?? ''}`;
   const offset = p.offset ? `${p.offset.slice(0, 3)}:${p.offset.slice(3)}` : defaultOffset;
   if (offset) iso += offset;
   return iso;

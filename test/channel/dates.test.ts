@@ -75,20 +75,25 @@ describe('date and datetime mappings never send a wrong date', () => {
     expect(rows.map((r) => [r.control_id, r.status, r.deliveries])).toEqual([...cases.map(([id]) => [id, 'error', '']), ['GOOD', 'accepted', 'webhook:sent']]);
   });
 
-  test('month and year precision are kept as YYYY-MM and YYYY; datetime never invents a time for a date', async () => {
+  test('month and year precision are kept as YYYY-MM and YYYY; datetime never invents a time for a date, nor minutes or seconds for a time', async () => {
     const { hook, client } = await serve();
     expect((await client.send(withDates('MONTH', '199905', '20050110'))).code).toBe('AA');
     expect((await client.send(withDates('YEAR', '1999', '200501100455'))).code).toBe('AA');
     expect((await client.send(withDates('DAY', '19990512', '20050110045502.25-0500'))).code).toBe('AA');
     expect((await client.send(withDates('WEST', '1998', '200501100455-1200'))).code).toBe('AA');
     expect((await client.send(withDates('EAST', '1997', '200501100455+1400'))).code).toBe('AA');
-    await waitFor(() => hook.received.length === 5, 10_000, 'five deliveries');
+    expect((await client.send(withDates('HOUR', '1996', '2026120214'))).code).toBe('AA');
+    expect((await client.send(withDates('HOUR-ZONE', '1995', '2026120214-0500'))).code).toBe('AA');
+    await waitFor(() => hook.received.length === 7, 10_000, 'seven deliveries');
     const bodies = Object.fromEntries(hook.received.map((r) => [String((r.body as { birth_date: string }).birth_date), r.body]));
     expect(bodies['1999-05']).toEqual({ birth_date: '1999-05', born_at: '1999-05', admitted_at: '2005-01-10', admitted_on: '01/10/2005' });
-    expect(bodies['1999']).toEqual({ birth_date: '1999', born_at: '1999', admitted_at: '2005-01-10T04:55:00', admitted_on: '01/10/2005' });
+    expect(bodies['1999']).toEqual({ birth_date: '1999', born_at: '1999', admitted_at: '2005-01-10T04:55', admitted_on: '01/10/2005' });
     expect(bodies['1999-05-12']).toEqual({ birth_date: '1999-05-12', born_at: '1999-05-12', admitted_at: '2005-01-10T04:55:02.25-05:00', admitted_on: '01/10/2005' });
-    expect(bodies['1998']!.admitted_at).toBe('2005-01-10T04:55:00-12:00');
-    expect(bodies['1997']!.admitted_at).toBe('2005-01-10T04:55:00+14:00');
+    expect(bodies['1998']!.admitted_at).toBe('2005-01-10T04:55-12:00');
+    expect(bodies['1997']!.admitted_at).toBe('2005-01-10T04:55+14:00');
+    // Hour precision is ISO 8601's reduced precision, YYYY-MM-DDThh: no :00 minutes.
+    expect(bodies['1996']).toEqual({ birth_date: '1996', born_at: '1996', admitted_at: '2026-12-02T14', admitted_on: '12/02/2026' });
+    expect(bodies['1995']!.admitted_at).toBe('2026-12-02T14-05:00');
   });
 
   test('build (JSON to HL7): an ISO date that does not exist is refused, month precision kept', () => {
