@@ -174,6 +174,45 @@ describe('alerts from a running serve', () => {
     expect(told().filter((t) => t.includes('behind'))).toEqual([]);
   });
 
+  test('a queue held by a stopped entry: queue_stopped at once, queue_age once its entry is older than T; a replay that delivers resolves both', async () => {
+    const alertHook = await startWebhook();
+    cleanups.push(() => alertHook.close());
+    const app = await startWebhook();
+    cleanups.push(() => app.close());
+    app.status = 500;
+    const dir = mkdtempSync(join(tmpdir(), 'hdash-alerts-stuck-'));
+    writeFileSync(join(dir, 'adt.yaml'), adtSpec({ attempts: 1, onFailure: 'stop_queue' }));
+    writeFileSync(
+      join(dir, 'hl7c.config.yaml'),
+      `alerts:\n  check_every: 50ms\n  webhook: { url: "${alertHook.url}" }\n  rules:\n    - { name: held, kind: queue_stopped }\n    - { name: stuck, kind: queue_age, channel: adt-in, destination: webhook, older_than: 500ms }\n`,
+    );
+    const { logger } = memoryLogger();
+    const serving = await startServing({ specs: [dir], storePath: join(dir, 'store.db'), cwd: dir, env: { TEST_WEBHOOK_URL: app.url }, logger, watch: false, adminPort: 0 });
+    cleanups.push(() => serving.close());
+    const client = new MllpClient({ host: '127.0.0.1', port: serving.ports()['adt-in']!, logger });
+    cleanups.push(() => client.close());
+    const notices = () => alertHook.received.map((r) => r.body as { rule: string; state: string; summary: string; destination?: string; value: number; threshold: number });
+    const told = () => notices().map((n) => `${n.state} ${n.rule}`);
+
+    expect((await client.send(message('STUCK-1'))).code).toBe('AA');
+    await waitFor(() => told().includes('firing held'), 10_000, 'the stopped queue told');
+    await waitFor(() => told().includes('firing stuck'), 10_000, 'the old entry told');
+    expect(notices().find((n) => n.rule === 'held')).toMatchObject({ destination: 'webhook', summary: 'queue adt-in → webhook: stopped, 1 entry holds it until replayed or discarded' });
+    const stuck = notices().find((n) => n.rule === 'stuck')!;
+    expect(stuck.summary).toMatch(/^queue adt-in → webhook: oldest entry waiting \S+ \(alert above 500ms\)$/);
+    expect(stuck.threshold).toBe(0.5);
+
+    app.status = 200;
+    const id = (await serving.store.listMessages({ controlId: 'STUCK-1' }))[0]!.id;
+    const replay = await fetch(`http://127.0.0.1:${serving.adminPort}/api/messages/${id}/replay`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ destination: 'webhook' }) });
+    expect(replay.status).toBe(200);
+    await waitFor(() => told().includes('resolved held') && told().includes('resolved stuck'), 10_000, 'both resolved');
+    expect(app.received.map((r) => r.body.message_id)).toEqual(['STUCK-1']);
+    expect(told().sort()).toEqual(['firing held', 'firing stuck', 'resolved held', 'resolved stuck']);
+    const everything = JSON.stringify(notices());
+    for (const phi of [FAMILY, GIVEN, MRN]) expect(everything).not.toContain(phi);
+  });
+
   test('a config with errors stops serve from starting, like a spec with errors', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hdash-alerts-'));
     writeFileSync(join(dir, 'adt.yaml'), adtSpec());
