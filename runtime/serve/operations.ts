@@ -284,6 +284,8 @@ export class Operations {
         v.last_error_at = iso(w.lastError.at);
       }
     }
+    // Failing as the store has it: every node's attempts, so each node's API tells the same.
+    for (const f of m.failing) view(f.channel, f.destination).state = 'failing';
     const stopped = new Set<string>();
     for (const d of m.deliveries) {
       const v = view(d.channel, d.destination);

@@ -58,7 +58,7 @@ describe('alerts judged from the store, for every node', () => {
     writeFileSync(join(dirB, 'hl7c.config.yaml'), CONFIG);
     const env = { ...process.env, ALERT_URL: alertHook.url, HL7C_LOG_LEVEL: 'warn' };
 
-    const a = await startBin(['serve', dirA, '--store', schema.url, '--no-watch'], /channel lab-in on port (\d+)/, { ...env, TEST_WEBHOOK_URL: appA.url }, 60_000);
+    const a = await startBin(['serve', dirA, '--store', schema.url, '--no-watch', '--admin-port', '0'], /channel lab-in on port (\d+)\nadmin on port (\d+)/, { ...env, TEST_WEBHOOK_URL: appA.url }, 60_000);
     cleanups.push(() => stop(a.child, 'SIGKILL'));
     const pidOf = (node: string) => Number(/:(\d+):[^:]+$/.exec(node)![1]);
     // A holds the alerting lease before B starts.
@@ -80,6 +80,9 @@ describe('alerts judged from the store, for every node', () => {
     expect(firing.summary).toMatch(/^destination adt-in → webhook: every attempt failing for \S+( \S+)? \(\d+ failed attempt\(s\); alert at 1s\)$/);
     // Every attempt was B's: A's receiver got nothing.
     expect(appA.received).toEqual([]);
+    // A's admin API shows the queue failing too, though A never sent to it.
+    const destinations = (await (await fetch(`http://127.0.0.1:${a.match[2]}/api/destinations`)).json()) as { destinations: Array<{ channel: string; destination: string; state: string }> };
+    expect(destinations.destinations.find((d) => d.channel === 'adt-in')).toMatchObject({ destination: 'webhook', state: 'failing' });
 
     appB.status = 200;
     await waitFor(() => told('app-down', 'resolved').length > 0, 30_000, 'the recovery told');
