@@ -178,6 +178,28 @@ describe.skipIf(!haveSamples)('hl7c import mirth on the Mirth 4.5.2 samples', ()
     expect(all.todos.length).toBe(one.todos.length);
   });
 
+  test('a JavaScript Reader, an XSLT step and a JavaScript Writer: TODOs quoting the original where each stood, in the report with its line, and the spec validates', async () => {
+    let xml = readFileSync(join(SAMPLES, 'lrh-pharmacy-orders-passthrough.xml'), 'utf8');
+    xml = xml.replace('<transportName>TCP Listener</transportName>', '<transportName>JavaScript Reader</transportName>');
+    xml = xml.replace('<properties class="com.mirth.connect.connectors.tcp.TcpReceiverProperties" version="4.5.2">', '<properties class="com.mirth.connect.connectors.js.JavaScriptReceiverProperties" version="4.5.2">\n      <script>var rows = dbConn.executeCachedQuery(&quot;SELECT hl7 FROM outbox&quot;);\nreturn rows;</script>');
+    const at = xml.indexOf('<elements>') + '<elements>'.length;
+    xml = `${xml.slice(0, at)}\n        <com.mirth.connect.plugins.xsltstep.XsltStep version="4.5.2">\n          <name>Rewrite with XSLT</name>\n          <sequenceNumber>9</sequenceNumber>\n          <enabled>true</enabled>\n          <template>&lt;xsl:stylesheet version="1.0"/&gt;</template>\n        </com.mirth.connect.plugins.xsltstep.XsltStep>${xml.slice(at)}`;
+    xml = xml.replace('<transportName>TCP Sender</transportName>', '<transportName>JavaScript Writer</transportName>');
+    xml = xml.replace('<properties class="com.mirth.connect.connectors.tcp.TcpDispatcherProperties" version="4.5.2">', '<properties class="com.mirth.connect.connectors.js.JavaScriptDispatcherProperties" version="4.5.2">\n        <script>router.routeMessage(&apos;x&apos;, connectorMessage.getEncodedData());</script>');
+    const result = importMirth([{ file: 'scripted.xml', xml }]);
+    const text = result.specs[0]!.text;
+    expect(text).toContain('# TODO(import): hl7c has no JavaScript Reader source; placeholder: an MLLP listener on a free loopback port\n#   | var rows = dbConn.executeCachedQuery("SELECT hl7 FROM outbox");\n#   | return rows;\nsource:\n');
+    expect(text).toContain('# TODO(import): XSLT step "Rewrite with XSLT" is not translated (hl7c has no XSLT: express it as transform steps)\n#   | <xsl:stylesheet version="1.0"/>\ntransform:\n');
+    expect(text).toContain("# TODO(import): hl7c has no JavaScript Writer destination; left out\n#   | router.routeMessage('x', connectorMessage.getEncodedData());\n");
+    const lines = xml.split('\n');
+    const where = (what: RegExp) => result.todos.find((t) => what.test(t.what))!;
+    expect(lines[where(/JavaScript Reader/).line! - 1]).toContain('<sourceConnector');
+    expect(lines[where(/XSLT/).line! - 1]).toContain('<name>Rewrite with XSLT</name>');
+    expect(lines[where(/JavaScript Writer/).line! - 1]).toContain('<name>Omnicell</name>');
+    const { dir, files } = writeSpecs(result.specs);
+    expect((await validateSpecs(files, { cwd: dir, env: {} })).diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+  });
+
   test('not an export: a clear error, exit 1', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hl7c-mirth-bad-'));
     writeFileSync(join(dir, 'x.xml'), '<list><string>nothing</string></list>');

@@ -219,7 +219,8 @@ function readStep(className: string, s: Node): MirthStep {
     defaultValue: optional(s.defaultValue),
     replacements,
     scope: optional(s.scope),
-    script: optional(s.script),
+    // An XSLT step keeps its stylesheet in <template>: quoted in its TODO like a script.
+    script: optional(s.script) ?? (kind === 'xslt' ? optional(s.template) : undefined),
   };
 }
 

@@ -378,7 +378,7 @@ class ChannelTranslator {
       if (step.kind === 'mapper') this.mapperStep(step, location);
       else if (step.kind === 'builder') this.builderStep(step, location);
       else if (step.kind === 'javascript') this.scriptStep(step, location, jsonIn);
-      else this.todo(['transform'], location, `a ${step.className.split('.').pop()} step is not translated`, step.script);
+      else this.todo(['transform'], location, step.kind === 'xslt' ? `XSLT step "${step.name}" is not translated (hl7c has no XSLT: express it as transform steps)` : `a ${step.className.split('.').pop()} step is not translated`, step.script);
     });
     if (jsonOut && !this.outputJson && emit) {
       const object: Record<string, Mapping> = {};
