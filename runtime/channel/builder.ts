@@ -115,6 +115,30 @@ export function readJson(root: unknown, item: unknown, path: string | JsonPath):
   return node;
 }
 
+/** A JSON value build cannot write into one HL7 field: the request is refused (422) rather than the receiver getting JSON text. */
+export class BuildValueError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'BuildValueError';
+  }
+}
+
+const jsonKind = (value: object) => (Array.isArray(value) ? 'a JSON array' : 'a JSON object');
+
+/**
+ * The JSON value build writes into one HL7 field (`field`, e.g. PID-3.1): text, a number or a
+ * boolean. An array or object is no one HL7 value; written as JSON text it would reach the
+ * receiver as an identifier or a name, so it throws BuildValueError naming the JSON key and the
+ * field (never the value: it may identify a patient).
+ */
+export function buildJson(root: unknown, item: unknown, path: JsonPath, field: string): unknown {
+  const value = readJson(root, item, path);
+  if (value !== null && typeof value === 'object') {
+    throw new BuildValueError(`${field} (from ${path.text}) is ${jsonKind(value)}, not one value: an HL7 field takes text, a number or true/false (send one value, or one item per segment with each:)`);
+  }
+  return value;
+}
+
 /** The items of a JSON array at a path (none when absent). */
 export function jsonItems(root: unknown, item: unknown, path: string | JsonPath): unknown[] {
   const value = readJson(root, item, path);

@@ -529,7 +529,7 @@ function buildValueExpr(field: string, value: BuildValue, itemVar: string, index
   if (typeof value !== 'object') return q(String(value));
   const use = code.use;
   let expr: string;
-  if (value.json !== undefined) expr = `${use('readJson')}(input, ${itemVar}, ${jsonRead(code, value.json)})`;
+  if (value.json !== undefined) expr = `${use('buildJson')}(input, ${itemVar}, ${jsonRead(code, value.json)}, ${q(field)})`;
   else if (value.index) expr = indexVar ? `${indexVar} + 1` : '1';
   else if (value.now) expr = `${use('hl7Timestamp')}()`;
   else expr = q(value.value ?? null);

@@ -1,0 +1,64 @@
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, test } from 'vitest';
+import { startServing } from '../../src/serve/serve.js';
+import { memoryLogger, waitFor } from '../serve/helpers.js';
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+// The notes example's build, writing to files so the test reads what the receiver gets.
+const notesSpec = (out: string) => {
+  const example = readFileSync(join(import.meta.dirname, '../../examples/notes-to-ehr.yaml'), 'utf8');
+  const build = example.slice(example.indexOf('build:'), example.indexOf('identifiers:'));
+  return `channel: notes
+source: { http: { host: 127.0.0.1, port: 0, path: /notes } }
+${build}destinations:
+  out: { file: { dir: ${JSON.stringify(out)} } }
+`;
+};
+
+async function serveNotes(spec = notesSpec) {
+  const dir = mkdtempSync(join(tmpdir(), 'hl7c-build-values-'));
+  const out = join(dir, 'out');
+  writeFileSync(join(dir, 'n.yaml'), spec(out));
+  const serving = await startServing({ specs: [join(dir, 'n.yaml')], storePath: join(dir, 'store.db'), cwd: dir, env: {}, logger: memoryLogger().logger, watch: false });
+  cleanups.push(() => serving.close());
+  const post = async (body: unknown) => {
+    const res = await fetch(`http://127.0.0.1:${serving.ports()['notes']}/notes`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    return { status: res.status, body: (await res.json()) as { reason?: string } };
+  };
+  const files = () => (existsSync(out) ? readdirSync(out).filter((f) => f.endsWith('.hl7')).map((f) => readFileSync(join(out, f), 'utf8')) : []);
+  const written = async (n: number) => {
+    await waitFor(() => files().length === n, 10_000, `${n} file(s) written`);
+    return files();
+  };
+  return { post, files, written };
+}
+
+const note = { id: 'N1', status: 'signed', text: 'line one' };
+
+describe('build writes one value per HL7 field', () => {
+  test('a JSON array or object for a field is a 422 naming the JSON key and the field, never JSON text on the wire', async () => {
+    const { post, files, written } = await serveNotes();
+    const refused = [
+      [{ patient: { mrn: ['ZEBRA99887766', 'X'], family_name: 'ZEBRAFISH' }, note }, /^could not build the message: PID-3\.1 \(from patient\.mrn\) is a JSON array, not one value/],
+      [{ patient: { mrn: 'ZEBRA99887766', family_name: { a: 'ZEBRAFISH' } }, note }, /^could not build the message: PID-5\.1 \(from patient\.family_name\) is a JSON object, not one value/],
+      // Through a lookup and a default too: TXA-17 reads note.status.
+      [{ patient: { mrn: 'M1' }, note: { ...note, status: ['signed'] } }, /TXA-17 \(from note\.status\) is a JSON array/],
+    ] as const;
+    for (const [body, reason] of refused) {
+      const r = await post(body);
+      expect(r.status).toBe(422);
+      expect(r.body.reason).toMatch(reason);
+      expect(r.body.reason).not.toContain('ZEBRA');
+    }
+    expect((await post({ patient: { mrn: 'M1', family_name: 'ZEBRAFISH' }, note })).status).toBe(200);
+    const [hl7] = await written(1);
+    expect(hl7).toContain('\rPID|1||M1^^^EPI^MR||ZEBRAFISH\r');
+    expect(files().join('')).not.toContain('[');
+  });
+});
