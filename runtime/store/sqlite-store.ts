@@ -167,6 +167,8 @@ export class SqliteStore implements Store {
   private waiting: LoggedMessage[] = [];
   private ingestTimer: NodeJS.Timeout | null = null;
   private readonly queuedListeners: QueuedListener[] = [];
+  /** Per queue (channel\0destination), whether its queue_attempts row has a failure open, once written here. */
+  private readonly queueFailing = new Map<string, boolean>();
 
   /** Creates the count tables and their triggers on a store that has none: counted once, here. */
   private keepCounts(): void {
@@ -589,7 +591,12 @@ export class SqliteStore implements Store {
       );
       this.statement('INSERT INTO events (message_id, delivery_id, at, kind, detail) VALUES (?, ?, ?, ?, ?)', this.bookkeeping).run(delivery.message_id, delivery.id, now, `attempt ${delivery.attempts}: ${outcome.state}`, outcome.detail);
       const ok = outcome.state === 'sent';
+      // One writer, attempts ending in order: a success changes the queue's row only when it
+      // ends a failure (the write doubled what an attempt costs here), a failure always.
+      const queue = `${delivery.channel}\u0000${delivery.destination}`;
+      if (ok && this.queueFailing.get(queue) === false) return;
       this.statement(RECORD_ATTEMPT_SQL, this.bookkeeping).run({ channel: delivery.channel, destination: delivery.destination, ok_at: ok ? now : 0, fail_since: ok ? null : now, fails: ok ? 0 : 1 });
+      this.queueFailing.set(queue, !ok);
     });
     return Promise.resolve();
   }
