@@ -5,6 +5,7 @@ import type { Segment } from '../hl7/segment.js';
 import type { GroupDefinition, GroupInstance, MessageStructure } from '../hl7/structure.js';
 import { homeOf, matchStructure } from '../hl7/structure.js';
 import { spendBudget } from './budget.js';
+import { DateValueError } from './transforms.js';
 
 /**
  * Reads paths relative to what a mapping is iterating over. When hl7c knows the message's
@@ -62,7 +63,12 @@ export class Scope {
       spendBudget();
       const found = message.segments[position]!;
       const bound = new Map(this.bound).set(segment, found);
-      return fn(new Scope(this.context, structure.owner[position], bound, this.range), k);
+      const inner = new Scope(this.context, structure.owner[position], bound, this.range);
+      try {
+        return fn(inner, k);
+      } catch (err) {
+        throw inner.located(err);
+      }
     });
   }
 
@@ -100,8 +106,38 @@ export class Scope {
       spendBudget();
       const end = k + 1 < positions.length ? positions[k + 1]! : this.range[1];
       const bound = new Map(this.bound).set(segment, segments[start]!);
-      return fn(new Scope(this.context, undefined, bound, [start, end]), k);
+      const inner = new Scope(this.context, undefined, bound, [start, end]);
+      try {
+        return fn(inner, k);
+      } catch (err) {
+        throw inner.located(err);
+      }
     });
+  }
+
+  /**
+   * A date that is no date, read inside `each: OBX`, names the OBX it was read from as the
+   * sender counts (OBX[3]-14: the message's third OBX), so the AE's reason and ERR-2's segment
+   * sequence point at it rather than at the first OBX. Named once, by the innermost `each:`.
+   */
+  private located(err: unknown): unknown {
+    if (!(err instanceof DateValueError) || err.field === undefined) return err;
+    let p: Hl7Path;
+    try {
+      p = parsePath(err.field);
+    } catch {
+      return err;
+    }
+    if (p.segmentRepetition !== undefined) return err;
+    const segment = this.locate(p);
+    if (!segment) return err;
+    let occurrence = 0;
+    for (const s of this.message.segments) {
+      if (s.name === segment.name) occurrence++;
+      if (s === segment) break;
+    }
+    const field = `${p.segment}[${occurrence}]${err.field.slice(p.segment.length)}`;
+    return new DateValueError(err.problem, { field, ...(err.target !== undefined ? { target: err.target } : {}), ...(err.step !== undefined ? { step: err.step } : {}) });
   }
 }
 

@@ -166,3 +166,58 @@ describe('build (JSON to HL7) never drops a date', () => {
     expect(line('PV1', 'ISO')[44]).toBe('20240101100000+0000');
   });
 });
+
+describe('a date that is no date inside each: names the repetition', () => {
+  test('the fourth OBX\'s OBX-14 is OBX[4]-14 in MSA-3 and ERR-8, and ERR-2 carries segment sequence 4; an order\'s date read inside each: OBX names that OBR', async () => {
+    const hook = await startWebhook();
+    cleanups.push(() => hook.close());
+    const dir = mkdtempSync(join(tmpdir(), 'hl7c-each-dates-'));
+    writeFileSync(
+      join(dir, 'oru.yaml'),
+      `channel: results
+source: { mllp: { host: 127.0.0.1, port: 0 } }
+map:
+  orders:
+    each: OBR
+    fields:
+      results:
+        each: OBX
+        fields:
+          code: { path: OBX-3.1 }
+          observed: { path: OBX-14, transform: [datetime] }
+          ordered: { path: OBR-7, format: "YYYY-MM-DD" }
+destinations:
+  webhook:
+    http: { url: "\${TEST_WEBHOOK_URL}" }
+`,
+    );
+    const serving = await startServing({ specs: [join(dir, 'oru.yaml')], storePath: join(dir, 'store.db'), cwd: dir, env: { TEST_WEBHOOK_URL: hook.url }, logger: memoryLogger().logger, watch: false });
+    cleanups.push(() => serving.close());
+    const client = new MllpClient({ host: '127.0.0.1', port: serving.ports()['results']! });
+    cleanups.push(() => client.close());
+    const obx = (n: number, code: string, observed: string) => `OBX|${n}|NM|${code}||1||||||F|||${observed}\r`;
+    const oru = (id: string, obr2Date: string, thirdObserved: string, type = 'ORU^R01^ORU_R01') =>
+      `MSH|^~\\&|LAB|GH|HL7C|APP|20261202||${type}|${id}|P|2.5.1\rPID|1||E1^^^EPI^MR\r` +
+      `OBR|1||F1|CBC|||20261201\r${obx(1, 'HGB', '20261202')}${obx(2, 'WBC', '20261202')}` +
+      `OBR|2||F2|BMP|||${obr2Date}\r${obx(1, 'NA', '20261202')}${obx(2, 'K', thirdObserved)}`;
+    const errAndMsa = (raw: Buffer) => raw.toString('latin1').split('\r').filter((s) => /^(MSA|ERR)/.test(s));
+
+    // OBX 1, 2 of the first order, then OBX 1, 2 of the second: the fourth OBX of the message.
+    const observed = await client.send(oru('BAD-OBX', '20261201', '20261399'));
+    expect(observed.code).toBe('AE');
+    expect(errAndMsa(observed.raw!)).toEqual([
+      'MSA|AE|BAD-OBX|mapping failed: OBX[4]-14 (mapped to orders.results.observed) is not a valid date/time: its month is not 01-12',
+      'ERR||OBX^4^14^1|102^Data type error^HL70357|E||||mapping failed: OBX[4]-14 (mapped to orders.results.observed) is not a valid date/time: its month is not 01-12',
+    ]);
+    // The second order's OBR-7, read from its results: OBR[2]-7, segment sequence 2.
+    const ordered = await client.send(oru('BAD-OBR', '20260230', '20261202'));
+    expect(errAndMsa(ordered.raw!)).toEqual([
+      'MSA|AE|BAD-OBR|mapping failed: OBR[2]-7 (mapped to orders.results.ordered) is not a valid date/time: its day is not 01-28 for its month',
+      'ERR||OBR^2^7^1|102^Data type error^HL70357|E||||mapping failed: OBR[2]-7 (mapped to orders.results.ordered) is not a valid date/time: its day is not 01-28 for its month',
+    ]);
+    // A message type whose structure hl7c does not know is walked in order: the same answer.
+    const unknown = await client.send(oru('BAD-ZZZ', '20261201', '20261399', 'ZRU^Z01'));
+    expect(errAndMsa(unknown.raw!)[0]).toBe('MSA|AE|BAD-ZZZ|mapping failed: OBX[4]-14 (mapped to orders.results.observed) is not a valid date/time: its month is not 01-12');
+    expect(errAndMsa(unknown.raw!)[1]).toMatch(/^ERR\|\|OBX\^4\^14\^1\|102/);
+  });
+});
