@@ -84,6 +84,8 @@ export interface FileSourceConfig {
   pattern?: string;
   done_dir: string;
   error_dir: string;
+  /** How long (ms) a file's size and mtime must stay the same before it is read; absent: 1000. */
+  settle_ms?: number;
   dedupe?: DedupeConfig;
 }
 

@@ -679,6 +679,11 @@ export class ChannelHost {
     const stored = new Map<string, StoredFile>();
     const markerOf = (name: string) => join(source.dir, `.${name}.stored`);
     const wanted = globToRegExp(source.pattern ?? '*.hl7');
+    // A file is taken only once its size and mtime have stayed the same for settle_ms: a writer
+    // that writes in several steps (or pauses mid-file) must not have its first half read as a
+    // whole message. Writers that write-then-rename are safe whatever the pause.
+    const settleMs = source.settle_ms ?? DEFAULT_SETTLE_MS;
+    const seen = new Map<string, { stamp: string; since: number }>();
     const move = async (name: string, done: StoredFile) => {
       const path = join(source.dir, name);
       try {
@@ -700,7 +705,8 @@ export class ChannelHost {
       }
     };
     const scan = async () => {
-      const names = (await readdir(source.dir).catch(() => [] as string[])).filter((n) => wanted.test(n)).sort();
+      const names = (await readdir(source.dir).catch(() => [] as string[])).filter((n) => wanted.test(n) && !isTemporaryName(n)).sort();
+      for (const path of seen.keys()) if (!names.includes(basename(path))) seen.delete(path);
       for (const name of names) {
         if (stopped) return;
         const path = join(source.dir, name);
@@ -713,8 +719,20 @@ export class ChannelHost {
           await move(name, earlier);
           continue;
         }
+        const first = seen.get(path);
+        if (!first || first.stamp !== stamp) {
+          seen.set(path, { stamp, since: Date.now() });
+          if (settleMs > 0) continue;
+        } else if (Date.now() - first.since < settleMs) continue;
         const bytes = await readFile(path).catch(() => undefined);
         if (!bytes) continue;
+        // Written to while it was read: wait for it to settle again.
+        const after = await stat(path).catch(() => undefined);
+        if (!after || `${after.size}:${after.mtimeMs}` !== stamp || after.size !== bytes.length) {
+          seen.delete(path);
+          continue;
+        }
+        seen.delete(path);
         let ok = true;
         let messages: Buffer[];
         try {
@@ -755,6 +773,17 @@ export class ChannelHost {
 export function globToRegExp(glob: string): RegExp {
   const body = [...glob].map((c) => (c === '*' ? '[^/]*' : c === '?' ? '[^/]' : c.replace(/[.+^${}()|[\]\\]/g, '\\$&'))).join('');
   return new RegExp(`^(?!\\.)${body}$`);
+}
+
+/** How long (ms) a file's size and mtime must stay unchanged before the file source reads it. */
+export const DEFAULT_SETTLE_MS = 1000;
+
+/**
+ * Names writers use while a file is still being written, to rename it when done: never read,
+ * even when the pattern would match them (`pattern: "*"`).
+ */
+export function isTemporaryName(name: string): boolean {
+  return name.startsWith('.') || name.endsWith('~') || /\.(tmp|temp|part|partial|filepart|crdownload|swp)$/i.test(name);
 }
 
 /** A file of the file source whose messages are stored: where it goes, and its size:mtime then. */

@@ -481,7 +481,7 @@ function sourceExpr(spec: Spec, raw: Spec, use: (n: string) => string): string {
   }
   if (spec.source.file) {
     const f = raw.source.file!;
-    return `{ kind: "file", dir: ${configString(f.dir, use)}${f.pattern !== undefined ? `, pattern: ${configString(f.pattern, use)}` : ''}, done_dir: ${configString(f.done_dir ?? `${f.dir}/done`, use)}, error_dir: ${configString(f.error_dir ?? `${f.dir}/error`, use)}${dedupeExpr(spec.source.file.dedupe)} }`;
+    return `{ kind: "file", dir: ${configString(f.dir, use)}${f.pattern !== undefined ? `, pattern: ${configString(f.pattern, use)}` : ''}, done_dir: ${configString(f.done_dir ?? `${f.dir}/done`, use)}, error_dir: ${configString(f.error_dir ?? `${f.dir}/error`, use)}${f.settle_ms !== undefined ? `, settle_ms: ${f.settle_ms}` : ''}${dedupeExpr(spec.source.file.dedupe)} }`;
   }
   const mllp = spec.source.mllp!;
   const m = raw.source.mllp!;

@@ -48,7 +48,7 @@ export interface Spec {
       max_body_bytes?: number;
     } & AnswerAfterKeys & SourceLimitKeys;
     /** pattern: a glob on file names (* and ?), default *.hl7. */
-    file?: { dir: string; pattern?: string; done_dir?: string; error_dir?: string; dedupe?: DedupeSpec };
+    file?: { dir: string; pattern?: string; done_dir?: string; error_dir?: string; settle_ms?: number; dedupe?: DedupeSpec };
     /** Fed only by other channels' `channel` destinations; no port. */
     channel?: { input: 'hl7' | 'json' };
   };

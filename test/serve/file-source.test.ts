@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
@@ -74,5 +75,48 @@ describe('file source when the move to done_dir fails (issue 10, case 13)', () =
     await waitFor(() => existsSync(join(dir, 'in', '.b.hl7.stored')), 10_000, 'b.hl7 stored');
     await waitFor(() => delivered(dir) === 2, 10_000, 'b.hl7 delivered');
     expect((await second.serving.store.listMessages()).map((m) => m.control_id)).toEqual(['RA1', 'RB1']);
+  });
+});
+
+describe('file source and files still being written (tester finding: truncated messages accepted)', () => {
+  const settleSpec = (dir: string) => `channel: inbox
+source: { file: { dir: ${dir}/in, done_dir: ${dir}/done, pattern: "*", settle_ms: 1500 } }
+destinations: { out: { file: { dir: ${dir}/out, file_name: "{message_id}.hl7" } } }
+`;
+
+  test('a writer that pauses mid-file: the message is read whole, once; temporary names are never read', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hl7c-filesettle-'));
+    mkdirSync(join(dir, 'in'));
+    writeFileSync(join(dir, 'inbox.yaml'), settleSpec(dir));
+    const memory = memoryLogger();
+    const serving = await startServing({ specs: [join(dir, 'inbox.yaml')], storePath: join(dir, 'store.db'), cwd: dir, logger: memory.logger, watch: false });
+    cleanups.push(() => serving.close());
+
+    const whole = `${adtMessage('PART1', 'E100', 'A01')}PV1|1|I|W^1^1\rOBX|1|NM|8867-4^Heart rate^LN||72|/min\r`;
+    const cut = whole.indexOf('\rPV1|');
+    expect(cut).toBeGreaterThan(0);
+    // A separate process writes MSH+PID, pauses (less than settle_ms, several polls), then the rest.
+    const writer = spawn(process.execPath, ['-e', `
+      const fs = require('node:fs');
+      const [path, a, b] = process.argv.slice(1);
+      const fd = fs.openSync(path, 'w');
+      fs.writeSync(fd, a);
+      setTimeout(() => { fs.writeSync(fd, b); fs.closeSync(fd); }, 900);
+    `, join(dir, 'in', 'slow.hl7'), whole.slice(0, cut), whole.slice(cut)]);
+    // Write-then-rename: the temporary file sits there, complete-looking but unfinished, for a while.
+    writeFileSync(join(dir, 'in', 'next.hl7.part'), adtMessage('PART2'));
+    writeFileSync(join(dir, 'in', 'next.tmp'), adtMessage('PART3'));
+    await new Promise<void>((resolve) => writer.on('exit', () => resolve()));
+
+    await waitFor(() => delivered(dir) === 1, 15_000, 'slow.hl7 delivered');
+    const out = readdirSync(join(dir, 'out'));
+    expect(readFileSync(join(dir, 'out', out[0]!), 'latin1')).toContain('\rPV1|1|I|W^1^1\rOBX|1|NM|8867-4^Heart rate^LN||72|/min');
+    const rows = await serving.store.listMessages();
+    expect(rows.map((m) => m.control_id)).toEqual(['PART1']);
+    expect(readdirSync(join(dir, 'in')).sort()).toEqual(['next.hl7.part', 'next.tmp']);
+
+    renameSync(join(dir, 'in', 'next.hl7.part'), join(dir, 'in', 'next.hl7'));
+    await waitFor(() => delivered(dir) === 2, 15_000, 'next.hl7 delivered after the rename');
+    expect((await serving.store.listMessages()).map((m) => m.control_id).sort()).toEqual(['PART1', 'PART2']);
   });
 });
