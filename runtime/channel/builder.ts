@@ -145,10 +145,17 @@ export function jsonItems(root: unknown, item: unknown, path: string | JsonPath)
   return Array.isArray(value) ? value : value === undefined || value === null ? [] : [value];
 }
 
-/** Lines of a text value, for one segment per line (e.g. OBX TX note lines). */
+/**
+ * Lines of a text value, for one segment per line (e.g. OBX TX note lines). A number or a boolean
+ * is one line, written as a field would be (12345, Y/N): a note's text is never dropped. An array
+ * or object is no text and throws BuildValueError naming the key; absent or null is no lines.
+ */
 export function textLines(root: unknown, item: unknown, path: string | JsonPath): string[] {
-  const value = readJson(root, item, path);
-  return typeof value === 'string' ? value.split(/\r\n|\r|\n/) : [];
+  const p = typeof path === 'string' ? jsonPath(path) : path;
+  const value = readJson(root, item, p);
+  if (value === undefined || value === null) return [];
+  if (typeof value === 'object') throw new BuildValueError(`each_line ${p.text} is ${jsonKind(value)}, not text: send the lines as one string, or use each: over an array`);
+  return typeof value === 'string' ? value.split(/\r\n|\r|\n/) : [String(toHl7Value(value))];
 }
 
 /**

@@ -62,3 +62,19 @@ describe('build writes one value per HL7 field', () => {
     expect(files().join('')).not.toContain('[');
   });
 });
+
+describe('each_line writes the text it is given', () => {
+  test('a number or boolean is one line of text; an array or object is a 422 naming the key', async () => {
+    const { post, written } = await serveNotes();
+    const refused = await post({ patient: { mrn: 'M1' }, note: { ...note, text: ['a', 'b'] } });
+    expect(refused.status).toBe(422);
+    expect(refused.body.reason).toBe('could not build the message: each_line note.text is a JSON array, not text: send the lines as one string, or use each: over an array');
+    expect((await post({ patient: { mrn: 'M1' }, note: { ...note, text: { a: 'x' } } })).status).toBe(422);
+    expect((await post({ patient: { mrn: 'NUM' }, note: { ...note, text: 12345 } })).status).toBe(200);
+    expect((await post({ patient: { mrn: 'BOOL' }, note: { ...note, text: true } })).status).toBe(200);
+    const files = await written(2);
+    const obx = (mrn: string) => files.find((f) => f.includes(`PID|1||${mrn}^`))!.split('\r').filter((l) => l.startsWith('OBX|'));
+    expect(obx('NUM')).toEqual(['OBX|1|TX|NOTE||12345||||||F']);
+    expect(obx('BOOL')).toEqual(['OBX|1|TX|NOTE||Y||||||F']);
+  });
+});
