@@ -135,7 +135,9 @@ async function startAdmin(options: AdminServerOptions): Promise<AdminServer> {
   // Read
   registerRoute('GET', '/health', async (r) => {
     const report = await ops.health();
-    const reason = reasonFor(r);
+    // Load balancers and uptime checks read /health, and may keep what they read; without tokens
+    // every loopback caller counts as the operator, so only a presented operator token unmasks it.
+    const reason = r.caller === LOCAL_CALLER ? maskReason : reasonFor(r);
     const store = typeof report.store.error === 'string' ? { ...report.store, error: reason(report.store.error) } : report.store;
     return { status: report.status === 'unavailable' ? 503 : 200, json: { ...report, reasons: report.reasons.map((x) => reason(x)!), store } };
   }, { role: 'public' });

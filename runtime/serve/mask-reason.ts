@@ -46,6 +46,8 @@ function keeps(core: string, sentenceStart: boolean, next: string | undefined): 
 /** One word with its punctuation around it: the punctuation stays, the word is kept or masked. */
 function maskWord(token: string, sentenceStart: boolean, next: string | undefined): string {
   // key=value: the key is kept as prose is, the value judged on its own.
+  // hl7c's own plurals: message(s), attempt(s).
+  if (/^[a-z]+\(s\)[,.;:]?$/.test(token)) return token;
   const eq = token.indexOf('=');
   if (eq > 0) return `${maskWord(token.slice(0, eq), false, undefined)}=${maskWord(token.slice(eq + 1), false, next)}`;
   const m = /^([({<'"`“‘]*)(.*?)([)}>'"`”’,.;:!?…]*)$/.exec(token)!;

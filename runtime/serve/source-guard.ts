@@ -60,8 +60,9 @@ export function checkHttpSourceAuth(channel: string, source: { host: string; aut
   }
   const reason = reasons.join('; ');
   if (!reason) return;
+  const variable = `${channel.toUpperCase().replace(/[^A-Z0-9]+/g, '_')}_TOKEN`;
   throw new Error(
     `channel ${channel}: the HTTP source on ${source.host} would accept requests from the network, but ${reason}. ` +
-      `Set auth_token (or basic_auth's password) to a long random secret from the environment (e.g. \${RESULTS_TOKEN}, made with \`openssl rand -hex 32\`), or bind host: 127.0.0.1 behind a proxy that authenticates.`,
+      `Set auth_token (or basic_auth's password) to a long random secret from the environment (e.g. auth_token: \${${variable}}, made with \`openssl rand -hex 32\`), or bind host: 127.0.0.1 behind a proxy that authenticates.`,
   );
 }

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
-import { MllpClient } from '../../runtime/index.js';
+import { ackForPayload, HL7_ERROR, MllpClient, MllpServer } from '../../runtime/index.js';
 import { startServing } from '../../src/serve/serve.js';
 import { adtMessage, adtSpec, memoryLogger, startWebhook, waitFor } from './helpers.js';
 
@@ -89,5 +89,42 @@ describe('/health reasons and message search over the admin API', () => {
     const bad = await get('/api/messages?since=yesterday');
     expect(bad.status).toBe(400);
     expect(bad.json.error).toMatch(/^since: "yesterday" is not a duration/);
+  });
+});
+
+describe('/health without admin tokens', () => {
+  test("masks a receiver's answer quoting the patient, which the loopback operator reads whole in the API", async () => {
+    // The EMR answers AE quoting the patient, as many do.
+    const emr = new MllpServer({
+      host: '127.0.0.1',
+      port: 0,
+      handler: async (payload) => ackForPayload(payload, 'AE', { code: HL7_ERROR.unknownKeyIdentifier, userMessage: 'Unknown patient QUILLFEATHER^ADA, MRN77123' }),
+    });
+    const emrPort = await emr.listen();
+    cleanups.push(() => emr.close());
+    const dir = mkdtempSync(join(tmpdir(), 'hl7c-health-no-tokens-'));
+    writeFileSync(
+      join(dir, 'adt.yaml'),
+      `channel: adt-in
+source: { mllp: { host: 127.0.0.1, port: 0 } }
+destinations:
+  emr:
+    mllp: { host: 127.0.0.1, port: "\${EMR_PORT}", on_ae: fail }
+    retry: { attempts: 1, backoff_ms: 10, max_backoff_ms: 10 }
+`,
+    );
+    const serving = await startServing({ specs: [dir], storePath: join(dir, 'store.db'), cwd: dir, env: { EMR_PORT: String(emrPort) }, logger: memoryLogger().logger, adminPort: 0, watch: false });
+    cleanups.push(() => serving.close());
+    const client = new MllpClient({ host: '127.0.0.1', port: serving.ports()['adt-in']! });
+    cleanups.push(() => client.close());
+    expect((await client.send('MSH|^~\\&|EPIC|GH|HL7C|EMR|20261125||ADT^A08^ADT_A01|NT-1|P|2.5.1\rPID|1||MRN77123^^^EPI^MR||QUILLFEATHER^ADA\r')).code).toBe('AA');
+    const base = `http://127.0.0.1:${serving.adminPort}`;
+    await waitFor(async () => (await serving.store.metrics()).deliveries.some((d) => d.state === 'dead'), 20_000, 'the EMR entry dead-lettered');
+
+    const destinations = (await (await fetch(`${base}/api/destinations`)).json()) as { destinations: Array<{ destination: string; last_error: string }> };
+    expect(destinations.destinations.find((d) => d.destination === 'emr')!.last_error).toContain('QUILLFEATHER^ADA, MRN77123');
+    const health = await (await fetch(`${base}/health`)).text();
+    expect(health).toContain('adt-in/emr: failing (AE: ••• patient •••, •••');
+    expect(health).not.toMatch(/QUILLFEATHER|MRN77123/);
   });
 });
