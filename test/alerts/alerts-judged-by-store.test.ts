@@ -19,7 +19,7 @@ afterEach(async () => {
 });
 
 const CONFIG = `alerts:
-  check_every: 500ms
+  check_every: 1s
   webhook: { url: "\${ALERT_URL}" }
   rules:
     - { name: app-down, kind: destination_failing, for: 1s }
@@ -102,7 +102,8 @@ describe('alerts judged from the store, for every node', () => {
     expect(pidOf(told('bad-spec', 'resolved')[0]!.reload_node!)).toBe(b.child.pid);
 
     // Each told once, and nothing from a message (no MRN, no name) in any notice.
-    await new Promise((r) => setTimeout(r, 2000));
+    // Longer than the alerting lease (3 s at check_every 1s): a second notice would have come.
+    await new Promise((r) => setTimeout(r, 3500));
     expect(notices().map((n) => `${n.rule} ${n.state}`)).toEqual(['app-down firing', 'app-down resolved', 'bad-spec firing', 'bad-spec resolved']);
     const wire = JSON.stringify(alertHook.received.map((r) => r.body));
     expect(wire).not.toContain('E777');
