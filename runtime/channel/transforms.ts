@@ -133,6 +133,15 @@ export function replacePatterns(input: MappedValue, pairs: ReadonlyArray<readonl
 }
 
 /**
+ * `default` with `replace`, in the order of Mirth's mapper: an empty or missing value takes the
+ * default first, and the replacements then apply to the value or the default alike (a default
+ * of 00000-0000 under `-\\d{4}$` → "" is 00000).
+ */
+export function defaultThenReplace(input: MappedValue | undefined, fallback: string | number | null, pairs: ReadonlyArray<readonly [string, string]>): MappedValue {
+  return replacePatterns(withDefault(input as MappedValue, fallback) as MappedValue, pairs);
+}
+
+/**
  * Where `map:` puts a value in the JSON it builds: `a.b.c` (objects), or `identifier[0].use`
  * (an index makes an array, as FHIR resources need). Parsed once, when a generated module loads.
  */

@@ -138,7 +138,11 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
     // A date that is no real date fails the message, naming the field and where it was going.
     const target = path.filter((k) => k !== 'map' && k !== 'fields').join('.');
     const dateSource = { ...(m.path !== undefined ? { field: m.path } : {}), target };
-    if (m.replace) expr = `${use('replacePatterns')}(${expr}, ${code.constants.add(`${target} replace`, q(m.replace.map((r) => [r.pattern, r.with])))})`;
+    if (m.replace) {
+      const pairs = code.constants.add(`${target} replace`, q(m.replace.map((r) => [r.pattern, r.with])));
+      // Mirth's mapper order, which hl7c import mirth translates to: the default, then the replacements.
+      expr = m.default !== undefined && typeof m.default !== 'boolean' ? `${use('defaultThenReplace')}(${expr}, ${q(m.default)}, ${pairs})` : `${use('replacePatterns')}(${expr}, ${pairs})`;
+    }
     // JSON dates are ISO 8601: read as HL7 DTM before a pattern or date transform that expects it.
     if (m.json !== undefined && (m.format !== undefined || m.transform?.some((t) => t === 'date' || t === 'datetime'))) expr = `${use('jsonDateTime')}(${expr}, ${code.constants.add(`${target} json date`, q({ json: m.json, target }))})`;
     if (m.format !== undefined) expr = `${use('formatHl7DateTime')}(${expr}, ${q(m.format)}, ${code.constants.add(`${target} format`, q(dateSource))})`;

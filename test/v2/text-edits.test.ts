@@ -101,6 +101,25 @@ destinations:
   expect(JSON.parse(await written('MD-1.json'))).toEqual({ document_id: 'CN_DOC_2026_1106_9', family: 'OHALLORAN VIX', zip: '49999' });
 });
 
+test('map: default then replace, as Mirth\'s mapper does (and hl7c import mirth assumes): an empty ZIP takes the default 00000-0000 and the ZIP+4 replacement applies to it; a lookup miss still takes the default', async () => {
+  const { send, written } = await serve(`channel: edits
+source: { mllp: { host: 127.0.0.1, port: 0 } }
+map:
+  zip: { path: PID-11.5, default: "00000-0000", replace: [ { pattern: "-\\\\d{4}$", with: "" } ] }
+  sex: { path: PID-8, default: unknown, replace: [ { pattern: "^X$", with: "U" } ], lookup: { F: female, M: male } }
+destinations:
+  out: { file: { dir: out } }
+`);
+  const adt = (id: string, sex: string, zip: string) => `MSH|^~\\&|STAR|LRH|EHR|LRH|20261106||ADT^A08|${id}|P|2.5.1\rPID|1||1^^^LRH^MR||DOE^J||19700101|${sex}|||1 Rd^^X^MI^${zip}\r`;
+  expect((await send(adt('Z-1', 'F', '49999-1234'))).code).toBe('AA');
+  expect((await send(adt('Z-2', '', ''))).code).toBe('AA');
+  expect((await send(adt('Z-3', 'X', '49999'))).code).toBe('AA');
+  expect(await written('Z-1.json')).toBe('{"zip":"49999","sex":"female"}');
+  expect(await written('Z-2.json')).toBe('{"zip":"00000","sex":"unknown"}');
+  // X becomes U, which the table lacks: null, so the default.
+  expect(await written('Z-3.json')).toBe('{"zip":"49999","sex":"unknown"}');
+});
+
 test('validate: a pattern that is no regular expression is spec/regex at its line:col; replace and reformat_date paths are checked', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'hv2-edits-validate-'));
   const file = join(dir, 'c.yaml');
