@@ -4,6 +4,8 @@ import { readAck } from '../ack/ack.js';
 import type { AckSummary } from '../ack/ack.js';
 import type { Message } from '../hl7/message.js';
 import { parseMessage } from '../hl7/parse.js';
+import { readDelimiters } from '../hl7/delimiters.js';
+import { unescapeValue } from '../hl7/escape.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import { DEFAULT_MAX_MESSAGE_BYTES, frame, MllpDecoder } from './framing.js';
@@ -120,7 +122,7 @@ class QuickResult implements SendResult {
  */
 function headerFieldsOf(framed: Buffer): HeaderFields {
   const end = framed.length - 2;
-  if (end < 5 || framed[1] !== 0x4d || framed[2] !== 0x53 || framed[3] !== 0x48) return { controlId: '', acceptAck: '', applicationAck: '' };
+  if (end < 5 || framed[1] !== 0x4d || framed[2] !== 0x53 || framed[3] !== 0x48) return { controlId: '', decodedControlId: '', acceptAck: '', applicationAck: '' };
   const sep = framed[4]!;
   let msh10 = -1;
   let msh15 = -1;
@@ -139,8 +141,10 @@ function headerFieldsOf(framed: Buffer): HeaderFields {
       break;
     }
   }
+  const controlId = headerValue(framed, msh10, end, sep);
   return {
-    controlId: headerValue(framed, msh10, end, sep),
+    controlId,
+    decodedControlId: decodedHeaderValue(framed, controlId, msh10),
     acceptAck: headerValue(framed, msh15, end, sep).trim().toUpperCase(),
     applicationAck: headerValue(framed, msh16, end, sep).trim().toUpperCase(),
   };
@@ -154,9 +158,31 @@ function headerValue(framed: Buffer, start: number, end: number, sep: number): s
   return stop === start ? '' : framed.toString('latin1', start, stop);
 }
 
+/**
+ * MSH-10 with its escapes decoded (`Q\S\7` is `Q^7`). A receiver writes MSA-2 with its own
+ * delimiters, so only the decoded value can be compared whatever it uses.
+ */
+function decodedHeaderValue(framed: Buffer, raw: string, start: number): string {
+  if (raw === '' || !hasEncodingCharacter(framed, raw)) return raw;
+  try {
+    return unescapeValue(raw, readDelimiters(framed.toString('latin1', 1, start)));
+  } catch {
+    return raw;
+  }
+}
+
+/** Whether text holds one of the encoding characters MSH-2 declares (bytes 5 up to the next separator). */
+function hasEncodingCharacter(framed: Buffer, text: string): boolean {
+  const sep = framed[4]!;
+  for (let i = 5; i < 10 && framed[i] !== sep; i++) if (text.includes(String.fromCharCode(framed[i]!))) return true;
+  return false;
+}
+
 interface HeaderFields {
-  /** MSH-10 */
+  /** MSH-10 as written (escapes kept). */
   controlId: string;
+  /** MSH-10 decoded. */
+  decodedControlId: string;
   /** MSH-15 and MSH-16, upper-cased (table 0155: AL, NE, ER, SU, or empty). */
   acceptAck: string;
   applicationAck: string;
@@ -205,7 +231,9 @@ interface PendingSend {
 /** The message in flight on a connection, waiting for its ACK. */
 interface Waiter {
   send: PendingSend;
+  /** MSH-10 as written, and decoded (see ackAnswers). */
   controlId: string;
+  decodedControlId: string;
   socket: net.Socket;
   /** Which ACK comes next: the accept ACK, or the application ACK after it. */
   awaiting: 'accept' | 'application';
@@ -319,7 +347,7 @@ export class MllpClient {
     const errorOnly = (awaiting === 'accept' ? expected.accept : expected.application) === 'on-error';
     const timeoutMs = this.timeoutFor(errorOnly);
     const deadline = performance.now() + timeoutMs;
-    this.waiter = { send, controlId, socket, awaiting, application: expected.application, deadline, timeoutMs, errorOnly };
+    this.waiter = { send, controlId, decodedControlId: header.decodedControlId, socket, awaiting, application: expected.application, deadline, timeoutMs, errorOnly };
     if (deadline < this.ackTimerAt) this.armAckTimer(deadline);
     socket.write(framed);
     return true;
@@ -502,7 +530,7 @@ export class MllpClient {
   private onFrame(socket: net.Socket, payload: Buffer): void {
     const w = this.waiter?.socket === socket ? this.waiter : null;
     const quick = quickPositiveAck(payload);
-    if (quick && w && quick.acknowledgedControlId === w.controlId) {
+    if (quick && w && (quick.acknowledgedControlId === w.controlId || quick.acknowledgedControlId === w.decodedControlId)) {
       this.acknowledged(w, new QuickResult(quick.code, quick.acknowledgedControlId, quick.text, payload));
       return;
     }
@@ -518,11 +546,23 @@ export class MllpClient {
       return;
     }
     const summary = readAck(ack);
-    if (!w || summary.acknowledgedControlId !== w.controlId) {
+    if (!w || !ackAnswers(w, ack, summary)) {
       // A late ACK for an earlier message, or one meant for someone else: never match it to the wrong message.
       this.log.warn({ msa2: summary.acknowledgedControlId, waitingFor: w?.controlId }, 'ACK does not match the message in flight; ignored');
       return;
     }
     this.acknowledged(w, { ...summary, message: ack, raw: payload, acknowledged: true });
   }
+}
+
+/**
+ * Whether an ACK's MSA-2 names the message in flight. MSA-2 carries MSH-10 as sent, escapes
+ * included, so the two are compared decoded: `MSA|AA|Q\S\7` answers `Q\S\7` (read as `Q^7`),
+ * also from a receiver whose delimiters differ. A receiver that echoes the text as written
+ * under other delimiters, or writes the decoded text unescaped, still names the same message.
+ */
+function ackAnswers(w: Waiter, ack: Message, summary: AckSummary): boolean {
+  if (summary.acknowledgedControlId === w.decodedControlId) return true;
+  const raw = ack.getRaw('MSA-2');
+  return raw === w.controlId || raw === w.decodedControlId;
 }

@@ -217,6 +217,57 @@ describe('MLLP client', () => {
     expect(ack).toMatchObject({ code: 'AE', acknowledgedControlId: 'MATCH-1', text: 'the real answer' });
   });
 
+  test('an escape in MSH-10: the ACK that carries it in MSA-2 (escaped, under any delimiters) answers the message', async () => {
+    // Each receiver's answer as bytes on the wire, the way the tester's receivers wrote them.
+    const replies: Record<string, string> = {
+      // MSA-2 = MSH-10 as received, the standard answer.
+      same: 'MSH|^~\\&|R|F|S|F|20260101||ACK^A01^ACK|9|P|2.5.1\rMSA|AA|Q\\S\\7\r',
+      // A receiver with other delimiters writes the same control id with its own escapes.
+      own: 'MSH|$~!&|R|F|S|F|20260101||ACK$A01$ACK|9|P|2.5.1\rMSA|AA|Q^7\r',
+      // ... or echoes the text as it came, which its delimiters do not read as an escape.
+      echo: 'MSH|$~!&|R|F|S|F|20260101||ACK$A01$ACK|9|P|2.5.1\rMSA|AA|Q\\S\\7\r',
+    };
+    // MSA-2 as each ACK reads under its own delimiters.
+    const said: Record<string, string> = { same: 'Q^7', own: 'Q^7', echo: 'Q\\S\\7' };
+    let reply = '';
+    const received: Buffer[] = [];
+    const { port } = await startServer({
+      handler: (payload) => {
+        received.push(payload);
+        return Buffer.from(reply, 'latin1');
+      },
+    });
+    const client = new MllpClient({ host: '127.0.0.1', port, ackTimeoutMs: 2000 });
+    cleanups.push(() => client.close());
+    const message = 'MSH|^~\\&|E|G|H|A|2026||ADT^A01|Q\\S\\7|P|2.5.1\rPID|1||E2^^^EPI^MR||ESC\r';
+    for (const [name, answer] of Object.entries(replies)) {
+      reply = answer;
+      const ack = await client.send(message);
+      expect({ code: ack.code, acknowledgedControlId: ack.acknowledgedControlId }, name).toEqual({ code: 'AA', acknowledgedControlId: said[name] });
+    }
+    // Sent once each, never again for want of a matching ACK.
+    expect(received.map((b) => b.toString('latin1'))).toEqual([message, message, message]);
+    // Another message's ACK with an escape of its own is still not this one's.
+    reply = 'MSH|^~\\&|R|F|S|F|20260101||ACK^A01^ACK|9|P|2.5.1\rMSA|AA|Q\\S\\8\r';
+    await expect(client.send(message.replace('ESC', 'ESC2'))).rejects.toMatchObject({ code: 'ACK_TIMEOUT' });
+  });
+
+  test('hl7c\'s own ACK for a control id with escapes answers it: MSA-2 carries MSH-10 exactly as received', async () => {
+    const seen: Buffer[] = [];
+    const { port } = await startServer({
+      handler: (payload, conn) => {
+        const answer = ackingHandler(payload, conn) as Buffer;
+        seen.push(answer);
+        return answer;
+      },
+    });
+    const client = new MllpClient({ host: '127.0.0.1', port, ackTimeoutMs: 2000 });
+    cleanups.push(() => client.close());
+    const ack = await client.send(sampleMessage('a\\E\\..\\E\\b'));
+    expect(ack).toMatchObject({ code: 'AA', acknowledgedControlId: 'a\\..\\b' });
+    expect(seen[0]!.toString('latin1').split('\r')[1]).toBe('MSA|AA|a\\E\\..\\E\\b');
+  });
+
   test('no ACK in time rejects with ACK_TIMEOUT; the next send reconnects', async () => {
     let calls = 0;
     const { port } = await startServer({

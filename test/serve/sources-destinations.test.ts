@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFil
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
-import { MllpClient } from '../../runtime/index.js';
+import { MllpClient, MllpServer } from '../../runtime/index.js';
 import { startServing } from '../../src/serve/serve.js';
 import { adtMessage, memoryLogger, waitFor } from './helpers.js';
 
@@ -98,6 +98,44 @@ destinations: { out: { file: { dir: $DIR/out, file_name: "{control_id}.hl7" } } 
     expect(written).toContain('PID|||E1^^^^MR');
     expect(written).toContain('OBX|2||||6.1');
     expect((await serving.store.listMessages()).map((m) => m.status)).toEqual(['rejected', 'accepted']);
+  });
+
+  test('build writes MSH-10 from JSON escaped (N-1^2 as N-1\\S\\2); the MLLP receiver\'s ACK echoing it ends the delivery, sent once', async () => {
+    // A receiver answering as the standard says: MSA-2 is MSH-10 exactly as received, escapes included.
+    const frames: Buffer[] = [];
+    const receiver = new MllpServer({
+      host: '127.0.0.1',
+      port: 0,
+      handler: (payload) => {
+        frames.push(payload);
+        const msh10 = payload.toString('latin1').split('\r')[0]!.split('|')[9];
+        return Buffer.from(`MSH|^~\\&|R|F|S|F|20260101||ACK^R01^ACK|9|P|2.5.1\rMSA|AA|${msh10}\r`, 'latin1');
+      },
+    });
+    const receiverPort = await receiver.listen();
+    cleanups.push(() => receiver.close());
+    const { serving } = await serveSpecs({
+      'results.yaml': `channel: results
+source: { http: { host: 127.0.0.1, port: 0, path: /results } }
+build:
+  message_type: ORU^R01^ORU_R01
+  version: 2.5.1
+  segments:
+    - segment: MSH
+      fields: { MSH-10: { json: message_id } }
+    - segment: PID
+      fields: { PID-3.1: { json: mrn }, PID-3.5: MR }
+destinations:
+  lab:
+    mllp: { host: 127.0.0.1, port: ${receiverPort} }
+    retry: { attempts: unlimited, backoff_ms: 50, max_backoff_ms: 100 }
+`,
+    });
+    const answer = await fetch(`http://127.0.0.1:${serving.ports().results}/results`, { method: 'POST', body: JSON.stringify({ message_id: 'N-1^2', mrn: 'E1' }) });
+    expect(answer.status).toBe(200);
+    await waitFor(async () => (await serving.store.listMessages({ status: 'sent' })).length === 1, 8000, 'delivery sent');
+    expect(frames).toHaveLength(1);
+    expect(frames[0]!.toString('latin1').split('\r')[0]!.split('|')[9]).toBe('N-1\\S\\2');
   });
 
   test('file source: each .hl7 file is stored, then moved to done (or error when a message is not accepted)', async () => {
