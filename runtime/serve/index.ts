@@ -16,7 +16,7 @@ export { startAdminServer } from './admin.js';
 export type { AdminServer, AdminServerOptions, ExtraRoute, RouteAnswer, RouteHandler, RouteRequest, RouteRole } from './admin.js';
 export type { AdminRole, AdminToken, Caller } from './admin-auth.js';
 export { Operations, OperationError, parseTime } from './operations.js';
-export { maskReason } from './mask-reason.js';
+export { MASK, maskReason } from './mask-reason.js';
 export type { ChannelView, DestinationView, HealthReport, MessageDetail, MessageQuery, MessageSummary, OperationsOptions, ReplayReport, StatusReport } from './operations.js';
 export { ServeActivity, ACK_LATENCY_BUCKETS } from './activity.js';
 export type { ServeEvent, ReloadOutcome } from './activity.js';

@@ -207,6 +207,10 @@ describe('hl7c serve', () => {
     const listed = await cli('messages', '--store', store, '--identifier', 'E200');
     expect(listed.stdout).toContain('Q-2');
     expect(listed.stdout).not.toContain('E200');
+    // Not even its first characters: which identifiers were found shows, and --show-phi shows them.
+    expect(listed.stdout).toMatch(/ patient=•••(\s|$)/);
+    expect(listed.stdout).not.toMatch(/=E2/);
+    expect((await cli('messages', '--store', store, '--identifier', 'E200', '--show-phi')).stdout).toContain('patient=E200');
   });
 
   test('logs name control ids and types, never patient data; /health and /metrics report the store', async () => {

@@ -1,4 +1,4 @@
-import { maskReason, parseTime } from '../../../runtime/serve/index.js';
+import { MASK, maskReason, parseTime } from '../../../runtime/serve/index.js';
 import type { StoredMessage } from '../../../runtime/serve/index.js';
 import { parseMessage } from '../../../runtime/index.js';
 import { cliCaller, withOperations } from '../operations.js';
@@ -19,11 +19,13 @@ export interface MessagesArgs {
   json: boolean;
 }
 
-/** Identifiers are patient data: shown as their first three characters unless asked. */
-export function mask(value: unknown, showPhi: boolean): string {
+/**
+ * Identifiers are patient data: without --show-phi only which ones were found shows. Even a few
+ * leading characters with the length narrow an MRN down, and terminals and tickets keep them.
+ */
+function mask(value: unknown, showPhi: boolean): string {
   const text = String(value ?? '');
-  if (showPhi || text.length === 0) return text;
-  return text.slice(0, Math.min(3, Math.floor(text.length / 2))) + '*'.repeat(Math.max(3, text.length - 3));
+  return showPhi || text.length === 0 ? text : MASK;
 }
 
 function identifiersText(m: Pick<StoredMessage, 'identifiers'>, showPhi: boolean): string {
