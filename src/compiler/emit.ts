@@ -1,3 +1,4 @@
+import { readLookupCsv } from '../spec/csv-table.js';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -548,17 +549,9 @@ function buildValueExpr(field: string, value: BuildValue, itemVar: string, index
   return expr;
 }
 
-/** A two-column CSV (header row, then code,value) as a lookup table, inlined at build time. */
+/** A two-column CSV (header row, then code,value) as a lookup table, inlined at build time; validate reports what is wrong with it. */
 function readCsvTable(path: string): Record<string, string> {
-  const rows = readFileSync(path, 'utf8').split(/\r?\n/).filter((l) => l.trim() !== '');
-  const unquote = (v: string) => v.trim().replace(/^"(.*)"$/, '$1').replace(/""/g, '"');
-  const table: Record<string, string> = {};
-  for (const row of rows.slice(1)) {
-    const comma = row.indexOf(',');
-    if (comma === -1) continue;
-    table[unquote(row.slice(0, comma))] = unquote(row.slice(comma + 1));
-  }
-  return table;
+  return readLookupCsv(readFileSync(path, 'utf8')).table;
 }
 
 /**

@@ -1,5 +1,6 @@
-import { existsSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { readLookupCsv } from './csv-table.js';
 import { allowList, Hl7PathError, parsePath, patternProblem, tableVersionOf } from '../../runtime/index.js';
 import type { Condition } from '../../runtime/index.js';
 import type { Diagnostic } from '../diagnostics/diagnostic.js';
@@ -42,6 +43,26 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
     const opening = lines[pos.line - 1]?.[pos.column - 1];
     if (columnOffset > 0 && (opening === '"' || opening === "'")) columnOffset++;
     out.push({ file: loaded.file, line: pos.line, column: pos.column + columnOffset, severity, code, message, ...(hint ? { hint } : {}) });
+  };
+
+  /** A lookup CSV's problems, at their line and column in the CSV, each naming the spec line that uses it. */
+  const checked = new Set<string>();
+  const checkLookupCsv = (file: string, where: PathKey[]) => {
+    const full = resolve(specDir, file);
+    if (checked.has(full)) return;
+    checked.add(full);
+    let text: string;
+    try {
+      text = readFileSync(full, 'utf8');
+    } catch {
+      return;
+    }
+    const use = loaded.sourceMap.valueAt(where);
+    const csvFile = join(dirname(loaded.file), file);
+    for (const p of readLookupCsv(text).problems) {
+      const hint = `${p.hint ? `${p.hint}; ` : ''}the table is used at ${loaded.file}:${use.line}:${use.column}`;
+      out.push({ file: csvFile, line: p.line, column: p.column, severity: p.severity, code: p.code, message: p.message, hint });
+    }
   };
 
   /** A regular expression the runtime compiles: its syntax error here, not on the first message. */
@@ -216,6 +237,8 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
     }
     if (m.lookup && 'file' in m.lookup && typeof m.lookup.file === 'string' && !existsSync(resolve(specDir, m.lookup.file))) {
       at([...where, 'lookup', 'file'], 'error', 'spec/lookup-file-missing', `lookup table ${m.lookup.file} does not exist`, 'a CSV with a header row and two columns: code,value; paths are relative to the spec');
+    } else if (m.lookup && 'file' in m.lookup && typeof m.lookup.file === 'string') {
+      checkLookupCsv(m.lookup.file, [...where, 'lookup', 'file']);
     }
     if (m.fields && !m.each) at([...where, 'fields'], 'error', 'spec/fields-without-each', 'fields: belongs with each:');
     if (m.on_missing !== undefined && !m.lookup) at([...where, 'on_missing'], 'error', 'spec/on-missing-without-lookup', 'on_missing: says what a lookup does with a value its table lacks; this mapping has no lookup:');
