@@ -88,16 +88,25 @@ function specialsFor(d: Delimiters): RegExp {
   const key = d.field + d.component + d.repetition + (d.escape ?? '') + (d.subcomponent ?? '') + (d.truncation ?? '');
   let re = specialCache.get(key);
   if (!re) {
-    const chars = [d.field, d.component, d.repetition, d.escape, d.subcomponent, d.truncation, '\\', '\r', '\n']
+    const chars = [d.field, d.component, d.repetition, d.escape, d.subcomponent, d.truncation, '\\']
       .filter((c): c is string => c !== undefined)
       .map((c) => c.replace(/[\\\]^-]/g, '\\$&'));
-    re = new RegExp(`[${chars.join('')}]`);
+    // Control characters too (CR and LF among them): see CONTROL.
+    re = new RegExp(`[${chars.join('')}\\x00-\\x08\\x0a-\\x1f\\x7f]`);
     specialCache.set(key, re);
   }
   lastDelimiters = d;
   lastSpecials = re;
   return re;
 }
+
+/**
+ * C0 control characters other than tab, CR and LF, and DEL. Written raw they break the message
+ * on the wire (0x0B starts and 0x1C ends an MLLP frame, a NUL ends C strings at the receiver), so
+ * they go out as HL7 hexadecimal data, `\X1C\`, which decodes back to the same character. CR and
+ * LF are a line break, `\.br\`: never a segment end. A tab is ordinary text.
+ */
+const CONTROL = /[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f]/;
 
 /** Encodes a decoded leaf value for writing into a message with these delimiters. */
 export function escapeValue(value: string, d: Delimiters): string {
@@ -122,6 +131,8 @@ export function escapeValue(value: string, d: Delimiters): string {
     if (c === '\r' || c === '\n') {
       if (c === '\r' && value[i + 1] === '\n') i++;
       out += `${esc}.br${esc}`;
+    } else if (CONTROL.test(c)) {
+      out += `${esc}X${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}${esc}`;
     } else if (c === d.field) out += `${esc}F${esc}`;
     else if (c === d.component) out += `${esc}S${esc}`;
     else if (c === d.repetition) out += `${esc}R${esc}`;

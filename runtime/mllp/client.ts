@@ -214,7 +214,7 @@ function unacknowledged(controlId: string, why: string): SendResult {
 export class MllpError extends Error {
   override readonly name = 'MllpError';
   constructor(
-    readonly code: 'ACK_TIMEOUT' | 'CONNECTION_CLOSED' | 'CONNECT_FAILED' | 'BAD_ACK' | 'NO_CONTROL_ID' | 'CLIENT_CLOSED',
+    readonly code: 'ACK_TIMEOUT' | 'CONNECTION_CLOSED' | 'CONNECT_FAILED' | 'BAD_ACK' | 'NO_CONTROL_ID' | 'CLIENT_CLOSED' | 'UNFRAMABLE',
     message: string,
   ) {
     super(message);
@@ -317,6 +317,10 @@ export class MllpClient {
       const { message } = send;
       // The frame is built once, straight from the message: no intermediate copy.
       framed = frame(typeof message === 'string' || message instanceof Uint8Array ? message : message.toBytes());
+      // A start or end block inside the message would cut it into frames the receiver reads as
+      // two messages (escapeValue writes them as \X0B\ and \X1C\; this catches raw text set directly).
+      const inner = framed.subarray(1, framed.length - 2);
+      if (inner.includes(0x0b) || inner.includes(0x1c)) throw new MllpError('UNFRAMABLE', 'the message holds a raw 0x0B or 0x1C byte, which would split its MLLP frame; not sent');
       header = headerFieldsOf(framed);
       if (!header.controlId) throw new MllpError('NO_CONTROL_ID', 'the message has no MSH-10 control id, so its ACK could not be matched');
     } catch (err) {

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -136,6 +137,70 @@ destinations:
     await waitFor(async () => (await serving.store.listMessages({ status: 'sent' })).length === 1, 8000, 'delivery sent');
     expect(frames).toHaveLength(1);
     expect(frames[0]!.toString('latin1').split('\r')[0]!.split('|')[9]).toBe('N-1\\S\\2');
+  });
+
+  test('control characters from JSON and from a decoded \\X1C\\ go out as \\Xhh\\: the receiver gets exactly one MLLP frame per message', async () => {
+    // A receiver that keeps every byte, answering AA (MSA-2 as received) at each end block.
+    const bytes: Buffer[] = [];
+    const receiver = net.createServer((socket) => {
+      let pending = Buffer.alloc(0);
+      socket.on('data', (chunk: Buffer) => {
+        bytes.push(chunk);
+        pending = Buffer.concat([pending, chunk]);
+        for (let end = pending.indexOf(0x1c); end !== -1; end = pending.indexOf(0x1c)) {
+          const msh10 = pending.subarray(1, end).toString('latin1').split('|')[9];
+          socket.write(`\x0bMSH|^~\\&|R|F|S|F|20260101||ACK|9|P|2.5.1\rMSA|AA|${msh10}\r\x1c\r`);
+          pending = pending.subarray(end + 2);
+        }
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', () => r()));
+    cleanups.push(() => new Promise<void>((r) => receiver.close(() => r())));
+    const receiverPort = (receiver.address() as net.AddressInfo).port;
+    const destination = `destinations:
+  ehr:
+    mllp: { host: 127.0.0.1, port: ${receiverPort} }
+    retry: { attempts: 3, backoff_ms: 50 }
+`;
+    const { serving } = await serveSpecs({
+      'notes.yaml': `channel: notes
+source: { http: { host: 127.0.0.1, port: 0, path: /notes } }
+build:
+  message_type: MDM^T02^MDM_T02
+  version: 2.5.1
+  segments:
+    - segment: MSH
+      fields: { MSH-10: N1 }
+    - segment: PID
+      fields: { PID-3.1: { json: mrn } }
+    - each_line: text
+      segments:
+        - segment: OBX
+          fields: { OBX-1: { index: true }, OBX-2: TX, OBX-5: { json: . } }
+${destination}`,
+      'adt.yaml': `channel: adt
+source: { mllp: { host: 127.0.0.1, port: 0 } }
+transform:
+  - replace: { path: PID-5.1, pattern: "A", with: "Z" }
+${destination}`,
+    });
+    const posted = await fetch(`http://127.0.0.1:${serving.ports().notes}/notes`, { method: 'POST', body: JSON.stringify({ mrn: 'E1', text: 'nul\u0000 vt\u000b fs\u001c\tend' }) });
+    expect(posted.status).toBe(200);
+    const client = new MllpClient({ host: '127.0.0.1', port: serving.ports().adt! });
+    cleanups.push(() => client.close());
+    expect((await client.send('MSH|^~\\&|E|G|H|A|2026||ADT^A08|A1|P|2.5.1\rPID|1||E1^^^EPI^MR||A\\X1C\\B\r')).code).toBe('AA');
+    await waitFor(async () => (await serving.store.listMessages({ status: 'sent' })).length === 2, 8000, 'both delivered');
+    const wire = Buffer.concat(bytes).toString('latin1');
+    // Two frames, each one message: a start block, segments, an end block; no other control byte.
+    const frames = wire.split('\x1c\r').filter((f) => f !== '');
+    expect(frames).toHaveLength(2);
+    for (const f of frames) {
+      expect(f.startsWith('\x0bMSH|')).toBe(true);
+      expect(f.slice(1)).not.toMatch(/[\x00-\x08\x0a-\x0c\x0e-\x1f]/);
+    }
+    const segments = frames.flatMap((f) => f.slice(1).split('\r'));
+    expect(segments).toContain('OBX|1|TX|||nul\\X00\\ vt\\X0B\\ fs\\X1C\\\tend');
+    expect(segments).toContain('PID|1||E1^^^EPI^MR||Z\\X1C\\B');
   });
 
   test('file source: each .hl7 file is stored, then moved to done (or error when a message is not accepted)', async () => {
