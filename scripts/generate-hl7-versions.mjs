@@ -122,13 +122,22 @@ function componentTypesOf(version, type) {
  * a path's subcomponent is checked against its component's type (PID-3.4.1: CX.4 is HD).
  */
 const componentTypes = {};
-for (const key of [...typesUsed].sort()) {
-  const [version, type] = key.split(':');
-  if (type === '-' || type === 'varies') continue;
-  const types = componentTypesOf(version, type);
-  if (!types) continue;
-  (componentTypes[type] ??= {})[version] = types.join(',');
-  for (const t of types) if (t && t !== 'varies') typesUsed.add(`${version}:${t}`);
+// Down to subcomponents: the types of components' components too (XAD.1 is SAD, whose .1 is ST).
+for (let pending = [...typesUsed].sort(); pending.length; ) {
+  const next = [];
+  for (const key of pending) {
+    const [version, type] = key.split(':');
+    if (type === '-' || type === 'varies') continue;
+    const types = componentTypesOf(version, type);
+    if (!types) continue;
+    (componentTypes[type] ??= {})[version] = types.join(',');
+    for (const t of types) {
+      if (!t || t === 'varies' || typesUsed.has(`${version}:${t}`)) continue;
+      typesUsed.add(`${version}:${t}`);
+      next.push(`${version}:${t}`);
+    }
+  }
+  pending = next.sort();
 }
 
 /** Components of each data type the fields above use, and of their components' types, per version ("version|count"). */

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { readLookupCsv } from './csv-table.js';
-import { allowList, Hl7PathError, parsePath, patternProblem, tableVersionOf } from '../../runtime/index.js';
+import { allowList, componentCount, componentType, Hl7PathError, parsePath, patternProblem, tableVersionOf } from '../../runtime/index.js';
 import type { Condition } from '../../runtime/index.js';
 import type { Diagnostic } from '../diagnostics/diagnostic.js';
 import { groupPathDiagnostics } from './group-paths.js';
@@ -116,13 +116,47 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
     return problem?.severity === 'error' && (problem.code === 'hl7/unknown-segment' || problem.code === 'hl7/segment-not-in-version') ? undefined : path.segment;
   };
 
-  /** reformat_date rewrites one text: a whole field of a type with components (PID-5, an XPN) fails every message. */
+  /**
+   * reformat_date rewrites one text: a whole field of a type with components (PID-5, an XPN) fails
+   * every message, and a component that is no date (PID-13.1, an XTN's number) is never one. The
+   * field, component or subcomponent named must be DT, DTM or TS in the channel's version.
+   */
   const checkDateField = (text: string, where: PathKey[]) => {
     const path = parsePath(text);
-    if (path.field === undefined || path.component !== undefined || isZSegment(path.segment)) return;
+    if (path.field === undefined || isZSegment(path.segment)) return;
     const field = segmentFields(hl7.version, path.segment)?.[path.field - 1];
-    if (!field || DATE_TYPES.has(field.type)) return;
-    at(where, 'error', 'spec/date-field', `${path.segment}-${path.field} (${field.name}) is ${field.type} in HL7 v${hl7.version}, not a date: reformat_date needs a DT, DTM or TS field, or the date component of a composite field`, `name the date component, e.g. ${path.segment}-${path.field}.1, or a date field`);
+    if (!field || field.withdrawn) return;
+    const fieldAt = `${path.segment}-${path.field}`;
+    // The data type at each level down; a TS's first component is its time whatever the tables call it (ST in v2.3).
+    const typeAt = (type: string | undefined, n: number | undefined): string | undefined => {
+      if (type === undefined || n === undefined) return type;
+      const count = componentCount(hl7.version, type);
+      if (count === undefined) return undefined;
+      if (count === 1) return n === 1 ? type : undefined;
+      if (type === 'TS' && n === 1) return 'DTM';
+      return componentType(hl7.version, type, n);
+    };
+    const component = typeAt(field.type, path.component);
+    const type = typeAt(component, path.subcomponent);
+    if (type === undefined || type === 'varies' || DATE_TYPES.has(type)) return;
+    const dates = (componentCount(hl7.version, field.type) ?? 1) > 1 ? dateComponents(field.type).map((n) => `${fieldAt}.${n}`) : [];
+    const hint = dates.length ? `${field.type}'s date components: ${dates.join(', ')}` : `${fieldAt} (${field.type}) has no date component: name a DT, DTM or TS field`;
+    if (path.component === undefined) {
+      at(where, 'error', 'spec/date-field', `${fieldAt} (${field.name}) is ${field.type} in HL7 v${hl7.version}, not a date: reformat_date needs a DT, DTM or TS field, or the date component of a composite field`, hint);
+      return;
+    }
+    const named = path.text.replace(/\[\d+\]/g, '');
+    const whose = path.subcomponent === undefined ? `component ${path.component} of ${field.type}` : `subcomponent ${path.subcomponent} of ${component}, in component ${path.component} of ${field.type}`;
+    at(where, 'error', 'spec/date-field', `${named} (${whose}, in ${fieldAt} ${field.name}) is ${type} in HL7 v${hl7.version}, not a date: reformat_date needs a DT, DTM or TS field or component`, hint);
+  };
+  /** The components of a composite type that are dates (TS, DTM, DT) in the channel's version. */
+  const dateComponents = (type: string): number[] => {
+    const out: number[] = [];
+    for (let n = 1; n <= (componentCount(hl7.version, type) ?? 0); n++) {
+      const t = type === 'TS' && n === 1 ? 'DTM' : componentType(hl7.version, type, n);
+      if (t && DATE_TYPES.has(t)) out.push(n);
+    }
+    return out;
   };
 
   // An allow list the runtime could not read would stop the channel at start: say where now.

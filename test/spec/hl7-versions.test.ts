@@ -124,3 +124,24 @@ destinations:
     "feed.yaml:5:24: warning hl7/no-subcomponents: PID-5.1 (component 1 of XPN) is ST in HL7 v2.3, a value without subcomponents: PID-5.1.2 is empty in messages that follow v2.3 (it has subcomponents in v2.3.1 and later); this channel reads v2.3 messages (hl7_version: 2.3)\n  hint: read PID-5.1, or PID-5.2 for the next component (components are separated by ^, subcomponents by &); if the sender's messages are of a version where it has subcomponents, set hl7_version: to the version in their MSH-12",
   ]);
 });
+
+test('reformat_date on a component is checked like a field: PID-13.1 (XTN) and PID-5.1 are spec/date-field at their file:line:col; PID-7.1, PV1-44.1, SCH-11.4, PID-3.7 are dates, PID-7.1 in v2.3 too', async () => {
+  const steps = (paths: string[], version = '2.5.1') => `channel: feed
+hl7_version: "${version}"
+source: { mllp: { port: 2575 } }
+transform:
+${paths.map((p) => `  - reformat_date: { path: ${p}, format: YYYYMMDD }\n`).join('')}destinations:
+  archive: { file: { dir: out } }
+`;
+  expect(await validate(steps(['PID-7.1', 'PV1-44.1', 'SCH-11.4', 'PID-3.7', 'PID-7']))).toEqual([]);
+  expect(await validate(steps(['PID-7.1', 'PV1-44.1'], '2.3'))).toEqual([]);
+  expect(await validate(steps(['PID-13.1', 'PID-5.1', 'PID-11.1.1']))).toEqual([
+    'feed.yaml:5:28: error spec/date-field: PID-13.1 (component 1 of XTN, in PID-13 Phone Number - Home) is ST in HL7 v2.5.1, not a date: reformat_date needs a DT, DTM or TS field or component\n  hint: PID-13 (XTN) has no date component: name a DT, DTM or TS field',
+    "feed.yaml:6:28: error spec/date-field: PID-5.1 (component 1 of XPN, in PID-5 Patient Name) is FN in HL7 v2.5.1, not a date: reformat_date needs a DT, DTM or TS field or component\n  hint: XPN's date components: PID-5.12, PID-5.13",
+    "feed.yaml:7:28: error spec/date-field: PID-11.1.1 (subcomponent 1 of SAD, in component 1 of XAD, in PID-11 Patient Address) is ST in HL7 v2.5.1, not a date: reformat_date needs a DT, DTM or TS field or component\n  hint: XAD's date components: PID-11.13, PID-11.14",
+  ]);
+  // A whole field of a composite type: the hint names its date components.
+  expect(await validate(steps(['PID-5']))).toEqual([
+    "feed.yaml:5:28: error spec/date-field: PID-5 (Patient Name) is XPN in HL7 v2.5.1, not a date: reformat_date needs a DT, DTM or TS field, or the date component of a composite field\n  hint: XPN's date components: PID-5.12, PID-5.13",
+  ]);
+});
