@@ -29,8 +29,8 @@ export interface NewMessageHeader {
 
 /**
  * Builds an outgoing message: MSH with a new MSH-10 and the current time in MSH-7, then
- * segments added in order. Values are escaped on write; a JSON null writes the HL7 null `""`,
- * an absent value leaves the field empty.
+ * segments added in order. Values are escaped on write; null writes the HL7 null `""`,
+ * undefined leaves the field empty.
  */
 export class MessageBuilder {
   readonly message: Message;
@@ -133,10 +133,17 @@ const jsonKind = (value: object) => (Array.isArray(value) ? 'a JSON array' : 'a 
  */
 export function buildJson(root: unknown, item: unknown, path: JsonPath, field: string): unknown {
   const value = readJson(root, item, path);
-  if (value !== null && typeof value === 'object') {
+  // JSON null is "no value" like a missing key: writing the HL7 null "" would make the receiver delete what it has.
+  if (value === null) return undefined;
+  if (typeof value === 'object') {
     throw new BuildValueError(`${field} (from ${path.text}) is ${jsonKind(value)}, not one value: an HL7 field takes text, a number or true/false (send one value, or one item per segment with each:)`);
   }
   return value;
+}
+
+/** For `on_null: delete`: the app sent JSON null at the path, so build writes the HL7 null "". */
+export function isJsonNull(root: unknown, item: unknown, path: JsonPath): boolean {
+  return readJson(root, item, path) === null;
 }
 
 /** The items of a JSON array at a path (none when absent). */

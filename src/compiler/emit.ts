@@ -546,6 +546,7 @@ function buildValueExpr(field: string, value: BuildValue, itemVar: string, index
   }
   if (value.lookup) expr = `${use('lookupValue')}(${use('asHl7Value')}(${expr}), ${code.constants.add(`${value.json ?? 'value'} table`, `${use('lookupTable')}(${q(value.lookup)})`)})`;
   if (value.default !== undefined) expr = `${use('withDefault')}(${use('asHl7Value')}(${expr}), ${q(value.default)})`;
+  if (value.on_null === 'delete' && value.json !== undefined) expr = `${use('isJsonNull')}(input, ${itemVar}, ${jsonRead(code, value.json)}) ? null : ${expr}`;
   return expr;
 }
 

@@ -518,6 +518,10 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
           const pos = loaded.sourceMap.keyAt([...where, 'fields', key]);
           out.push({ file: loaded.file, line: pos.line, column: pos.column, severity: 'error', code: 'spec/field-of-other-segment', message: `${key} is not a field of ${seg.segment}`, hint: `write ${seg.segment}-n` });
         }
+        const value = seg.fields![key];
+        if (typeof value === 'object' && value.on_null !== undefined && value.json === undefined) {
+          at([...where, 'fields', key, 'on_null'], 'error', 'spec/build-on-null', `${key}: on_null: says what a JSON null read with json: writes, and this value reads no JSON`, 'read the value with json: a.b, or write the HL7 null always with value: null');
+        }
       }
       if (seg.segments) at([...where, 'segments'], 'error', 'spec/build-segment', 'segments: belongs with each: or each_line:');
     } else if (!seg.segments?.length) {

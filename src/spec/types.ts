@@ -97,6 +97,8 @@ export type BuildValue =
   | boolean
   | {
       json?: string;
+      /** delete: a JSON null writes the HL7 null "" (else null is the same as missing). */
+      on_null?: 'delete';
       value?: string | number | boolean | null;
       index?: true;
       now?: true;

@@ -78,3 +78,31 @@ describe('each_line writes the text it is given', () => {
     expect(obx('BOOL')).toEqual(['OBX|1|TX|NOTE||Y||||||F']);
   });
 });
+
+describe('JSON null in build', () => {
+  test('null is no value, as a missing key: the field stays empty or gets its default; on_null: delete writes the HL7 null ""', async () => {
+    const withDelete = (out: string) => notesSpec(out).replace('PV1-19.1: { json: encounter.visit_number }', 'PV1-19.1: { json: encounter.visit_number, on_null: delete }');
+    const { post, written } = await serveNotes(withDelete);
+    const body = (mrn: string, visit: unknown) => ({ patient: { mrn, family_name: null }, encounter: { class: null, visit_number: visit }, note: { ...note, status: null } });
+    expect((await post(body('NULLS', null))).status).toBe(200);
+    expect((await post(body('GIVEN', 'V1'))).status).toBe(200);
+    const files = await written(2);
+    const segment = (mrn: string, name: string) => files.find((f) => f.includes(`PID|1||${mrn}^`))!.split('\r').find((l) => l.startsWith(`${name}|`));
+    // family_name null: PID-5 empty, never "" (which tells the EHR to delete the name it has).
+    expect(segment('NULLS', 'PID')).toBe('PID|1||NULLS^^^EPI^MR');
+    // class null: its default O; visit_number null with on_null: delete: the HL7 null.
+    expect(segment('NULLS', 'PV1')).toBe('PV1||O|||||||||||||||||""');
+    expect(segment('GIVEN', 'PV1')).toBe('PV1||O|||||||||||||||||V1');
+    // status null: the default IP, as a missing status gets.
+    expect(segment('NULLS', 'TXA')!.split('|')[17]).toBe('IP');
+  });
+
+  test('on_null: delete needs json:', async () => {
+    const { validateSpecs } = await import('../../src/spec/validate.js');
+    const dir = mkdtempSync(join(tmpdir(), 'hl7c-null-delete-'));
+    writeFileSync(join(dir, 'n.yaml'), notesSpec('out').replace('TXA-3: TX', 'TXA-3: { value: TX, on_null: delete }'));
+    const result = await validateSpecs([join(dir, 'n.yaml')], { env: {} });
+    expect(result.ok).toBe(false);
+    expect(result.diagnostics.map((d) => `${d.line}:${d.code}:${d.message}`)).toEqual([expect.stringMatching(/^30:spec\/build-on-null:TXA-3: on_null: says what a JSON null/)]);
+  });
+});
