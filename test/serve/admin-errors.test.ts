@@ -70,7 +70,7 @@ describe('serve --admin-port and admin errors (issue 10, case 8)', () => {
     const store = {
       metrics: async () => {
         if (broken) throw new Error('database is locked');
-        return { messages: [], deliveries: [], oldestOpen: [], waiting: 0, ingestFailures: 0, lastError: null };
+        return { messages: [], deliveries: [], oldestOpen: [], waiting: 0, ingestFailures: 0, lastError: null, failing: [], reloads: [] };
       },
       // /health lists paused destinations too (kept in the store since paused destinations survive a restart).
       pausedDestinations: async () => [],
