@@ -48,8 +48,10 @@ function dtmParts(value: string, source: DateValueSource): DtmParts {
  * time (a time is never invented), else date and time to the part sent, as ISO 8601 allows
  * (reduced precision): 2026120214 is 2026-12-02T14, 202612021430 is 2026-12-02T14:30; minutes
  * or seconds the sender did not give are never written as :00. A time without an offset takes
- * `defaultOffset` (e.g. "-05:00"); without either it is written without an offset, never
- * silently as UTC. A value that is no real date/time throws DateValueError.
+ * `defaultOffset`: a fixed offset ("-05:00") or an IANA zone ("America/New_York"), whose offset
+ * is the one in force at that date and time (daylight saving time included); without either it
+ * is written without an offset, never silently as UTC. A value that is no real date/time throws
+ * DateValueError.
  */
 export function hl7DateTimeToIso(value: string, defaultOffset?: string, source: DateValueSource = {}): string {
   const p = dtmParts(value, source);
@@ -57,9 +59,58 @@ export function hl7DateTimeToIso(value: string, defaultOffset?: string, source: 
   let iso = `${isoDate(p)}T${p.hour}`;
   if (p.minute !== undefined) iso += `:${p.minute}`;
   if (p.second !== undefined) iso += `:${p.second}${p.fraction ?? ''}`;
-  const offset = p.offset ? `${p.offset.slice(0, 3)}:${p.offset.slice(3)}` : defaultOffset;
+  const offset = p.offset
+    ? `${p.offset.slice(0, 3)}:${p.offset.slice(3)}`
+    : defaultOffset && zoneOffset(defaultOffset, Number(p.year), Number(p.month), Number(p.day), Number(p.hour), Number(p.minute ?? 0), Number(p.second ?? 0));
   if (offset) iso += offset;
   return iso;
+}
+
+const FIXED_OFFSET = /^[+-]\d{2}:\d{2}$/;
+const zoneFormats = new Map<string, Intl.DateTimeFormat>();
+
+/** Whether `zone` is an offset such as -05:00 or a time zone this Node knows (America/New_York). */
+export function isTimeZone(zone: string): boolean {
+  if (FIXED_OFFSET.test(zone)) return true;
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The zone's offset from UTC, in minutes, at an instant. */
+function offsetAt(zone: string, instant: number): number {
+  let format = zoneFormats.get(zone);
+  if (!format) {
+    format = new Intl.DateTimeFormat('en-US', { timeZone: zone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' });
+    zoneFormats.set(zone, format);
+  }
+  const n: Record<string, number> = {};
+  for (const part of format.formatToParts(instant)) if (part.type !== 'literal') n[part.type] = Number(part.value);
+  const wall = Date.UTC(n.year!, n.month! - 1, n.day!, n.hour!, n.minute!, n.second!);
+  return Math.round((wall - Math.floor(instant / 1000) * 1000) / 60_000);
+}
+
+/**
+ * The offset ("-04:00") a zone has at a local date and time. A fixed offset is itself. A local
+ * time the clocks skip (02:30 when they spring forward) takes the offset before the change, so it
+ * means the instant it would be had the clocks not changed (as Temporal's "compatible"); a local
+ * time that happens twice (01:30 when they fall back) is the first of the two, still in summer
+ * time.
+ */
+export function zoneOffset(zone: string, year: number, month: number, day: number, hour: number, minute: number, second: number): string {
+  if (FIXED_OFFSET.test(zone)) return zone;
+  const local = Date.UTC(year, month - 1, day, hour, minute, second);
+  const before = offsetAt(zone, local - 86_400_000);
+  const after = offsetAt(zone, local + 86_400_000);
+  const fits = [before, after].filter((o) => offsetAt(zone, local - o * 60_000) === o);
+  // Two offsets fit in an overlap: the larger one is the earlier instant.
+  const minutes = fits.length ? Math.max(...fits) : before;
+  const sign = minutes < 0 ? '-' : '+';
+  const abs = Math.abs(minutes);
+  return `${sign}${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`;
 }
 
 /**

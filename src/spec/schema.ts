@@ -180,7 +180,7 @@ function patternHint(path: PathKey[]): string | undefined {
   if (last === 'url') return 'an http:// or https:// URL';
   if (path.includes('message_type')) return 'CODE^TRIGGER, e.g. ADT^A01, or just the code, e.g. ADT';
   if (last === 'each') return 'a segment name, e.g. OBX';
-  if (last === 'timezone') return 'an offset such as -05:00';
+  if (last === 'timezone') return 'an IANA time zone such as America/New_York, or a fixed offset such as -05:00';
   if (last === 'window' && path.includes('dedupe')) return 'a whole number and a unit: 30s, 15m, 24h, 7d';
   if (['window', 'for', 'older_than', 'cool_down', 'check_every'].includes(last)) return 'a number and a unit: 500ms, 30s, 15m, 2h, 1d';
   if (last === 'name') return 'lowercase letters, digits, - and _, starting with a letter';

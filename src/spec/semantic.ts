@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { readLookupCsv } from './csv-table.js';
+import { isTimeZone } from '../../runtime/channel/transforms.js';
 import { allowList, componentCount, componentType, Hl7PathError, parsePath, patternProblem, tableVersionOf } from '../../runtime/index.js';
 import type { Condition } from '../../runtime/index.js';
 import type { Diagnostic } from '../diagnostics/diagnostic.js';
@@ -44,6 +45,10 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
     if (columnOffset > 0 && (opening === '"' || opening === "'")) columnOffset++;
     out.push({ file: loaded.file, line: pos.line, column: pos.column + columnOffset, severity, code, message, ...(hint ? { hint } : {}) });
   };
+
+  if (typeof spec.timezone === 'string' && !isTimeZone(spec.timezone)) {
+    at(['timezone'], 'error', 'spec/unknown-timezone', `${spec.timezone} is no time zone this Node.js knows`, 'an IANA name such as America/New_York or Europe/Berlin (the offset follows daylight saving time), or a fixed offset such as -05:00');
+  }
 
   /** A lookup CSV's problems, at their line and column in the CSV, each naming the spec line that uses it. */
   const checked = new Set<string>();
