@@ -47,4 +47,4 @@ export { DEFAULT_PROCESSING_BUDGET_MS, ProcessingBudgetExceeded } from './channe
 export * from './channel/channel.js';
 export { interpolate, replaceEnvReferences } from './channel/env.js';
 export * from './channel/builder.js';
-export { addressList, copyMessage, isJsonTemplate, jsonScalar, sqlValue, templateJson, templateJsonText, templateText, whenGiven } from './channel/payloads.js';
+export { addressList, copyMessage, isJsonTemplate, jsonScalar, sqlValue, templateJson, templateJsonText, templateJsonValue, templateLineText, templateText, whenGiven } from './channel/payloads.js';

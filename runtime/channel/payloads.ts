@@ -17,6 +17,28 @@ export function templateText(value: unknown): string {
 }
 
 /**
+ * A value as one line of template text: line breaks (CR, LF, U+2028/2029, NEL) and other control
+ * characters become a space. A value decoded from HL7 may hold them (`\X0D0A\`, `\.br\`); written
+ * as they are, one would start a new line in an `append` file or a new header in an HTTP request.
+ */
+export function templateLineText(value: unknown): string {
+  const text = templateText(value);
+  return LINE_BREAKING.test(text) ? text.replace(LINE_BREAKING_ALL, ' ') : text;
+}
+
+const LINE_BREAKING = /[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]/;
+const LINE_BREAKING_ALL = new RegExp(`\\r\\n|${LINE_BREAKING.source}`, 'g');
+
+/**
+ * A placeholder outside quotes in a JSON-shaped `body:` template (`"mrn": {{PID-3.1}}`): a JSON
+ * value of its own, so the body stays JSON. A value read from the JSON keeps its type (a number
+ * stays a number); HL7 text becomes a JSON string; missing is null.
+ */
+export function templateJsonValue(value: unknown): string {
+  return value === undefined ? 'null' : JSON.stringify(value);
+}
+
+/**
  * A value inside a JSON-shaped `body:` template: escaped as inside a JSON string, so a `"` or a
  * `\` in a field ends nothing (a family name `Smith","mrn":"E666` stays a family name).
  */
@@ -29,9 +51,11 @@ export function templateJsonText(value: unknown): string {
  * outside quotes, text inside them) it parses as JSON. Its placeholders are then escaped for JSON.
  */
 export function isJsonTemplate(template: string): boolean {
-  if (!/^\s*[{[]/.test(template)) return false;
+  // Placeholders first: a template that is one placeholder, `{{PID-5.1}}`, is text, not an object.
+  const filled = template.replace(/\{\{[^{}]*\}\}/g, '0');
+  if (!/^\s*[{[]/.test(filled)) return false;
   try {
-    JSON.parse(template.replace(/\{\{[^{}]*\}\}/g, '0'));
+    JSON.parse(filled);
     return true;
   } catch {
     return false;

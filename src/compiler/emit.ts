@@ -265,7 +265,7 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
     if (d.smtp) {
       // Subject and text are rendered now, when the message is received, and queued as the mail.
       const subject = templateExpr(rawD.smtp!.subject, spec.channel, code, fromEnv);
-      const text = rawD.smtp!.body !== undefined ? templateExpr(rawD.smtp!.body, spec.channel, code, fromEnv) : undefined;
+      const text = rawD.smtp!.body !== undefined ? templateExpr(rawD.smtp!.body, spec.channel, code, fromEnv, undefined, 'keep') : undefined;
       if (subject.json || text?.json) {
         body.push(`const json = ${use('templateJson')}(output, input);`);
         used.add('input');
@@ -671,20 +671,32 @@ const TEMPLATE_PLACEHOLDER = /\{\{\s*(.*?)\s*\}\}/g;
 /**
  * A `body:` template as one expression: literal text and placeholders joined at run time, the
  * placeholders' paths written into the code (nothing is parsed per message). Validate has
- * checked every placeholder.
+ * checked every placeholder. A value is written on one line (`lines: 'flatten'`: file and HTTP
+ * bodies, headers, names, subjects) unless the text is free prose (`'keep'`: a mail's body).
  */
-function templateExpr(template: string, channel: string, code: Code, literal: (text: string) => string = q, value: (expr: string) => string = (e) => e): { expr: string; json: boolean } {
+function templateExpr(
+  template: string,
+  channel: string,
+  code: Code,
+  literal: (text: string) => string = q,
+  value: (expr: string) => string = (e) => e,
+  lines: 'flatten' | 'keep' = 'flatten',
+): { expr: string; json: boolean } {
   const use = code.use;
   const parts: string[] = [];
   let json = false;
   let last = 0;
-  // A JSON body: values are escaped as inside a JSON string, or a quote in a field would end it.
-  const text = use(isJsonTemplate(template) ? 'templateJsonText' : 'templateText');
+  // A JSON body: a value inside quotes is escaped as inside a JSON string, or a quote in a field
+  // would end it; one outside quotes is a JSON value of its own, or the body would not be JSON.
+  const jsonBody = isJsonTemplate(template);
+  let inString = false;
   for (const m of template.matchAll(TEMPLATE_PLACEHOLDER)) {
     if (m.index > last) parts.push(literal(template.slice(last, m.index)));
+    if (jsonBody) inString = stillInJsonString(template.slice(last, m.index), inString);
+    const text = use(jsonBody ? (inString ? 'templateJsonText' : 'templateJsonValue') : lines === 'keep' ? 'templateText' : 'templateLineText');
     const inner = m[1]!;
-    if (inner === 'channel') parts.push(value(q(channel)));
-    else if (inner === 'control_id') parts.push(value('message.controlId'));
+    if (inner === 'channel') parts.push(value(jsonBody ? `${text}(${q(channel)})` : q(channel)));
+    else if (inner === 'control_id') parts.push(value(`${text}(message.controlId)`));
     else if (inner.startsWith('$.')) {
       json = true;
       parts.push(value(`${text}(${use('readJson')}(json, json, ${jsonRead(code, inner)}))`));
@@ -693,6 +705,16 @@ function templateExpr(template: string, channel: string, code: Code, literal: (t
   }
   if (last < template.length) parts.push(literal(template.slice(last)));
   return { expr: parts.length === 0 ? '""' : parts.length === 1 && parts[0]!.startsWith('"') ? parts[0]! : `[${parts.join(', ')}].join("")`, json };
+}
+
+/** Whether JSON text that starts inside a string (or not) ends inside one. */
+function stillInJsonString(text: string, inString: boolean): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (inString && c === '\\') i++;
+    else if (c === '"') inString = !inString;
+  }
+  return inString;
 }
 
 /** A file destination's name when the spec gives none: the extension says what the file holds. */

@@ -1,3 +1,4 @@
+import http from 'node:http';
 import net from 'node:net';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -201,6 +202,50 @@ ${destination}`,
     const segments = frames.flatMap((f) => f.slice(1).split('\r'));
     expect(segments).toContain('OBX|1|TX|||nul\\X00\\ vt\\X0B\\ fs\\X1C\\\tend');
     expect(segments).toContain('PID|1||E1^^^EPI^MR||Z\\X1C\\B');
+  });
+
+  test('templates: a decoded line break in a value stays on its line (text body, append file, HTTP header); an unquoted placeholder in a JSON body is a JSON value', async () => {
+    const requests: Array<{ headers: http.IncomingHttpHeaders; rawHeaders: string[]; body: string }> = [];
+    const receiver = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        requests.push({ headers: req.headers, rawHeaders: req.rawHeaders, body: Buffer.concat(chunks).toString('utf8') });
+        res.end();
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', () => r()));
+    cleanups.push(() => new Promise<void>((r) => { receiver.close(() => r()); receiver.closeAllConnections(); }));
+    const url = `http://127.0.0.1:${(receiver.address() as net.AddressInfo).port}/x`;
+    const { serving, dir } = await serveSpecs({
+      'adt.yaml': `channel: adt
+source: { mllp: { host: 127.0.0.1, port: 0 } }
+destinations:
+  log:
+    file: { dir: $DIR/out, file_name: events.txt, append: true }
+    body: "{{MSH-10}} {{PID-5.1}} {{PID-3.1}}\\n"
+  app:
+    http:
+      url: ${url}
+      headers: { X-Patient: "{{PID-5.1}}" }
+    body: '{"mrn": {{PID-3.1}}, "name": "{{PID-5.1}}", "control_id": {{control_id}}}'
+`,
+    });
+    const client = new MllpClient({ host: '127.0.0.1', port: serving.ports().adt! });
+    cleanups.push(() => client.close());
+    expect((await client.send('MSH|^~\\&|E|G|H|A|2026||ADT^A08|T1|P|2.5.1\rPID|1||E1^^^EPI^MR||Evil\\X0D0A\\X-Injected: yes\r')).code).toBe('AA');
+    expect((await client.send('MSH|^~\\&|E|G|H|A|2026||ADT^A08|T2|P|2.5.1\rPID|1||E2^^^EPI^MR||Plain\r')).code).toBe('AA');
+    await waitFor(() => requests.length === 2 && readFileSync(join(dir, 'out', 'events.txt'), 'utf8').split('\n').length === 3, 8000, 'delivered');
+    // One line per message in the file, whatever the values hold.
+    expect(readFileSync(join(dir, 'out', 'events.txt'), 'utf8')).toBe('T1 Evil X-Injected: yes E1\nT2 Plain E2\n');
+    // No header was added by the value; the one templated header holds it on one line.
+    expect(requests[0]!.headers['x-injected']).toBeUndefined();
+    expect(requests[0]!.headers['x-patient']).toBe('Evil X-Injected: yes');
+    expect(requests[0]!.headers['content-type']).toBe('application/json');
+    expect(requests.map((r) => JSON.parse(r.body) as unknown)).toEqual([
+      { mrn: 'E1', name: 'Evil\r\nX-Injected: yes', control_id: 'T1' },
+      { mrn: 'E2', name: 'Plain', control_id: 'T2' },
+    ]);
   });
 
   test('file source: each .hl7 file is stored, then moved to done (or error when a message is not accepted)', async () => {
