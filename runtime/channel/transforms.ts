@@ -37,6 +37,17 @@ export class DateValueError extends Error {
   }
 }
 
+const NM = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$/;
+
+/** A `number` transform of a value that is not HL7 NM: the message fails (ERR 102 at the field), as a date that is no date does. */
+export class NumberValueError extends DateValueError {
+  constructor(source: DateValueSource = {}) {
+    super('not an HL7 number (NM: an optional sign, digits, an optional decimal point)', source);
+    this.message = `${source.field ?? 'a number value'}${source.target ? ` (mapped to ${source.target})` : ''}${source.json ? ` (from ${source.json})` : ''} is ${this.problem}`;
+    this.name = 'NumberValueError';
+  }
+}
+
 function dtmParts(value: string, source: DateValueSource): DtmParts {
   const reading = readDtm(value);
   if (!reading.ok) throw new DateValueError(reading.problem, source);
@@ -159,9 +170,11 @@ export function applyTransform(input: MappedValue, name: TransformName, options:
     case 'datetime':
       return value.trim() === '' ? '' : hl7DateTimeToIso(value, options.defaultOffset, options);
     case 'number': {
-      if (value.trim() === '') return '';
-      const n = Number(value);
-      return Number.isFinite(n) ? n : null;
+      const text = value.trim();
+      if (text === '') return '';
+      // HL7 NM: an optional sign, digits, an optional decimal point. Anything else (1,234.50, 0x1F, 1e400, an MRN) is not a number the sender meant.
+      if (!NM.test(text)) throw new NumberValueError(options);
+      return Number(text);
     }
   }
 }

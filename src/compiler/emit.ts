@@ -148,7 +148,7 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
     if (m.json !== undefined && (m.format !== undefined || m.transform?.some((t) => t === 'date' || t === 'datetime'))) expr = `${use('jsonDateTime')}(${expr}, ${code.constants.add(`${target} json date`, q({ json: m.json, target }))})`;
     if (m.format !== undefined) expr = `${use('formatHl7DateTime')}(${expr}, ${q(m.format)}, ${code.constants.add(`${target} format`, q(dateSource))})`;
     for (const t of m.transform ?? []) {
-      const options = t === 'date' || t === 'datetime' ? { ...(t === 'datetime' && timezone ? { defaultOffset: timezone } : {}), ...dateSource } : undefined;
+      const options = t === 'number' ? dateSource : t === 'date' || t === 'datetime' ? { ...(t === 'datetime' && timezone ? { defaultOffset: timezone } : {}), ...dateSource } : undefined;
       expr = `${use('applyTransform')}(${expr}, ${q(t)}${options ? `, ${code.constants.add(`${target} as ${t}`, q(options))}` : ''})`;
     }
     if (m.lookup) {

@@ -13,6 +13,7 @@ const APPOINTMENT_STARTS_AT_AS_DATETIME = { "defaultOffset": "America/New_York",
 const SCH_11_5 = parsePath("SCH-11.5");
 const APPOINTMENT_ENDS_AT_AS_DATETIME = { "defaultOffset": "America/New_York", "field": "SCH-11.5", "target": "appointment.ends_at" };
 const SCH_9 = parsePath("SCH-9");
+const APPOINTMENT_MINUTES_AS_NUMBER = { "field": "SCH-9", "target": "appointment.minutes" };
 const AIP_3_1 = parsePath("AIP-3.1");
 const AIP_3_3 = parsePath("AIP-3.3");
 const AIP_3_2 = parsePath("AIP-3.2");
@@ -57,7 +58,7 @@ export function map(message: Message, ids: Identification["identifiers"]): Recor
       // appointment.ends_at (examples/siu-appointments.yaml:35)
       "ends_at": applyTransform(scope.get(SCH_11_5), "datetime", APPOINTMENT_ENDS_AT_AS_DATETIME),
       // appointment.minutes (examples/siu-appointments.yaml:36)
-      "minutes": applyTransform(scope.get(SCH_9), "number"),
+      "minutes": applyTransform(scope.get(SCH_9), "number", APPOINTMENT_MINUTES_AS_NUMBER),
     },
     "patient": {
       // patient.mrn (examples/siu-appointments.yaml:37)
