@@ -372,7 +372,15 @@ export class ChannelHost {
       const deadline = Date.now() + answer.wait_ms;
       let pause = 5;
       for (;;) {
-        const deliveries = ((await this.store.getMessage(id))?.deliveries ?? []).filter((d) => answer.after.includes(d.destination));
+        let stored: Awaited<ReturnType<Store['getMessage']>>;
+        try {
+          stored = await this.store.getMessage(id);
+        } catch (err) {
+          // The message is stored: the answer made then stands.
+          this.log.warn({ channel: definition.name, id, err: (err as Error).message }, 'could not read the deliveries the answer waits for: answered as stored');
+          return result;
+        }
+        const deliveries = (stored?.deliveries ?? []).filter((d) => answer.after.includes(d.destination));
         const failed = deliveries.find((d) => d.state === 'dead' || d.state === 'stopped' || d.state === 'discarded');
         if (failed || deliveries.every((d) => d.state === 'sent')) {
           const passed = answer.from !== undefined ? waiter.answers.get(answer.from) : undefined;
