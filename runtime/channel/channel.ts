@@ -203,8 +203,9 @@ export type DestinationPayload = (message: Message, identifiers: Identification[
 export type AcceptDecision =
   | { outcome: 'accept' }
   /** ack AR: a filtered message is answered AR with the reason (Mirth's auto-ACK does this); default AA. */
-  | { outcome: 'filter'; rule: string; reason: string; ack?: 'AA' | 'AR' }
-  | { outcome: 'reject'; rule: string; reason: string };
+  | { outcome: 'filter'; rule: string; reason: string; ack?: 'AA' | 'AR'; at?: string }
+  /** at: the HL7 path the rule reads (MSH-9 for message_type), for the ERR segment's location and code. */
+  | { outcome: 'reject'; rule: string; reason: string; at?: string };
 
 export interface Identification {
   identifiers: Record<string, FoundIdentifier | null>;
@@ -384,12 +385,12 @@ function runStages(channel: ChannelDefinition, message: Message, input: unknown)
   const decision = channel.accept(message);
   if (decision.outcome === 'reject') {
     const reason = `${decision.reason} (rule ${decision.rule})`;
-    return { status: 'rejected', reason, message, identifiers: {}, outputs: {}, ...answer('reject', [{ code: HL7_ERROR.unsupportedMessageType, userMessage: reason, location: { segment: 'MSH', field: 9 } }]) };
+    return { status: 'rejected', reason, message, identifiers: {}, outputs: {}, ...answer('reject', [rejectionError(decision.at, reason)]) };
   }
   if (decision.outcome === 'filter') {
     const reason = `${decision.reason} (rule ${decision.rule})`;
     // Still filtered (stored, sent nowhere); only the answer differs.
-    const ack = decision.ack === 'AR' ? answer('reject', [{ code: HL7_ERROR.unsupportedMessageType, userMessage: reason }]) : answer('accept');
+    const ack = decision.ack === 'AR' ? answer('reject', [rejectionError(decision.at, reason)]) : answer('accept');
     return { status: 'filtered', reason, message, identifiers: {}, outputs: {}, ...ack };
   }
   const { identifiers, problems } = channel.identify(message);
@@ -441,6 +442,22 @@ function envelopesOf(channel: ChannelDefinition, routed: string[], message: Mess
     (envelopes ??= {})[name] = envelope;
   }
   return envelopes;
+}
+
+/**
+ * The ERR for a message an accept rule turned away: located at the field the rule reads, with the
+ * table 0357 code for it: 200 message type (MSH-9, MSH-9.1), 201 event (MSH-9.2), 202 processing id
+ * (MSH-11), 203 version (MSH-12), else 199 (other): a rule about PID-5.1 is not an unsupported
+ * message type. A rule reading several fields gives no location.
+ */
+function rejectionError(at: string | undefined, userMessage: string): AckError {
+  const p = at ? parsePath(at) : undefined;
+  if (!p?.field) return { code: HL7_ERROR.otherHl7Error, userMessage };
+  const mshField = p.segment === 'MSH' ? p.field : 0;
+  const code =
+    mshField === 9 ? (p.component === 2 ? HL7_ERROR.unsupportedEventCode : HL7_ERROR.unsupportedMessageType) : mshField === 11 ? HL7_ERROR.unsupportedProcessingId : mshField === 12 ? HL7_ERROR.unsupportedVersionId : HL7_ERROR.otherHl7Error;
+  const location = { segment: p.segment, ...(p.segmentRepetition ? { occurrence: p.segmentRepetition } : {}), field: p.field, ...(p.component ? { component: p.component } : {}) };
+  return { code, userMessage, location };
 }
 
 /** What went wrong in transform, map or route, as the ERR the sender reads. */

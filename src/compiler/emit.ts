@@ -77,7 +77,7 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
   (spec.accept ?? []).forEach((rule, i) => {
     const reason = rule.reason ?? `${rule.otherwise === 'reject' ? 'rejected' : 'filtered'}: needs ${describeCondition(rule.if)}`;
     acceptBody.push(`// ${rule.rule} (${ref('accept', i)}): ${describeCondition(rule.if)}, otherwise ${rule.otherwise}`);
-    acceptBody.push(`if (${unwrap(conditionExpr(rule.if, code, rule.rule, 'message', true))}) {`, `return { outcome: ${q(rule.otherwise)}, rule: ${q(rule.rule)}, reason: ${q(reason)}${rule.ack === 'AR' ? ', ack: "AR"' : ''} };`, '}');
+    acceptBody.push(`if (${unwrap(conditionExpr(rule.if, code, rule.rule, 'message', true))}) {`, `return { outcome: ${q(rule.otherwise)}, rule: ${q(rule.rule)}, reason: ${q(reason)}${rule.ack === 'AR' ? ', ack: "AR"' : ''}${rejectsAt(rule) ? `, at: ${q(rejectsAt(rule))}` : ''} };`, '}');
   });
   acceptBody.push(`return { outcome: ${q('accept')} };`);
 
@@ -548,6 +548,21 @@ function buildValueExpr(field: string, value: BuildValue, itemVar: string, index
   if (value.default !== undefined) expr = `${use('withDefault')}(${use('asHl7Value')}(${expr}), ${q(value.default)})`;
   if (value.on_null === 'delete' && value.json !== undefined) expr = `${use('isJsonNull')}(input, ${itemVar}, ${jsonRead(code, value.json)}) ? null : ${expr}`;
   return expr;
+}
+
+/** The one HL7 path an accept rule that answers AR reads (MSH-9 for message_type), for its ERR; none when it reads several. */
+function rejectsAt(rule: { if: Condition; otherwise: string; ack?: string }): string | undefined {
+  if (rule.otherwise !== 'reject' && rule.ack !== 'AR') return undefined;
+  const paths = new Set<string>();
+  const walk = (c: Condition): void => {
+    if ('all' in c) c.all.forEach(walk);
+    else if ('any' in c) c.any.forEach(walk);
+    else if ('not' in c) walk(c.not);
+    else if ('message_type' in c) paths.add('MSH-9');
+    else paths.add(c.path);
+  };
+  walk(rule.if);
+  return paths.size === 1 ? [...paths][0] : undefined;
 }
 
 /** A two-column CSV (header row, then code,value) as a lookup table, inlined at build time; validate reports what is wrong with it. */

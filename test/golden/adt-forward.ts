@@ -11,7 +11,7 @@ const PV1_2 = parsePath("PV1-2");
 export function accept(message: Message): AcceptDecision {
   // adt-events (examples/adt-forward.yaml:14): message type is ADT^A01, ADT^A04, ADT^A08, ADT^A03, otherwise reject
   if (!messageTypeMatches(message, ADT_EVENTS_TYPES)) {
-    return { outcome: "reject", rule: "adt-events", reason: "the lab takes ADT A01, A04, A08 and A03 only" };
+    return { outcome: "reject", rule: "adt-events", reason: "the lab takes ADT A01, A04, A08 and A03 only", at: "MSH-9" };
   }
 
   return { outcome: "accept" };

@@ -33,7 +33,7 @@ const OUT_MERGE_RETIRED_MRN = jsonTarget("merge.retired_mrn");
 export function accept(message: Message): AcceptDecision {
   // adt-events (examples/adt-to-webhook.yaml:13): message type is ADT^A01, ADT^A04, ADT^A08, ADT^A03, ADT^A40, otherwise reject
   if (!messageTypeMatches(message, ADT_EVENTS_TYPES)) {
-    return { outcome: "reject", rule: "adt-events", reason: "this interface takes ADT A01, A04, A08, A03 and A40 only" };
+    return { outcome: "reject", rule: "adt-events", reason: "this interface takes ADT A01, A04, A08, A03 and A40 only", at: "MSH-9" };
   }
 
   // production-only (examples/adt-to-webhook.yaml:18): MSH-11 = "P", otherwise filter

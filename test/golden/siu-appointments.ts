@@ -24,7 +24,7 @@ const AIL_3_1 = parsePath("AIL-3.1");
 export function accept(message: Message): AcceptDecision {
   // scheduling-events (examples/siu-appointments.yaml:12): message type is SIU^S12, SIU^S13, SIU^S14, SIU^S15, otherwise reject
   if (!messageTypeMatches(message, SCHEDULING_EVENTS_TYPES)) {
-    return { outcome: "reject", rule: "scheduling-events", reason: "this interface takes SIU S12-S15 only" };
+    return { outcome: "reject", rule: "scheduling-events", reason: "this interface takes SIU S12-S15 only", at: "MSH-9" };
   }
 
   return { outcome: "accept" };
