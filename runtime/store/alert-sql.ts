@@ -50,8 +50,11 @@ const lastOk = (channel: string, destination: string) =>
  * ok_at, fail_since, fails): a batch's latest success (0: none), its first failure after that
  * and how many. A failure older than a success seen in any slot (written late, by a node whose
  * commit lagged) does not make the queue failing, and a slot's failures from before the latest
- * success anywhere are dropped when it is written again. Rows are written in key order, so two
- * nodes' batches never wait on each other in a cycle.
+ * success anywhere are dropped when it is written again. Successes are written only while some
+ * slot of the queue has a failure open: with every attempt working, nothing is written (it
+ * doubled the cost of recording attempts). The price: a failure that ended before a success
+ * but is written after it, while nothing else failed, shows until the queue's next success.
+ * Rows are written in key order, so two nodes' batches never wait on each other in a cycle.
  */
 export function recordAttemptsSql(dialect: Dialect, source: string): string {
   const [greatest, least] = dialect === 'sqlite' ? ['max', 'min'] : ['GREATEST', 'LEAST'];
@@ -62,7 +65,9 @@ export function recordAttemptsSql(dialect: Dialect, source: string): string {
 SELECT s.channel, s.destination, s.slot, s.ok_at,
   CASE WHEN s.fail_since > ${lastOk('s.channel', 's.destination')} THEN s.fail_since END,
   CASE WHEN s.fail_since > ${lastOk('s.channel', 's.destination')} THEN s.fails ELSE 0 END
-FROM (${source}) s WHERE true ORDER BY s.channel, s.destination
+FROM (${source}) s
+WHERE s.fail_since IS NOT NULL OR EXISTS (SELECT 1 FROM queue_attempts o WHERE o.channel = s.channel AND o.destination = s.destination AND o.failing_since IS NOT NULL)
+ORDER BY s.channel, s.destination
 ON CONFLICT (channel, destination, slot) DO UPDATE SET
   last_ok_at = ${greatest}(queue_attempts.last_ok_at, excluded.last_ok_at),
   failing_since = CASE
