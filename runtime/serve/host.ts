@@ -262,6 +262,23 @@ export class ChannelHost {
       this.log.info({ channel: name }, 'channel removed; its queues drain before their workers stop');
     }
     this.scheduleDrainCheck();
+    await this.warnUndefinedQueues();
+  }
+
+  /**
+   * Entries queued for a destination a running channel no longer defines (renamed or removed
+   * while they waited) have no worker: said at start and on every reload, or they would wait
+   * unseen. Channel, destination and count only.
+   */
+  private async warnUndefinedQueues(): Promise<void> {
+    const open = await this.store.openQueues().catch(() => []);
+    for (const q of open) {
+      if (!this.runners.has(q.channel) || this.hasDestination(q.channel, q.destination)) continue;
+      this.log.warn(
+        { channel: q.channel, destination: q.destination, count: q.count },
+        "entries queued for a destination the channel's spec does not define: nothing delivers them; replay them to another destination (hl7c replay --destination) or discard them (hl7c discard --destination)",
+      );
+    }
   }
 
   /** Runs a payload through a channel and stores it; the result carries the ACK to send. */

@@ -134,6 +134,8 @@ export interface StatusReport extends StoreStatus {
   embedded: boolean;
   /** Destinations an operator paused: no node sends from them until resumed. */
   paused: Array<{ channel: string; destination: string; paused_by: string; paused_at: string }>;
+  /** Open queues of destinations their channel's spec does not define (renamed or removed): nothing works them. */
+  undefined_destinations: Array<{ channel: string; destination: string; count: number }>;
 }
 
 /** An error an API caller made (unknown id, wrong state): 404 / 409 rather than 500. */
@@ -385,11 +387,44 @@ export class Operations {
   async discardable(query: MessageQuery, destination?: string): Promise<Array<{ id: number; channel: string; destination: string; state: string }>> {
     const status = query.status === 'dead' || query.status === 'stopped' ? query.status : 'error_queue';
     const { rows } = await this.listStored({ ...query, status, limit: Math.min(query.limit ?? 10_000, 10_000), oldestFirst: true, before: undefined });
-    return rows.flatMap((m) =>
+    const held = rows.flatMap((m) =>
       summary(m)
         .deliveries.filter((d) => (d.state === 'dead' || d.state === 'stopped') && (status === 'error_queue' || d.state === status) && (destination === undefined || d.destination === destination))
         .map((d) => ({ id: m.id, channel: m.channel, destination: d.destination, state: d.state })),
     );
+    if (query.status !== undefined || destination === undefined) return held;
+    // Queued for a destination no spec defines: nothing will ever work them, so they can go too.
+    const orphaned: typeof held = [];
+    for (const q of await this.undefinedQueues()) {
+      if (q.destination !== destination || (query.channel !== undefined && q.channel !== query.channel)) continue;
+      const { rows: queued } = await this.listStored({ channel: q.channel, status: 'queued', limit: 10_000, oldestFirst: true });
+      for (const m of queued) {
+        for (const d of summary(m).deliveries) if (d.destination === destination && d.state === 'queued') orphaned.push({ id: m.id, channel: m.channel, destination, state: d.state });
+      }
+    }
+    return [...held, ...orphaned];
+  }
+
+  /**
+   * Whether a channel's spec (the one running here, or else the one the store recorded) does
+   * not define this destination; undefined when that cannot be told (a channel this node does
+   * not run, and no way to load its spec).
+   */
+  async destinationUndefined(channel: string, destination: string): Promise<boolean | undefined> {
+    if (this.host?.loaded(channel)) return !this.host.hasDestination(channel, destination);
+    if (!this.loadChannel) return undefined;
+    try {
+      return !(destination in (await this.loadChannel(channel)).definition.destinations);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Open queues (entries waiting) of destinations their channel's spec does not define: nothing delivers them. */
+  async undefinedQueues(): Promise<Array<{ channel: string; destination: string; count: number }>> {
+    const out: Array<{ channel: string; destination: string; count: number }> = [];
+    for (const q of await this.store.openQueues()) if ((await this.destinationUndefined(q.channel, q.destination)) === true) out.push(q);
+    return out;
   }
 
   /** Discards every entry discardable() finds; returns them. */
@@ -403,7 +438,8 @@ export class Operations {
   async discard(id: number, destination: string, by: string): Promise<void> {
     const message = (await this.store.getMessage(id))?.message;
     if (!message) throw new OperationError(404, `no message ${id}`);
-    const result: DiscardResult = await this.store.discardDelivery(id, destination, Date.now(), by);
+    const orphaned = (await this.destinationUndefined(message.channel, destination)) === true;
+    const result: DiscardResult = await this.store.discardDelivery(id, destination, Date.now(), by, orphaned);
     if (result === 'no-such-entry') throw new OperationError(404, `message ${id} has no entry for destination ${destination}`);
     if (result === 'not-dead-or-stopped') throw new OperationError(409, `message ${id}'s entry for ${destination} is neither dead nor stopped; only those can be discarded`);
     this.host?.wake(message.channel, destination);
@@ -476,6 +512,9 @@ export class Operations {
       else if (d.state === 'failing') degraded.push(`${q}: failing (${d.last_error ?? 'no answer'})`);
       if (d.paused) degraded.push(`${q}: paused by an operator`);
     }
+    for (const q of await this.undefinedQueues()) {
+      degraded.push(`${q.channel}/${q.destination}: ${q.count} entr${q.count === 1 ? 'y' : 'ies'} queued for a destination the channel's spec does not define, which nothing delivers (replay them to another destination, or discard them)`);
+    }
     const last = this.host?.activity.reloads.last;
     if (last?.outcome === 'rejected') degraded.push(`the last spec change was rejected (${iso(last.at)}), the running version stays: ${last.error ?? 'see the log'}`);
     const config = this.host?.activity.configReloads.last;
@@ -491,7 +530,7 @@ export class Operations {
    */
   async status(): Promise<StatusReport> {
     const [base, paused] = await Promise.all([this.store.status ? this.store.status() : this.embeddedStatus(), this.store.pausedDestinations()]);
-    return { ...base, embedded: !this.store.status, paused: paused.map((p) => ({ ...p, paused_at: iso(p.paused_at)! })) };
+    return { ...base, embedded: !this.store.status, paused: paused.map((p) => ({ ...p, paused_at: iso(p.paused_at)! })), undefined_destinations: await this.undefinedQueues() };
   }
 
   private async embeddedStatus(): Promise<StoreStatus> {

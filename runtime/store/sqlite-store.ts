@@ -782,13 +782,13 @@ export class SqliteStore implements Store {
     tx();
   }
 
-  discardDelivery(messageId: number, destination: string, now: number, by: string): Promise<DiscardResult> {
+  discardDelivery(messageId: number, destination: string, now: number, by: string, queuedToo = false): Promise<DiscardResult> {
     return this.attempt(() => {
       this.flushBookkeeping();
       return this.connection.transaction((): DiscardResult => {
         const entries = this.connection.prepare('SELECT id, state FROM deliveries WHERE message_id = ? AND destination = ?').all(messageId, destination) as Array<{ id: number; state: string }>;
         if (entries.length === 0) return 'no-such-entry';
-        const held = entries.filter((e) => e.state === 'dead' || e.state === 'stopped');
+        const held = entries.filter((e) => e.state === 'dead' || e.state === 'stopped' || (queuedToo && e.state === 'queued'));
         if (held.length === 0) return 'not-dead-or-stopped';
         for (const e of held) {
           this.connection.prepare("UPDATE deliveries SET state = 'discarded', updated_at = ? WHERE id = ?").run(now, e.id);

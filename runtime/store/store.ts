@@ -211,7 +211,11 @@ export interface Store {
    * An operator gives up on a message's dead or stopped entry for `destination`: it becomes
    * `discarded` (kept, with an event in its history), and a stopped one no longer holds its queue.
    */
-  discardDelivery(messageId: number, destination: string, now: number, by: string): Promise<DiscardResult>;
+  /**
+   * Gives up on a dead or stopped entry; with `queuedToo`, on a queued one as well (entries of a
+   * destination no spec defines any more, which nothing will ever work).
+   */
+  discardDelivery(messageId: number, destination: string, now: number, by: string, queuedToo?: boolean): Promise<DiscardResult>;
 
   /**
    * Pauses a destination's queue for every node working this store (`pause` given: who, when),

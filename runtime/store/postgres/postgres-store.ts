@@ -631,12 +631,12 @@ export class PostgresStore implements Store {
     });
   }
 
-  async discardDelivery(messageId: number, destination: string, now: number, by: string): Promise<DiscardResult> {
+  async discardDelivery(messageId: number, destination: string, now: number, by: string, queuedToo = false): Promise<DiscardResult> {
     await this.finishes.idle();
     return this.transaction(async (c) => {
       const entries = (await c.query<{ id: number; state: string }>('SELECT id, state FROM deliveries WHERE message_id = $1 AND destination = $2 FOR UPDATE', [messageId, destination])).rows;
       if (entries.length === 0) return 'no-such-entry';
-      const held = entries.filter((e) => e.state === 'dead' || e.state === 'stopped');
+      const held = entries.filter((e) => e.state === 'dead' || e.state === 'stopped' || (queuedToo && e.state === 'queued'));
       if (held.length === 0) return 'not-dead-or-stopped';
       for (const e of held) {
         await c.query("UPDATE deliveries SET state = 'discarded', updated_at = $1 WHERE id = $2", [now, e.id]);

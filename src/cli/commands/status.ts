@@ -35,8 +35,12 @@ export function formatStatus(status: StatusReport): string {
   }
   lines.push('queues:');
   if (status.queues.length === 0) lines.push('  (nothing waiting)');
+  const undefinedHere = new Set((status.undefined_destinations ?? []).map((u) => `${u.channel}\u0000${u.destination}`));
   for (const q of status.queues) {
-    lines.push(`  ${q.channel} -> ${q.destination}  queued ${q.queued}  sending ${q.sending}  stopped ${q.stopped}  oldest ${age(q.oldest_age_ms)}${q.owner ? `  ordered, worked by ${q.owner}` : ''}`);
+    const orphaned = undefinedHere.has(`${q.channel}\u0000${q.destination}`)
+      ? `  NOT IN THE SPEC: nothing delivers these (hl7c replay --destination <another>, or hl7c discard --channel ${q.channel} --destination ${q.destination} --yes)`
+      : '';
+    lines.push(`  ${q.channel} -> ${q.destination}  queued ${q.queued}  sending ${q.sending}  stopped ${q.stopped}  oldest ${age(q.oldest_age_ms)}${q.owner ? `  ordered, worked by ${q.owner}` : ''}${orphaned}`);
   }
   lines.push('paused:');
   if (status.paused.length === 0) lines.push('  (none)');
