@@ -85,6 +85,27 @@ export function decodeBytes(bytes: Uint8Array, declared: string): { text: string
   return { text: new TextDecoder(wanted).decode(buf), charset: { declared, encoding: wanted } };
 }
 
+/**
+ * The first character of `text` the message's character set cannot hold, or undefined. MSH-18
+ * ASCII (or ISO IR6) holds only 0x00-0x7F; 8859/n its own table; UTF-8 (and an empty MSH-18, read
+ * as UTF-8) everything. HL7 has no escape for such a character: `\Xhh\` carries bytes of the
+ * message's own set, and MSH-18 names no alternate set to switch to with `\C..\`/`\M..\`.
+ */
+export function firstUnencodable(text: string, charset: Charset): string | undefined {
+  if (ASCII_ONLY.test(text)) return undefined;
+  const ascii = /^(ASCII|ISOIR6)$/.test(charset.declared.split('~')[0]!.replace(/[\s-]/g, '').toUpperCase());
+  if (!ascii && charset.encoding === 'utf-8') return undefined;
+  const table = ascii || charset.encoding === 'latin1' ? undefined : reverseTable(charset.encoding);
+  for (const c of text) {
+    const code = c.codePointAt(0)!;
+    if (code < 0x80) continue;
+    if (ascii || (table ? !table.has(c) : code > 0xff)) return c;
+  }
+  return undefined;
+}
+
+const ASCII_ONLY = /^[\x00-\x7f]*$/;
+
 /** Encodes text in a character set; characters the set cannot hold become `?`. */
 export function encodeText(text: string, encoding: TextEncodingName): Buffer {
   if (encoding === 'utf-8') return Buffer.from(text, 'utf8');

@@ -1,5 +1,5 @@
 import type { Charset } from './charset.js';
-import { encodeText } from './charset.js';
+import { encodeText, firstUnencodable } from './charset.js';
 import type { Delimiters } from './delimiters.js';
 import { Hl7EditError } from './errors.js';
 import { escapeValue, unescapeValue } from './escape.js';
@@ -126,7 +126,22 @@ export class Message {
 
   /** Writes a value, escaping delimiters in it; null writes the HL7 null `""`. */
   set(path: string | Hl7Path, value: Hl7Value): this {
+    if (value !== null) this.checkEncodable(typeof path === 'string' ? path : path.text, value);
     return this.setRaw(path, value === null ? HL7_NULL : escapeValue(value, this.delimiters));
+  }
+
+  /**
+   * Refuses a value the message's character set (MSH-18) cannot hold, naming the place and the
+   * set: written, it would become `?` (8859/n) or raw bytes the receiver reads as something else
+   * (ASCII). Only the character is named, never the value.
+   */
+  private checkEncodable(where: string, value: string): void {
+    const c = firstUnencodable(value, this.charset);
+    if (c === undefined) return;
+    const code = `U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+    throw new Hl7EditError(
+      `${where}: the character ${code} cannot be written in the message's character set (MSH-18 ${this.charset.declared || '(empty)'}); HL7 has no escape for it: send the message as UNICODE UTF-8 or leave the character out`,
+    );
   }
 
   /** Writes already-encoded text (delimiters in it are structure, not data). */
@@ -138,6 +153,7 @@ export class Message {
 
   /** Like set, in a segment already found (a builder holds the segment it is writing). */
   setIn(segment: Segment, p: Hl7Path, value: Hl7Value): this {
+    if (value !== null) this.checkEncodable(p.text, value);
     return this.setRawIn(segment, p, value === null ? HL7_NULL : escapeValue(value, this.delimiters));
   }
 
@@ -168,6 +184,7 @@ export class Message {
     if (index < 1 || index > this.segments.length) {
       throw new Hl7EditError(`segments can be inserted after MSH, at positions 1 to ${this.segments.length}`);
     }
+    values.forEach((v, i) => v !== null && this.checkEncodable(`${name}-${i + 1}`, v));
     const encoded = values.map((v) => (v === null ? HL7_NULL : escapeValue(v, this.delimiters)));
     const segment = Segment.fromFields(name, encoded, this.delimiters);
     this.segments.splice(index, 0, segment);

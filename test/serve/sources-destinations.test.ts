@@ -248,6 +248,36 @@ destinations:
     ]);
   });
 
+  test('a character the message\'s MSH-18 cannot hold is an AE naming the field and the set, never a ? or raw UTF-8 in an ASCII message', async () => {
+    const spec = (name: string, value: string) => `channel: ${name}
+source: { mllp: { host: 127.0.0.1, port: 0 } }
+transform:
+  - set: { path: PID-5.2, value: "${value}" }
+destinations:
+  f: { file: { dir: $DIR/${name}, file_name: "{control_id}.hl7" } }
+`;
+    const { serving, dir } = await serveSpecs({ 'wide.yaml': spec('wide', 'Zoë Ω 日本'), 'latin.yaml': spec('latin', 'Zoë') });
+    const msg = (id: string, charset: string) => `MSH|^~\\&|E|G|H|A|2026||ADT^A01|${id}|P|2.5.1|||||USA|${charset}\rPID|1||E1^^^EPI^MR||Muller^X\r`;
+    const send = async (channel: string, message: string) => {
+      const client = new MllpClient({ host: '127.0.0.1', port: serving.ports()[channel]! });
+      cleanups.push(() => client.close());
+      return client.send(message);
+    };
+    const wide = await send('wide', msg('W1', '8859/1'));
+    expect(wide.code).toBe('AE');
+    expect(wide.text).toMatch(/PID-5\.2: the character U\+03A9 cannot be written in the message's character set \(MSH-18 8859\/1\)/);
+    const ascii = await send('latin', msg('A1', 'ASCII'));
+    expect(ascii.code).toBe('AE');
+    expect(ascii.text).toMatch(/PID-5\.2: the character U\+00EB cannot be written in the message's character set \(MSH-18 ASCII\)/);
+    // What 8859/1 holds is written in it, one byte; UTF-8 holds everything.
+    expect((await send('latin', msg('L1', '8859/1'))).code).toBe('AA');
+    expect((await send('wide', msg('U1', 'UNICODE UTF-8'))).code).toBe('AA');
+    await waitFor(() => existsSync(join(dir, 'latin', 'L1.hl7')) && existsSync(join(dir, 'wide', 'U1.hl7')), 8000, 'files written');
+    expect(readFileSync(join(dir, 'latin', 'L1.hl7')).toString('latin1')).toContain('||Muller^Zo\xeb\r');
+    expect(readFileSync(join(dir, 'wide', 'U1.hl7')).toString('utf8')).toContain('||Muller^Zoë Ω 日本\r');
+    expect(existsSync(join(dir, 'wide', 'W1.hl7')) || existsSync(join(dir, 'latin', 'A1.hl7'))).toBe(false);
+  });
+
   test('file source: each .hl7 file is stored, then moved to done (or error when a message is not accepted)', async () => {
     const { serving, dir } = await serveSpecs({
       'inbox.yaml': `channel: inbox
