@@ -89,6 +89,10 @@ export function selectEi(message: Message, name: string, fields: readonly string
   for (const field of fields) {
     const several = severalSegments(message, name, parsePath(field));
     if (several) return several;
+  }
+  const conflict = conflictingEi(message, name, fields);
+  if (conflict) return conflict;
+  for (const field of fields) {
     const id = message.getText(`${field}.1`);
     if (id !== '' && message.get(`${field}.1`) !== null) {
       return { ok: true, value: { id, assigning_authority: message.getText(`${field}.2`), type_code: '', source: field } };
@@ -99,6 +103,33 @@ export function selectEi(message: Message, name: string, fields: readonly string
     ok: false,
     problem: { identifier: name, reason: `none of ${fields.join(', ')} is valued`, location: { segment: first.segment, field: first.field ?? 0 } },
   };
+}
+
+/**
+ * The same number in two segments (ORC-3 and OBR-3 both carry the filler number, ORC-2 and OBR-2
+ * the placer number): when both are valued and name different entities (EI.1, or EI.2 where both
+ * have one), taking either would be a guess, so it is a problem naming both fields.
+ */
+function conflictingEi(message: Message, name: string, fields: readonly string[]): IdentifierResult | undefined {
+  const paths = fields.map((f) => parsePath(f));
+  for (let i = 0; i < paths.length; i++) {
+    for (let j = i + 1; j < paths.length; j++) {
+      const a = paths[i]!;
+      const b = paths[j]!;
+      if (a.field !== b.field || a.segment === b.segment) continue;
+      const idA = message.getText(`${fields[i]}.1`);
+      const idB = message.getText(`${fields[j]}.1`);
+      if (idA === '' || idB === '' || message.get(`${fields[i]}.1`) === null || message.get(`${fields[j]}.1`) === null) continue;
+      const nsA = message.getText(`${fields[i]}.2`);
+      const nsB = message.getText(`${fields[j]}.2`);
+      if (idA === idB && (nsA === '' || nsB === '' || nsA === nsB)) continue;
+      return {
+        ok: false,
+        problem: { identifier: name, reason: `${fields[i]} and ${fields[j]} are both valued and name different entities; which one is meant is not known`, location: { segment: a.segment, field: a.field ?? 0 } },
+      };
+    }
+  }
+  return undefined;
 }
 
 /**
