@@ -74,6 +74,8 @@ describe('serve --admin-port and admin errors (issue 10, case 8)', () => {
       },
       // /health lists paused destinations too (kept in the store since paused destinations survive a restart).
       pausedDestinations: async () => [],
+      // …and queues whose destination no spec defines any more.
+      openQueues: async () => [],
     } as unknown as Store;
     const admin = await startAdminServer(store, 0, '127.0.0.1', () => ({}), logger);
     cleanups.push(() => admin.close());
