@@ -16,10 +16,28 @@ export function dedupeOf(definition: ChannelDefinition): DedupeConfig | undefine
  * values as received (so no patient data sits in the index). None when a key field is empty: a
  * message without a control id cannot be told from another.
  */
-export function dedupeKeyOf(channel: string, message: Message, paths: string[]): string | null {
+export function dedupeKeyOf(channel: string, message: Message, paths: string[], raw?: Buffer): string | null {
   const values = paths.map((p) => message.getRaw(p) ?? '');
   if (values.some((v) => v === '')) return null;
-  return createHash('sha256').update(JSON.stringify([channel, ...values])).digest('hex');
+  // With the content: senders reset their counters, so a control id seen before may come with
+  // another message, which must not be dropped as a repeat. A retransmission is the same bytes
+  // but for MSH-7, which some senders stamp again on each try, and MSH-15/16, the ACK mode it
+  // asks for this time.
+  const parts = raw ? [channel, ...values, contentDigest(raw)] : [channel, ...values];
+  return createHash('sha256').update(JSON.stringify(parts)).digest('hex');
+}
+
+/** A digest of the message's bytes with MSH-7, MSH-15 and MSH-16 blanked and line ends at the end dropped. */
+export function contentDigest(raw: Buffer): string {
+  const text = raw.toString('latin1').replace(/[\r\n]+$/, '');
+  const end = text.search(/[\r\n]/);
+  const msh = end === -1 ? text : text.slice(0, end);
+  const separator = msh[3] ?? '|';
+  const fields = msh.split(separator);
+  // fields[n - 1] is MSH-n: MSH-1 is the separator itself.
+  for (const i of [6, 14, 15]) if (fields.length > i) fields[i] = '';
+  while (fields.length > 2 && fields[fields.length - 1] === '') fields.pop();
+  return createHash('sha256').update(fields.join(separator) + (end === -1 ? '' : text.slice(end))).digest('hex');
 }
 
 /** The first message with the same key, as the store has it. */

@@ -1,4 +1,5 @@
 import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import type { Message } from '../hl7/message.js';
 import http from 'node:http';
 import { basename, join } from 'node:path';
 import { timingSafeEqual } from 'node:crypto';
@@ -281,6 +282,19 @@ export class ChannelHost {
     }
   }
 
+  /** The latest message in the window with the same key fields (whatever its content), if any. */
+  private async reusedKey(channel: string, message: Message, paths: string[], since: number): Promise<number | undefined> {
+    const keyOnly = dedupeKeyOf(channel, message, paths);
+    if (!message.controlId || keyOnly === null) return undefined;
+    const rows = await this.store.listMessages({ channel, controlId: message.controlId, since, newestFirst: true, limit: 20 }).catch(() => []);
+    for (const row of rows) {
+      if (!row.raw) continue;
+      const earlier = receive(row.raw);
+      if (earlier.ok && dedupeKeyOf(channel, earlier.message, paths) === keyOnly) return row.id;
+    }
+    return undefined;
+  }
+
   /** Runs a payload through a channel and stores it; the result carries the ACK to send. */
   async process(channel: string, payload: Buffer, source: string): Promise<ChannelResult & { id?: number }> {
     const runner = this.runners.get(channel);
@@ -320,7 +334,7 @@ export class ChannelHost {
     const message = result.message;
     if (message && definition.hl7_version) this.countOtherVersion(definition, message.version);
     const dedupe = dedupeOf(definition);
-    const dedupeKey = dedupe && message && result.status !== 'error' ? dedupeKeyOf(definition.name, message, dedupe.key) : null;
+    const dedupeKey = dedupe && message && result.status !== 'error' ? dedupeKeyOf(definition.name, message, dedupe.key, payload) : null;
     let id: number;
     let deliveries: Array<{ destination: string; payload: Buffer }> = [];
     try {
@@ -333,6 +347,14 @@ export class ChannelHost {
           const received = receive(payload);
           return received.ok ? answerFor(definition, received.message, outcome, errors) : {};
         });
+        else if (message) {
+          const reused = await this.reusedKey(definition.name, message, dedupe.key, Date.now() - dedupe.window_ms);
+          if (reused !== undefined) {
+            const note = `reuses the dedupe key (${dedupe.key.join(', ')}) of message ${reused} with other content: processed as a new message`;
+            this.log.warn({ channel: definition.name, controlId: message.controlId, first: reused }, 'a control id seen within the dedupe window came with another message; processed as a new message, not as a duplicate');
+            result = { ...result, reason: result.reason ? `${result.reason}; ${note}` : note };
+          }
+        }
       }
       deliveries = result.status === 'duplicate' ? [] : deliveryPayloads(result, { channel: definition, raw: payload });
       const recorded = this.store.record({

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
@@ -159,5 +159,43 @@ destinations:
       ['duplicate', 'CA AR', ''],
       ['duplicate', 'AR', ''],
     ]);
+  });
+});
+
+describe('a control id reused for another message (tester finding: dropped as a duplicate)', () => {
+  test('same MSH-3/4/10 with other content is processed and delivered, with a warning and a note; a retransmission with a new MSH-7 is still a duplicate', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hl7c-dedupe-reuse-'));
+    writeFileSync(join(dir, 'adt.yaml'), `channel: adt-dedupe
+source:
+  mllp: { host: 127.0.0.1, port: 0, dedupe: { key: [MSH-3, MSH-4, MSH-10], window: 24h } }
+destinations:
+  archive: { file: { dir: ${dir}/out, content: raw } }
+`);
+    const memory = memoryLogger();
+    const serving = await startServing({ specs: [join(dir, 'adt.yaml')], storePath: join(dir, 'store.db'), cwd: dir, env: {}, logger: memory.logger, watch: false });
+    cleanups.push(() => serving.close());
+    const client = new MllpClient({ host: '127.0.0.1', port: serving.ports()['adt-dedupe']! });
+    cleanups.push(() => client.close());
+
+    const a01 = 'MSH|^~\\&|EPIC|GH|H|A|20260101080000||ADT^A01|DUP1|P|2.5.1\rPID|1||E1^^^EPI^MR||ALPHA^ANN\r';
+    const a08 = 'MSH|^~\\&|EPIC|GH|H|A|20260101090000||ADT^A08|DUP1|P|2.5.1\rPID|1||E2^^^EPI^MR||BETA^BOB\r';
+    const again = a01.replace('20260101080000', '20260101080500');
+    for (const m of [a01, a08, again]) expect((await client.send(m)).code).toBe('AA');
+
+    const rows = await serving.store.listMessages();
+    expect(rows.map((m) => [m.control_id, m.message_type, m.status, m.deliveries])).toEqual([
+      ['DUP1', 'ADT^A01', 'accepted', expect.stringMatching(/^archive:/)],
+      ['DUP1', 'ADT^A08', 'accepted', expect.stringMatching(/^archive:/)],
+      ['DUP1', 'ADT^A01', 'duplicate', ''],
+    ]);
+    expect(rows[1]!.reason).toBe(`reuses the dedupe key (MSH-3, MSH-4, MSH-10) of message ${rows[0]!.id} with other content: processed as a new message`);
+    expect(rows[2]!.reason).toContain(`duplicate of message ${rows[0]!.id}`);
+    await waitFor(() => (existsSync(join(dir, 'out')) ? readdirSync(join(dir, 'out')).length : 0) === 2, 10_000, 'two files');
+    const written = readdirSync(join(dir, 'out')).map((f) => readFileSync(join(dir, 'out', f), 'latin1'));
+    expect(written.some((t) => t.includes('BETA^BOB'))).toBe(true);
+    const warned = memory.lines.filter((l) => String(l.msg).includes('came with another message'));
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toMatchObject({ channel: 'adt-dedupe', controlId: 'DUP1', first: rows[0]!.id });
+    expect(JSON.stringify(warned[0])).not.toMatch(/BETA|ALPHA|E2\^/);
   });
 });
