@@ -27,7 +27,7 @@ export type IdentifierResult = { ok: true; value: FoundIdentifier | null } | { o
 export interface CxSelector {
   /** The CX field, e.g. PID-3, MRG-1, PV1-19. */
   field: string;
-  /** CX.4 namespace id (CX.4.1), compared exactly; several: in order of preference (the first with a match wins). */
+  /** CX.4 namespace id (CX.4.1) or universal id (CX.4.2, an OID), compared exactly; several: in order of preference (the first with a match wins). */
   assigning_authority?: string | readonly string[];
   /** CX.5 identifier type code, e.g. MR. */
   type_code?: string;
@@ -49,10 +49,19 @@ export function selectCx(message: Message, name: string, selector: CxSelector): 
     spendBudget();
     const comps = rep.split(d.component);
     const id = unescapeValue(comps[0] ?? '', d);
-    const authority = unescapeValue((comps[3] ?? '').split(d.subcomponent ?? '&')[0] ?? '', d);
+    const hd = (comps[3] ?? '').split(d.subcomponent ?? '&');
+    // HD.1 namespace id, or HD.2 universal id (an OID): senders that name the authority by OID only leave HD.1 empty.
+    const namespace = unescapeValue(hd[0] ?? '', d);
+    const universal = unescapeValue(hd[1] ?? '', d);
     const type = unescapeValue(comps[4] ?? '', d);
     if (id === '' || id === '""') return;
-    if (selector.assigning_authority !== undefined && !(typeof selector.assigning_authority === 'string' ? authority === selector.assigning_authority : selector.assigning_authority.includes(authority))) return;
+    let authority = namespace || universal;
+    if (selector.assigning_authority !== undefined) {
+      const wanted = typeof selector.assigning_authority === 'string' ? [selector.assigning_authority] : selector.assigning_authority;
+      const matched = wanted.find((a) => a !== '' && (a === namespace || a === universal));
+      if (matched === undefined) return;
+      authority = matched;
+    }
     if (selector.type_code !== undefined && type !== selector.type_code) return;
     matches.push({ id, assigning_authority: authority, type_code: type, source: formatPath({ segment: path.segment, segmentRepetition: path.segmentRepetition, field: path.field, repetition: i + 1 }) });
   });

@@ -42,3 +42,21 @@ describe('order identifiers never pick one of two different numbers', () => {
     expect(hook.received.map((r) => r.body.order)).toEqual(['FI1', 'FI1']);
   });
 });
+
+describe('an assigning authority named by OID', () => {
+  test('assigning_authority matches CX.4.2 (universal id) as well as CX.4.1: validate takes it and serve selects the OID-only repetition', async () => {
+    const spec = 'identifiers:\n  patient: { kind: patient, assigning_authority: 1.2.840.114398.1.100, type_code: MR, required: true }\nmap:\n  mrn: { identifier: patient }\n  mrn_from: { identifier: patient.assigning_authority }\n';
+    const { hook, client, dir } = await serve(spec);
+    const { validateSpecs } = await import('../../src/spec/validate.js');
+    const validated = await validateSpecs([join(dir, 'c.yaml')], { env: { TEST_WEBHOOK_URL: 'http://127.0.0.1:1/' } });
+    expect(validated.diagnostics).toEqual([]);
+    const adt = (id: string, pid3: string) => Buffer.from(`MSH|^~\\&|EPIC|GH|HL7C|APP|20261125||ADT^A08|${id}|P|2.5.1\rPID|1||${pid3}\r`, 'latin1');
+    expect((await client.send(adt('OID', '900^^^SSA^SS~E77^^^&1.2.840.114398.1.100&ISO^MR'))).code).toBe('AA');
+    expect((await client.send(adt('BOTH', 'E78^^^MIE&1.2.840.114398.1.100&ISO^MR'))).code).toBe('AA');
+    const other = await client.send(adt('OTHER', 'E79^^^&1.2.840.114398.1.999&ISO^MR'));
+    expect(other.code).toBe('AE');
+    expect(other.text).toContain('no repetition of PID-3 has assigning authority (CX.4) 1.2.840.114398.1.100');
+    await waitFor(() => hook.received.length === 2, 10_000, 'two delivered');
+    expect(hook.received.map((r) => [r.body.mrn, r.body.mrn_from])).toEqual([['E77', '1.2.840.114398.1.100'], ['E78', '1.2.840.114398.1.100']]);
+  });
+});
