@@ -32,8 +32,11 @@ export function messageTypeOf(message: Message): string {
 export function messageTypeMatches(message: Message, patterns: readonly string[]): boolean {
   const code = message.getText(MSH_9_1);
   const trigger = message.getText(MSH_9_2);
-  const type = trigger ? `${code}^${trigger}` : code;
-  for (const p of patterns) if (p === type || (p === code && !p.includes('^'))) return true;
+  for (const p of patterns) {
+    // p === `${code}^${trigger}`, without making that string for every message.
+    const isType = trigger ? p.length === code.length + 1 + trigger.length && p.startsWith(code) && p.charCodeAt(code.length) === 0x5e && p.endsWith(trigger) : p === code;
+    if (isType || (p === code && !p.includes('^'))) return true;
+  }
   return false;
 }
 

@@ -1,7 +1,9 @@
 import type { Hl7Value, Message } from '../hl7/message.js';
+import { readLeaf } from '../hl7/read.js';
 import type { Hl7Path } from '../hl7/path.js';
 import { parsePath } from '../hl7/path.js';
 import type { Segment } from '../hl7/segment.js';
+import { segmentNameCode } from '../hl7/segment.js';
 import type { GroupDefinition, GroupInstance, MessageStructure } from '../hl7/structure.js';
 import { homeOf, matchStructure } from '../hl7/structure.js';
 import { spendBudget } from './budget.js';
@@ -28,8 +30,8 @@ export class Scope {
     private readonly bound: ReadonlyMap<string, Segment>,
     /** Without a structure: the segment positions this scope covers, [start, end). */
     private readonly range: readonly [number, number],
-    /** Inside `each: PID-3`: the repetition being read, already split out. */
-    private readonly boundField?: { segment: Segment; name: string; field: number; repetition: string },
+    /** Inside `each: PID-3`: the repetition being read. */
+    private readonly boundField?: BoundRepetition,
   ) {}
 
   static of(message: Message): Scope {
@@ -44,8 +46,8 @@ export class Scope {
   get(path: string | Hl7Path): Hl7Value {
     const p = typeof path === 'string' ? parsePath(path) : path;
     const f = this.boundField;
-    if (f && p.segment === f.name && p.segmentRepetition === undefined && p.field === f.field && p.repetition === undefined) {
-      return this.message.getIn(f.segment, p, f.repetition);
+    if (f && p.field === f.field && p.repetition === undefined && p.segmentRepetition === undefined && segmentNameCode(p.segment) === f.segment.nameCode) {
+      return readLeaf(f.text, f.from, f.to, p, this.message.delimiters, p.component === undefined, 1);
     }
     return this.message.getIn(this.locate(p), p);
   }
@@ -80,11 +82,15 @@ export class Scope {
     const text = segment.field(p.field);
     if (text === '') return [];
     const out: T[] = [];
-    let k = 0;
-    for (const repetition of text.split(this.message.delimiters.repetition)) {
+    const sep = this.message.delimiters.repetition;
+    let from = 0;
+    for (let k = 0; from <= text.length; k++) {
       spendBudget();
-      const bound = { segment, name: p.segment, field: p.field, repetition };
-      out.push(fn(new Scope(this.context, this.group, this.bound, this.range, bound), k++));
+      let to = text.indexOf(sep, from);
+      if (to === -1) to = text.length;
+      const bound: BoundRepetition = { segment, field: p.field, text, from, to };
+      out.push(fn(new Scope(this.context, this.group, this.bound, this.range, bound), k));
+      from = to + 1;
     }
     return out;
   }
@@ -92,8 +98,10 @@ export class Scope {
   /** The segment a path reads in this scope. */
   private locate(p: Hl7Path): Segment | undefined {
     if (p.segmentRepetition !== undefined) return this.message.segment(p);
-    const bound = this.bound.get(p.segment);
-    if (bound) return bound;
+    if (this.bound.size > 0) {
+      const bound = this.bound.get(p.segment);
+      if (bound) return bound;
+    }
     if (this.group) return this.context.inGroup(this.group, p.segment);
     return this.context.first(p.segment);
   }
@@ -143,9 +151,21 @@ export class Scope {
 
 const NOTHING_BOUND: ReadonlyMap<string, Segment> = new Map();
 
+/** The repetition an `each:` over a field is on: [from, to) of the field's encoded text. */
+interface BoundRepetition {
+  readonly segment: Segment;
+  readonly field: number;
+  readonly text: string;
+  readonly from: number;
+  readonly to: number;
+}
+
 /** What every scope of one message shares: the message, its structure, and indexes built once. */
 class Context {
-  private readonly firsts = new Map<string, Segment | null>();
+  // The first segment of each name read, as two parallel lists keyed by segmentNameCode: a spec
+  // reads a handful of names, and comparing numbers beats a Map made for every message.
+  private readonly firstCodes: number[] = [];
+  private readonly firstSegments: Array<Segment | undefined> = [];
   // Made when first needed: most messages are mapped without an `each:` over segments.
   private found?: Map<GroupInstance, Map<string, number>>;
   private walks?: Map<GroupInstance, Map<string, number[]>>;
@@ -163,12 +183,19 @@ class Context {
 
   /** The first segment with this name in the message. */
   first(name: string): Segment | undefined {
-    let found = this.firsts.get(name);
-    if (found === undefined) {
-      found = this.message.segments.find((s) => s.name === name) ?? null;
-      this.firsts.set(name, found);
+    const code = segmentNameCode(name);
+    const codes = this.firstCodes;
+    for (let i = 0; i < codes.length; i++) if (codes[i] === code) return this.firstSegments[i];
+    let found: Segment | undefined;
+    for (const s of this.message.segments) {
+      if (code === -1 ? s.name === name : s.nameCode === code) {
+        found = s;
+        break;
+      }
     }
-    return found ?? undefined;
+    codes.push(code);
+    this.firstSegments.push(found);
+    return found;
   }
 
   /** Positions of every segment with this name in the message. */

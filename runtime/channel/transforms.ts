@@ -1,5 +1,5 @@
-import type { DtmParts } from '../hl7/dtm.js';
-import { readDtm } from '../hl7/dtm.js';
+import type { DtmParts, DtmText } from '../hl7/dtm.js';
+import { checkDtm, readDtm } from '../hl7/dtm.js';
 import type { Hl7Value } from '../hl7/message.js';
 import './patterns.js'; // bounds the time of every pattern a spec gives
 
@@ -54,6 +54,12 @@ function dtmParts(value: string, source: DateValueSource): DtmParts {
   return reading.parts;
 }
 
+function checkedDtm(value: string, source: DateValueSource): DtmText {
+  const dtm = checkDtm(value);
+  if (!dtm.ok) throw new DateValueError(dtm.problem, source);
+  return dtm;
+}
+
 /**
  * HL7 DTM to ISO 8601, at the precision sent: YYYY, YYYY-MM, YYYY-MM-DD for a value without a
  * time (a time is never invented), else date and time to the part sent, as ISO 8601 allows
@@ -65,14 +71,17 @@ function dtmParts(value: string, source: DateValueSource): DtmParts {
  * DateValueError.
  */
 export function hl7DateTimeToIso(value: string, defaultOffset?: string, source: DateValueSource = {}): string {
-  const p = dtmParts(value, source);
-  if (!p.hour) return isoDate(p);
-  let iso = `${isoDate(p)}T${p.hour}`;
-  if (p.minute !== undefined) iso += `:${p.minute}`;
-  if (p.second !== undefined) iso += `:${p.second}${p.fraction ?? ''}`;
-  const offset = p.offset
-    ? `${p.offset.slice(0, 3)}:${p.offset.slice(3)}`
-    : defaultOffset && zoneOffset(defaultOffset, Number(p.year), Number(p.month), Number(p.day), Number(p.hour), Number(p.minute ?? 0), Number(p.second ?? 0));
+  const dtm = checkedDtm(value, source);
+  const { text, digits, fractionAt, offsetAt } = dtm;
+  if (digits < 10) return isoDate(dtm);
+  let iso = isoDate(dtm) + 'T' + text.slice(8, 10);
+  if (digits >= 12) iso += ':' + text.slice(10, 12);
+  if (digits >= 14) iso += ':' + text.slice(12, 14) + (fractionAt === -1 ? '' : text.slice(fractionAt, offsetAt === -1 ? text.length : offsetAt));
+  const number = (at: number, length: number) => (digits >= at + length ? Number(text.slice(at, at + length)) : 0);
+  const offset =
+    offsetAt !== -1
+      ? text.slice(offsetAt, offsetAt + 3) + ':' + text.slice(offsetAt + 3)
+      : defaultOffset && zoneOffset(defaultOffset, number(0, 4), number(4, 2), number(6, 2), number(8, 2), number(10, 2), number(12, 2));
   if (offset) iso += offset;
   return iso;
 }
@@ -140,14 +149,13 @@ export function formatHl7DateTime(input: MappedValue, pattern: string, source: D
 
 /** HL7 DT/DTM to an ISO 8601 date at the precision sent (YYYY, YYYY-MM or YYYY-MM-DD), dropping any time. */
 export function hl7DateToIso(value: string, source: DateValueSource = {}): string {
-  return isoDate(dtmParts(value, source));
+  return isoDate(checkedDtm(value, source));
 }
 
-function isoDate(p: DtmParts): string {
-  let date = p.year;
-  if (p.month !== undefined) date += `-${p.month}`;
-  if (p.day !== undefined) date += `-${p.day}`;
-  return date;
+function isoDate({ text, digits }: DtmText): string {
+  if (digits === 4) return text.slice(0, 4);
+  if (digits === 6) return text.slice(0, 4) + '-' + text.slice(4, 6);
+  return text.slice(0, 4) + '-' + text.slice(4, 6) + '-' + text.slice(6, 8);
 }
 
 export type TransformName = 'trim' | 'upper' | 'lower' | 'date' | 'datetime' | 'number';

@@ -5,12 +5,13 @@ import { Hl7EditError } from './errors.js';
 import { escapeValue, unescapeValue } from './escape.js';
 import type { Hl7Path } from './path.js';
 import { formatPath, parsePath } from './path.js';
-import { Segment } from './segment.js';
+import type { Hl7Value } from './read.js';
+import { HL7_NULL, readLeaf } from './read.js';
+import { Segment, segmentNameCode } from './segment.js';
 
-/** A decoded leaf value: text, or null for the HL7 null `""` ("delete the stored value"). */
-export type Hl7Value = string | null;
+export type { Hl7Value };
 
-export const HL7_NULL = '""';
+export { HL7_NULL };
 
 export interface MessageType {
   /** MSH-9.1, e.g. ADT */
@@ -62,15 +63,17 @@ export class Message {
 
   /** Segments with this name, in order (blank lines never match). */
   segmentsNamed(name: string): Segment[] {
-    return this.segments.filter((s) => s.name === name);
+    const code = segmentNameCode(name);
+    return this.segments.filter((s) => (code === -1 ? s.name === name : s.nameCode === code));
   }
 
   /** The segment a path names, or undefined. `OBX[3]` is the third OBX. */
   segment(path: string | Hl7Path): Segment | undefined {
     const p = typeof path === 'string' ? parsePath(path) : path;
     let wanted = p.segmentRepetition ?? 1;
+    const code = segmentNameCode(p.segment);
     for (const s of this.segments) {
-      if (s.name === p.segment && --wanted === 0) return s;
+      if ((code === -1 ? s.name === p.segment : s.nameCode === code) && --wanted === 0) return s;
     }
     return undefined;
   }
@@ -92,13 +95,12 @@ export class Message {
    */
   getIn(segment: Segment | undefined, p: Hl7Path, repetition?: string): Hl7Value {
     if (!segment) return '';
-    let raw: string;
-    if (p.field === undefined) raw = segment.toString();
-    else if (repetition !== undefined) raw = readWithinRepetition(repetition, p, this.delimiters);
-    else raw = readWithin(segment.field(p.field), p, this.delimiters, segment.isHeader && p.field <= 2);
-    if (raw === HL7_NULL) return null;
-    if (hasStructureBelow(raw, p, this.delimiters)) return raw;
-    return unescapeValue(raw, this.delimiters);
+    if (p.field === undefined) {
+      const raw = segment.toString();
+      return raw === HL7_NULL ? null : raw;
+    }
+    if (repetition !== undefined) return readLeaf(repetition, 0, repetition.length, p, this.delimiters, p.component === undefined, 1);
+    return segment.read(p);
   }
 
   /** Like get, with null and missing both as ''. */
@@ -233,28 +235,53 @@ export class Message {
 
 function readWithin(fieldText: string, p: Hl7Path, d: Delimiters, isDelimiterField: boolean): string {
   if (isDelimiterField || (p.repetition === undefined && p.component === undefined)) return fieldText;
-  return readWithinRepetition(nth(fieldText, d.repetition, p.repetition ?? 1), p, d);
+  pieceStart = 0;
+  pieceEnd = fieldText.length;
+  narrow(fieldText, d.repetition, p.repetition ?? 1);
+  return sliceWithinRepetition(fieldText, p, d);
 }
 
 function readWithinRepetition(rep: string, p: Hl7Path, d: Delimiters): string {
   if (p.component === undefined) return rep;
-  const component = nth(rep, d.component, p.component);
-  if (p.subcomponent === undefined || d.subcomponent === undefined) {
-    return p.subcomponent === undefined || p.subcomponent === 1 ? component : '';
-  }
-  return nth(component, d.subcomponent, p.subcomponent);
+  pieceStart = 0;
+  pieceEnd = rep.length;
+  return sliceWithinRepetition(rep, p, d);
 }
 
-/** The n-th (1-based) piece of text split by sep, without splitting more than needed. */
-function nth(text: string, sep: string, n: number): string {
-  let start = 0;
+/** The component (and subcomponent) p names within the repetition at [pieceStart, pieceEnd) of text. */
+function sliceWithinRepetition(text: string, p: Hl7Path, d: Delimiters): string {
+  if (p.component !== undefined) {
+    narrow(text, d.component, p.component);
+    if (p.subcomponent !== undefined) {
+      if (d.subcomponent !== undefined) narrow(text, d.subcomponent, p.subcomponent);
+      else if (p.subcomponent !== 1) return '';
+    }
+  }
+  return text.slice(pieceStart, pieceEnd);
+}
+
+/**
+ * The piece of text a read is narrowing down, [pieceStart, pieceEnd): a read narrows it level by
+ * level and slices once, at the end, rather than making a string of every level on the way.
+ */
+let pieceStart = 0;
+let pieceEnd = 0;
+
+/** Narrows the piece to its n-th (1-based) part split by sep, without looking further than needed; a part not there is empty. */
+function narrow(text: string, sep: string, n: number): void {
+  let start = pieceStart;
+  const end = pieceEnd;
   for (let i = 1; i < n; i++) {
     const next = text.indexOf(sep, start);
-    if (next === -1) return '';
+    if (next === -1 || next >= end) {
+      pieceStart = end;
+      return;
+    }
     start = next + 1;
   }
-  const end = text.indexOf(sep, start);
-  return end === -1 ? text.slice(start) : text.slice(start, end);
+  const stop = text.indexOf(sep, start);
+  pieceStart = start;
+  if (stop !== -1 && stop < end) pieceEnd = stop;
 }
 
 function writeWithin(fieldText: string, p: Hl7Path, encoded: string, d: Delimiters): string {

@@ -68,7 +68,17 @@ function readPath(text: string): Hl7Path {
     i++;
     return n;
   };
-  const path: { -readonly [K in keyof Hl7Path]: Hl7Path[K] } = { text, segment };
+  // Every level present, even when undefined: paths then share one shape, and the reads that
+  // take them (once per value mapped) stay monomorphic.
+  const path: { -readonly [K in keyof Hl7Path]: Hl7Path[K] } = {
+    text,
+    segment,
+    segmentRepetition: undefined,
+    field: undefined,
+    repetition: undefined,
+    component: undefined,
+    subcomponent: undefined,
+  };
   if (text[i] === '[') path.segmentRepetition = readBracket('segment occurrence');
   if (i === text.length) return path;
   if (text[i] !== '-') fail('expected "-" and a field number after the segment, as in PID-3');

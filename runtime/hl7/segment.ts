@@ -1,6 +1,9 @@
 import type { Delimiters } from './delimiters.js';
 import { isHeaderSegmentName } from './delimiters.js';
 import { Hl7EditError } from './errors.js';
+import type { Hl7Path } from './path.js';
+import type { Hl7Value } from './read.js';
+import { readLeaf } from './read.js';
 
 /**
  * One segment, kept as its encoded text until a field is read. Field values stay encoded
@@ -20,8 +23,12 @@ export class Segment {
    * never makes a string of every field.
    */
   private ends: number[] | null = null;
+  /** Whether ends holds the end of the last piece (the segment has been scanned to its end). */
+  private allEnds = false;
   /** MSH, FHS or BHS: field 1 is the separator itself. */
   readonly isHeader: boolean;
+  /** The name as a number (segmentNameCode): looking a segment up by name compares these. */
+  readonly nameCode: number;
 
   constructor(
     readonly name: string,
@@ -30,6 +37,7 @@ export class Segment {
   ) {
     this.raw = raw;
     this.isHeader = isHeaderSegmentName(name);
+    this.nameCode = segmentNameCode(name);
   }
 
   /** A segment built from encoded field values (fields[0] is field 1). */
@@ -54,7 +62,7 @@ export class Segment {
   get fieldCount(): number {
     if (this.parsed || !this.raw) return this.split().length - 1;
     // Pieces of raw: the name and each field, MSH-1 (the separator) not being one of them.
-    const pieces = this.pieceEnds().length;
+    const pieces = this.pieceEnds(Number.MAX_SAFE_INTEGER).length;
     return this.isHeader ? pieces : pieces - 1;
   }
 
@@ -63,19 +71,52 @@ export class Segment {
     if (this.parsed || !this.raw) return this.split()[n] ?? '';
     if (this.isHeader && n === 1) return this.delimiters.field;
     const piece = this.isHeader && n > 1 ? n - 1 : n;
-    const ends = this.pieceEnds();
-    if (piece < 0 || piece >= ends.length) return '';
+    if (piece < 0) return '';
+    const ends = this.pieceEnds(piece);
+    if (piece >= ends.length) return '';
     return this.raw.slice(piece === 0 ? 0 : ends[piece - 1]! + 1, ends[piece]);
   }
 
-  private pieceEnds(): number[] {
-    if (this.ends) return this.ends;
+  /**
+   * The value p names in this segment (p.field set): see Message.get. Read where it lies in
+   * the segment's text, without making a string of the field on the way.
+   */
+  read(p: Hl7Path): Hl7Value {
+    const n = p.field!;
+    const whole = (p.repetition === undefined && p.component === undefined) || (this.isHeader && n <= 2);
+    const repetition = p.repetition ?? 1;
+    if (this.parsed || !this.raw || (this.isHeader && n === 1)) {
+      const text = this.field(n);
+      return readLeaf(text, 0, text.length, p, this.delimiters, whole, repetition);
+    }
+    const piece = this.isHeader && n > 1 ? n - 1 : n;
+    const ends = this.pieceEnds(piece);
+    if (piece >= ends.length) return '';
+    return readLeaf(this.raw, piece === 0 ? 0 : ends[piece - 1]! + 1, ends[piece]!, p, this.delimiters, whole, repetition);
+  }
+
+  /**
+   * Where the pieces of raw end, found at least up to the given piece (all of them when there
+   * are fewer): reading PV1-3 never looks for the separators of the forty fields after it.
+   */
+  private pieceEnds(piece: number): number[] {
+    let ends = this.ends;
+    if (ends === null) ends = this.ends = [];
+    if (ends.length > piece || this.allEnds) return ends;
     const raw = this.raw!;
     const sep = this.delimiters.field;
-    const ends: number[] = [];
-    for (let at = raw.indexOf(sep); at !== -1; at = raw.indexOf(sep, at + 1)) ends.push(at);
-    ends.push(raw.length);
-    return (this.ends = ends);
+    let at = ends.length === 0 ? 0 : ends[ends.length - 1]! + 1;
+    while (ends.length <= piece) {
+      const next = raw.indexOf(sep, at);
+      if (next === -1) {
+        ends.push(raw.length);
+        this.allEnds = true;
+        break;
+      }
+      ends.push(next);
+      at = next + 1;
+    }
+    return ends;
   }
 
   setField(n: number, encoded: string): void {
@@ -126,4 +167,17 @@ export class Segment {
     }
     return this.parsed;
   }
+}
+
+/**
+ * A segment name as one number, so that finding a segment by name compares numbers: the names
+ * sliced from each message are never the same strings as a path's, and comparing two strings'
+ * characters costs several times more. -1 for anything but three ASCII characters (a blank line).
+ */
+export function segmentNameCode(name: string): number {
+  if (name.length !== 3) return -1;
+  const a = name.charCodeAt(0);
+  const b = name.charCodeAt(1);
+  const c = name.charCodeAt(2);
+  return (a | b | c) < 0x80 ? (a << 14) | (b << 7) | c : -1;
 }
