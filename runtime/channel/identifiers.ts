@@ -2,6 +2,7 @@ import type { Message } from '../hl7/message.js';
 import type { Hl7Path } from '../hl7/path.js';
 import { formatPath, parsePath } from '../hl7/path.js';
 import { unescapeValue } from '../hl7/escape.js';
+import { segmentNameCode } from '../hl7/segment.js';
 import { spendBudget } from './budget.js';
 
 /** An identifier as found: the ID and where it came from. */
@@ -65,7 +66,6 @@ export function selectCx(message: Message, name: string, selector: CxSelector): 
     if (selector.type_code !== undefined && type !== selector.type_code) return;
     matches.push({ id, assigning_authority: authority, type_code: type, source: formatPath({ segment: path.segment, segmentRepetition: path.segmentRepetition, field: path.field, repetition: i + 1 }) });
   });
-  const wanted = describeSelector(selector);
   if (Array.isArray(selector.assigning_authority) && matches.length > 1) {
     // Several authorities, in order of preference: the first one that matches decides; two matches of it are still ambiguous.
     for (const authority of selector.assigning_authority as readonly string[]) {
@@ -75,10 +75,10 @@ export function selectCx(message: Message, name: string, selector: CxSelector): 
     }
   }
   if (matches.length > 1) {
-    return { ok: false, problem: { identifier: name, reason: `${matches.length} repetitions of ${selector.field} match ${wanted}: ${matches.map((m) => m.source).join(', ')}`, location } };
+    return { ok: false, problem: { identifier: name, reason: `${matches.length} repetitions of ${selector.field} match ${describeSelector(selector)}: ${matches.map((m) => m.source).join(', ')}`, location } };
   }
   if (matches.length === 0) {
-    return { ok: false, problem: { identifier: name, reason: `no repetition of ${selector.field} has ${wanted}`, location } };
+    return { ok: false, problem: { identifier: name, reason: `no repetition of ${selector.field} has ${describeSelector(selector)}`, location } };
   }
   return { ok: true, value: matches[0]! };
 }
@@ -147,8 +147,11 @@ function conflictingEi(message: Message, name: string, fields: readonly string[]
  * first would silently skip the others, so it is a problem unless the path names one.
  */
 function severalSegments(message: Message, name: string, path: Hl7Path): IdentifierResult | undefined {
-  const occurrences = message.segmentsNamed(path.segment).length;
-  if (occurrences <= 1 || path.segmentRepetition !== undefined) return undefined;
+  if (path.segmentRepetition !== undefined) return undefined;
+  let occurrences = 0;
+  const code = segmentNameCode(path.segment);
+  for (const s of message.segments) if (s.nameCode === code) occurrences++;
+  if (occurrences <= 1) return undefined;
   return {
     ok: false,
     problem: {

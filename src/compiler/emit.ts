@@ -87,7 +87,7 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
   for (const name of idNames) {
     const rule = spec.identifiers![name]!;
     identifyBody.push(`// ${name} (${ref('identifiers', name)}): ${describeIdentifier(rule)}`);
-    identifyBody.push(`const ${idVar(name)} = ${use('settle')}(${identifierCall(name, rule, use)}, ${!!rule.required}, problems);`);
+    identifyBody.push(`const ${idVar(name)} = ${use('settle')}(${identifierCall(name, rule, code)}, ${!!rule.required}, problems);`);
   }
   identifyBody.push(`return { identifiers: { ${idNames.map((n) => `${q(n)}: ${idVar(n)}`).join(', ')} }, problems };`);
 
@@ -180,11 +180,11 @@ export function emitChannel(loaded: LoadedSpec & { dir?: string }): EmittedChann
           // MSH fields from the JSON when given (MSH-10: the app's id); missing, null or empty keeps what build wrote.
           const v = `msh${++counter}`;
           lines.push(`// MSH fields (${ref(...here)})`, `const ${v} = builder.header;`);
-          for (const [field, value] of Object.entries(seg.fields ?? {})) lines.push(`${v}.set(${q(field)}, ${use('whenGiven')}(${buildValueExpr(field, value, itemVar, indexVar, code)}));`);
+          for (const [field, value] of Object.entries(seg.fields ?? {})) lines.push(`${v}.set(${hl7Path(code, field)}, ${use('whenGiven')}(${buildValueExpr(field, value, itemVar, indexVar, code)}));`);
         } else if (seg.segment) {
           const v = `${seg.segment.toLowerCase()}${++counter}`;
           lines.push(`// ${seg.segment} (${ref(...here)})`, `const ${v} = builder.addSegment(${q(seg.segment)});`);
-          for (const [field, value] of Object.entries(seg.fields ?? {})) lines.push(`${v}.set(${q(field)}, ${buildValueExpr(field, value, itemVar, indexVar, code)});`);
+          for (const [field, value] of Object.entries(seg.fields ?? {})) lines.push(`${v}.set(${hl7Path(code, field)}, ${buildValueExpr(field, value, itemVar, indexVar, code)});`);
         } else {
           const item = `item${++counter}`;
           const index = `i${counter}`;
@@ -655,11 +655,12 @@ function cxSelector(rule: IdentifierRule): Record<string, string | string[]> {
   return selector;
 }
 
-function identifierCall(name: string, rule: IdentifierRule, use: (n: string) => string): string {
+/** The selection of one identifier; what it selects by is a module constant (`PATIENT_CX`). */
+function identifierCall(name: string, rule: IdentifierRule, code: Code): string {
   if (rule.kind === 'order' || rule.kind === 'appointment' || rule.kind === 'document') {
-    return `${use('selectEi')}(message, ${q(name)}, ${q(fieldsFor(rule))})`;
+    return `${code.use('selectEi')}(message, ${q(name)}, ${code.constants.add(`${name} fields`, q(fieldsFor(rule)))})`;
   }
-  return `${use('selectCx')}(message, ${q(name)}, ${q(cxSelector(rule))})`;
+  return `${code.use('selectCx')}(message, ${q(name)}, ${code.constants.add(`${name} cx`, q(cxSelector(rule)))})`;
 }
 
 function usesIdentifiers(fields: Record<string, Mapping>): boolean {

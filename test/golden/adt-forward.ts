@@ -5,6 +5,7 @@ import type { AcceptDecision, Identification, IdentifierProblem, Message } from 
 
 // Made once, when the module loads: the paths, tables and value lists the stages below read with.
 const ADT_EVENTS_TYPES = ["ADT^A01", "ADT^A04", "ADT^A08", "ADT^A03"];
+const PATIENT_CX = { "field": "PID-3", "assigning_authority": "EPI", "type_code": "MR" };
 const PV1_2 = parsePath("PV1-2");
 
 /** Which messages this channel takes (examples/adt-forward.yaml:14). */
@@ -21,7 +22,7 @@ export function accept(message: Message): AcceptDecision {
 export function identify(message: Message): Identification {
   const problems: IdentifierProblem[] = [];
   // patient (examples/adt-forward.yaml:22): the PID-3 repetition with CX.4 = EPI and CX.5 = MR; required
-  const id_patient = settle(selectCx(message, "patient", { "field": "PID-3", "assigning_authority": "EPI", "type_code": "MR" }), true, problems);
+  const id_patient = settle(selectCx(message, "patient", PATIENT_CX), true, problems);
   return { identifiers: { "patient": id_patient }, problems };
 }
 

@@ -6,6 +6,9 @@ import type { AcceptDecision, Identification, IdentifierProblem, Message } from 
 // Made once, when the module loads: the paths, tables and value lists the stages below read with.
 const ADT_EVENTS_TYPES = ["ADT^A01", "ADT^A04", "ADT^A08", "ADT^A03", "ADT^A40"];
 const MSH_11 = parsePath("MSH-11");
+const PATIENT_CX = { "field": "PID-3", "assigning_authority": "EPI", "type_code": "MR" };
+const VISIT_CX = { "field": "PV1-19", "type_code": "VN" };
+const MERGED_FROM_CX = { "field": "MRG-1", "assigning_authority": "EPI", "type_code": "MR" };
 const MSH_9_2 = parsePath("MSH-9.2");
 const MSH_10 = parsePath("MSH-10");
 const EVN_2 = parsePath("EVN-2");
@@ -48,11 +51,11 @@ export function accept(message: Message): AcceptDecision {
 export function identify(message: Message): Identification {
   const problems: IdentifierProblem[] = [];
   // patient (examples/adt-to-webhook.yaml:25): the PID-3 repetition with CX.4 = EPI and CX.5 = MR; required
-  const id_patient = settle(selectCx(message, "patient", { "field": "PID-3", "assigning_authority": "EPI", "type_code": "MR" }), true, problems);
+  const id_patient = settle(selectCx(message, "patient", PATIENT_CX), true, problems);
   // visit (examples/adt-to-webhook.yaml:30): the PV1-19 repetition with CX.5 = VN
-  const id_visit = settle(selectCx(message, "visit", { "field": "PV1-19", "type_code": "VN" }), false, problems);
+  const id_visit = settle(selectCx(message, "visit", VISIT_CX), false, problems);
   // merged_from (examples/adt-to-webhook.yaml:33): the MRG-1 repetition with CX.4 = EPI and CX.5 = MR (the retired identifier; PID-3 holds the surviving one)
-  const id_merged_from = settle(selectCx(message, "merged_from", { "field": "MRG-1", "assigning_authority": "EPI", "type_code": "MR" }), false, problems);
+  const id_merged_from = settle(selectCx(message, "merged_from", MERGED_FROM_CX), false, problems);
   return { identifiers: { "patient": id_patient, "visit": id_visit, "merged_from": id_merged_from }, problems };
 }
 

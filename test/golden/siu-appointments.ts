@@ -5,6 +5,8 @@ import type { AcceptDecision, Identification, IdentifierProblem, Message } from 
 
 // Made once, when the module loads: the paths, tables and value lists the stages below read with.
 const SCHEDULING_EVENTS_TYPES = ["SIU^S12", "SIU^S13", "SIU^S14", "SIU^S15"];
+const APPOINTMENT_FIELDS = ["SCH-2", "SCH-1"];
+const PATIENT_CX = { "field": "PID-3", "assigning_authority": "EPI", "type_code": "MR" };
 const MSH_9_2 = parsePath("MSH-9.2");
 const SCH_25_1 = parsePath("SCH-25.1");
 const SCH_7_2 = parsePath("SCH-7.2");
@@ -34,9 +36,9 @@ export function accept(message: Message): AcceptDecision {
 export function identify(message: Message): Identification {
   const problems: IdentifierProblem[] = [];
   // appointment (examples/siu-appointments.yaml:20): SCH-2, then SCH-1; required
-  const id_appointment = settle(selectEi(message, "appointment", ["SCH-2", "SCH-1"]), true, problems);
+  const id_appointment = settle(selectEi(message, "appointment", APPOINTMENT_FIELDS), true, problems);
   // patient (examples/siu-appointments.yaml:24): the PID-3 repetition with CX.4 = EPI and CX.5 = MR; required
-  const id_patient = settle(selectCx(message, "patient", { "field": "PID-3", "assigning_authority": "EPI", "type_code": "MR" }), true, problems);
+  const id_patient = settle(selectCx(message, "patient", PATIENT_CX), true, problems);
   return { identifiers: { "appointment": id_appointment, "patient": id_patient }, problems };
 }
 
