@@ -21,6 +21,15 @@ import { MAP_TARGET_US, mapSection, mapTargetMet, runMapBench } from './map.js';
 if (process.argv.includes('--connections')) await import('./connections.js');
 
 const quick = process.argv.includes('--quick');
+
+// `npm run bench -- --only map`: only the generated code per message (map, transform, build), printed; bench/RESULTS.md is left as it is.
+if (process.argv[process.argv.indexOf('--only') + 1] === 'map') {
+  const rounds = quick ? 3 : 7;
+  const ms = quick ? 200 : 500;
+  const before = os.loadavg().map((l) => l.toFixed(2)).join(' ');
+  process.stdout.write(mapSection(await runMapBench(rounds, ms), rounds, ms, before).join('\n') + '\n');
+  process.exit(0);
+}
 const parseMs = quick ? 300 : 1500;
 const rtMs = quick ? 500 : 3000;
 
