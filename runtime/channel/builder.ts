@@ -3,7 +3,6 @@ import type { Hl7Value } from '../hl7/message.js';
 import { Message } from '../hl7/message.js';
 import type { Hl7Path } from '../hl7/path.js';
 import { parsePath } from '../hl7/path.js';
-import { escapeValue } from '../hl7/escape.js';
 import { Segment } from '../hl7/segment.js';
 import { hl7Timestamp, newControlId } from '../hl7/timestamp.js';
 import { readDtm } from '../hl7/dtm.js';
@@ -40,13 +39,21 @@ export class MessageBuilder {
   /** `now`: the time for MSH-7 and MSH-10; by default the current one (formatted once a second, see hl7Timestamp). */
   constructor(header: NewMessageHeader, now?: Date) {
     const d = { ...DEFAULT_DELIMITERS };
-    const esc = (value: string) => escapeValue(value, d);
-    // The header's fields in order, MSH-1 and MSH-2 first: made as a list rather than written one path at a time.
-    const fields = [d.field, encodingCharacters(d), esc(header.sending_application ?? ''), esc(header.sending_facility ?? ''), esc(header.receiving_application ?? ''), esc(header.receiving_facility ?? '')];
-    fields.push(esc(hl7Timestamp(now)), '', header.type, esc(newControlId(now?.getTime())), esc(header.processing_id ?? 'P'), esc(header.version));
-    fields.push('', '', header.accept_ack_type ? esc(header.accept_ack_type) : '', header.application_ack_type ? esc(header.application_ack_type) : '', '', esc(header.charset ?? 'UNICODE UTF-8'));
-    const msh = Segment.fromFields('MSH', fields, d);
+    const msh = Segment.fromFields('MSH', [d.field, encodingCharacters(d)], d);
     this.message = new Message(d, [msh], { declared: header.charset ?? 'UNICODE UTF-8', encoding: 'utf-8' });
+    const m = this.message;
+    m.set('MSH-3', header.sending_application ?? '');
+    m.set('MSH-4', header.sending_facility ?? '');
+    m.set('MSH-5', header.receiving_application ?? '');
+    m.set('MSH-6', header.receiving_facility ?? '');
+    m.set('MSH-7', hl7Timestamp(now));
+    m.setRaw('MSH-9', header.type);
+    m.set('MSH-10', newControlId(now?.getTime()));
+    m.set('MSH-11', header.processing_id ?? 'P');
+    m.set('MSH-12', header.version);
+    if (header.accept_ack_type) m.set('MSH-15', header.accept_ack_type);
+    if (header.application_ack_type) m.set('MSH-16', header.application_ack_type);
+    m.set('MSH-18', header.charset ?? 'UNICODE UTF-8');
   }
 
   /** Appends a segment and returns a writer bound to it. */
