@@ -164,8 +164,18 @@ function toDiagnostic(spec: LoadedSpec, e: ErrorObject): Diagnostic {
       };
     case 'propertyNames':
       return { ...where(spec.sourceMap.valueAt(path)), code: 'schema/invalid-name', message: `a name in ${at} is not allowed: ${e.message ?? ''}`, hint: 'use lowercase letters, digits and _' };
-    default:
-      return { ...where(spec.sourceMap.valueAt(path)), code: `schema/${e.keyword}`, message: `${at} ${e.message ?? 'is invalid'}` };
+    default: {
+      const last = String(path[path.length - 1] ?? '');
+      const hint =
+        last === 'attempts'
+          ? 'a positive whole number of tries (1, 5, 20), or unlimited'
+          : e.keyword === 'minLength'
+            ? `give ${last} a value: it may not be empty`
+            : (e.keyword === 'minimum' || e.keyword === 'maximum') && last === 'port'
+              ? "the receiver's port, 1-65535"
+              : undefined;
+      return { ...where(spec.sourceMap.valueAt(path)), code: `schema/${e.keyword}`, message: `${at} ${e.message ?? 'is invalid'}`, ...(hint ? { hint } : {}) };
+    }
   }
 }
 

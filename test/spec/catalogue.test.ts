@@ -82,6 +82,9 @@ const CASES: Array<{ name: string; edit: (s: string) => string; code: string; at
   { name: 'build field of another segment', edit: (s) => `${s.replace('  mllp:\n    port: 2600', '  http:\n    port: 2600\n    path: /in').replace(/map:\n(.*\n){2}/, '')}build:\n  message_type: ORU^R01\n  version: 2.5.1\n  segments:\n    - segment: PID\n      fields:\n        OBX-5: { json: x }\n`, code: 'spec/field-of-other-segment', at: 'OBX-5: { json' },
   { name: 'build entry that is neither segment nor each', edit: (s) => `${s.replace('  mllp:\n    port: 2600', '  http:\n    port: 2600\n    path: /in').replace(/map:\n(.*\n){2}/, '')}build:\n  message_type: ORU^R01\n  version: 2.5.1\n  segments:\n    - fields: { PID-1: "1" }\n`, code: 'spec/build-segment', at: 'fields: { PID-1' },
   { name: 'lookup table file missing', edit: (s) => s.replace('{ path: PID-5.1 }', '{ path: PID-8, lookup: { file: tables/sex.csv } }'), code: 'spec/lookup-file-missing', at: 'tables/sex.csv' },
+  { name: 'an MLLP destination with an empty host', edit: (s) => s.replace('    http:\n      url: http://127.0.0.1:9/x', '    mllp: { host: "", port: 2575 }'), code: 'schema/minLength', at: '""' },
+  { name: 'an MLLP destination on port 0', edit: (s) => s.replace('    http:\n      url: http://127.0.0.1:9/x', '    mllp: { host: lab, port: 0 }'), code: 'schema/minimum', at: '0 }' },
+  { name: 'a file destination with an empty dir', edit: (s) => s.replace('    http:\n      url: http://127.0.0.1:9/x', '    file: { dir: "" }'), code: 'schema/minLength', at: '""' },
   { name: 'timezone neither an offset nor a zone name', edit: (s) => s.replace('channel: base', 'channel: base\ntimezone: "5 hours"'), code: 'schema/invalid-format', at: '"5 hours"' },
   { name: 'timezone a zone Node.js does not know', edit: (s) => s.replace('channel: base', 'channel: base\ntimezone: Mars/Olympus'), code: 'spec/unknown-timezone', at: 'Mars/Olympus' },
   { name: 'path inside each: that leaves the group', edit: (s) => s.replace('{ path: PID-5.1 }', '{ each: PR1, fields: { payer: { path: IN1-4.1 } } }'), code: 'spec/path-leaves-group', at: 'IN1-4.1' },
@@ -205,6 +208,8 @@ destinations:
     ['a dedupe window in milliseconds', (s: string) => s.replace('port: 2600', 'port: 2600\n    dedupe: { window: 500ms }'), 'a whole number and a unit: 30s, 15m, 24h, 7d'],
     ['a number where text belongs', (s: string) => s.replace('type_code: MR', 'type_code: 2.5'), 'YAML reads this as a number or a boolean: quote it, e.g. "2.5.1"'],
     ['a path with [ ] inside { … }', (s: string) => s.replace('{ path: PID-5.1 }', '{ path: PID-5[1].1 }'), 'inside { … } a path with [ ] must be quoted: "PID-3[1]"'],
+    ['retry attempts 0', (s: string) => s.replace('      url: http://127.0.0.1:9/x', '      url: http://127.0.0.1:9/x\n    retry: { attempts: 0 }'), 'a positive whole number of tries (1, 5, 20), or unlimited'],
+    ['a path with [ ] as a flow mapping value', (s: string) => s.replace('  family: { path: PID-5.1 }', '  family: { path: PID-5.1 }\ntransform:\n  - { clear: PID-3[1] }'), 'inside { … } a path with [ ] must be quoted: "PID-3[1]"'],
   ])('%s gets a hint that says how to write it', async (_name, edit, hint) => {
     const dir = mkdtempSync(join(tmpdir(), 'hl7c-spec-'));
     writeFileSync(join(dir, 'hint.yaml'), edit(BASE));
