@@ -496,6 +496,23 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
     for (const name of Object.keys(t.expect.identifiers ?? {})) {
       if (!(name in identifiers)) at(['tests', i, 'expect', 'identifiers', name], 'error', 'spec/unknown-identifier', `no identifier named ${name}`);
     }
+    // A test naming no destination of the spec checks nothing about it, and passed unseen.
+    const defined = Object.keys(spec.destinations ?? {});
+    const hint = defined.length ? `this spec's destinations: ${defined.join(', ')}` : 'this spec has no destinations';
+    const expectDestinations = (t.expect as { destinations?: unknown }).destinations;
+    if (expectDestinations && typeof expectDestinations === 'object' && !Array.isArray(expectDestinations)) {
+      for (const name of Object.keys(expectDestinations)) {
+        if (defined.includes(name)) continue;
+        const pos = loaded.sourceMap.keyAt(['tests', i, 'expect', 'destinations', name]);
+        out.push({ file: loaded.file, line: pos.line, column: pos.column, severity: 'error', code: 'spec/unknown-destination', message: `expect.destinations names ${name}, which is no destination of this spec`, hint });
+      }
+    }
+    const route = (t.expect as { route?: unknown }).route;
+    if (Array.isArray(route)) {
+      route.forEach((name, j) => {
+        if (typeof name === 'string' && !defined.includes(name)) at(['tests', i, 'expect', 'route', j], 'error', 'spec/unknown-destination', `expect.route names ${name}, which is no destination of this spec`, hint);
+      });
+    }
   });
   return out;
 
