@@ -194,7 +194,30 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
     if (segment) readSegments.push({ segment, where });
   };
 
+  /**
+   * A whole field of a type with components compared with text holding a component separator:
+   * MSH-9 equals ADT^A01 is false for every ADT^A01^ADT_A01, the whole field as sent.
+   */
+  const checkCompositeCompare = (c: Condition, where: PathKey[]) => {
+    if (!('path' in c) || typeof c.path !== 'string') return;
+    const values = 'equals' in c ? [c.equals] : 'in' in c && Array.isArray(c.in) ? c.in : [];
+    if (!values.some((v) => typeof v === 'string' && v.includes('^'))) return;
+    let path;
+    try {
+      path = parsePath(c.path);
+    } catch {
+      return;
+    }
+    if (path.field === undefined || path.component !== undefined || isZSegment(path.segment)) return;
+    const field = segmentFields(hl7.version, path.segment)?.[path.field - 1];
+    if (!field || (componentCount(hl7.version, field.type) ?? 1) <= 1) return;
+    const at_ = `${path.segment}-${path.field}`;
+    const hint = at_ === 'MSH-9' ? 'compare MSH-9.1 (ADT) and MSH-9.2 (A01) with all:, or write { message_type: [ADT^A01] }' : `compare one component at a time, e.g. ${at_}.1 and ${at_}.2 with all:`;
+    at([...where, 'equals' in c ? 'equals' : 'in'], 'warning', 'spec/composite-compare', `${at_} is a ${field.type} with components, compared as a whole with text holding ^: a message whose ${at_} has more components than that never matches`, hint);
+  };
+
   const walkCondition = (c: Condition, where: PathKey[]) => {
+    checkCompositeCompare(c, where);
     if ('path' in c) checkPath(c.path, [...where, 'path']);
     if ('matches' in c) checkPattern(c.matches, [...where, 'matches']);
     if ('all' in c) c.all.forEach((x, i) => walkCondition(x, [...where, 'all', i]));
