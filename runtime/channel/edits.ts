@@ -1,3 +1,4 @@
+import { DEFAULT_HL7_VERSION, segmentFields, tableVersionOf } from '../hl7/versions/tables.js';
 import type { Delimiters } from '../hl7/delimiters.js';
 import { Hl7EditError } from '../hl7/errors.js';
 import type { Hl7Value, Message } from '../hl7/message.js';
@@ -113,7 +114,17 @@ export function copyElement(source: Message, from: string | Hl7Path, target: Mes
     const what = ['repetitions', 'components', 'subcomponents'][deepest];
     throw new TransformError(`cannot copy ${formatPath(f)} to ${formatPath(t)}: it has ${what}, which ${formatPath(t)} cannot hold`, { segment: f.segment, field: f.field });
   }
+  if (t.repetition === undefined && t.component === undefined && encoded.includes(d.repetition) && !fieldRepeats(target, t)) {
+    throw new TransformError(`cannot copy ${formatPath(f)} to ${formatPath(t)}: it has repetitions, and ${formatPath(t)} does not repeat in HL7 v${target.getText('MSH-12')}; copy one repetition (${f.segment}-${f.field}[1])`, { segment: f.segment, field: f.field });
+  }
   target.setRaw(t, reencode(encoded, d, target.delimiters));
+}
+
+/** Whether the version tables (the message's MSH-12, else 2.5.1) let a field repeat; a field they do not know (a Z-segment's) may. */
+function fieldRepeats(message: Message, t: Hl7Path): boolean {
+  const version = tableVersionOf(message.getText('MSH-12')) ?? DEFAULT_HL7_VERSION;
+  const def = segmentFields(version, t.segment)?.[t.field! - 1];
+  return def === undefined || def.maxRepetitions > 1;
 }
 
 /**

@@ -122,6 +122,25 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
   };
 
   /**
+   * A whole repeating field copied into a whole field that does not repeat (PID-3 to PID-2) would
+   * put repetitions where the receiver takes one; the runtime refuses it, so validate says it first.
+   */
+  const checkCopyRepetitions = (from: string, to: string, where: PathKey[]) => {
+    let f, t;
+    try {
+      f = parsePath(from);
+      t = parsePath(to);
+    } catch {
+      return;
+    }
+    if (f.field === undefined || t.field === undefined || f.repetition !== undefined || f.component !== undefined || t.repetition !== undefined || t.component !== undefined) return;
+    const source = segmentFields(hl7.version, f.segment)?.[f.field - 1];
+    const target = segmentFields(hl7.version, t.segment)?.[t.field - 1];
+    if (!source || !target || source.maxRepetitions <= 1 || target.maxRepetitions > 1) return;
+    at(where, 'error', 'spec/copy-repetitions', `${f.segment}-${f.field} repeats and ${t.segment}-${t.field} does not (HL7 v${hl7.version}): a copy would put several repetitions in it`, `copy one repetition, from: "${f.segment}-${f.field}[1]"${f.segment === 'PID' && f.field === 3 ? ', or write the one a rule picks with set: {path: ' + to + ', identifier: patient}' : ''}`);
+  };
+
+  /**
    * reformat_date rewrites one text: a whole field of a type with components (PID-5, an XPN) fails
    * every message, and a component that is no date (PID-13.1, an XTN's number) is never one. The
    * field, component or subcomponent named must be DT, DTM or TS in the channel's version.
@@ -386,6 +405,7 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
     if ('copy' in step) {
       read(step.copy.from, [...where, 'copy', 'from']);
       read(step.copy.to, [...where, 'copy', 'to']);
+      checkCopyRepetitions(step.copy.from, step.copy.to, [...where, 'copy', 'to']);
     }
     if ('clear' in step) read(step.clear, [...where, 'clear']);
     if ('keep_identifier' in step) checkIdentifierName(step.keep_identifier, [...where, 'keep_identifier'], true);

@@ -1,3 +1,4 @@
+import { segmentFields, tableVersionOf } from '../../runtime/hl7/versions/tables.js';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -102,13 +103,21 @@ destinations:
           const path = `${segment.name}[${occurrence}]-${n}`;
           const at = message.segments.indexOf(message.segment(`${segment.name}[${occurrence}]`)!);
           const edited = () => message.segments[at]!;
+          // Repetitions a sender put in a field that does not repeat (PID-18~…) cannot be copied back into it: refused, tested below.
+          const def = segmentFields(tableVersionOf(original.getText('MSH-12')) ?? '2.5.1', segment.name)?.[n - 1];
+          if (segment.field(n).includes(original.delimiters.repetition) && def !== undefined && def.maxRepetitions <= 1) continue;
           copyElement(message, path, target, 'ZHC-1');
           message.setRaw(path, 'overwritten^in^between');
           copyElement(target, 'ZHC-1', message, path);
           // Only this segment was touched: compare it each time, the whole message's bytes once per file.
           if (edited().toString() !== segment.toString()) expect(edited().toString(), `${file.category}/${file.name} ${path}`).toBe(segment.toString());
-          // The same within one message: to a spare field and back.
+          // The same within one message: to a spare field and back. A field with repetitions is not
+          // copied into a spare the version tables say does not repeat (refused), only into ZHC-1 above.
           const spare = `${segment.name}[${occurrence}]-${segment.fieldCount + 5}`;
+          if (segment.field(n).includes(original.delimiters.repetition)) {
+            fields++;
+            continue;
+          }
           copyElement(message, path, message, spare);
           message.setRaw(path, '');
           copyElement(message, spare, message, path);
