@@ -239,7 +239,7 @@ export class ChannelHost {
       await this.store.setChannel(name, loaded.specPath, loaded.specVersion, Date.now());
       if (!runner) {
         const fresh: Runner = { current: loaded, listener: { key: '', configured: '', close: async () => undefined, listening: () => false } };
-        fresh.listener = await this.listen(fresh);
+        fresh.listener = await this.listen(fresh).catch((err: Error) => Promise.reject(listenError(err, name, loaded.specPath)));
         this.runners.set(name, fresh);
         this.log.info({ channel: name, version: loaded.specVersion, listener: fresh.listener.key }, 'channel started');
       } else {
@@ -248,7 +248,7 @@ export class ChannelHost {
         const key = listenerKey(loaded.definition.source, name);
         if (key !== runner.listener.configured) {
           const old = runner.listener;
-          runner.listener = await this.listen(runner);
+          runner.listener = await this.listen(runner).catch((err: Error) => Promise.reject(listenError(err, name, loaded.specPath)));
           await old.close();
           this.log.info({ channel: name, from: old.key, to: runner.listener.key }, 'channel listener moved');
         }
@@ -820,6 +820,17 @@ export class ChannelHost {
 export function globToRegExp(glob: string): RegExp {
   const body = [...glob].map((c) => (c === '*' ? '[^/]*' : c === '?' ? '[^/]' : c.replace(/[.+^${}()|[\]\\]/g, '\\$&'))).join('');
   return new RegExp(`^(?!\\.)${body}$`);
+}
+
+/**
+ * A source that could not listen (a port in use, an address not here), naming the channel and
+ * its spec: "listen EADDRINUSE 0.0.0.0:2610" alone left the operator to guess which of them.
+ */
+function listenError(err: Error & { code?: string }, channel: string, specPath: string): Error {
+  const hint = err.code === 'EADDRINUSE' ? ': another process (or another channel) listens on that port; change source port in the spec or stop the other' : '';
+  const wrapped = new Error(`channel ${channel} (${specPath}): its source could not listen: ${err.message}${hint}`) as Error & { code?: string };
+  if (err.code !== undefined) wrapped.code = err.code;
+  return wrapped;
 }
 
 /** How long (ms) a file's size and mtime must stay unchanged before the file source reads it. */
