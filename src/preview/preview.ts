@@ -149,7 +149,7 @@ export function formatPreview(preview: MessagePreview): string {
   if (preview.acks.length === 0 && !preview.response) lines.push('ack         none');
   for (const ack of preview.acks) {
     lines.push(`ack         ${ack.code}`);
-    lines.push(...ack.segments.map((s) => `    ${s}`));
+    for (const s of ack.segments) lines.push(`    ${s}`);
   }
   const ids = Object.entries(preview.identifiers);
   lines.push(`identifiers${ids.length ? '' : ' none'}`);
@@ -160,7 +160,8 @@ export function formatPreview(preview: MessagePreview): string {
   for (const r of preview.route) lines.push(`    ${r.taken ? '→' : '×'} ${r.destination} (${r.target})${r.taken ? '' : `: ${r.why}`}`);
   for (const p of preview.payloads) {
     lines.push(`payload     ${p.destination} (${p.kind.toUpperCase()})`);
-    lines.push(...(p.kind === 'json' ? indent(JSON.stringify(p.json, null, 2)) : p.kind === 'text' ? indent(p.text) : p.segments.map((s) => `    ${s}`)));
+    // One line at a time: a spread of 100,000 lines (a JSON array of every PID-3 repetition) overflows the stack.
+    for (const line of p.kind === 'json' ? indent(JSON.stringify(p.json, null, 2)) : p.kind === 'text' ? indent(p.text) : p.segments.map((s) => `    ${s}`)) lines.push(line);
   }
   return lines.join('\n') + '\n';
 }

@@ -115,3 +115,14 @@ destinations:
     expect(shown.stdout).toContain(`payload     pager (TEXT)\n    [${family}] admitted (A01)\n`);
   }, SLOW);
 });
+
+test('a message with 100,000 PID-3 repetitions mapped to a JSON array previews (tester finding: Maximum call stack size exceeded)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hl7c-preview-big-'));
+  writeFileSync(join(dir, 'ids.yaml'), `channel: ids\nsource: { mllp: { port: 2825 } }\nmap:\n  ids: { each: PID-3, fields: { id: { path: PID-3.1 } } }\ndestinations:\n  f: { file: { dir: ./x } }\n`);
+  const reps = Array.from({ length: 100_000 }, (_, i) => `${i}^^^X^PI`).join('~');
+  writeFileSync(join(dir, 'reps.hl7'), `MSH|^~\\&|EPIC|GH|HL7C|APP|20261125083000||ADT^A01^ADT_A01|R1|P|2.5.1\rPID|1||${reps}||DOE\r`);
+  const run = await hl7c(['preview', join(dir, 'ids.yaml'), join(dir, 'reps.hl7')]);
+  expect(run.stderr).not.toContain('Maximum call stack');
+  expect(run.code).toBe(0);
+  expect(run.stdout).toContain('"id": "99999"');
+}, SLOW);
