@@ -190,9 +190,9 @@ destinations:
     ]);
     expect(rows[1]!.reason).toBe(`reuses the dedupe key (MSH-3, MSH-4, MSH-10) of message ${rows[0]!.id} with other content: processed as a new message`);
     expect(rows[2]!.reason).toContain(`duplicate of message ${rows[0]!.id}`);
-    await waitFor(() => (existsSync(join(dir, 'out')) ? readdirSync(join(dir, 'out')).length : 0) === 2, 10_000, 'two files');
-    const written = readdirSync(join(dir, 'out')).map((f) => readFileSync(join(dir, 'out', f), 'latin1'));
-    expect(written.some((t) => t.includes('BETA^BOB'))).toBe(true);
+    // Read whole files only: the destination writes under a hidden temporary name, then renames.
+    const written = () => (existsSync(join(dir, 'out')) ? readdirSync(join(dir, 'out')).filter((f) => !f.startsWith('.')).map((f) => readFileSync(join(dir, 'out', f), 'latin1')) : []);
+    await waitFor(() => written().length === 2 && written().some((t) => t.includes('BETA^BOB')), 10_000, 'both messages written');
     const warned = memory.lines.filter((l) => String(l.msg).includes('came with another message'));
     expect(warned).toHaveLength(1);
     expect(warned[0]).toMatchObject({ channel: 'adt-dedupe', controlId: 'DUP1', first: rows[0]!.id });
