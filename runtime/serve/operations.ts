@@ -512,7 +512,17 @@ export class Operations {
       else if (d.state === 'failing') degraded.push(`${q}: failing (${d.last_error ?? 'no answer'})`);
       if (d.paused) degraded.push(`${q}: paused by an operator`);
     }
-    for (const q of await this.undefinedQueues()) {
+    // From the counters already read (openQueues would scan the deliveries table).
+    const waiting = new Map<string, { channel: string; destination: string; count: number }>();
+    for (const d of m.deliveries) {
+      if (d.state !== 'queued' && d.state !== 'sending') continue;
+      const key = `${d.channel}\u0000${d.destination}`;
+      const q = waiting.get(key) ?? { channel: d.channel, destination: d.destination, count: 0 };
+      q.count += d.count;
+      waiting.set(key, q);
+    }
+    const undefinedHere = [...waiting.values()].filter((q) => q.count > 0 && this.host?.loaded(q.channel) && !this.host.hasDestination(q.channel, q.destination));
+    for (const q of undefinedHere) {
       degraded.push(`${q.channel}/${q.destination}: ${q.count} entr${q.count === 1 ? 'y' : 'ies'} queued for a destination the channel's spec does not define, which nothing delivers (replay them to another destination, or discard them)`);
     }
     const last = this.host?.activity.reloads.last;
