@@ -5,6 +5,8 @@
  * the positions are the point, and the format is small.
  */
 
+import type { Diagnostic } from '../diagnostics/diagnostic.js';
+
 export interface CsvField {
   text: string;
   /** 1-based */
@@ -13,14 +15,8 @@ export interface CsvField {
   column: number;
 }
 
-export interface CsvProblem {
-  line: number;
-  column: number;
-  severity: 'error' | 'warning';
-  code: string;
-  message: string;
-  hint?: string;
-}
+/** A diagnostic about the table, at its line and column; the caller names the CSV file. */
+export type CsvProblem = Omit<Diagnostic, 'file'>;
 
 export interface CsvTable {
   table: Record<string, string>;
