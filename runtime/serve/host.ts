@@ -36,9 +36,6 @@ export interface LoadedChannel {
   specVersion: string;
 }
 
-/** A delivery attempt ended (`ok`: delivered). */
-export type AttemptListener = (channel: string, destination: string, ok: boolean) => void;
-
 interface Listener {
   /** Where it actually listens (the real port when the spec says 0). */
   key: string;
@@ -95,8 +92,6 @@ export class ChannelHost {
   private readonly runners = new Map<string, Runner>();
   private readonly workers = new Map<string, DestinationWorker>();
   private drainTimer: NodeJS.Timeout | null = null;
-  /** Told of every delivery attempt's end (alerts: a destination failing). */
-  private readonly attemptListeners = new Set<AttemptListener>();
   /** Answers waiting for deliveries (answer_after / answer_from), by message id: the receivers' own ACKs as they come. */
   private readonly answerWaiters = new Map<number, { answers: Map<string, Buffer>; wake: () => void }>();
   /** Dedupe keys of messages being stored now: a second copy waits for the first. */
@@ -140,18 +135,11 @@ export class ChannelHost {
     return out;
   }
 
-  /** Calls `listener` when a delivery attempt ends: whether it worked, never what was sent or answered. */
-  onAttempt(listener: AttemptListener): () => void {
-    this.attemptListeners.add(listener);
-    return () => this.attemptListeners.delete(listener);
-  }
-
-  /** A sender whose attempts are told to the attempt listeners. */
-  private observed(channel: string, destination: string, sender: Sender): Sender {
+  /** A sender whose attempts wake an answer waiting for them (answer_after / answer_from), with the receiver's own ACK. */
+  private observed(destination: string, sender: Sender): Sender {
     return {
       send: async (delivery, context) => {
         const outcome = await sender.send(delivery, context);
-        for (const listener of this.attemptListeners) listener(channel, destination, outcome.ok);
         const waiter = this.answerWaiters.get(delivery.message_id);
         if (waiter) {
           if (outcome.answer) waiter.answers.set(destination, outcome.answer);
@@ -491,10 +479,10 @@ export class ChannelHost {
     const log = this.log.child({ channel, destination });
     if (existing) {
       // An unchanged destination keeps its sender, and so its open connection to the far side.
-      if (JSON.stringify(existing.currentConfig) !== JSON.stringify(config)) existing.update(config, this.observed(channel, destination, createSender(channel, destination, config, log)));
+      if (JSON.stringify(existing.currentConfig) !== JSON.stringify(config)) existing.update(config, this.observed(destination, createSender(channel, destination, config, log)));
       return;
     }
-    const worker = new DestinationWorker(this.store, channel, destination, config, this.observed(channel, destination, createSender(channel, destination, config, log)), (d) => this.deliveryContext(d), log, this.owner, this.leaseMs);
+    const worker = new DestinationWorker(this.store, channel, destination, config, this.observed(destination, createSender(channel, destination, config, log)), (d) => this.deliveryContext(d), log, this.owner, this.leaseMs);
     this.workers.set(key, worker);
     worker.start();
   }
@@ -753,7 +741,8 @@ export class ChannelHost {
     };
     const scan = async () => {
       const names = (await readdir(source.dir).catch(() => [] as string[])).filter((n) => wanted.test(n) && !isTemporaryName(n)).sort();
-      for (const path of seen.keys()) if (!names.includes(basename(path))) seen.delete(path);
+      const present = new Set(names);
+      for (const path of seen.keys()) if (!present.has(basename(path))) seen.delete(path);
       for (const name of names) {
         if (stopped) return;
         const path = join(source.dir, name);

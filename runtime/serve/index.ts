@@ -10,7 +10,7 @@ export { openStore, isPostgresUrl } from '../store/open.js';
 export type { OpenStoreOptions } from '../store/open.js';
 export { ChannelHost } from './host.js';
 export { withSpecRelativePaths } from './spec-paths.js';
-export type { AttemptListener, HostOptions, LoadedChannel } from './host.js';
+export type { HostOptions, LoadedChannel } from './host.js';
 export { DestinationWorker, backoffDelay } from './worker.js';
 export { startAdminServer } from './admin.js';
 export type { AdminServer, AdminServerOptions, ExtraRoute, RouteAnswer, RouteHandler, RouteRequest, RouteRole } from './admin.js';
