@@ -151,14 +151,13 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
     const field = segmentFields(hl7.version, path.segment)?.[path.field - 1];
     if (!field || field.withdrawn) return;
     const fieldAt = `${path.segment}-${path.field}`;
-    // The data type at each level down; a TS's first component is its time whatever the tables call it (ST in v2.3).
+    // The data type at each level down.
     const typeAt = (type: string | undefined, n: number | undefined): string | undefined => {
       if (type === undefined || n === undefined) return type;
       const count = componentCount(hl7.version, type);
       if (count === undefined) return undefined;
       if (count === 1) return n === 1 ? type : undefined;
-      if (type === 'TS' && n === 1) return 'DTM';
-      return componentType(hl7.version, type, n);
+      return dateAwareComponentType(type, n);
     };
     const component = typeAt(field.type, path.component);
     const type = typeAt(component, path.subcomponent);
@@ -173,11 +172,13 @@ export function semanticDiagnostics(loaded: LoadedSpec, specDir: string): Diagno
     const whose = path.subcomponent === undefined ? `component ${path.component} of ${field.type}` : `subcomponent ${path.subcomponent} of ${component}, in component ${path.component} of ${field.type}`;
     at(where, 'error', 'spec/date-field', `${named} (${whose}, in ${fieldAt} ${field.name}) is ${type} in HL7 v${hl7.version}, not a date: reformat_date needs a DT, DTM or TS field or component`, hint);
   };
+  /** Component n's type in the channel's version; a TS's first component is its time whatever the tables call it (ST in v2.3). */
+  const dateAwareComponentType = (type: string, n: number): string | undefined => (type === 'TS' && n === 1 ? 'DTM' : componentType(hl7.version, type, n));
   /** The components of a composite type that are dates (TS, DTM, DT) in the channel's version. */
   const dateComponents = (type: string): number[] => {
     const out: number[] = [];
     for (let n = 1; n <= (componentCount(hl7.version, type) ?? 0); n++) {
-      const t = type === 'TS' && n === 1 ? 'DTM' : componentType(hl7.version, type, n);
+      const t = dateAwareComponentType(type, n);
       if (t && DATE_TYPES.has(t)) out.push(n);
     }
     return out;
