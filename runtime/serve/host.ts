@@ -740,6 +740,10 @@ export class ChannelHost {
       }
     };
     const scan = async () => {
+      // Settling is judged against the scan's start, one reading for all its files: a file seen
+      // first settles no later than one seen after it, so files that appeared together are read in
+      // name order (a reading per file let a later name pass first), and the wait is never short.
+      const now = Date.now();
       const names = (await readdir(source.dir).catch(() => [] as string[])).filter((n) => wanted.test(n) && !isTemporaryName(n)).sort();
       const present = new Set(names);
       for (const path of seen.keys()) if (!present.has(basename(path))) seen.delete(path);
@@ -759,7 +763,7 @@ export class ChannelHost {
         if (!first || first.stamp !== stamp) {
           seen.set(path, { stamp, since: Date.now() });
           if (settleMs > 0) continue;
-        } else if (Date.now() - first.since < settleMs) continue;
+        } else if (now - first.since < settleMs) continue;
         const bytes = await readFile(path).catch(() => undefined);
         if (!bytes) continue;
         // Written to while it was read: wait for it to settle again.

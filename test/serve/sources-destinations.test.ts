@@ -1,6 +1,6 @@
 import http from 'node:http';
 import net from 'node:net';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
@@ -289,9 +289,13 @@ accept:
 destinations: { out: { file: { dir: $DIR/out } } }
 `,
     });
-    mkdirSync(join(dir, 'in'), { recursive: true });
-    writeFileSync(join(dir, 'in', 'good.hl7'), adtMessage('F1') + adtMessage('F2'));
-    writeFileSync(join(dir, 'in', 'bad.hl7'), 'MSH|^~\\&|A|B|C|D|1||ORM^O01|F3|P|2.5.1\r');
+    // Both files appear at once (a folder renamed over the empty inbox): a scan between two writes
+    // would let the first file settle a scan earlier, and the order stored depend on timing.
+    const staging = join(dir, 'staging');
+    mkdirSync(staging, { recursive: true });
+    writeFileSync(join(staging, 'good.hl7'), adtMessage('F1') + adtMessage('F2'));
+    writeFileSync(join(staging, 'bad.hl7'), 'MSH|^~\\&|A|B|C|D|1||ORM^O01|F3|P|2.5.1\r');
+    renameSync(staging, join(dir, 'in'));
     await waitFor(() => existsSync(join(dir, 'in', 'done', 'good.hl7')) && existsSync(join(dir, 'in', 'error', 'bad.hl7')), 10_000, 'files moved');
     expect(readdirSync(join(dir, 'in')).filter((f) => f.endsWith('.hl7'))).toEqual([]);
     const rows = (await serving.store.listMessages());
